@@ -1,0 +1,63 @@
+# xdpctl. On a fresh Debian 12 machine `make demo` and `make test` do all the
+# set-up themselves (system packages via apt-get, which needs root).
+
+CARGO ?= cargo
+XDPCTL := target/release/xdpctl
+# Building: clang/llvm for the BPF side, libelf/zlib/pkg-config for libbpf-sys.
+# Testing: iproute2/ping/tcpdump for the lab, libbpf-dev for objects the tests
+# build, jq for the shell tests, clang-format/shellcheck for lint.
+DEPS := clang llvm libelf-dev zlib1g-dev pkg-config gcc make iproute2 iputils-ping \
+	tcpdump ethtool jq libbpf-dev clang-format shellcheck
+BENCH_DEPS := hyperfine
+
+.PHONY: all build deps bench-deps lint test demo testenv testenv-teardown bench clean
+
+all: build
+
+# Install only what is missing, so repeated runs stay fast.
+define apt_install
+	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" -ne 0 ]; then \
+			echo "missing packages:" $$missing "- run as root or apt-get install them"; exit 1; \
+		fi; \
+		echo "installing:" $$missing; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+endef
+
+deps:
+	$(call apt_install,$(DEPS))
+
+bench-deps: deps
+	$(call apt_install,$(BENCH_DEPS))
+
+build: deps
+	$(CARGO) build --release --locked
+
+lint: deps
+	$(CARGO) fmt --check
+	$(CARGO) clippy --release --all-targets --locked -- -D warnings
+	clang-format --dry-run -Werror bpf/*.c include/*.h $(wildcard bench/*.c)
+	shellcheck testenv/*.sh tests/*.sh $(wildcard bench/*.sh) .ci/run
+
+# Everything CI runs. Needs root: the tests attach programs to their own veths.
+test: build lint
+	$(CARGO) test --release --locked
+	XDPCTL=$(XDPCTL) tests/testenv_test.sh
+
+demo: build
+	XDPCTL=$(XDPCTL) testenv/demo.sh
+
+testenv: build
+	XDPCTL=$(XDPCTL) testenv/testenv.sh setup --legacy-ip
+
+testenv-teardown:
+	XDPCTL=$(XDPCTL) testenv/testenv.sh teardown
+
+bench: build bench-deps
+	XDPCTL=$(XDPCTL) bench/run.sh
+
+clean:
+	$(CARGO) clean

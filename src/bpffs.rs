@@ -1,0 +1,77 @@
+//! The BPF filesystem: mounted on demand, where pins may live, and the pin
+//! directory an interface gets by default.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use nix::mount::{mount, MsFlags};
+use nix::sys::statfs::{statfs, BPF_FS_MAGIC};
+
+/// Where bpffs is conventionally mounted, and where per-interface pins go.
+pub const ROOT: &str = "/sys/fs/bpf";
+
+/// Mount bpffs at [`ROOT`] unless it is there already (it may be unmounted at
+/// any time, and pinning then fails with a confusing error).
+pub fn ensure_mounted() -> Result<()> {
+    if on_bpffs(Path::new(ROOT))? {
+        return Ok(());
+    }
+    mount(
+        Some("bpf"),
+        ROOT,
+        Some("bpf"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("mode=0700"),
+    )
+    .with_context(|| format!("mounting bpffs on {ROOT} (are you root?)"))
+}
+
+/// Whether `path`, or the closest ancestor that exists, is on a bpffs.
+pub fn on_bpffs(path: &Path) -> Result<bool> {
+    let existing = path.ancestors().find(|p| p.exists()).unwrap_or(Path::new("/"));
+    let fs = statfs(existing).with_context(|| format!("statfs {}", existing.display()))?;
+    Ok(fs.filesystem_type() == BPF_FS_MAGIC)
+}
+
+/// Check a user-given pin directory before anything is loaded.
+pub fn check_pin_dir(dir: &Path) -> Result<()> {
+    if !dir.is_absolute() {
+        bail!("--pin-dir {}: give an absolute path under {ROOT}", dir.display());
+    }
+    if !on_bpffs(dir)? {
+        bail!(
+            "--pin-dir {} is not on a BPF filesystem; use a directory under {ROOT}",
+            dir.display()
+        );
+    }
+    if dir.components().any(|c| c.as_os_str().to_string_lossy().contains('.')) {
+        bail!("--pin-dir {}: bpffs refuses names containing '.'", dir.display());
+    }
+    Ok(())
+}
+
+/// `/sys/fs/bpf/<ifname>`, as the tutorial pins. bpffs refuses '.' in names, so a
+/// VLAN device like `eth0.100` becomes `eth0:100` (':' cannot occur in an
+/// interface name, so the mapping is one to one).
+pub fn default_pin_dir(ifname: &str) -> PathBuf {
+    Path::new(ROOT).join(ifname.replace('.', ":"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vlan_names_are_encoded() {
+        assert_eq!(default_pin_dir("veth0"), Path::new("/sys/fs/bpf/veth0"));
+        assert_eq!(default_pin_dir("eth0.100"), Path::new("/sys/fs/bpf/eth0:100"));
+    }
+
+    #[test]
+    fn pin_dir_outside_bpffs_is_refused() {
+        let err = check_pin_dir(Path::new("/tmp/xdpctl-pins")).unwrap_err().to_string();
+        assert!(err.contains("/tmp/xdpctl-pins") && err.contains("not on a BPF filesystem"));
+        let err = check_pin_dir(Path::new("relative")).unwrap_err().to_string();
+        assert!(err.contains("absolute"));
+    }
+}

@@ -1,0 +1,92 @@
+//! The programs xdpctl ships: their short names, the tutorial's names, the object
+//! each lives in, and one line on what each does.
+
+use anyhow::{anyhow, Result};
+use serde::Serialize;
+
+/// The shipped BPF objects (one skeleton each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectFile {
+    /// bpf/xdp_prog_kern.bpf.c
+    XdpProgKern,
+}
+
+impl ObjectFile {
+    pub fn name(self) -> &'static str {
+        match self {
+            ObjectFile::XdpProgKern => "xdp_prog_kern",
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Shipped {
+    /// Short name, also the C function and kernel program name.
+    pub name: &'static str,
+    pub object: ObjectFile,
+    /// The tutorial lesson it comes from.
+    pub lesson: &'static str,
+    pub summary: &'static str,
+}
+
+pub const DEFAULT: &str = "xdp_pass";
+
+pub const PROGRAMS: &[Shipped] = &[
+    Shipped {
+        name: "xdp_pass",
+        object: ObjectFile::XdpProgKern,
+        lesson: "basic01-04",
+        summary: "pass every packet on to the network stack; counts it under XDP_PASS",
+    },
+    Shipped {
+        name: "xdp_drop",
+        object: ObjectFile::XdpProgKern,
+        lesson: "basic02-04",
+        summary: "drop every packet; counts it under XDP_DROP",
+    },
+    Shipped {
+        name: "xdp_abort",
+        object: ObjectFile::XdpProgKern,
+        lesson: "basic02-04",
+        summary: "drop every packet as an error: counts it under XDP_ABORTED and \
+                  fires the xdp:xdp_exception tracepoint",
+    },
+];
+
+/// A shipped program by its short name or the tutorial's function name
+/// (`xdp_pass_func`).
+pub fn find(name: &str) -> Result<&'static Shipped> {
+    let short = name.strip_suffix("_func").unwrap_or(name);
+    PROGRAMS.iter().find(|p| p.name == short).ok_or_else(|| {
+        anyhow!(
+            "program {name:?} is not one xdpctl ships; valid names: {} (`xdpctl list` says what each does)",
+            names().join(", ")
+        )
+    })
+}
+
+pub fn names() -> Vec<&'static str> {
+    PROGRAMS.iter().map(|p| p.name).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tutorial_names_resolve_to_short_names() {
+        assert_eq!(find("xdp_pass").unwrap().name, "xdp_pass");
+        assert_eq!(find("xdp_drop_func").unwrap().name, "xdp_drop");
+        assert_eq!(find("xdp_abort_func").unwrap().name, "xdp_abort");
+    }
+
+    #[test]
+    fn unknown_name_lists_the_valid_ones() {
+        let err = find("xdp_nope").unwrap_err().to_string();
+        assert!(err.contains("\"xdp_nope\""), "{err}");
+        for p in PROGRAMS {
+            assert!(err.contains(p.name), "{err}");
+        }
+    }
+}

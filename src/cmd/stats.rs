@@ -1,0 +1,202 @@
+//! `xdpctl stats`: per-action packets, pps, bytes and Mbit/s read from the pinned
+//! `xdp_stats_map` by a separate process (basic03-04), following reloads.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+use crate::bpffs;
+use crate::iface;
+use crate::output::Output;
+use crate::record;
+use crate::skel::DataRec;
+use crate::statsmap::{action_name, StatsMap, MAP_NAME};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Interface whose pinned stats to read
+    #[arg(short, long, value_name = "IF")]
+    pub dev: String,
+    /// Seconds between samples
+    #[arg(short, long, default_value_t = 2.0, value_parser = parse_interval)]
+    pub interval: f64,
+    /// Print this many samples, then exit
+    #[arg(short, long, value_name = "N")]
+    pub count: Option<u64>,
+    /// Read the map pinned here instead of where `load` pinned it
+    #[arg(long, value_name = "DIR")]
+    pub pin_dir: Option<PathBuf>,
+}
+
+fn parse_interval(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.01..=86_400.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a number of seconds between 0.01 and 86400")),
+    }
+}
+
+/// One reading of every action slot.
+struct Sample {
+    at: Instant,
+    recs: Vec<DataRec>,
+}
+
+#[derive(Serialize)]
+struct ActionRate {
+    packets: u64,
+    bytes: u64,
+    pps: f64,
+    bps: f64,
+}
+
+#[derive(Serialize)]
+struct JsonSample<'a> {
+    dev: &'a str,
+    map_id: u32,
+    /// Unix time of the sample, seconds.
+    time: f64,
+    period: f64,
+    actions: BTreeMap<String, ActionRate>,
+}
+
+pub fn run(args: &Args, out: Output) -> Result<()> {
+    let dev = iface::resolve(&args.dev)?;
+    bpffs::ensure_mounted()?;
+    let dir = match &args.pin_dir {
+        Some(d) => d.clone(),
+        None => {
+            record::read(&dev)?.map_or_else(|| bpffs::default_pin_dir(&dev.name), |r| r.pin_dir)
+        }
+    };
+    let path = dir.join(MAP_NAME);
+    if !path.exists() {
+        bail!(
+            "no {MAP_NAME} pinned in {}; load a program first: `xdpctl load --dev {}`",
+            dir.display(),
+            dev.name
+        );
+    }
+    let mut map = StatsMap::open(&path)?;
+
+    let (stop_tx, stop) = mpsc::channel();
+    ctrlc::set_handler(move || {
+        // The receiver is gone only when we are already exiting.
+        let _ = stop_tx.send(());
+    })
+    .context("installing the Ctrl-C handler")?;
+
+    if !out.json && !out.quiet {
+        println!("Collecting stats from {} (map id {}); Ctrl-C stops", path.display(), map.id);
+    }
+    let interval = Duration::from_secs_f64(args.interval);
+    let mut prev = Sample { at: Instant::now(), recs: map.read()? };
+    let mut printed = 0u64;
+    let mut waiting = false;
+    while args.count.is_none_or(|n| printed < n) {
+        match stop.recv_timeout(interval) {
+            Err(RecvTimeoutError::Timeout) => {}
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
+        }
+        // Re-open every time: a reload pins a new map under the same name.
+        match StatsMap::open(&path) {
+            Ok(fresh) if fresh.id != map.id => {
+                note(
+                    out,
+                    &format!(
+                    "{MAP_NAME} changed: map id {} -> {} (program reloaded); restarting counters",
+                    map.id, fresh.id
+                ),
+                );
+                map = fresh;
+                prev = Sample { at: Instant::now(), recs: map.read()? };
+                waiting = false;
+                continue;
+            }
+            Ok(_) => waiting = false,
+            Err(_) if !path.exists() => {
+                if !waiting {
+                    note(
+                        out,
+                        &format!("{} is gone (program unloaded?); waiting for it", path.display()),
+                    );
+                    waiting = true;
+                }
+                continue;
+            }
+            Err(e) => return Err(e),
+        }
+        let cur = Sample { at: Instant::now(), recs: map.read()? };
+        if out.json {
+            out.json(&json_sample(&dev.name, map.id, &prev, &cur))?;
+        } else {
+            print_table(&prev, &cur)?;
+        }
+        prev = cur;
+        printed += 1;
+    }
+    Ok(())
+}
+
+/// Notices go to stderr when stdout carries JSON, so NDJSON stays clean.
+fn note(out: Output, msg: &str) {
+    if out.json {
+        eprintln!("xdpctl: {msg}");
+    } else if !out.quiet {
+        println!("{msg}");
+    }
+}
+
+fn rate(prev: u64, cur: u64, period: f64) -> f64 {
+    if period > 0.0 {
+        cur.saturating_sub(prev) as f64 / period
+    } else {
+        0.0
+    }
+}
+
+fn json_sample<'a>(dev: &'a str, map_id: u32, prev: &Sample, cur: &Sample) -> JsonSample<'a> {
+    let period = cur.at.duration_since(prev.at).as_secs_f64();
+    let actions = cur
+        .recs
+        .iter()
+        .zip(&prev.recs)
+        .enumerate()
+        .map(|(key, (c, p))| {
+            let r = ActionRate {
+                packets: c.rx_packets,
+                bytes: c.rx_bytes,
+                pps: rate(p.rx_packets, c.rx_packets, period),
+                bps: rate(p.rx_bytes, c.rx_bytes, period) * 8.0,
+            };
+            (action_name(key as u32), r)
+        })
+        .collect();
+    let time = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+    JsonSample { dev, map_id, time, period, actions }
+}
+
+/// The tutorial's table: totals, rates over the period, and the period itself.
+fn print_table(prev: &Sample, cur: &Sample) -> Result<()> {
+    let period = cur.at.duration_since(prev.at).as_secs_f64();
+    let mut w = io::stdout().lock();
+    writeln!(w, "XDP-action").context("writing stats")?;
+    for (key, (c, p)) in cur.recs.iter().zip(&prev.recs).enumerate() {
+        writeln!(
+            w,
+            "{:<12} {:>11} pkts ({:>10.0} pps) {:>11.0} Kbytes ({:>6.0} Mbits/s) period:{period:.6}",
+            action_name(key as u32),
+            c.rx_packets,
+            rate(p.rx_packets, c.rx_packets, period),
+            c.rx_bytes as f64 / 1000.0,
+            rate(p.rx_bytes, c.rx_bytes, period) * 8.0 / 1e6,
+        )
+        .context("writing stats")?;
+    }
+    writeln!(w).context("writing stats")?;
+    w.flush().context("writing stats")
+}

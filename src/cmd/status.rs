@@ -1,0 +1,95 @@
+//! `xdpctl status`: every interface's XDP programs, as `xdp-loader status` shows.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use libbpf_rs::ProgramHandle;
+use serde::Serialize;
+
+use crate::iface;
+use crate::output::Output;
+use crate::record;
+use crate::xdp::{self, Mode};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Only this interface
+    #[arg(short, long, value_name = "IF")]
+    pub dev: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Row {
+    ifname: String,
+    ifindex: u32,
+    prog_id: u32,
+    name: String,
+    tag: String,
+    mode: Mode,
+    /// Set when xdpctl pinned this program's maps.
+    pin_dir: Option<PathBuf>,
+}
+
+pub fn run(args: &Args, out: Output) -> Result<()> {
+    let devs = match &args.dev {
+        Some(name) => vec![iface::resolve(name)?],
+        None => iface::all()?,
+    };
+    let mut rows = Vec::new();
+    for dev in &devs {
+        let attached = xdp::query(dev.index)?;
+        if attached.is_empty() {
+            continue;
+        }
+        let rec = record::read(dev)?;
+        for att in attached {
+            // The program can vanish between query and open; show what we know.
+            let (name, tag) = match ProgramHandle::from_prog_id(att.prog_id) {
+                Ok(h) => (h.name().to_string_lossy().into_owned(), hex(&h.tag())),
+                Err(_) => ("?".to_string(), "?".to_string()),
+            };
+            let pin_dir =
+                rec.as_ref().filter(|r| r.prog_id == att.prog_id).map(|r| r.pin_dir.clone());
+            rows.push(Row {
+                ifname: dev.name.clone(),
+                ifindex: dev.index,
+                prog_id: att.prog_id,
+                name,
+                tag,
+                mode: att.mode,
+                pin_dir,
+            });
+        }
+    }
+
+    if out.json {
+        return out.json(&rows);
+    }
+    if rows.is_empty() {
+        match &args.dev {
+            Some(name) => println!("{name}: no XDP program attached"),
+            None => println!("No XDP programs attached"),
+        }
+        return Ok(());
+    }
+    println!(
+        "{:<16} {:>7}  {:<16} {:<16}  {:<6}  PIN DIR",
+        "INTERFACE", "PROG ID", "NAME", "TAG", "MODE"
+    );
+    for r in rows {
+        let pin_dir = r.pin_dir.map_or_else(|| "-".to_string(), |p| p.display().to_string());
+        println!(
+            "{:<16} {:>7}  {:<16} {:<16}  {:<6}  {pin_dir}",
+            r.ifname,
+            r.prog_id,
+            r.name,
+            r.tag,
+            r.mode.to_string()
+        );
+    }
+    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,94 @@
+//! `xdpctl unload`: detach in whatever mode the program runs, confirm with the
+//! kernel, and remove the pins xdpctl made for the interface.
+
+use anyhow::{bail, Result};
+use serde::Serialize;
+
+use crate::cmd::prog_name;
+use crate::iface;
+use crate::output::Output;
+use crate::pins;
+use crate::record;
+use crate::xdp::{self, Attachment, Mode};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Interface to detach from
+    #[arg(short, long, value_name = "IF")]
+    pub dev: String,
+    /// Only detach the program with this id
+    #[arg(long, value_name = "ID")]
+    pub id: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct Detached {
+    prog_id: u32,
+    prog_name: String,
+    mode: Mode,
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    ifname: &'a str,
+    detached: Vec<Detached>,
+    removed_pins: Vec<String>,
+}
+
+pub fn run(args: &Args, out: Output) -> Result<()> {
+    let dev = iface::resolve(&args.dev)?;
+    let attached = xdp::query(dev.index)?;
+    let targets: Vec<Attachment> =
+        attached.iter().copied().filter(|a| args.id.is_none_or(|id| id == a.prog_id)).collect();
+    if let (Some(id), true, false) = (args.id, targets.is_empty(), attached.is_empty()) {
+        let have: Vec<String> = attached
+            .iter()
+            .map(|a| format!("{} (id {}, {} mode)", prog_name(a.prog_id), a.prog_id, a.mode))
+            .collect();
+        bail!("--id {id}: no such program on {}; attached there: {}", dev.name, have.join(", "));
+    }
+
+    let mut detached = Vec::new();
+    for att in &targets {
+        let name = prog_name(att.prog_id);
+        xdp::detach(&dev, *att)?;
+        detached.push(Detached { prog_id: att.prog_id, prog_name: name, mode: att.mode });
+    }
+    let left = xdp::query(dev.index)?;
+    if let Some(still) = left.iter().find(|a| targets.contains(a)) {
+        bail!(
+            "program id {} is still attached to {} ({} mode) after detaching it",
+            still.prog_id,
+            dev.name,
+            still.mode
+        );
+    }
+
+    // Our pins go once the program they served is gone, or when nothing is left.
+    let mut removed_pins = Vec::new();
+    if let Some(rec) = record::read(&dev)? {
+        if left.is_empty() || targets.iter().any(|a| a.prog_id == rec.prog_id) {
+            pins::remove(&rec.pin_dir, &rec.pins)?;
+            record::remove(&dev)?;
+            removed_pins =
+                rec.pins.iter().map(|p| rec.pin_dir.join(p).display().to_string()).collect();
+        }
+    }
+
+    if out.json {
+        return out.json(&Report { ifname: &dev.name, detached, removed_pins });
+    }
+    if detached.is_empty() {
+        out.info(format!("No XDP program attached to {}", dev.name));
+    }
+    for d in &detached {
+        out.info(format!(
+            "Detached {} (id {}, {} mode) from {}",
+            d.prog_name, d.prog_id, d.mode, dev.name
+        ));
+    }
+    if !removed_pins.is_empty() {
+        out.info(format!(" - removed pins: {}", removed_pins.join(", ")));
+    }
+    Ok(())
+}

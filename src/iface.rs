@@ -1,0 +1,69 @@
+//! Network interfaces by name and index, asked of the kernel rather than read
+//! from /sys, which `ip netns exec` remounts with another namespace's devices.
+
+use anyhow::{bail, Context, Result};
+use nix::errno::Errno;
+use nix::net::if_::{if_nameindex, if_nametoindex};
+
+/// Linux interface names are at most IFNAMSIZ - 1 bytes.
+const IFNAMSIZ: usize = 16;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Iface {
+    pub name: String,
+    pub index: u32,
+}
+
+/// The interface called `name` in this network namespace.
+pub fn resolve(name: &str) -> Result<Iface> {
+    if name.is_empty()
+        || name.len() >= IFNAMSIZ
+        || name.contains(['/', ':', '\0'])
+        || name.contains(char::is_whitespace)
+    {
+        bail!(
+            "--dev {name:?} is not a valid interface name \
+             (1-15 characters, no '/', ':' or spaces); `ip link` lists the interfaces"
+        );
+    }
+    match if_nametoindex(name) {
+        Ok(index) => Ok(Iface { name: name.to_string(), index }),
+        Err(Errno::ENODEV) => {
+            bail!("--dev {name}: no such interface here; `ip link` lists the interfaces")
+        }
+        Err(e) => Err(e).with_context(|| format!("looking up interface {name}")),
+    }
+}
+
+/// Every interface of this network namespace, by index.
+pub fn all() -> Result<Vec<Iface>> {
+    let list = if_nameindex().context("listing network interfaces")?;
+    let mut out: Vec<Iface> = list
+        .iter()
+        .map(|i| Iface { name: i.name().to_string_lossy().into_owned(), index: i.index() })
+        .collect();
+    out.sort_by_key(|i| i.index);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_resolves() {
+        let lo = resolve("lo").unwrap();
+        assert_eq!(lo.index, 1);
+        assert!(all().unwrap().contains(&lo));
+    }
+
+    #[test]
+    fn bad_names_are_refused_with_the_input_named() {
+        for bad in ["", "a/b", "eth0:1", "has space", "sixteen-chars-xx"] {
+            let err = resolve(bad).unwrap_err().to_string();
+            assert!(err.contains(&format!("{bad:?}")), "{err}");
+        }
+        let err = resolve("nosuchif0").unwrap_err().to_string();
+        assert!(err.contains("nosuchif0") && err.contains("ip link"), "{err}");
+    }
+}

@@ -1,0 +1,16 @@
+//! xdpctl: the XDP tutorial rebuilt as one tool. `main.rs` only parses the command
+//! line; everything it runs lives here, where tests and benchmarks reach it too.
+
+pub mod bpffs;
+pub mod catalog;
+pub mod cmd;
+pub mod error;
+pub mod iface;
+pub mod logging;
+pub mod object;
+pub mod output;
+pub mod pins;
+pub mod record;
+pub mod skel;
+pub mod statsmap;
+pub mod xdp;

@@ -1,0 +1,76 @@
+//! Where libbpf's messages go: to stderr with `-v`; otherwise into a short buffer
+//! from which a failed load shows the verifier's last lines and a failed attach
+//! the kernel's own reason.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use libbpf_rs::PrintLevel;
+
+static VERBOSE: AtomicBool = AtomicBool::new(false);
+static WARNINGS: Mutex<VecDeque<String>> = Mutex::new(VecDeque::new());
+/// Enough for the end of a verifier log without keeping all of it.
+const KEEP_LINES: usize = 400;
+const KERNEL_MSG: &str = "Kernel error message: ";
+
+pub fn init(verbose: bool) {
+    VERBOSE.store(verbose, Ordering::Relaxed);
+    libbpf_rs::set_print(Some((PrintLevel::Debug, on_message)));
+}
+
+pub fn verbose() -> bool {
+    VERBOSE.load(Ordering::Relaxed)
+}
+
+fn on_message(level: PrintLevel, msg: String) {
+    if verbose() {
+        eprint!("{msg}");
+    }
+    if !matches!(level, PrintLevel::Warn) {
+        return;
+    }
+    // A poisoned buffer only loses diagnostics; never fail the operation for it.
+    if let Ok(mut buf) = WARNINGS.lock() {
+        for line in msg.lines() {
+            if buf.len() == KEEP_LINES {
+                buf.pop_front();
+            }
+            buf.push_back(line.to_string());
+        }
+    }
+}
+
+/// Forget earlier warnings, so what follows belongs to the next operation.
+pub fn clear() {
+    if let Ok(mut buf) = WARNINGS.lock() {
+        buf.clear();
+    }
+}
+
+/// The kernel's reason for the last failed netlink request, if libbpf logged one.
+pub fn kernel_message() -> Option<String> {
+    let buf = WARNINGS.lock().ok()?;
+    buf.iter().rev().find_map(|l| l.split_once(KERNEL_MSG).map(|(_, m)| m.trim().to_string()))
+}
+
+/// The last `n` lines of the verifier log of the last failed program load, or of
+/// libbpf's warnings when there was no verifier log.
+pub fn verifier_tail(n: usize) -> Vec<String> {
+    let Ok(buf) = WARNINGS.lock() else {
+        return Vec::new();
+    };
+    let lines: Vec<&String> = buf.iter().collect();
+    let begin = lines.iter().rposition(|l| l.contains("-- BEGIN PROG LOAD LOG --"));
+    let body = match begin {
+        Some(b) => {
+            let end = lines[b..]
+                .iter()
+                .position(|l| l.contains("-- END PROG LOAD LOG --"))
+                .map_or(lines.len(), |e| b + e);
+            &lines[b + 1..end]
+        }
+        None => &lines[..],
+    };
+    body[body.len().saturating_sub(n)..].iter().map(|s| s.to_string()).collect()
+}

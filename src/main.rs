@@ -1,0 +1,62 @@
+//! xdpctl: parse the command line, dispatch, turn errors into one line and an
+//! exit status.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use xdpctl::cmd::{list, load, stats, status, unload};
+use xdpctl::error::exit_code;
+use xdpctl::logging;
+use xdpctl::output::Output;
+
+/// Load, attach, pin, inspect and measure XDP programs: the XDP tutorial as one tool.
+#[derive(Parser, Debug)]
+#[command(name = "xdpctl", version)]
+struct Cli {
+    /// Show libbpf's log, including the verifier's
+    #[arg(short, long, global = true, help_heading = "Global options")]
+    verbose: bool,
+    /// Print only errors (and data)
+    #[arg(short, long, global = true, help_heading = "Global options")]
+    quiet: bool,
+    /// Print data as JSON (one object per line for streams)
+    #[arg(long, global = true, help_heading = "Global options")]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Load a program, attach it to an interface and pin its maps
+    Load(load::Args),
+    /// Detach the XDP program of an interface and remove its pins
+    Unload(unload::Args),
+    /// Show the XDP programs attached to interfaces
+    Status(status::Args),
+    /// List the programs xdpctl ships
+    List,
+    /// Show per-action packet and byte counters of an interface's program
+    Stats(stats::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.verbose);
+    let out = Output { json: cli.json, quiet: cli.quiet };
+    let result = match &cli.command {
+        Command::Load(args) => load::run(args, out),
+        Command::Unload(args) => unload::run(args, out),
+        Command::Status(args) => status::run(args, out),
+        Command::List => list::run(out),
+        Command::Stats(args) => stats::run(args, out),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xdpctl: error: {err:#}");
+            ExitCode::from(exit_code(&err))
+        }
+    }
+}

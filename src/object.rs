@@ -1,0 +1,164 @@
+//! BPF objects `load` works on: a shipped skeleton or a user's ELF file. Picks one
+//! program by name so that only that program is loaded.
+
+use std::fs::File;
+use std::io::Read;
+use std::mem::MaybeUninit;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
+use libbpf_rs::{Object, ObjectBuilder, OpenObject, ProgramType};
+
+use crate::catalog::ObjectFile;
+use crate::skel::xdp_prog::{OpenXdpProgKernSkel, XdpProgKernSkel, XdpProgKernSkelBuilder};
+
+/// ELF e_machine of BPF objects.
+const EM_BPF: u16 = 247;
+
+/// Where the object comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    Shipped(ObjectFile),
+    File(PathBuf),
+}
+
+impl Source {
+    /// How to name the object in messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Source::Shipped(o) => o.name().to_string(),
+            Source::File(p) => p.display().to_string(),
+        }
+    }
+}
+
+/// An opened, not yet loaded object.
+pub enum Opened<'obj> {
+    XdpProgKern(Box<OpenXdpProgKernSkel<'obj>>),
+    File(OpenObject),
+}
+
+/// A loaded object; dropping it closes our fds (attachments and pins stay).
+pub enum Loaded<'obj> {
+    XdpProgKern(Box<XdpProgKernSkel<'obj>>),
+    File(Object),
+}
+
+impl<'obj> Opened<'obj> {
+    /// Open `source`; shipped skeletons keep their object in `storage`.
+    pub fn open(source: &Source, storage: &'obj mut MaybeUninit<OpenObject>) -> Result<Self> {
+        match source {
+            Source::Shipped(ObjectFile::XdpProgKern) => {
+                let skel = XdpProgKernSkelBuilder::default()
+                    .open(storage)
+                    .context("opening the shipped xdp_prog_kern object")?;
+                Ok(Opened::XdpProgKern(Box::new(skel)))
+            }
+            Source::File(path) => {
+                check_bpf_elf(path)?;
+                let obj = ObjectBuilder::default()
+                    .open_file(path)
+                    .with_context(|| format!("--obj {}: libbpf cannot open it", path.display()))?;
+                Ok(Opened::File(obj))
+            }
+        }
+    }
+
+    pub fn object_mut(&mut self) -> &mut OpenObject {
+        match self {
+            Opened::XdpProgKern(s) => s.open_object_mut(),
+            Opened::File(o) => o,
+        }
+    }
+
+    pub fn load(self) -> libbpf_rs::Result<Loaded<'obj>> {
+        Ok(match self {
+            Opened::XdpProgKern(s) => Loaded::XdpProgKern(Box::new(s.load()?)),
+            Opened::File(o) => Loaded::File(o.load()?),
+        })
+    }
+}
+
+impl Loaded<'_> {
+    pub fn object(&self) -> &Object {
+        match self {
+            Loaded::XdpProgKern(s) => s.object(),
+            Loaded::File(o) => o,
+        }
+    }
+
+    pub fn object_mut(&mut self) -> &mut Object {
+        match self {
+            Loaded::XdpProgKern(s) => s.object_mut(),
+            Loaded::File(o) => o,
+        }
+    }
+}
+
+/// Leave only the program called `wanted` to be loaded and return its name.
+/// Accepts the function name, the tutorial's `<name>_func` spelling either way,
+/// or a (legacy) section name; `origin` names the object in errors.
+pub fn select(obj: &mut OpenObject, wanted: &str, origin: &str) -> Result<String> {
+    let progs: Vec<(String, String)> = obj
+        .progs()
+        .map(|p| {
+            (p.name().to_string_lossy().into_owned(), p.section().to_string_lossy().into_owned())
+        })
+        .collect();
+    let short = wanted.strip_suffix("_func").unwrap_or(wanted);
+    let idx = progs
+        .iter()
+        .position(|(name, _)| name == wanted)
+        .or_else(|| {
+            progs
+                .iter()
+                .position(|(name, _)| name == short || name.strip_suffix("_func") == Some(short))
+        })
+        .or_else(|| progs.iter().position(|(_, sec)| sec == wanted));
+    let Some(idx) = idx else {
+        let have: Vec<&str> = progs.iter().map(|(n, _)| n.as_str()).collect();
+        bail!(
+            "no program {wanted:?} in {origin}; it has: {}",
+            if have.is_empty() { "no programs".to_string() } else { have.join(", ") }
+        );
+    };
+    for (i, mut prog) in obj.progs_mut().enumerate() {
+        if i != idx {
+            prog.set_autoload(false);
+            continue;
+        }
+        // libbpf 1.x gives old custom section names (SEC("xdp_pass")) no type.
+        if prog.prog_type() == ProgramType::Unspec {
+            prog.set_prog_type(ProgramType::Xdp);
+        }
+        if prog.prog_type() != ProgramType::Xdp {
+            bail!(
+                "program {} in {origin} is of type {:?}, not XDP; pick an XDP program",
+                progs[idx].0,
+                prog.prog_type()
+            );
+        }
+    }
+    Ok(progs[idx].0.clone())
+}
+
+/// Refuse files that are missing or are not BPF ELF objects, before libbpf
+/// prints its own less helpful complaints.
+fn check_bpf_elf(path: &Path) -> Result<()> {
+    let shown = path.display();
+    let mut file = File::open(path)
+        .with_context(|| format!("--obj {shown}: cannot open it (does the file exist?)"))?;
+    let mut header = [0u8; 20];
+    if file.read_exact(&mut header).is_err() || &header[..4] != b"\x7fELF" {
+        bail!("--obj {shown} is not an ELF file; build one with `clang -O2 -g -target bpf -c prog.bpf.c`");
+    }
+    let machine = match header[5] {
+        2 => u16::from_be_bytes([header[18], header[19]]),
+        _ => u16::from_le_bytes([header[18], header[19]]),
+    };
+    if machine != EM_BPF {
+        bail!("--obj {shown} is an ELF file for machine {machine}, not BPF; build it with `clang -target bpf`");
+    }
+    Ok(())
+}

@@ -1,0 +1,194 @@
+//! XDP attachments through netlink: query, attach, replace, detach. Netlink
+//! attachments outlive xdpctl, which is what `load` promises; a bpf_link would
+//! die with the process.
+
+use std::fmt;
+use std::io;
+use std::mem::{offset_of, size_of};
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+use anyhow::{Context, Result};
+use libbpf_rs::libbpf_sys::{
+    self, bpf_xdp_attach_opts, bpf_xdp_query_opts, XDP_FLAGS_DRV_MODE, XDP_FLAGS_HW_MODE,
+    XDP_FLAGS_REPLACE, XDP_FLAGS_SKB_MODE, XDP_FLAGS_UPDATE_IF_NOEXIST,
+};
+use libbpf_rs::Program;
+use nix::errno::Errno;
+use serde::Serialize;
+
+use crate::iface::Iface;
+use crate::logging;
+
+/// Where a program runs: in the driver, in the generic (skb) path, or offloaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Native,
+    Skb,
+    Hw,
+}
+
+impl Mode {
+    fn flag(self) -> u32 {
+        match self {
+            Mode::Native => XDP_FLAGS_DRV_MODE,
+            Mode::Skb => XDP_FLAGS_SKB_MODE,
+            Mode::Hw => XDP_FLAGS_HW_MODE,
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Native => "native",
+            Mode::Skb => "skb",
+            Mode::Hw => "hw",
+        })
+    }
+}
+
+/// The mode a user asks for; `auto` lets the kernel pick (native where the driver
+/// supports it, else skb).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModeRequest {
+    Native,
+    Skb,
+    Hw,
+    Auto,
+}
+
+impl ModeRequest {
+    pub fn fixed(self) -> Option<Mode> {
+        match self {
+            ModeRequest::Native => Some(Mode::Native),
+            ModeRequest::Skb => Some(Mode::Skb),
+            ModeRequest::Hw => Some(Mode::Hw),
+            ModeRequest::Auto => None,
+        }
+    }
+}
+
+/// One program attached to an interface in one mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attachment {
+    pub prog_id: u32,
+    pub mode: Mode,
+}
+
+/// Every XDP program attached to `ifindex` (at most one per mode).
+pub fn query(ifindex: u32) -> Result<Vec<Attachment>> {
+    let mut opts = bpf_xdp_query_opts {
+        // Stop before feature_flags: asking for them costs libbpf three more
+        // netlink round trips (generic netlink), and we never use them.
+        sz: offset_of!(bpf_xdp_query_opts, feature_flags) as _,
+        ..Default::default()
+    };
+    // SAFETY: `opts` is a live, correctly sized bpf_xdp_query_opts for the call.
+    let ret = unsafe { libbpf_sys::bpf_xdp_query(ifindex as i32, 0, &mut opts) };
+    check(ret).with_context(|| format!("querying XDP programs on ifindex {ifindex}"))?;
+    Ok([
+        (opts.drv_prog_id, Mode::Native),
+        (opts.skb_prog_id, Mode::Skb),
+        (opts.hw_prog_id, Mode::Hw),
+    ]
+    .into_iter()
+    .filter(|(id, _)| *id != 0)
+    .map(|(prog_id, mode)| Attachment { prog_id, mode })
+    .collect())
+}
+
+/// Attach `prog` to `dev`. With `replace`, atomically swap out that program
+/// (which must be attached in the same mode); without it, fail if any program is
+/// attached. `mode` None lets the kernel choose.
+pub fn attach(
+    dev: &Iface,
+    prog: BorrowedFd<'_>,
+    mode: Option<Mode>,
+    replace: Option<BorrowedFd<'_>>,
+) -> Result<()> {
+    let mut flags = mode.map_or(0, Mode::flag);
+    let mut opts = attach_opts();
+    match replace {
+        Some(old) => {
+            flags |= XDP_FLAGS_REPLACE;
+            opts.old_prog_fd = old.as_raw_fd();
+        }
+        None => flags |= XDP_FLAGS_UPDATE_IF_NOEXIST,
+    }
+    logging::clear();
+    // SAFETY: both fds are open for the duration of the call and `opts` is a live,
+    // correctly sized bpf_xdp_attach_opts.
+    let ret =
+        unsafe { libbpf_sys::bpf_xdp_attach(dev.index as i32, prog.as_raw_fd(), flags, &opts) };
+    check(ret).map_err(|e| attach_error(e, dev, mode))
+}
+
+/// Detach `att` from `dev`, only if it is still the program attached there.
+pub fn detach(dev: &Iface, att: Attachment) -> Result<()> {
+    let mut flags = att.mode.flag();
+    let mut opts = attach_opts();
+    // Naming the expected program makes the detach race-free; if it is already
+    // gone from the kernel there is nothing to compare against.
+    let expected = Program::fd_from_id(att.prog_id).ok();
+    if let Some(fd) = &expected {
+        flags |= XDP_FLAGS_REPLACE;
+        opts.old_prog_fd = fd.as_raw_fd();
+    }
+    logging::clear();
+    // SAFETY: `expected` (if any) stays open across the call; `opts` is a live,
+    // correctly sized bpf_xdp_attach_opts.
+    let ret = unsafe { libbpf_sys::bpf_xdp_detach(dev.index as i32, flags, &opts) };
+    check(ret).map_err(|e| {
+        anyhow::Error::new(e).context(format!(
+            "detaching program id {} ({} mode) from {}{}",
+            att.prog_id,
+            att.mode,
+            dev.name,
+            kernel_says()
+        ))
+    })
+}
+
+fn attach_opts() -> bpf_xdp_attach_opts {
+    bpf_xdp_attach_opts { sz: size_of::<bpf_xdp_attach_opts>() as _, ..Default::default() }
+}
+
+fn check(ret: i32) -> io::Result<()> {
+    if ret < 0 {
+        Err(io::Error::from_raw_os_error(-ret))
+    } else {
+        Ok(())
+    }
+}
+
+fn kernel_says() -> String {
+    logging::kernel_message().map(|m| format!(" (kernel: {m})")).unwrap_or_default()
+}
+
+/// Turn an attach errno into what the user should do next.
+fn attach_error(err: io::Error, dev: &Iface, mode: Option<Mode>) -> anyhow::Error {
+    let errno = Errno::from_raw(err.raw_os_error().unwrap_or(0));
+    let name = &dev.name;
+    let hint = match (errno, mode) {
+        (Errno::EOPNOTSUPP, Some(Mode::Native)) => {
+            format!("; {name} has no native XDP support, try --skb-mode")
+        }
+        (Errno::EOPNOTSUPP | Errno::EINVAL, Some(Mode::Hw)) => {
+            format!("; {name} cannot offload XDP to hardware, try --native-mode or --skb-mode")
+        }
+        (Errno::EEXIST | Errno::EBUSY, _) => format!(
+            "; another XDP program is attached to {name} (in this or another mode): \
+             see `xdpctl status --dev {name}`, then use --force or `xdpctl unload`"
+        ),
+        (Errno::ERANGE | Errno::E2BIG, _) => {
+            format!("; the MTU of {name} is too large for XDP here, lower it or try --skb-mode")
+        }
+        _ => String::new(),
+    };
+    let mode = mode.map_or("auto".to_string(), |m| m.to_string());
+    anyhow::Error::msg(format!(
+        "attaching to {name} in {mode} mode failed: {err}{}{hint}",
+        kernel_says()
+    ))
+}

@@ -1,0 +1,264 @@
+//! load / unload / status / stats against a real veth with real ping traffic.
+//! Needs root; every test builds its own lab and removes it, also on failure.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::thread::sleep;
+use std::time::Duration;
+
+use common::{xdpctl, xdpctl_ok, Lab, PING6_REPLY_BYTES};
+use serde_json::Value;
+
+fn load(lab: &Lab, extra: &[&str]) -> Value {
+    let mut args = vec!["--json", "load", "--dev", &lab.outer];
+    args.extend_from_slice(extra);
+    serde_json::from_str(&xdpctl_ok(&args)).expect("load JSON")
+}
+
+fn prog_id(v: &Value) -> u64 {
+    v["prog_id"].as_u64().expect("prog_id")
+}
+
+#[test]
+fn pass_lets_ping6_through_and_counts_every_reply() {
+    let lab = Lab::new();
+    load(&lab, &["--progname", "xdp_pass"]);
+    assert!(lab.ping(5), "ping6 must succeed through xdp_pass");
+    let s = lab.stats();
+    assert_eq!(s.packets("XDP_PASS"), 5);
+    assert_eq!(s.bytes("XDP_PASS"), 5 * PING6_REPLY_BYTES);
+    for other in ["XDP_ABORTED", "XDP_DROP", "XDP_TX", "XDP_REDIRECT"] {
+        assert_eq!(s.packets(other), 0, "{other}");
+    }
+}
+
+#[test]
+fn drop_blocks_ping_and_counts_the_drops() {
+    let lab = Lab::new();
+    load(&lab, &["--progname", "xdp_drop_func"]);
+    assert!(!lab.ping(3), "ping6 must fail through xdp_drop");
+    let s = lab.stats();
+    assert_eq!(s.packets("XDP_DROP"), 3);
+    assert_eq!(s.bytes("XDP_DROP"), 3 * PING6_REPLY_BYTES);
+    assert_eq!(s.packets("XDP_PASS"), 0);
+}
+
+#[test]
+fn abort_counts_aborted() {
+    let lab = Lab::new();
+    load(&lab, &["--progsec", "xdp_abort"]);
+    assert!(!lab.ping(2));
+    let s = lab.stats();
+    assert_eq!(s.packets("XDP_ABORTED"), 2);
+    assert_eq!(s.packets("XDP_DROP"), 0);
+}
+
+#[test]
+fn second_load_without_force_is_refused_and_changes_nothing() {
+    let lab = Lab::new();
+    let first = prog_id(&load(&lab, &[]));
+    let out = xdpctl(&["load", "--dev", &lab.outer, "--progname", "xdp_drop"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = common::stderr(&out);
+    assert!(
+        err.contains(&format!("id {first}")) && err.contains("xdp_pass") && err.contains("native"),
+        "{err}"
+    );
+    assert!(err.contains("--force"), "{err}");
+    let attached = lab.attached();
+    assert_eq!(attached.len(), 1);
+    assert_eq!(attached[0]["prog_id"].as_u64(), Some(first));
+    assert!(lab.ping(1), "the first program (xdp_pass) still runs");
+}
+
+#[test]
+fn force_swaps_the_program() {
+    let lab = Lab::new();
+    let first = prog_id(&load(&lab, &[]));
+    let second = load(&lab, &["--progname", "xdp_drop", "--force"]);
+    assert_ne!(prog_id(&second), first);
+    assert_eq!(second["replaced"], serde_json::json!([first]));
+    let attached = lab.attached();
+    assert_eq!(attached.len(), 1);
+    assert_eq!(attached[0]["name"], "xdp_drop");
+    assert_eq!(attached[0]["prog_id"].as_u64(), Some(prog_id(&second)));
+    assert!(!lab.ping(1));
+}
+
+#[test]
+fn reuse_maps_keeps_counters_across_a_swap() {
+    let lab = Lab::new();
+    load(&lab, &[]);
+    assert!(lab.ping(3));
+    let before = lab.stats();
+    assert_eq!(before.packets("XDP_PASS"), 3);
+
+    load(&lab, &["--progname", "xdp_drop", "--force", "--reuse-maps"]);
+    assert!(!lab.ping(2));
+    let after = lab.stats();
+    assert_eq!(after.map_id(), before.map_id(), "the same map serves both programs");
+    assert_eq!(after.packets("XDP_PASS"), 3);
+    assert_eq!(after.packets("XDP_DROP"), 2);
+
+    // Without --reuse-maps the counters start over in a new map.
+    load(&lab, &["--progname", "xdp_pass", "--force"]);
+    let fresh = lab.stats();
+    assert_ne!(fresh.map_id(), before.map_id());
+    assert_eq!(fresh.packets("XDP_DROP"), 0);
+}
+
+#[test]
+fn stats_from_a_separate_process_follow_a_reload() {
+    let lab = Lab::new();
+    load(&lab, &[]);
+    let old_map = lab.stats().map_id();
+    let child = Command::new(common::XDPCTL)
+        .args(["--json", "stats", "--dev", &lab.outer, "--interval", "0.2", "--count", "6"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning xdpctl stats");
+    sleep(Duration::from_millis(300));
+    load(&lab, &["--progname", "xdp_drop", "--force"]);
+    assert!(!lab.ping(4));
+    let new_map = lab.stats().map_id();
+    assert_ne!(new_map, old_map);
+
+    let out = child.wait_with_output().expect("stats output");
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let err = common::stderr(&out);
+    assert!(err.contains(&format!("map id {old_map} -> {new_map}")), "{err}");
+    let samples: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("NDJSON line"))
+        .collect();
+    assert_eq!(samples.len(), 6, "--count 6 prints six samples");
+    let last = samples.last().expect("a sample");
+    assert_eq!(last["map_id"].as_u64(), Some(new_map));
+    assert_eq!(last["actions"]["XDP_DROP"]["packets"].as_u64(), Some(4));
+}
+
+#[test]
+fn unload_leaves_no_attachment_and_no_pins() {
+    let lab = Lab::new();
+    let loaded = load(&lab, &[]);
+    let pin = lab.pin_dir().join("xdp_stats_map");
+    assert!(pin.exists(), "load pins xdp_stats_map in {}", lab.pin_dir().display());
+
+    let report: Value =
+        serde_json::from_str(&xdpctl_ok(&["--json", "unload", "--dev", &lab.outer])).unwrap();
+    assert_eq!(report["detached"][0]["prog_id"], loaded["prog_id"]);
+    assert!(lab.attached().is_empty());
+    assert!(!pin.exists() && !lab.pin_dir().exists(), "pins and their directory are gone");
+    assert!(lab.ping(1), "traffic flows without a program");
+
+    // Idempotent: nothing attached is not an error.
+    let again = xdpctl_ok(&["unload", "--dev", &lab.outer]);
+    assert!(again.contains("No XDP program attached"), "{again}");
+}
+
+#[test]
+fn skb_and_native_modes_both_work() {
+    let lab = Lab::new();
+    for (flag, mode) in
+        [("--skb-mode", "skb"), ("-N", "native"), ("--mode=skb", "skb"), ("-A", "native")]
+    {
+        let loaded = load(&lab, &[flag]);
+        assert_eq!(loaded["mode"], mode, "{flag}");
+        let attached = lab.attached();
+        assert_eq!(attached.len(), 1, "{flag}");
+        assert_eq!(attached[0]["mode"], mode, "{flag}");
+        assert!(lab.ping(2), "{flag}");
+        assert_eq!(lab.stats().packets("XDP_PASS"), 2, "{flag}");
+        xdpctl_ok(&["unload", "--dev", &lab.outer]);
+    }
+    // --force across modes: skb is detached, native attached.
+    load(&lab, &["--skb-mode"]);
+    let loaded = load(&lab, &["--native-mode", "--force", "--progname", "xdp_drop"]);
+    assert_eq!(loaded["mode"], "native");
+    let attached = lab.attached();
+    assert_eq!(attached.len(), 1);
+    assert_eq!(attached[0]["name"], "xdp_drop");
+}
+
+#[test]
+fn custom_pin_dir_is_recorded_for_stats_status_and_unload() {
+    let lab = Lab::new();
+    let dir = Path::new("/sys/fs/bpf").join(common::unique("xpin"));
+    let _cleanup = RemoveDir(&dir);
+    load(&lab, &["--pin-dir", dir.to_str().unwrap()]);
+    assert!(dir.join("xdp_stats_map").exists());
+    assert!(!lab.pin_dir().exists(), "nothing pinned in the default place");
+    assert_eq!(lab.attached()[0]["pin_dir"], dir.to_str().unwrap());
+    assert!(lab.ping(2));
+    assert_eq!(lab.stats().packets("XDP_PASS"), 2);
+    xdpctl_ok(&["unload", "--dev", &lab.outer]);
+    assert!(!dir.exists());
+}
+
+#[test]
+fn a_user_object_built_by_the_test_loads_and_counts() {
+    let lab = Lab::new();
+    let tmp = TempDir::new();
+    let src = tmp.0.join("my_prog.bpf.c");
+    std::fs::write(
+        &src,
+        "#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\n#include \"xdp_stats_kern.h\"\n\
+         SEC(\"xdp\") int my_drop(struct xdp_md *ctx)\n\
+         { return xdp_stats_record_action(ctx, XDP_DROP); }\n\
+         SEC(\"xdp\") int my_pass(struct xdp_md *ctx)\n\
+         { return xdp_stats_record_action(ctx, XDP_PASS); }\n\
+         char LICENSE[] SEC(\"license\") = \"GPL\";\n",
+    )
+    .unwrap();
+    let obj = tmp.0.join("my_prog.o");
+    common::run(
+        "clang",
+        &[
+            "-O2",
+            "-g",
+            "-target",
+            "bpf",
+            "-I",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/include"),
+            &format!("-I/usr/include/{}", multiarch()),
+            "-c",
+            src.to_str().unwrap(),
+            "-o",
+            obj.to_str().unwrap(),
+        ],
+    );
+    let loaded = load(&lab, &["--obj", obj.to_str().unwrap(), "--progname", "my_drop"]);
+    assert_eq!(loaded["prog_name"], "my_drop");
+    assert_eq!(lab.attached()[0]["name"], "my_drop");
+    assert!(!lab.ping(2));
+    assert_eq!(lab.stats().packets("XDP_DROP"), 2);
+}
+
+fn multiarch() -> String {
+    let out = common::run("gcc", &["-dumpmachine"]);
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+struct RemoveDir<'a>(&'a Path);
+impl Drop for RemoveDir<'_> {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(self.0);
+    }
+}
+
+struct TempDir(std::path::PathBuf);
+impl TempDir {
+    fn new() -> TempDir {
+        let dir = std::env::temp_dir().join(common::unique("xdpctl-test-"));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -1,0 +1,243 @@
+//! Shared by the integration tests: a private lab (network namespace + veth
+//! pair) that removes everything it made when dropped, and xdpctl runners.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const XDPCTL: &str = env!("CARGO_BIN_EXE_xdpctl");
+const OUTER_MAC: &str = "02:00:00:00:00:01";
+const INNER_MAC: &str = "02:00:00:00:00:02";
+
+/// A number no other lab of this process has; with the pid it makes names
+/// nobody else uses (test binaries run concurrently, tests in threads).
+fn next() -> u32 {
+    static N: AtomicU32 = AtomicU32::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+fn pid() -> u32 {
+    std::process::id() & 0xffff
+}
+
+/// An interface or namespace name of at most 15 characters.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}{:x}x{}", pid(), next())
+}
+
+/// Run a command that must succeed; panics with its stderr otherwise.
+pub fn run(cmd: &str, args: &[&str]) -> Output {
+    let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd} {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn xdpctl(args: &[&str]) -> Output {
+    Command::new(XDPCTL).args(args).output().expect("running xdpctl")
+}
+
+/// xdpctl that must succeed.
+pub fn xdpctl_ok(args: &[&str]) -> String {
+    let out = xdpctl(args);
+    assert!(
+        out.status.success(),
+        "xdpctl {} failed ({}): {}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A netns with `veth0` inside and its peer (the one XDP runs on) outside, on a
+/// /64 of its own, with static neighbours and no link-local autoconfiguration:
+/// the only packets that arrive outside are the ones a test sends.
+pub struct Lab {
+    pub ns: String,
+    pub outer: String,
+    pub outer_ip: String,
+    pub inner_ip: String,
+    created: bool,
+}
+
+impl Lab {
+    pub fn new() -> Lab {
+        let (pid, n) = (pid(), next());
+        let mut lab = Lab {
+            ns: format!("xn{pid:x}x{n}"),
+            outer: format!("xo{pid:x}x{n}"),
+            outer_ip: format!("fd78:{pid:x}:{n:x}::1"),
+            inner_ip: format!("fd78:{pid:x}:{n:x}::2"),
+            created: false,
+        };
+        lab.create();
+        lab
+    }
+
+    fn create(&mut self) {
+        // Marked first: from here on Drop removes whatever exists.
+        self.created = true;
+        let (ns, out) = (self.ns.as_str(), self.outer.as_str());
+        run("ip", &["netns", "add", ns]);
+        run(
+            "ip",
+            &[
+                "link", "add", out, "address", OUTER_MAC, "type", "veth", "peer", "name", "veth0",
+                "address", INNER_MAC, "netns", ns,
+            ],
+        );
+        run("ip", &["link", "set", "dev", out, "addrgenmode", "none"]);
+        run("ip", &["-n", ns, "link", "set", "dev", "veth0", "addrgenmode", "none"]);
+        // MLD reports cannot be turned off; make them all go out at once.
+        run(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                ns,
+                "sysctl",
+                "-qw",
+                "net.ipv6.conf.veth0.mldv2_unsolicited_report_interval=1",
+                "net.ipv6.conf.veth0.mldv1_unsolicited_report_interval=1",
+            ],
+        );
+        run("ip", &["addr", "add", &format!("{}/64", self.outer_ip), "dev", out, "nodad"]);
+        run(
+            "ip",
+            &["-n", ns, "addr", "add", &format!("{}/64", self.inner_ip), "dev", "veth0", "nodad"],
+        );
+        run(
+            "ip",
+            &["neigh", "add", &self.inner_ip, "lladdr", INNER_MAC, "dev", out, "nud", "permanent"],
+        );
+        run(
+            "ip",
+            &[
+                "-n",
+                ns,
+                "neigh",
+                "add",
+                &self.outer_ip,
+                "lladdr",
+                OUTER_MAC,
+                "dev",
+                "veth0",
+                "nud",
+                "permanent",
+            ],
+        );
+        run("ip", &["link", "set", "dev", out, "up"]);
+        run("ip", &["-n", ns, "link", "set", "dev", "veth0", "up"]);
+        self.settle();
+    }
+
+    /// Wait until the start-up MLD reports have arrived (rx count steady).
+    fn settle(&self) {
+        let counter = PathBuf::from(format!("/sys/class/net/{}/statistics/rx_packets", self.outer));
+        let read = || std::fs::read_to_string(&counter).unwrap_or_default();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let (mut last, mut since) = (read(), Instant::now());
+        while Instant::now() < deadline && since.elapsed() < Duration::from_millis(200) {
+            sleep(Duration::from_millis(10));
+            let now = read();
+            if now != last {
+                (last, since) = (now, Instant::now());
+            }
+        }
+    }
+
+    /// Ping the inner end from outside: replies arrive on the XDP interface.
+    pub fn ping(&self, count: u32) -> bool {
+        Command::new("ping")
+            .args([
+                "-6",
+                "-n",
+                "-q",
+                "-c",
+                &count.to_string(),
+                "-i",
+                "0.05",
+                "-W",
+                "1",
+                &self.inner_ip,
+            ])
+            .output()
+            .expect("running ping")
+            .status
+            .success()
+    }
+
+    pub fn pin_dir(&self) -> PathBuf {
+        Path::new("/sys/fs/bpf").join(&self.outer)
+    }
+
+    /// XDP programs attached to the outer end, from `xdpctl --json status`.
+    pub fn attached(&self) -> Vec<Value> {
+        let out = xdpctl_ok(&["--json", "status", "--dev", &self.outer]);
+        serde_json::from_str::<Value>(&out)
+            .expect("status JSON")
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Counters of the outer end, read by a separate `xdpctl stats` process.
+    pub fn stats(&self) -> Stats {
+        let out = xdpctl_ok(&[
+            "--json",
+            "stats",
+            "--dev",
+            &self.outer,
+            "--count",
+            "1",
+            "--interval",
+            "0.05",
+        ]);
+        let line = out.lines().last().expect("one stats sample");
+        Stats(serde_json::from_str(line).expect("stats JSON"))
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if !self.created {
+            return;
+        }
+        let _ = Command::new(XDPCTL).args(["-q", "unload", "--dev", &self.outer]).output();
+        let _ = std::fs::remove_dir_all(self.pin_dir());
+        let _ = Command::new("ip").args(["link", "del", "dev", &self.outer]).output();
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).output();
+    }
+}
+
+/// One `xdpctl --json stats` sample.
+pub struct Stats(pub Value);
+
+impl Stats {
+    pub fn packets(&self, action: &str) -> u64 {
+        self.0["actions"][action]["packets"].as_u64().expect("packets")
+    }
+    pub fn bytes(&self, action: &str) -> u64 {
+        self.0["actions"][action]["bytes"].as_u64().expect("bytes")
+    }
+    pub fn map_id(&self) -> u64 {
+        self.0["map_id"].as_u64().expect("map_id")
+    }
+}
+
+/// Ethernet + IPv6 + ICMPv6 echo reply with ping's default 56 data bytes.
+pub const PING6_REPLY_BYTES: u64 = 14 + 40 + 8 + 56;

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# testenv.sh end to end: setup, traffic through xdp_pass and xdp_drop with the
+# counters read back, status, exec, VLANs, teardown leaving nothing behind.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+XDPCTL=${XDPCTL:-target/release/xdpctl}
+TESTENV_STATEDIR=$(mktemp -d)
+export XDPCTL TESTENV_STATEDIR
+NAME=xte$$
+T=testenv/testenv.sh
+
+cleanup() {
+	"$T" --name "$NAME" teardown >/dev/null 2>&1 || true
+	"$T" --name "${NAME}v" teardown >/dev/null 2>&1 || true
+	rm -rf "$TESTENV_STATEDIR"
+}
+trap cleanup EXIT
+
+fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+
+counter() { # action field
+	"$T" stats --json --count 1 --interval 0.05 | jq -r ".actions.$1.$2"
+}
+
+gone() { # name
+	! ip link show dev "$1" >/dev/null 2>&1 || fail "interface $1 left behind"
+	! ip netns list | grep -qw "$1" || fail "netns $1 left behind"
+	[[ ! -e /sys/fs/bpf/$1 ]] || fail "pins /sys/fs/bpf/$1 left behind"
+	[[ ! -e $TESTENV_STATEDIR/$1.env ]] || fail "state of $1 left behind"
+}
+
+"$T" setup --name "$NAME" --legacy-ip
+num=$(sed -n 's/^NUM=//p' "$TESTENV_STATEDIR/$NAME.env")
+ip -6 addr show dev "$NAME" | grep -q "fc00:dead:cafe:$num::1/64" || fail "outer IPv6 address"
+ip -4 addr show dev "$NAME" | grep -q "10.11.$num.1/24" || fail "outer IPv4 address"
+"$T" exec ip -6 addr show dev veth0 | grep -q "fc00:dead:cafe:$num::2/64" || fail "inner IPv6 address"
+"$T" exec -- ip -4 -o addr show dev veth0 | grep -q "10.11.$num.2/24" || fail "inner IPv4 address"
+
+"$T" load --progname xdp_pass
+"$T" status | grep -q xdp_pass || fail "status shows the program"
+# 3 IPv4 and 3 IPv6 echo requests arrive at the outer interface.
+"$T" ping -c 3 -i 0.1 >/dev/null || fail "ping through xdp_pass"
+pass=$(counter XDP_PASS packets)
+[[ $pass -ge 6 ]] || fail "XDP_PASS counted $pass packets, expected at least 6"
+
+"$T" load --progname xdp_drop --force
+if "$T" ping -c 2 -i 0.1 -W 1 >/dev/null 2>&1; then fail "ping must fail through xdp_drop"; fi
+drop=$(counter XDP_DROP packets)
+[[ $drop -ge 2 ]] || fail "XDP_DROP counted $drop packets, expected at least 2"
+
+"$T" reset
+[[ -z $(ip -j link show dev "$NAME" | jq -r '.[0].xdp // empty') ]] || fail "reset leaves no program"
+ip -4 addr show dev "$NAME" | grep -q "10.11\." || fail "reset keeps --legacy-ip"
+
+"$T" teardown
+gone "$NAME"
+
+# --vlan: sub-interfaces where the kernel has 802.1Q, else a clean refusal.
+if "$T" setup --name "${NAME}v" --vlan 2>"$TESTENV_STATEDIR/err"; then
+	ip link show dev "${NAME}v.1" >/dev/null || fail "VLAN 1 outside"
+	"$T" --name "${NAME}v" exec ip link show dev veth0.2 >/dev/null || fail "VLAN 2 inside"
+	"$T" --name "${NAME}v" teardown
+else
+	grep -q "CONFIG_VLAN_8021Q" "$TESTENV_STATEDIR/err" || fail "--vlan error: $(cat "$TESTENV_STATEDIR/err")"
+fi
+gone "${NAME}v"
+
+"$T" setup --name "bad.name" 2>/dev/null && fail "a name with '.' must be refused"
+gone "bad.name"
+echo "testenv: all checks passed"
