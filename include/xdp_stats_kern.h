@@ -23,12 +23,17 @@ static __always_inline __u32 xdp_stats_record_action(struct xdp_md *ctx, __u32 a
 {
 	void *data_end = (void *)(long)ctx->data_end;
 	void *data = (void *)(long)ctx->data;
+	/* A copy for the lookup: had &action escaped into the helper call, the
+	 * compiler would reload the verdict from the stack instead of returning
+	 * a constant.
+	 */
+	__u32 key = action;
 	struct datarec *rec;
 
 	if (action >= XDP_ACTION_MAX)
 		return XDP_ABORTED;
 
-	rec = bpf_map_lookup_elem(&xdp_stats_map, &action);
+	rec = bpf_map_lookup_elem(&xdp_stats_map, &key);
 	if (!rec)
 		return XDP_ABORTED;
 
