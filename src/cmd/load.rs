@@ -137,17 +137,22 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
         let id = Program::id_from_fd(prog.as_fd()).context("reading the program id")?;
         (fd, id)
     };
-    let undo = attach_over(&dev, prog_fd.as_fd(), args.mode(), &current)
+    let (attach_mode, undo) = attach_over(&dev, prog_fd.as_fd(), args.mode(), &current)
         .with_context(|| Exit::attach(format!("loading {prog_name} on {}", dev.name)))?;
 
     let settled = (|| -> Result<(Mode, Vec<String>)> {
-        let mode = xdp::query(dev.index)?
-            .into_iter()
-            .find(|a| a.prog_id == prog_id)
-            .map(|a| a.mode)
-            .ok_or_else(|| {
-                anyhow!("program {prog_id} is not attached to {} after attach", dev.name)
-            })?;
+        // A fixed mode is where the kernel put it; only `auto` needs asking
+        // (a netlink dump the common path skips).
+        let mode = match attach_mode {
+            Some(mode) => mode,
+            None => xdp::query(dev.index)?
+                .into_iter()
+                .find(|a| a.prog_id == prog_id)
+                .map(|a| a.mode)
+                .ok_or_else(|| {
+                    anyhow!("program {prog_id} is not attached to {} after attach", dev.name)
+                })?,
+        };
         let maps = pins::pin_maps(loaded.object_mut(), &pin_dir, &reused)?;
         Ok((mode, maps))
     })();
@@ -247,13 +252,14 @@ impl Undo {
 /// Attach `prog` in `mode`, replacing what `current` lists (the caller checked
 /// --force). A program in the same mode is swapped atomically; one in the other
 /// of native/skb (which cannot coexist) is detached first and put back if the
-/// attach fails. `auto` keeps the mode of a program it replaces.
+/// attach fails. `auto` keeps the mode of a program it replaces. Returns the
+/// mode asked of the kernel (None: it chose) and how to undo.
 fn attach_over(
     dev: &Iface,
     prog: BorrowedFd<'_>,
     mode: Option<Mode>,
     current: &[Attachment],
-) -> Result<Undo> {
+) -> Result<(Option<Mode>, Undo)> {
     let mode = mode.or_else(|| current.first().map(|a| a.mode));
     let mut undo = Undo { replaced: Vec::new() };
     let mut same = None;
@@ -279,5 +285,5 @@ fn attach_over(
         }
         return Err(e);
     }
-    Ok(undo)
+    Ok((mode, undo))
 }
