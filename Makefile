@@ -8,9 +8,8 @@ XDPCTL := target/release/xdpctl
 # build, jq for the shell tests, clang-format/shellcheck for lint.
 DEPS := clang llvm libelf-dev zlib1g-dev pkg-config gcc make iproute2 iputils-ping \
 	tcpdump ethtool jq libbpf-dev clang-format shellcheck
-BENCH_DEPS := hyperfine
 
-.PHONY: all build deps bench-deps lint test demo testenv testenv-teardown bench clean
+.PHONY: all build deps lint test demo testenv testenv-teardown bench clean
 
 all: build
 
@@ -29,9 +28,6 @@ endef
 
 deps:
 	$(call apt_install,$(DEPS))
-
-bench-deps: deps
-	$(call apt_install,$(BENCH_DEPS))
 
 build: deps
 	$(CARGO) build --release --locked
@@ -56,7 +52,8 @@ testenv: build
 testenv-teardown:
 	XDPCTL=$(XDPCTL) testenv/testenv.sh teardown
 
-bench: build bench-deps
+# Needs root; writes bench/results.md.
+bench: build
 	XDPCTL=$(XDPCTL) bench/run.sh
 
 clean:

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# `make bench`: both benchmarks in one invocation; results to bench/results.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+mkdir -p target/bench
+clang -O2 -g -target bpf "-I/usr/include/$(gcc -dumpmachine)" \
+	-c bench/xdp_ref.bpf.c -o target/bench/xdp_ref.o
+export XDPCTL_BENCH_REF=target/bench/xdp_ref.o
+export XDPCTL=${XDPCTL:-target/release/xdpctl}
+
+out=bench/results.md
+{
+	echo "# Benchmark results"
+	echo
+	echo "$(date -u +%Y-%m-%d) · kernel $(uname -r) · $(nproc) CPUs · $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+	echo
+	cargo bench --locked -q --bench test_run
+	cargo bench --locked -q --bench load_unload
+} | tee "$out.tmp"
+mv "$out.tmp" "$out"
+echo "written to $out"
