@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use xdpctl::cmd::{list, load, stats, status, unload};
 use xdpctl::error::exit_code;
 use xdpctl::logging;
-use xdpctl::output::Output;
+use xdpctl::output::{is_broken_pipe, Output};
 
 /// Load, attach, pin, inspect and measure XDP programs: the XDP tutorial as one tool.
 #[derive(Parser, Debug)]
@@ -54,6 +54,8 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // `xdpctl stats --json | head -1`: the reader has what it wanted.
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("xdpctl: error: {err:#}");
             ExitCode::from(exit_code(&err))

@@ -1,5 +1,7 @@
 //! How results reach the user: human text, or JSON for scripts.
 
+use std::io::{self, Write};
+
 use anyhow::{Context, Result};
 use serde::Serialize;
 
@@ -11,17 +13,32 @@ pub struct Output {
 }
 
 impl Output {
-    /// Print one JSON document on its own line (NDJSON when called per sample).
+    /// Data the user asked for. A failed write (a closed pipe: `| head`) ends
+    /// the command; `main` treats a broken pipe as a quiet exit.
+    pub fn print(&self, text: &str) -> Result<()> {
+        let mut out = io::stdout().lock();
+        out.write_all(text.as_bytes()).and_then(|()| out.flush()).context("writing to stdout")
+    }
+
+    /// One JSON document on its own line (NDJSON when called per sample).
     pub fn json<T: Serialize>(&self, value: &T) -> Result<()> {
-        let line = serde_json::to_string(value).context("encoding JSON output")?;
-        println!("{line}");
-        Ok(())
+        let mut line = serde_json::to_string(value).context("encoding JSON output")?;
+        line.push('\n');
+        self.print(&line)
     }
 
     /// Informational text: dropped with --quiet and when JSON is the output.
+    /// Best effort: what it reports has already happened.
     pub fn info(&self, text: impl AsRef<str>) {
         if !self.quiet && !self.json {
-            println!("{}", text.as_ref());
+            let _ = writeln!(io::stdout(), "{}", text.as_ref());
         }
     }
+}
+
+/// Whether `err` comes from writing into a pipe whose reader has gone.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    })
 }

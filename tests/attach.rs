@@ -262,3 +262,56 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+#[test]
+fn load_mounts_bpffs_when_it_is_missing() {
+    let lab = Lab::new();
+    // In a private mount namespace, unmounting bpffs leaves the host's alone.
+    let script = format!(
+        "set -e; while mountpoint -q /sys/fs/bpf; do umount /sys/fs/bpf; done; \
+         {x} -q load --dev {d}; stat -f -c %T /sys/fs/bpf; \
+         test -e /sys/fs/bpf/{d}/xdp_stats_map; \
+         {x} -q stats --dev {d} --count 1 --interval 0.05; {x} -q unload --dev {d}",
+        x = common::XDPCTL,
+        d = lab.outer
+    );
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .expect("running unshare");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}{stdout}", common::stderr(&out));
+    assert!(stdout.contains("bpf_fs"), "bpffs was mounted again: {stdout}");
+    assert!(stdout.contains("XDP_PASS"), "stats read the new pin: {stdout}");
+    assert!(lab.attached().is_empty());
+}
+
+#[test]
+fn stats_stops_cleanly_on_ctrl_c_and_on_a_closed_pipe() {
+    let lab = Lab::new();
+    load(&lab, &[]);
+    let child = Command::new(common::XDPCTL)
+        .args(["stats", "--dev", &lab.outer, "--interval", "0.1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning xdpctl stats");
+    sleep(Duration::from_millis(450));
+    common::run("kill", &["-INT", &child.id().to_string()]);
+    let out = child.wait_with_output().expect("stats output");
+    assert!(out.status.success(), "exit on SIGINT: {:?} {}", out.status, common::stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("XDP_PASS"));
+    assert_eq!(common::stderr(&out), "");
+
+    let piped = format!(
+        "set -o pipefail; {} --json stats --dev {} --interval 0.05 | head -n 1",
+        common::XDPCTL,
+        lab.outer
+    );
+    let out = Command::new("bash").args(["-c", &piped]).output().expect("running bash");
+    assert!(out.status.success(), "{:?} {}", out.status, common::stderr(&out));
+    assert_eq!(common::stderr(&out), "", "no panic on a closed pipe");
+    let line = String::from_utf8_lossy(&out.stdout);
+    let sample: Value = serde_json::from_str(line.trim()).expect("one JSON sample");
+    assert!(sample["actions"]["XDP_PASS"].is_object());
+}

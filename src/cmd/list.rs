@@ -10,8 +10,9 @@ pub fn run(out: Output) -> Result<()> {
         return out.json(&PROGRAMS);
     }
     let width = PROGRAMS.iter().map(|p| p.name.len()).max().unwrap_or(0);
-    for p in PROGRAMS {
-        println!("{:<width$}  {:<10}  {}", p.name, p.lesson, p.summary);
-    }
-    Ok(())
+    let text: String = PROGRAMS
+        .iter()
+        .map(|p| format!("{:<width$}  {:<10}  {}\n", p.name, p.lesson, p.summary))
+        .collect();
+    out.print(&text)
 }

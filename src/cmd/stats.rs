@@ -2,7 +2,6 @@
 //! `xdp_stats_map` by a separate process (basic03-04), following reloads.
 
 use std::collections::BTreeMap;
-use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -90,9 +89,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     })
     .context("installing the Ctrl-C handler")?;
 
-    if !out.json && !out.quiet {
-        println!("Collecting stats from {} (map id {}); Ctrl-C stops", path.display(), map.id);
-    }
+    out.info(format!("Collecting stats from {} (map id {}); Ctrl-C stops", path.display(), map.id));
     let interval = Duration::from_secs_f64(args.interval);
     let mut prev = Sample { at: Instant::now(), recs: map.read()? };
     let mut printed = 0u64;
@@ -134,7 +131,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
         if out.json {
             out.json(&json_sample(&dev.name, map.id, &prev, &cur))?;
         } else {
-            print_table(&prev, &cur)?;
+            out.print(&table(&prev, &cur))?;
         }
         prev = cur;
         printed += 1;
@@ -146,8 +143,8 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
 fn note(out: Output, msg: &str) {
     if out.json {
         eprintln!("xdpctl: {msg}");
-    } else if !out.quiet {
-        println!("{msg}");
+    } else {
+        out.info(msg);
     }
 }
 
@@ -181,22 +178,19 @@ fn json_sample<'a>(dev: &'a str, map_id: u32, prev: &Sample, cur: &Sample) -> Js
 }
 
 /// The tutorial's table: totals, rates over the period, and the period itself.
-fn print_table(prev: &Sample, cur: &Sample) -> Result<()> {
+fn table(prev: &Sample, cur: &Sample) -> String {
     let period = cur.at.duration_since(prev.at).as_secs_f64();
-    let mut w = io::stdout().lock();
-    writeln!(w, "XDP-action").context("writing stats")?;
+    let mut text = String::from("XDP-action\n");
     for (key, (c, p)) in cur.recs.iter().zip(&prev.recs).enumerate() {
-        writeln!(
-            w,
-            "{:<12} {:>11} pkts ({:>10.0} pps) {:>11.0} Kbytes ({:>6.0} Mbits/s) period:{period:.6}",
+        text.push_str(&format!(
+            "{:<12} {:>11} pkts ({:>10.0} pps) {:>11.0} Kbytes ({:>6.0} Mbits/s) period:{period:.6}\n",
             action_name(key as u32),
             c.rx_packets,
             rate(p.rx_packets, c.rx_packets, period),
             c.rx_bytes as f64 / 1000.0,
             rate(p.rx_bytes, c.rx_bytes, period) * 8.0 / 1e6,
-        )
-        .context("writing stats")?;
+        ));
     }
-    writeln!(w).context("writing stats")?;
-    w.flush().context("writing stats")
+    text.push('\n');
+    text
 }

@@ -66,28 +66,27 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
         return out.json(&rows);
     }
     if rows.is_empty() {
-        match &args.dev {
-            Some(name) => println!("{name}: no XDP program attached"),
-            None => println!("No XDP programs attached"),
-        }
-        return Ok(());
+        return out.print(&match &args.dev {
+            Some(name) => format!("{name}: no XDP program attached\n"),
+            None => "No XDP programs attached\n".to_string(),
+        });
     }
-    println!(
-        "{:<16} {:>7}  {:<16} {:<16}  {:<6}  PIN DIR",
+    let mut text = format!(
+        "{:<16} {:>7}  {:<16} {:<16}  {:<6}  PIN DIR\n",
         "INTERFACE", "PROG ID", "NAME", "TAG", "MODE"
     );
     for r in rows {
         let pin_dir = r.pin_dir.map_or_else(|| "-".to_string(), |p| p.display().to_string());
-        println!(
-            "{:<16} {:>7}  {:<16} {:<16}  {:<6}  {pin_dir}",
+        text.push_str(&format!(
+            "{:<16} {:>7}  {:<16} {:<16}  {:<6}  {pin_dir}\n",
             r.ifname,
             r.prog_id,
             r.name,
             r.tag,
             r.mode.to_string()
-        );
+        ));
     }
-    Ok(())
+    out.print(&text)
 }
 
 fn hex(bytes: &[u8]) -> String {
