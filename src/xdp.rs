@@ -126,19 +126,24 @@ pub fn attach(
 
 /// Detach `att` from `dev`, only if it is still the program attached there.
 pub fn detach(dev: &Iface, att: Attachment) -> Result<()> {
-    let mut flags = att.mode.flag();
+    // Naming the expected program makes the detach race-free. A program the
+    // kernel no longer has is attached nowhere: nothing to do, and detaching
+    // without the check could remove a program attached meanwhile.
+    let expected = match Program::fd_from_id(att.prog_id) {
+        Ok(fd) => fd,
+        Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(e).with_context(|| format!("opening attached program id {}", att.prog_id))
+        }
+    };
     let mut opts = attach_opts();
-    // Naming the expected program makes the detach race-free; if it is already
-    // gone from the kernel there is nothing to compare against.
-    let expected = Program::fd_from_id(att.prog_id).ok();
-    if let Some(fd) = &expected {
-        flags |= XDP_FLAGS_REPLACE;
-        opts.old_prog_fd = fd.as_raw_fd();
-    }
+    opts.old_prog_fd = expected.as_raw_fd();
     logging::clear();
-    // SAFETY: `expected` (if any) stays open across the call; `opts` is a live,
-    // correctly sized bpf_xdp_attach_opts.
-    let ret = unsafe { libbpf_sys::bpf_xdp_detach(dev.index as i32, flags, &opts) };
+    // SAFETY: `expected` stays open across the call; `opts` is a live, correctly
+    // sized bpf_xdp_attach_opts.
+    let ret = unsafe {
+        libbpf_sys::bpf_xdp_detach(dev.index as i32, att.mode.flag() | XDP_FLAGS_REPLACE, &opts)
+    };
     check(ret).map_err(|e| {
         anyhow::Error::new(e).context(format!(
             "detaching program id {} ({} mode) from {}{}",
@@ -191,4 +196,15 @@ fn attach_error(err: io::Error, dev: &Iface, mode: Option<Mode>) -> anyhow::Erro
         "attaching to {name} in {mode} mode failed: {err}{}{hint}",
         kernel_says()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_vanished_interface_has_nothing_attached() {
+        // ifindex far above anything this host allocates
+        assert_eq!(query(0x7fff_fff0).unwrap(), vec![]);
+    }
 }
