@@ -1,20 +1,33 @@
 //! The BPF filesystem: mounted on demand, where pins may live, and the pin
 //! directory an interface gets by default.
 
+use std::fs;
+use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use nix::mount::{mount, MsFlags};
 use nix::sys::statfs::{statfs, BPF_FS_MAGIC};
+use nix::unistd::getppid;
 
 /// Where bpffs is conventionally mounted, and where per-interface pins go.
 pub const ROOT: &str = "/sys/fs/bpf";
 
 /// Mount bpffs at [`ROOT`] unless it is there already (it may be unmounted at
-/// any time, and pinning then fails with a confusing error).
+/// any time, and pinning then fails with a confusing error). Refuses in a mount
+/// namespace made for this one command, as `ip netns exec` makes: a bpffs
+/// mounted there, and every pin in it, would vanish when xdpctl exits.
 pub fn ensure_mounted() -> Result<()> {
     if on_bpffs(Path::new(ROOT))? {
         return Ok(());
+    }
+    if mount_ns_is_ours_alone()? {
+        bail!(
+            "{ROOT} has no bpffs in this private mount namespace (as under `ip netns exec`), \
+             so pins would vanish when xdpctl exits; reach the interface with \
+             `nsenter --net=/run/netns/NAME xdpctl ...` instead"
+        );
     }
     mount(
         Some("bpf"),
@@ -24,6 +37,16 @@ pub fn ensure_mounted() -> Result<()> {
         Some("mode=0700"),
     )
     .with_context(|| format!("mounting bpffs on {ROOT} (are you root?)"))
+}
+
+/// Whether our mount namespace differs from our parent's: then it was made for
+/// this command line (`ip netns exec`, `unshare -m cmd`) and dies with it.
+fn mount_ns_is_ours_alone() -> Result<bool> {
+    let ns = |pid: &str| {
+        let path = format!("/proc/{pid}/ns/mnt");
+        fs::metadata(&path).map(|m| (m.dev(), m.ino())).with_context(|| format!("reading {path}"))
+    };
+    Ok(ns("self")? != ns(&getppid().to_string())?)
 }
 
 /// Whether `path`, or the closest ancestor that exists, is on a bpffs.
@@ -44,10 +67,29 @@ pub fn check_pin_dir(dir: &Path) -> Result<()> {
             dir.display()
         );
     }
+    if is_mount_root(dir)? {
+        bail!(
+            "--pin-dir {} is the root of a bpffs mount; use a directory below it, like {}",
+            dir.display(),
+            dir.join("xdpctl").display()
+        );
+    }
     if dir.components().any(|c| c.as_os_str().to_string_lossy().contains('.')) {
         bail!("--pin-dir {}: bpffs refuses names containing '.'", dir.display());
     }
     Ok(())
+}
+
+fn is_mount_root(dir: &Path) -> Result<bool> {
+    let Some(parent) = dir.parent() else {
+        return Ok(true);
+    };
+    match (fs::metadata(dir), fs::metadata(parent)) {
+        (Ok(d), Ok(p)) => Ok(d.dev() != p.dev()),
+        // Not there yet: load will create it, below whatever mount holds it.
+        (Err(e), _) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        (Err(e), _) | (_, Err(e)) => Err(e).with_context(|| format!("stat {}", dir.display())),
+    }
 }
 
 /// `/sys/fs/bpf/<ifname>`, as the tutorial pins. bpffs refuses '.' in names, so a
@@ -73,5 +115,8 @@ mod tests {
         assert!(err.contains("/tmp/xdpctl-pins") && err.contains("not on a BPF filesystem"));
         let err = check_pin_dir(Path::new("relative")).unwrap_err().to_string();
         assert!(err.contains("absolute"));
+        ensure_mounted().unwrap();
+        let err = check_pin_dir(Path::new(ROOT)).unwrap_err().to_string();
+        assert!(err.contains("root of a bpffs mount"), "{err}");
     }
 }

@@ -13,4 +13,5 @@ pub mod pins;
 pub mod record;
 pub mod skel;
 pub mod statsmap;
+pub mod swap;
 pub mod xdp;

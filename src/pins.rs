@@ -4,7 +4,7 @@
 use std::fs;
 use std::io;
 use std::os::fd::AsFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use libbpf_rs::{MapCore, MapHandle, Object, OpenObject};
@@ -58,35 +58,66 @@ pub fn reuse(obj: &mut OpenObject, dir: &Path) -> Result<Vec<String>> {
     Ok(reused)
 }
 
-/// After attach: pin every map of `obj` in `dir` except those `reused` (already
-/// pinned there), replacing stale pins of the same name. Returns every pin of
-/// the object in `dir`; on failure removes the pins it made.
-pub fn pin_maps(obj: &mut Object, dir: &Path, reused: &[String]) -> Result<Vec<String>> {
+/// Pins made under temporary names, so that the pins they replace stay intact
+/// until everything else has worked. Dropped uncommitted, they are removed.
+pub struct Staged {
+    dir: PathBuf,
+    created_dir: bool,
+    /// (temporary name, final name)
+    staged: Vec<(String, String)>,
+    /// Every pin of the object in `dir`, by final name.
+    names: Vec<String>,
+}
+
+/// Pin every map of `obj` in `dir` under a temporary name, except those
+/// `reused` (already pinned there).
+pub fn stage(obj: &mut Object, dir: &Path, reused: &[String]) -> Result<Staged> {
+    let created_dir = !dir.exists();
     fs::create_dir_all(dir).with_context(|| format!("creating pin directory {}", dir.display()))?;
-    let mut all = Vec::new();
-    let mut made = Vec::new();
-    let result = (|| -> Result<()> {
-        for mut map in obj.maps_mut() {
-            if !map.autocreate() {
-                continue;
-            }
-            let name = pin_name(&map.name().to_string_lossy());
-            if !reused.contains(&name) {
-                let path = dir.join(&name);
-                remove_pin(&path)?;
-                map.pin(&path).with_context(|| format!("pinning map at {}", path.display()))?;
-                made.push(name.clone());
-            }
-            all.push(name);
+    let mut staged =
+        Staged { dir: dir.to_path_buf(), created_dir, staged: Vec::new(), names: Vec::new() };
+    for mut map in obj.maps_mut() {
+        if !map.autocreate() {
+            continue;
+        }
+        let name = pin_name(&map.name().to_string_lossy());
+        if !reused.contains(&name) {
+            // No '.' allowed; the pid keeps concurrent loads apart.
+            let tmp = format!("xdpctl-staged-{}-{name}", std::process::id());
+            let path = dir.join(&tmp);
+            map.pin(&path).with_context(|| format!("pinning map {name} in {}", dir.display()))?;
+            staged.staged.push((tmp, name.clone()));
+        }
+        staged.names.push(name);
+    }
+    Ok(staged)
+}
+
+impl Staged {
+    /// Final names of all the object's pins in the directory.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Move the staged pins over their final names; each replaces an older
+    /// pin of that name atomically (rename(2)), so readers never miss one.
+    pub fn commit(mut self) -> Result<()> {
+        for (tmp, name) in std::mem::take(&mut self.staged) {
+            fs::rename(self.dir.join(&tmp), self.dir.join(&name))
+                .with_context(|| format!("pinning map {name} in {}", self.dir.display()))?;
         }
         Ok(())
-    })();
-    match result {
-        Ok(()) => Ok(all),
-        Err(e) => {
-            // Best effort: the error already says what went wrong.
-            let _ = remove(dir, &made);
-            Err(e)
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        for (tmp, _) in &self.staged {
+            // Best effort: an error is already on its way to the user.
+            let _ = fs::remove_file(self.dir.join(tmp));
+        }
+        if self.created_dir && !self.staged.is_empty() {
+            let _ = fs::remove_dir(&self.dir);
         }
     }
 }
@@ -98,8 +129,10 @@ pub fn remove(dir: &Path, names: &[String]) -> Result<()> {
     }
     match fs::remove_dir(dir) {
         Ok(()) => Ok(()),
-        // Not empty (someone else's pins) or already gone: both fine.
-        Err(e) if matches!(e.raw_os_error(), Some(nix::libc::ENOTEMPTY)) => Ok(()),
+        // Not empty (someone else's pins), a mount point, or already gone: fine.
+        Err(e) if matches!(e.raw_os_error(), Some(nix::libc::ENOTEMPTY | nix::libc::EBUSY)) => {
+            Ok(())
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e).with_context(|| format!("removing pin directory {}", dir.display())),
     }

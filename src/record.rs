@@ -1,11 +1,12 @@
 //! What xdpctl attached and pinned per interface, kept under /run/xdpctl (which
 //! lives exactly as long as attachments do: until reboot). `status` and `unload`
-//! read it to find the pin directory, which --pin-dir may have moved.
+//! read it to find the pin directory, which --pin-dir may have moved; `load`
+//! reads all of them so it never replaces another interface's pins.
 
 use std::fs;
 use std::io;
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -27,26 +28,40 @@ pub struct Record {
 /// Records are per network namespace: ifindexes repeat across namespaces.
 fn path(dev: &Iface) -> Result<PathBuf> {
     let netns = fs::metadata("/proc/self/ns/net").context("reading /proc/self/ns/net")?.ino();
-    Ok(PathBuf::from(DIR).join(format!("{netns}-{}.json", dev.index)))
+    Ok(Path::new(DIR).join(format!("{netns}-{}.json", dev.index)))
 }
 
-/// The record for `dev`, if one exists and is about this interface (a record
-/// left by a deleted interface whose index was reused is dropped).
+fn parse(path: &Path) -> Result<Option<Record>> {
+    match fs::read_to_string(path) {
+        // An unreadable record describes nothing we can trust.
+        Ok(text) => Ok(serde_json::from_str(&text).ok()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// The record for `dev`, if there is one about this interface (a record left
+/// by a deleted interface whose index was reused does not count).
 pub fn read(dev: &Iface) -> Result<Option<Record>> {
-    let path = path(dev)?;
-    let text = match fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    Ok(parse(&path(dev)?)?.filter(|rec| rec.ifname == dev.name))
+}
+
+/// Records of every other interface, in any network namespace.
+pub fn others(dev: &Iface) -> Result<Vec<Record>> {
+    let mine = path(dev)?;
+    let entries = match fs::read_dir(DIR) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("listing {DIR}")),
     };
-    match serde_json::from_str::<Record>(&text) {
-        Ok(rec) if rec.ifname == dev.name => Ok(Some(rec)),
-        // Stale or unreadable: it describes nothing we can trust.
-        _ => {
-            remove(dev)?;
-            Ok(None)
+    let mut out = Vec::new();
+    for entry in entries {
+        let path = entry.with_context(|| format!("listing {DIR}"))?.path();
+        if path != mine && path.extension().is_some_and(|e| e == "json") {
+            out.extend(parse(&path)?);
         }
     }
+    Ok(out)
 }
 
 pub fn write(dev: &Iface, rec: &Record) -> Result<()> {

@@ -2,11 +2,11 @@
 //! its maps for the interface (basic01-04).
 
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::path::PathBuf;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use libbpf_rs::Program;
+use libbpf_rs::{OpenObject, Program};
 use serde::Serialize;
 
 use crate::bpffs;
@@ -19,7 +19,8 @@ use crate::object::{self, Opened, Source};
 use crate::output::Output;
 use crate::pins;
 use crate::record::{self, Record};
-use crate::xdp::{self, Attachment, Mode, ModeRequest};
+use crate::swap::Swap;
+use crate::xdp::{self, Mode, ModeRequest};
 
 #[derive(clap::Args, Debug)]
 #[command(group = clap::ArgGroup::new("modes").multiple(false))]
@@ -122,6 +123,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     let mut opened = Opened::open(&source, &mut storage)?;
     let origin = source.describe();
     let prog_name = object::select(opened.object_mut(), &wanted, &origin)?;
+    check_pins_are_ours(&dev, &pin_dir, opened.object_mut())?;
     let reused =
         if args.reuse_maps { pins::reuse(opened.object_mut(), &pin_dir)? } else { Vec::new() };
     logging::clear();
@@ -137,58 +139,65 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
         let id = Program::id_from_fd(prog.as_fd()).context("reading the program id")?;
         (fd, id)
     };
-    let (attach_mode, undo) = attach_over(&dev, prog_fd.as_fd(), args.mode(), &current)
+
+    // From here on, returning early puts the interface back as it was: the
+    // swap guard restores the old program, staged pins remove themselves.
+    let swap = Swap::attach(&dev, prog_fd, prog_id, args.mode(), &current)
         .with_context(|| Exit::attach(format!("loading {prog_name} on {}", dev.name)))?;
-
-    let settled = (|| -> Result<(Mode, Vec<String>)> {
-        // A fixed mode is where the kernel put it; only `auto` needs asking
-        // (a netlink dump the common path skips).
-        let mode = match attach_mode {
-            Some(mode) => mode,
-            None => xdp::query(dev.index)?
-                .into_iter()
-                .find(|a| a.prog_id == prog_id)
-                .map(|a| a.mode)
-                .ok_or_else(|| {
-                    anyhow!("program {prog_id} is not attached to {} after attach", dev.name)
-                })?,
-        };
-        let maps = pins::pin_maps(loaded.object_mut(), &pin_dir, &reused)?;
-        Ok((mode, maps))
-    })();
-    let (mode, mut maps) = match settled {
-        Ok(v) => v,
-        Err(e) => {
-            if let Err(undo_err) = undo.run(&dev, prog_id) {
-                eprintln!("xdpctl: could not restore {}: {undo_err:#}", dev.name);
-            }
-            return Err(e);
-        }
+    let mode = match swap.mode() {
+        // A fixed mode is where the kernel put it; only `auto` needs asking.
+        Some(mode) => mode,
+        None => xdp::query(dev.index)?
+            .into_iter()
+            .find(|a| a.prog_id == prog_id)
+            .map(|a| a.mode)
+            .ok_or_else(|| {
+            anyhow!("program {prog_id} is not attached to {} after attach", dev.name)
+        })?,
     };
+    let staged = pins::stage(loaded.object_mut(), &pin_dir, &reused)?;
 
-    // Pins left by the program this one replaced: stale unless they were reused,
-    // or kept for a later swap back under --reuse-maps.
-    if let Some(prev) = previous {
-        let (keep, stale): (Vec<String>, Vec<String>) = if prev.pin_dir == pin_dir {
-            prev.pins.into_iter().filter(|p| !maps.contains(p)).partition(|_| args.reuse_maps)
+    // Pins the replaced program left: stale unless this one uses them, or kept
+    // (and still ours to remove later) for a swap back under --reuse-maps.
+    let mut maps = staged.names().to_vec();
+    let mut stale = None;
+    if let Some(prev) = &previous {
+        let unused = prev.pins.iter().filter(|p| prev.pin_dir != pin_dir || !maps.contains(p));
+        if args.reuse_maps && prev.pin_dir == pin_dir {
+            maps.extend(unused.cloned().collect::<Vec<_>>());
         } else {
-            (Vec::new(), prev.pins)
-        };
-        pins::remove(&prev.pin_dir, &stale)?;
-        maps.extend(keep);
+            stale = Some((prev.pin_dir.clone(), unused.cloned().collect::<Vec<_>>()));
+        }
     }
-    record::write(
-        &dev,
-        &Record {
-            ifname: dev.name.clone(),
-            prog_id,
-            prog_name: prog_name.clone(),
-            pin_dir: pin_dir.clone(),
-            pins: maps.clone(),
-        },
-    )?;
+    let rec = Record {
+        ifname: dev.name.clone(),
+        prog_id,
+        prog_name: prog_name.clone(),
+        pin_dir: pin_dir.clone(),
+        pins: maps.clone(),
+    };
+    record::write(&dev, &rec)?;
+    if let Err(e) = staged.commit() {
+        // The swap guard puts the old program back; its record goes back too.
+        let restored = match &previous {
+            Some(prev) => record::write(&dev, prev),
+            None => record::remove(&dev),
+        };
+        if let Err(re) = restored {
+            eprintln!("xdpctl: could not restore the record of {}: {re:#}", dev.name);
+        }
+        return Err(e);
+    }
+    let replaced: Vec<u32> = swap.replaced().map(|a| a.prog_id).collect();
+    let replaced_text: Vec<String> = swap
+        .replaced()
+        .map(|a| format!(" - replaced program id {} ({} mode)", a.prog_id, a.mode))
+        .collect();
+    swap.commit();
+    if let Some(Err(e)) = stale.map(|(dir, names)| pins::remove(&dir, &names)) {
+        eprintln!("xdpctl: warning: stale pins of the replaced program stay: {e:#}");
+    }
 
-    let replaced: Vec<u32> = undo.replaced.iter().map(|(a, _)| a.prog_id).collect();
     if out.json {
         return out.json(&Loaded {
             ifname: &dev.name,
@@ -206,12 +215,33 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
         "Loaded {prog_name} from {origin}: program id {prog_id} attached to {} (ifindex {}) in {mode} mode",
         dev.name, dev.index
     ));
-    for (att, _) in &undo.replaced {
-        out.info(format!(" - replaced program id {} ({} mode)", att.prog_id, att.mode));
+    for line in replaced_text {
+        out.info(line);
     }
     let reuse_note =
         if reused.is_empty() { String::new() } else { format!(" (reused: {})", reused.join(", ")) };
     out.info(format!(" - pinned maps in {}: {}{reuse_note}", pin_dir.display(), maps.join(", ")));
+    Ok(())
+}
+
+/// Refuse a pin directory where another interface's live program has pins of
+/// the same names: replacing them would cut that program off from its readers.
+fn check_pins_are_ours(dev: &Iface, dir: &Path, obj: &OpenObject) -> Result<()> {
+    let names: Vec<String> =
+        obj.maps().map(|m| pins::pin_name(&m.name().to_string_lossy())).collect();
+    for rec in record::others(dev)? {
+        let clash: Vec<&str> =
+            rec.pins.iter().filter(|p| names.contains(p)).map(String::as_str).collect();
+        if rec.pin_dir == dir && !clash.is_empty() && Program::fd_from_id(rec.prog_id).is_ok() {
+            bail!(
+                "--pin-dir {} holds the pins of {} on {} ({}); use another directory",
+                dir.display(),
+                rec.prog_name,
+                rec.ifname,
+                clash.join(", ")
+            );
+        }
+    }
     Ok(())
 }
 
@@ -225,65 +255,9 @@ fn load_error(err: libbpf_rs::Error, prog: &str, origin: &str) -> anyhow::Error 
     let what = if tail.is_empty() {
         format!("loading program {prog} from {origin} failed (-v shows libbpf's log)")
     } else {
-        format!("the kernel refused program {prog} from {origin}; the end of its log is above (-v shows all)")
+        format!(
+            "the kernel refused program {prog} from {origin}; the end of its log is above (-v shows all)"
+        )
     };
     anyhow::Error::new(err).context(Exit::load(what))
-}
-
-/// What attach_over changed, so a later failure can put it back.
-struct Undo {
-    /// Programs taken off the interface, with an fd that keeps each alive.
-    replaced: Vec<(Attachment, OwnedFd)>,
-}
-
-impl Undo {
-    /// Take the new program off and put back what it replaced.
-    fn run(&self, dev: &Iface, new_id: u32) -> Result<()> {
-        for att in xdp::query(dev.index)?.into_iter().filter(|a| a.prog_id == new_id) {
-            xdp::detach(dev, att)?;
-        }
-        for (att, fd) in &self.replaced {
-            xdp::attach(dev, fd.as_fd(), Some(att.mode), None)?;
-        }
-        Ok(())
-    }
-}
-
-/// Attach `prog` in `mode`, replacing what `current` lists (the caller checked
-/// --force). A program in the same mode is swapped atomically; one in the other
-/// of native/skb (which cannot coexist) is detached first and put back if the
-/// attach fails. `auto` keeps the mode of a program it replaces. Returns the
-/// mode asked of the kernel (None: it chose) and how to undo.
-fn attach_over(
-    dev: &Iface,
-    prog: BorrowedFd<'_>,
-    mode: Option<Mode>,
-    current: &[Attachment],
-) -> Result<(Option<Mode>, Undo)> {
-    let mode = mode.or_else(|| current.first().map(|a| a.mode));
-    let mut undo = Undo { replaced: Vec::new() };
-    let mut same = None;
-    for att in current {
-        let fd = Program::fd_from_id(att.prog_id)
-            .with_context(|| format!("opening attached program id {}", att.prog_id))?;
-        if Some(att.mode) == mode {
-            same = Some(undo.replaced.len());
-        } else if att.mode == Mode::Hw || mode == Some(Mode::Hw) {
-            // Offloaded programs coexist with either other mode.
-            continue;
-        } else {
-            xdp::detach(dev, *att)?;
-        }
-        undo.replaced.push((*att, fd));
-    }
-    let old = same.map(|i| undo.replaced[i].1.as_fd());
-    if let Err(e) = xdp::attach(dev, prog, mode, old) {
-        for (att, fd) in undo.replaced.iter().filter(|(a, _)| Some(a.mode) != mode) {
-            if let Err(re) = xdp::attach(dev, fd.as_fd(), Some(att.mode), None) {
-                eprintln!("xdpctl: could not re-attach program id {}: {re:#}", att.prog_id);
-            }
-        }
-        return Err(e);
-    }
-    Ok((mode, undo))
 }

@@ -68,8 +68,11 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     let mut removed_pins = Vec::new();
     if let Some(rec) = record::read(&dev)? {
         if left.is_empty() || targets.iter().any(|a| a.prog_id == rec.prog_id) {
-            pins::remove(&rec.pin_dir, &rec.pins)?;
+            // The record goes even if a pin will not: a record that can never
+            // be cleared would fail every later unload.
+            let removed = pins::remove(&rec.pin_dir, &rec.pins);
             record::remove(&dev)?;
+            removed?;
             removed_pins =
                 rec.pins.iter().map(|p| rec.pin_dir.join(p).display().to_string()).collect();
         }
