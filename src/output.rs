@@ -36,6 +36,18 @@ impl Output {
     }
 }
 
+impl Output {
+    /// A notice in the middle of a data stream: on stderr when stdout carries
+    /// JSON, so NDJSON stays clean.
+    pub fn note(&self, msg: &str) {
+        if self.json {
+            eprintln!("xdpctl: {msg}");
+        } else {
+            self.info(msg);
+        }
+    }
+}
+
 /// Whether `err` comes from writing into a pipe whose reader has gone.
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|e| {

@@ -29,15 +29,19 @@ impl StatsMap {
     pub fn open(path: &Path) -> Result<Self> {
         let map = MapHandle::from_pinned_path(path)
             .with_context(|| format!("opening pinned map {}", path.display()))?;
+        Self::new(map, &path.display().to_string())
+    }
+
+    /// Use `map` (described as `what` in errors) once it has the stats layout.
+    pub fn new(map: MapHandle, what: &str) -> Result<Self> {
         let value = size_of::<DataRec>() as u32;
         if !matches!(map.map_type(), MapType::PercpuArray | MapType::Array)
             || map.key_size() != 4
             || map.value_size() != value
         {
             bail!(
-                "{} is a {:?} map with {}-byte keys and {}-byte values, not a stats map \
+                "{what} is a {:?} map with {}-byte keys and {}-byte values, not a stats map \
                  (PERCPU_ARRAY of struct datarec: 4-byte keys, {value}-byte values)",
-                path.display(),
                 map.map_type(),
                 map.key_size(),
                 map.value_size()

@@ -7,9 +7,9 @@ use std::os::fd::{AsFd, AsRawFd};
 
 use libbpf_rs::libbpf_sys::{XDP_ABORTED, XDP_DROP, XDP_PASS};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{MapCore, MapFlags, ProgramInput};
+use libbpf_rs::{MapHandle, ProgramInput};
 use xdpctl::skel::xdp_prog::{XdpProgKernSkel, XdpProgKernSkelBuilder};
-use xdpctl::skel::DataRec;
+use xdpctl::statsmap::StatsMap;
 
 /// Ethernet (14) + IPv6 (40) + ICMPv6 echo request header (8) + `payload` bytes.
 fn ping6_frame(payload: usize) -> Vec<u8> {
@@ -35,23 +35,11 @@ fn with_loaded(test: impl FnOnce(&XdpProgKernSkel<'_>)) {
     test(&skel);
 }
 
-/// Per-action (packets, bytes), summed over CPUs.
+/// Per-action (packets, bytes), summed over CPUs by the reader `stats` uses.
 fn counters(skel: &XdpProgKernSkel<'_>) -> Vec<(u64, u64)> {
-    (0u32..5)
-        .map(|key| {
-            let per_cpu = skel
-                .maps
-                .xdp_stats_map
-                .lookup_percpu(&key.to_ne_bytes(), MapFlags::ANY)
-                .expect("lookup")
-                .expect("array slot exists");
-            per_cpu.iter().fold((0, 0), |(p, b), bytes| {
-                let mut rec = DataRec::default();
-                plain::copy_from_bytes(&mut rec, bytes).expect("datarec");
-                (p + rec.rx_packets, b + rec.rx_bytes)
-            })
-        })
-        .collect()
+    let handle = MapHandle::try_from(&skel.maps.xdp_stats_map).expect("map handle");
+    let map = StatsMap::new(handle, "xdp_stats_map").expect("stats layout");
+    map.read().expect("read").iter().map(|r| (r.rx_packets, r.rx_bytes)).collect()
 }
 
 fn run(skel: &XdpProgKernSkel<'_>, name: &str, frame: &[u8], repeat: u32) -> (u32, Vec<u8>) {

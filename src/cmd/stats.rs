@@ -102,13 +102,10 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
         // Re-open every time: a reload pins a new map under the same name.
         match StatsMap::open(&path) {
             Ok(fresh) if fresh.id != map.id => {
-                note(
-                    out,
-                    &format!(
+                out.note(&format!(
                     "{MAP_NAME} changed: map id {} -> {} (program reloaded); restarting counters",
                     map.id, fresh.id
-                ),
-                );
+                ));
                 map = fresh;
                 prev = Sample { at: Instant::now(), recs: map.read()? };
                 waiting = false;
@@ -117,10 +114,10 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
             Ok(_) => waiting = false,
             Err(_) if !path.exists() => {
                 if !waiting {
-                    note(
-                        out,
-                        &format!("{} is gone (program unloaded?); waiting for it", path.display()),
-                    );
+                    out.note(&format!(
+                        "{} is gone (program unloaded?); waiting for it",
+                        path.display()
+                    ));
                     waiting = true;
                 }
                 continue;
@@ -128,24 +125,16 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
             Err(e) => return Err(e),
         }
         let cur = Sample { at: Instant::now(), recs: map.read()? };
+        let (period, rows) = rates(&prev, &cur);
         if out.json {
-            out.json(&json_sample(&dev.name, map.id, &prev, &cur))?;
+            out.json(&json_sample(&dev.name, map.id, period, rows))?;
         } else {
-            out.print(&table(&prev, &cur))?;
+            out.print(&table(period, &rows))?;
         }
         prev = cur;
         printed += 1;
     }
     Ok(())
-}
-
-/// Notices go to stderr when stdout carries JSON, so NDJSON stays clean.
-fn note(out: Output, msg: &str) {
-    if out.json {
-        eprintln!("xdpctl: {msg}");
-    } else {
-        out.info(msg);
-    }
 }
 
 fn rate(prev: u64, cur: u64, period: f64) -> f64 {
@@ -156,9 +145,10 @@ fn rate(prev: u64, cur: u64, period: f64) -> f64 {
     }
 }
 
-fn json_sample<'a>(dev: &'a str, map_id: u32, prev: &Sample, cur: &Sample) -> JsonSample<'a> {
+/// Each action's totals and its rates over the period between two samples.
+fn rates(prev: &Sample, cur: &Sample) -> (f64, Vec<(String, ActionRate)>) {
     let period = cur.at.duration_since(prev.at).as_secs_f64();
-    let actions = cur
+    let rows = cur
         .recs
         .iter()
         .zip(&prev.recs)
@@ -173,22 +163,29 @@ fn json_sample<'a>(dev: &'a str, map_id: u32, prev: &Sample, cur: &Sample) -> Js
             (action_name(key as u32), r)
         })
         .collect();
+    (period, rows)
+}
+
+fn json_sample(
+    dev: &str,
+    map_id: u32,
+    period: f64,
+    rows: Vec<(String, ActionRate)>,
+) -> JsonSample<'_> {
     let time = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
-    JsonSample { dev, map_id, time, period, actions }
+    JsonSample { dev, map_id, time, period, actions: rows.into_iter().collect() }
 }
 
 /// The tutorial's table: totals, rates over the period, and the period itself.
-fn table(prev: &Sample, cur: &Sample) -> String {
-    let period = cur.at.duration_since(prev.at).as_secs_f64();
+fn table(period: f64, rows: &[(String, ActionRate)]) -> String {
     let mut text = String::from("XDP-action\n");
-    for (key, (c, p)) in cur.recs.iter().zip(&prev.recs).enumerate() {
+    for (action, r) in rows {
         text.push_str(&format!(
-            "{:<12} {:>11} pkts ({:>10.0} pps) {:>11.0} Kbytes ({:>6.0} Mbits/s) period:{period:.6}\n",
-            action_name(key as u32),
-            c.rx_packets,
-            rate(p.rx_packets, c.rx_packets, period),
-            c.rx_bytes as f64 / 1000.0,
-            rate(p.rx_bytes, c.rx_bytes, period) * 8.0 / 1e6,
+            "{action:<12} {:>11} pkts ({:>10.0} pps) {:>11.0} Kbytes ({:>6.0} Mbits/s) period:{period:.6}\n",
+            r.packets,
+            r.pps,
+            r.bytes as f64 / 1000.0,
+            r.bps / 1e6,
         ));
     }
     text.push('\n');
