@@ -18,6 +18,8 @@ fn main() {
         .and_then(|o| String::from_utf8(o.stdout).ok())
         .map(|s| format!("-I/usr/include/{}", s.trim()))
         .unwrap_or_else(|| "-I/usr/include/x86_64-linux-gnu".into());
+    // Tests that build BPF objects of their own need the same flag.
+    println!("cargo:rustc-env=XDPCTL_MULTIARCH_INCLUDE={multiarch}");
 
     for dir in ["bpf", "include"] {
         println!("cargo:rerun-if-changed={dir}");

@@ -4,9 +4,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::thread::sleep;
-use std::time::Duration;
+use std::process::Command;
 
 use common::{xdpctl, xdpctl_ok, Lab, PING6_REPLY_BYTES};
 use serde_json::Value;
@@ -114,30 +112,25 @@ fn stats_from_a_separate_process_follow_a_reload() {
     let lab = Lab::new();
     load(&lab, &[]);
     let old_map = lab.stats().map_id();
-    let child = Command::new(common::XDPCTL)
-        .args(["--json", "stats", "--dev", &lab.outer, "--interval", "0.2", "--count", "6"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawning xdpctl stats");
-    sleep(Duration::from_millis(300));
+    let stream =
+        common::Streaming::spawn(&["--json", "stats", "--dev", &lab.outer, "--interval", "0.1"]);
+    let sample_of = |line: &str| serde_json::from_str::<Value>(line).expect("NDJSON line");
+    let first = sample_of(&stream.wait_for("a first sample", |_| true));
+    assert_eq!(first["map_id"].as_u64(), Some(old_map));
+
     load(&lab, &["--progname", "xdp_drop", "--force"]);
-    assert!(!lab.ping(4));
     let new_map = lab.stats().map_id();
     assert_ne!(new_map, old_map);
+    assert!(!lab.ping(4));
+    stream.wait_for("the new map counting 4 drops", |line| {
+        let s = sample_of(line);
+        s["map_id"].as_u64() == Some(new_map)
+            && s["actions"]["XDP_DROP"]["packets"].as_u64() == Some(4)
+    });
 
-    let out = child.wait_with_output().expect("stats output");
-    assert!(out.status.success(), "{}", common::stderr(&out));
-    let err = common::stderr(&out);
+    let (status, err) = stream.interrupt();
+    assert!(status.success(), "{status:?} {err}");
     assert!(err.contains(&format!("map id {old_map} -> {new_map}")), "{err}");
-    let samples: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("NDJSON line"))
-        .collect();
-    assert_eq!(samples.len(), 6, "--count 6 prints six samples");
-    let last = samples.last().expect("a sample");
-    assert_eq!(last["map_id"].as_u64(), Some(new_map));
-    assert_eq!(last["actions"]["XDP_DROP"]["packets"].as_u64(), Some(4));
 }
 
 #[test]
@@ -223,7 +216,7 @@ fn a_user_object_built_by_the_test_loads_and_counts() {
             "bpf",
             "-I",
             concat!(env!("CARGO_MANIFEST_DIR"), "/include"),
-            &format!("-I/usr/include/{}", multiarch()),
+            env!("XDPCTL_MULTIARCH_INCLUDE"),
             "-c",
             src.to_str().unwrap(),
             "-o",
@@ -235,11 +228,6 @@ fn a_user_object_built_by_the_test_loads_and_counts() {
     assert_eq!(lab.attached()[0]["name"], "my_drop");
     assert!(!lab.ping(2));
     assert_eq!(lab.stats().packets("XDP_DROP"), 2);
-}
-
-fn multiarch() -> String {
-    let out = common::run("gcc", &["-dumpmachine"]);
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 struct RemoveDir<'a>(&'a Path);
@@ -290,18 +278,13 @@ fn load_mounts_bpffs_when_it_is_missing() {
 fn stats_stops_cleanly_on_ctrl_c_and_on_a_closed_pipe() {
     let lab = Lab::new();
     load(&lab, &[]);
-    let child = Command::new(common::XDPCTL)
-        .args(["stats", "--dev", &lab.outer, "--interval", "0.1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawning xdpctl stats");
-    sleep(Duration::from_millis(450));
-    common::run("kill", &["-INT", &child.id().to_string()]);
-    let out = child.wait_with_output().expect("stats output");
-    assert!(out.status.success(), "exit on SIGINT: {:?} {}", out.status, common::stderr(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("XDP_PASS"));
-    assert_eq!(common::stderr(&out), "");
+    let stream = common::Streaming::spawn(&["stats", "--dev", &lab.outer, "--interval", "0.1"]);
+    // The banner comes after the Ctrl-C handler is in place.
+    stream.wait_for("the banner", |l| l.contains("Ctrl-C stops"));
+    stream.wait_for("a table", |l| l.starts_with("XDP_PASS"));
+    let (status, err) = stream.interrupt();
+    assert!(status.success(), "exit on SIGINT: {status:?} {err}");
+    assert_eq!(err, "");
 
     let piped = format!(
         "set -o pipefail; {} --json stats --dev {} --interval 0.05 | head -n 1",

@@ -28,7 +28,6 @@ fn unknown_interface() {
     let out = xdpctl(&["load", "--dev", &dev]);
     let err = one_line_naming(&out, 1, &dev);
     assert!(err.contains("ip link"), "hint: {err}");
-    assert!(!Path::new("/sys/fs/bpf").join(&dev).exists());
     for cmd in ["unload", "stats", "status"] {
         let out = xdpctl(&[cmd, "--dev", &dev]);
         one_line_naming(&out, 1, &dev);
@@ -111,14 +110,13 @@ fn verifier_rejection_exits_40_and_shows_the_log_tail() {
     )
     .unwrap();
     let obj = dir.join("bad.o");
-    let arch = String::from_utf8(common::run("gcc", &["-dumpmachine"]).stdout).unwrap();
     common::run(
         "clang",
         &[
             "-O2",
             "-target",
             "bpf",
-            &format!("-I/usr/include/{}", arch.trim()),
+            env!("XDPCTL_MULTIARCH_INCLUDE"),
             "-c",
             src.to_str().unwrap(),
             "-o",
@@ -143,10 +141,12 @@ fn verifier_rejection_exits_40_and_shows_the_log_tail() {
 }
 
 #[test]
-fn failure_after_attach_restores_the_previous_program() {
+fn failure_after_attach_restores_the_previous_program_and_its_pins() {
     let lab = Lab::new();
     let first = xdpctl_ok(&["--json", "load", "--dev", &lab.outer]);
     let first: serde_json::Value = serde_json::from_str(&first).unwrap();
+    assert!(lab.ping(2));
+    let before = lab.stats();
     // A pin file where the pin directory should be: passes the checks, fails
     // only when pinning, after the new program was attached.
     let bad_dir = lab.pin_dir().join("xdp_stats_map");
@@ -164,7 +164,65 @@ fn failure_after_attach_restores_the_previous_program() {
     let attached = lab.attached();
     assert_eq!(attached.len(), 1);
     assert_eq!(attached[0]["prog_id"], first["prog_id"], "the original program is back");
+    assert_eq!(attached[0]["pin_dir"], lab.pin_dir().to_str().unwrap());
     assert!(lab.ping(1));
+    let after = lab.stats();
+    assert_eq!(after.map_id(), before.map_id(), "its pinned map is the same");
+    assert_eq!(after.packets("XDP_PASS"), 3);
+}
+
+#[test]
+fn pin_dir_at_the_root_of_bpffs() {
+    let lab = Lab::new();
+    let out = xdpctl(&["load", "--dev", &lab.outer, "--pin-dir", "/sys/fs/bpf"]);
+    let err = one_line_naming(&out, 1, "/sys/fs/bpf");
+    assert!(err.contains("root of a bpffs mount"), "{err}");
+    nothing_left(&lab);
+}
+
+#[test]
+fn pin_dir_holding_another_interfaces_pins() {
+    let (a, b) = (Lab::new(), Lab::new());
+    let dir = Path::new("/sys/fs/bpf").join(unique("xshared"));
+    let _cleanup = RemoveDir(&dir);
+    let dir_arg = dir.to_str().unwrap();
+    xdpctl_ok(&["load", "--dev", &a.outer, "--pin-dir", dir_arg]);
+    assert!(a.ping(2));
+
+    let out = xdpctl(&["load", "--dev", &b.outer, "--pin-dir", dir_arg]);
+    let err = one_line_naming(&out, 1, dir_arg);
+    assert!(err.contains(&a.outer) && err.contains("xdp_stats_map"), "names the owner: {err}");
+    assert!(b.attached().is_empty());
+    assert_eq!(a.stats().packets("XDP_PASS"), 2, "a's pins untouched");
+}
+
+#[test]
+fn inside_ip_netns_exec_pins_would_vanish() {
+    let lab = Lab::new();
+    let out = Command::new("ip")
+        .args(["netns", "exec", &lab.ns, common::XDPCTL, "load", "--dev", "veth0"])
+        .output()
+        .expect("running ip netns exec");
+    let err = one_line_naming(&out, 1, "ip netns exec");
+    assert!(err.contains("nsenter --net=/run/netns/"), "hint: {err}");
+    let status = Command::new("ip")
+        .args(["netns", "exec", &lab.ns, common::XDPCTL, "--json", "status"])
+        .output()
+        .expect("status in the namespace");
+    assert_eq!(String::from_utf8_lossy(&status.stdout).trim(), "[]", "nothing attached");
+
+    // The hint works: the pins land in the host's bpffs and persist.
+    let dir = Path::new("/sys/fs/bpf").join(unique("xnsenter"));
+    let _cleanup = RemoveDir(&dir);
+    let netns = format!("--net=/run/netns/{}", lab.ns);
+    let dir_arg = dir.to_str().unwrap();
+    common::run(
+        "nsenter",
+        &[&netns, common::XDPCTL, "load", "--dev", "veth0", "--pin-dir", dir_arg],
+    );
+    assert!(dir.join("xdp_stats_map").exists());
+    common::run("nsenter", &[&netns, common::XDPCTL, "unload", "--dev", "veth0"]);
+    assert!(!dir.exists());
 }
 
 #[test]
@@ -204,5 +262,12 @@ impl Drop for DelLink<'_> {
     fn drop(&mut self) {
         let _ = Command::new(common::XDPCTL).args(["-q", "unload", "--dev", self.0]).output();
         let _ = Command::new("ip").args(["link", "del", "dev", self.0]).output();
+    }
+}
+
+struct RemoveDir<'a>(&'a Path);
+impl Drop for RemoveDir<'_> {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(self.0);
     }
 }

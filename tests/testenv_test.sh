@@ -26,11 +26,18 @@ counter() { # action field
 	"$T" stats --json --count 1 --interval 0.05 | jq -r ".actions.$1.$2"
 }
 
+no_program_left() { # name
+	[[ ! -e /sys/fs/bpf/$1 ]] || fail "pins /sys/fs/bpf/$1 left behind"
+	if grep -qs "\"ifname\": \"$1\"" /run/xdpctl/*.json; then
+		fail "xdpctl's record of $1 left behind"
+	fi
+}
+
 gone() { # name
 	! ip link show dev "$1" >/dev/null 2>&1 || fail "interface $1 left behind"
 	! ip netns list | grep -qw "$1" || fail "netns $1 left behind"
-	[[ ! -e /sys/fs/bpf/$1 ]] || fail "pins /sys/fs/bpf/$1 left behind"
 	[[ ! -e $TESTENV_STATEDIR/$1.env ]] || fail "state of $1 left behind"
+	no_program_left "$1"
 }
 
 "$T" setup --name "$NAME" --legacy-ip
@@ -52,10 +59,14 @@ if "$T" ping -c 2 -i 0.1 -W 1 >/dev/null 2>&1; then fail "ping must fail through
 drop=$(counter XDP_DROP packets)
 [[ $drop -ge 2 ]] || fail "XDP_DROP counted $drop packets, expected at least 2"
 
+[[ -e /sys/fs/bpf/$NAME/xdp_stats_map ]] || fail "load pinned xdp_stats_map"
 "$T" reset
-[[ -z $(ip -j link show dev "$NAME" | jq -r '.[0].xdp // empty') ]] || fail "reset leaves no program"
+no_program_left "$NAME"
 ip -4 addr show dev "$NAME" | grep -q "10.11\." || fail "reset keeps --legacy-ip"
 
+# Teardown removes a loaded program's pins too.
+"$T" load --progname xdp_pass
+[[ -e /sys/fs/bpf/$NAME/xdp_stats_map ]] || fail "load pinned xdp_stats_map"
 "$T" teardown
 gone "$NAME"
 

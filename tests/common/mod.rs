@@ -241,3 +241,69 @@ impl Stats {
 
 /// Ethernet + IPv6 + ICMPv6 echo reply with ping's default 56 data bytes.
 pub const PING6_REPLY_BYTES: u64 = 14 + 40 + 8 + 56;
+
+/// A long-running xdpctl whose stdout lines arrive as they are printed.
+pub struct Streaming {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Streaming {
+    pub fn spawn(args: &[&str]) -> Streaming {
+        use std::io::BufRead;
+        let mut child = Command::new(XDPCTL)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawning xdpctl");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Streaming { child, lines }
+    }
+
+    /// The next line, or None if none came within `timeout`.
+    pub fn next_line(&self, timeout: Duration) -> Option<String> {
+        self.lines.recv_timeout(timeout).ok()
+    }
+
+    /// Lines until one satisfies `want`; panics with what came instead.
+    pub fn wait_for(&self, what: &str, want: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut seen = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.next_line(left) {
+                Some(line) if want(&line) => return line,
+                Some(line) => seen.push(line),
+                None => break,
+            }
+        }
+        panic!("no line with {what}; got:\n{}", seen.join("\n"));
+    }
+
+    /// Ctrl-C, then the exit status and everything written to stderr.
+    pub fn interrupt(mut self) -> (std::process::ExitStatus, String) {
+        use std::io::Read;
+        run("kill", &["-INT", &self.child.id().to_string()]);
+        let status = self.child.wait().expect("waiting for xdpctl");
+        let mut err = String::new();
+        if let Some(mut stderr) = self.child.stderr.take() {
+            stderr.read_to_string(&mut err).expect("reading stderr");
+        }
+        (status, err)
+    }
+}
+
+impl Drop for Streaming {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
