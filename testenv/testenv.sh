@@ -2,7 +2,7 @@
 # The XDP tutorial's test lab: a veth pair whose outer end (named after the
 # environment) stays in this namespace and whose inner end (veth0) lives in a
 # network namespace of the same name. load/unload/stats/redirect call xdpctl.
-set -euo pipefail
+set -Eeuo pipefail # -E: the ERR trap of setup also fires inside functions
 
 STATEDIR=${TESTENV_STATEDIR:-/run/xdpctl-testenv}
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -123,10 +123,12 @@ ip4_in() { echo "10.11.$NUM.2"; }
 
 # Remove whatever exists of environment $NAME; never fails.
 destroy() {
-	local vid
-	if ip link show dev "$NAME" >/dev/null 2>&1; then
-		xdpctl --quiet unload --dev "$NAME" >/dev/null 2>&1 || true
-	fi
+	local vid dev
+	for dev in "$NAME" "${VLAN_IDS[@]/#/$NAME.}"; do
+		if ip link show dev "$dev" >/dev/null 2>&1; then
+			xdpctl --quiet unload --dev "$dev" >/dev/null 2>&1 || true
+		fi
+	done
 	for vid in "${VLAN_IDS[@]}"; do
 		rm -rf "/sys/fs/bpf/$NAME:$vid"
 	done
@@ -134,6 +136,14 @@ destroy() {
 	ip link del dev "$NAME" 2>/dev/null || true
 	ip netns del "$NAME" 2>/dev/null || true
 	rm -f "$(state_file "$NAME")"
+}
+
+# Undo a failed setup: only what this run made.
+MADE_NS=0
+MADE_LINK=0
+undo_setup() {
+	if [[ $MADE_LINK -eq 1 ]]; then ip link del dev "$NAME" 2>/dev/null || true; fi
+	if [[ $MADE_NS -eq 1 ]]; then ip netns del "$NAME" 2>/dev/null || true; fi
 }
 
 cmd_setup() {
@@ -146,10 +156,13 @@ cmd_setup() {
 	mkdir -p "$STATEDIR"
 	NUM=$(free_number)
 
-	# From here on, a failure removes everything made so far.
-	trap 'destroy; exit 1' ERR
+	# From here on, a failure removes what this run made (and nothing else:
+	# another setup may have raced us to the same name).
+	trap 'undo_setup; exit 1' ERR
 	ip netns add "$NAME"
+	MADE_NS=1
 	ip link add dev "$NAME" type veth peer name "$INNER" netns "$NAME"
+	MADE_LINK=1
 	ip -n "$NAME" link set dev lo up
 	ip link set dev "$NAME" up
 	ip -n "$NAME" link set dev "$INNER" up
@@ -305,6 +318,7 @@ load | unload | stats)
 	;;
 redirect)
 	[[ ${#ARGS[@]} -ge 2 ]] || die "redirect needs two environments: redirect ENV1 ENV2"
+	xdpctl help redirect >/dev/null 2>&1 || die "this xdpctl has no redirect command yet"
 	xdpctl redirect --dev "${ARGS[0]}" --redirect-dev "${ARGS[1]}" "${ARGS[@]:2}"
 	;;
 alias) cmd_alias ;;
