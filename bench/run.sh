@@ -10,6 +10,7 @@ export XDPCTL_BENCH_REF=target/bench/xdp_ref.o
 export XDPCTL=${XDPCTL:-target/release/xdpctl}
 
 out=bench/results.md
+trap 'rm -f "$out.tmp"' EXIT
 {
 	echo "# Benchmark results"
 	echo

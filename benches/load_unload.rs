@@ -1,14 +1,19 @@
 //! Wall time of `xdpctl load` + `xdpctl unload` against `ip link set dev X
 //! xdpgeneric obj ... sec xdp` + `xdpgeneric off`, same object, same veth,
-//! runs interleaved, medians compared. Wall time is dominated by the kernel
+//! runs interleaved, means compared. Wall time is dominated by the kernel
 //! (an RCU grace period in the XDP dispatcher on attach and again on detach),
-//! so the CPU time both spend (children's rusage) is reported beside it.
+//! so the CPU time both spend (children's rusage) is reported beside it. Means,
+//! not medians: each wait lasts one or two 4 ms ticks, and the median of such
+//! a two-humped sum jumps by a tick from run to run.
 //! Run by `make bench` (needs root).
 
 use std::process::Command;
 use std::time::Instant;
 
+mod common;
+
 use anyhow::{bail, Context, Result};
+use common::Mean;
 use nix::sys::resource::{getrusage, UsageWho};
 
 const RUNS: usize = 60;
@@ -51,18 +56,20 @@ fn main() -> Result<()> {
             }
         }
     }
-    let (ow, pw) = (median(t_ours.iter().map(|t| t.0)), median(t_ip.iter().map(|t| t.0)));
-    let (oc, pc) = (median(t_ours.iter().map(|t| t.1)), median(t_ip.iter().map(|t| t.1)));
-    println!("## load + unload ({RUNS} interleaved runs, median; skb mode on a veth)\n");
+    let (ow, pw) = (Mean::of(t_ours.iter().map(|t| t.0)), Mean::of(t_ip.iter().map(|t| t.0)));
+    let (oc, pc) = (Mean::of(t_ours.iter().map(|t| t.1)), Mean::of(t_ip.iter().map(|t| t.1)));
+    println!(
+        "## load + unload ({RUNS} interleaved runs, mean ± standard error; skb mode on a veth)\n"
+    );
     println!("| command pair | wall ms | wall ratio | CPU ms | CPU ratio |");
     println!("|---|---:|---:|---:|---:|");
     println!(
-        "| xdpctl load --skb-mode + xdpctl unload | {ow:.2} | {:.3} | {oc:.2} | {:.3} |",
-        ow / pw,
-        oc / pc
+        "| xdpctl load --skb-mode + xdpctl unload | {ow} | {:.3} | {oc} | {:.3} |",
+        ow.mean / pw.mean,
+        oc.mean / pc.mean
     );
     println!(
-        "| ip link set xdpgeneric obj ... sec xdp + xdpgeneric off | {pw:.2} | 1.000 | {pc:.2} | 1.000 |"
+        "| ip link set xdpgeneric obj ... sec xdp + xdpgeneric off | {pw} | 1.000 | {pc} | 1.000 |"
     );
     println!();
     Ok(())
@@ -83,21 +90,28 @@ fn sh(cmd: &str, args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-fn median(values: impl Iterator<Item = f64>) -> f64 {
-    let mut v: Vec<f64> = values.collect();
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+impl std::fmt::Display for Mean {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.2} ± {:.2}", self.mean, self.stderr)
+    }
 }
 
-/// A veth pair of our own (peer in its own netns), removed on drop.
+/// A veth pair of our own (peer in its own netns), removed on drop, with the
+/// bpffs entries `ip` makes for itself on first use (removed if it made them).
 struct Lab {
     ns: String,
     veth: String,
+    ip_dirs_existed: bool,
 }
+
+/// What `ip ... obj` creates under bpffs: symlinks first, directories last.
+const IP_BPFFS_ENTRIES: [&str; 4] =
+    ["/sys/fs/bpf/ip", "/sys/fs/bpf/xdp", "/sys/fs/bpf/tc/globals", "/sys/fs/bpf/tc"];
 
 impl Lab {
     fn new(name: &str) -> Result<Lab> {
-        let lab = Lab { ns: name.to_string(), veth: name.to_string() };
+        let ip_dirs_existed = std::path::Path::new("/sys/fs/bpf/tc").exists();
+        let lab = Lab { ns: name.to_string(), veth: name.to_string(), ip_dirs_existed };
         sh("ip", &["netns", "add", &lab.ns])?;
         sh(
             "ip",
@@ -113,5 +127,10 @@ impl Drop for Lab {
         let _ = Command::new("ip").args(["link", "del", "dev", &self.veth]).output();
         let _ = Command::new("ip").args(["netns", "del", &self.ns]).output();
         let _ = std::fs::remove_dir_all(format!("/sys/fs/bpf/{}", self.veth));
+        if !self.ip_dirs_existed {
+            for entry in IP_BPFFS_ENTRIES {
+                let _ = std::fs::remove_file(entry).or_else(|_| std::fs::remove_dir(entry));
+            }
+        }
     }
 }
