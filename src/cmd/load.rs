@@ -20,7 +20,7 @@ use crate::output::Output;
 use crate::pins;
 use crate::record::{self, Record};
 use crate::swap::Swap;
-use crate::xdp::{self, Mode, ModeRequest};
+use crate::xdp::{self, Attachment, Mode, ModeRequest};
 
 #[derive(clap::Args, Debug)]
 #[command(group = clap::ArgGroup::new("modes").multiple(false))]
@@ -157,18 +157,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     };
     let staged = pins::stage(loaded.object_mut(), &pin_dir, &reused)?;
 
-    // Pins the replaced program left: stale unless this one uses them, or kept
-    // (and still ours to remove later) for a swap back under --reuse-maps.
-    let mut maps = staged.names().to_vec();
-    let mut stale = None;
-    if let Some(prev) = &previous {
-        let unused = prev.pins.iter().filter(|p| prev.pin_dir != pin_dir || !maps.contains(p));
-        if args.reuse_maps && prev.pin_dir == pin_dir {
-            maps.extend(unused.cloned().collect::<Vec<_>>());
-        } else {
-            stale = Some((prev.pin_dir.clone(), unused.cloned().collect::<Vec<_>>()));
-        }
-    }
+    let (maps, stale) = carry_over(previous.as_ref(), staged.names(), &pin_dir, args.reuse_maps);
     let rec = Record {
         ifname: dev.name.clone(),
         prog_id,
@@ -188,11 +177,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
         }
         return Err(e);
     }
-    let replaced: Vec<u32> = swap.replaced().map(|a| a.prog_id).collect();
-    let replaced_text: Vec<String> = swap
-        .replaced()
-        .map(|a| format!(" - replaced program id {} ({} mode)", a.prog_id, a.mode))
-        .collect();
+    let replaced: Vec<Attachment> = swap.replaced().copied().collect();
     swap.commit();
     if let Some(Err(e)) = stale.map(|(dir, names)| pins::remove(&dir, &names)) {
         eprintln!("xdpctl: warning: stale pins of the replaced program stay: {e:#}");
@@ -208,20 +193,45 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
             object: origin,
             pin_dir: &pin_dir,
             maps: &maps,
-            replaced,
+            replaced: replaced.iter().map(|a| a.prog_id).collect(),
         });
     }
     out.info(format!(
         "Loaded {prog_name} from {origin}: program id {prog_id} attached to {} (ifindex {}) in {mode} mode",
         dev.name, dev.index
     ));
-    for line in replaced_text {
-        out.info(line);
+    for a in &replaced {
+        out.info(format!(" - replaced program id {} ({} mode)", a.prog_id, a.mode));
     }
     let reuse_note =
         if reused.is_empty() { String::new() } else { format!(" (reused: {})", reused.join(", ")) };
     out.info(format!(" - pinned maps in {}: {}{reuse_note}", pin_dir.display(), maps.join(", ")));
     Ok(())
+}
+
+/// The pins the interface's record lists after this load, and the replaced
+/// program's pins to remove. Its pins are stale unless this program uses them,
+/// or they are kept (and still ours to remove later) for a swap back under
+/// --reuse-maps.
+fn carry_over(
+    previous: Option<&Record>,
+    ours: &[String],
+    pin_dir: &Path,
+    reuse_maps: bool,
+) -> (Vec<String>, Option<(PathBuf, Vec<String>)>) {
+    let mut maps = ours.to_vec();
+    let Some(prev) = previous else {
+        return (maps, None);
+    };
+    let same_dir = prev.pin_dir == pin_dir;
+    let unused: Vec<String> =
+        prev.pins.iter().filter(|p| !same_dir || !ours.contains(p)).cloned().collect();
+    if reuse_maps && same_dir {
+        maps.extend(unused);
+        (maps, None)
+    } else {
+        (maps, Some((prev.pin_dir.clone(), unused)))
+    }
 }
 
 /// Refuse a pin directory where another interface's live program has pins of
@@ -260,4 +270,39 @@ fn load_error(err: libbpf_rs::Error, prog: &str, origin: &str) -> anyhow::Error 
         )
     };
     anyhow::Error::new(err).context(Exit::load(what))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(dir: &str, pins: &[&str]) -> Record {
+        Record {
+            ifname: "eth0".into(),
+            prog_id: 1,
+            prog_name: "xdp_pass".into(),
+            pin_dir: dir.into(),
+            pins: pins.iter().map(|p| p.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn pins_of_a_replaced_program_are_stale_unless_kept_for_reuse() {
+        let ours = vec!["xdp_stats_map".to_string()];
+        let dir = Path::new("/sys/fs/bpf/eth0");
+        assert_eq!(carry_over(None, &ours, dir, false), (ours.clone(), None));
+
+        let prev = rec("/sys/fs/bpf/eth0", &["xdp_stats_map", "tx_port"]);
+        let (maps, stale) = carry_over(Some(&prev), &ours, dir, false);
+        assert_eq!(maps, ours);
+        assert_eq!(stale, Some((dir.to_path_buf(), vec!["tx_port".to_string()])));
+
+        let (maps, stale) = carry_over(Some(&prev), &ours, dir, true);
+        assert_eq!(maps, ["xdp_stats_map", "tx_port"]);
+        assert_eq!(stale, None);
+
+        let moved = rec("/sys/fs/bpf/old", &["xdp_stats_map"]);
+        let (_, stale) = carry_over(Some(&moved), &ours, dir, true);
+        assert_eq!(stale, Some(("/sys/fs/bpf/old".into(), ours.clone())));
+    }
 }
