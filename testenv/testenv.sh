@@ -244,10 +244,13 @@ cmd_status() {
 cmd_ping() {
 	load_state
 	[[ $# -gt 0 ]] || set -- -c 3
+	local rc=0
 	if [[ $LEGACY_IP -eq 1 ]]; then
-		ip netns exec "$NAME" ping "$@" "$(ip4_out)"
+		# A dropped IPv4 ping must not hide the IPv6 one.
+		ip netns exec "$NAME" ping "$@" "$(ip4_out)" || rc=$?
 	fi
-	ip netns exec "$NAME" ping "$@" "$(ip6_out)"
+	ip netns exec "$NAME" ping "$@" "$(ip6_out)" || rc=$?
+	return "$rc"
 }
 
 cmd_alias() {
