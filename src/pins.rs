@@ -63,7 +63,8 @@ pub fn reuse(obj: &mut OpenObject, dir: &Path) -> Result<Vec<String>> {
 pub struct Staged {
     dir: PathBuf,
     created_dir: bool,
-    /// (temporary name, final name)
+    committed: bool,
+    /// (temporary name, final name) not yet moved into place
     staged: Vec<(String, String)>,
     /// Every pin of the object in `dir`, by final name.
     names: Vec<String>,
@@ -74,8 +75,13 @@ pub struct Staged {
 pub fn stage(obj: &mut Object, dir: &Path, reused: &[String]) -> Result<Staged> {
     let created_dir = !dir.exists();
     fs::create_dir_all(dir).with_context(|| format!("creating pin directory {}", dir.display()))?;
-    let mut staged =
-        Staged { dir: dir.to_path_buf(), created_dir, staged: Vec::new(), names: Vec::new() };
+    let mut staged = Staged {
+        dir: dir.to_path_buf(),
+        created_dir,
+        committed: false,
+        staged: Vec::new(),
+        names: Vec::new(),
+    };
     for mut map in obj.maps_mut() {
         if !map.autocreate() {
             continue;
@@ -101,11 +107,14 @@ impl Staged {
 
     /// Move the staged pins over their final names; each replaces an older
     /// pin of that name atomically (rename(2)), so readers never miss one.
+    /// Pins not yet moved when a rename fails are removed by the drop.
     pub fn commit(mut self) -> Result<()> {
-        for (tmp, name) in std::mem::take(&mut self.staged) {
-            fs::rename(self.dir.join(&tmp), self.dir.join(&name))
+        while let Some((tmp, name)) = self.staged.first() {
+            fs::rename(self.dir.join(tmp), self.dir.join(name))
                 .with_context(|| format!("pinning map {name} in {}", self.dir.display()))?;
+            self.staged.remove(0);
         }
+        self.committed = true;
         Ok(())
     }
 }
@@ -116,7 +125,8 @@ impl Drop for Staged {
             // Best effort: an error is already on its way to the user.
             let _ = fs::remove_file(self.dir.join(tmp));
         }
-        if self.created_dir && !self.staged.is_empty() {
+        if self.created_dir && !self.committed {
+            // Only if empty: pins renamed before a failure stay with their dir.
             let _ = fs::remove_dir(&self.dir);
         }
     }
