@@ -180,7 +180,7 @@ fn skb_and_native_modes_both_work() {
 fn custom_pin_dir_is_recorded_for_stats_status_and_unload() {
     let lab = Lab::new();
     let dir = Path::new("/sys/fs/bpf").join(common::unique("xpin"));
-    let _cleanup = RemoveDir(&dir);
+    let _cleanup = common::RemoveDir(&dir);
     load(&lab, &["--pin-dir", dir.to_str().unwrap()]);
     assert!(dir.join("xdp_stats_map").exists());
     assert!(!lab.pin_dir().exists(), "nothing pinned in the default place");
@@ -194,7 +194,7 @@ fn custom_pin_dir_is_recorded_for_stats_status_and_unload() {
 #[test]
 fn a_user_object_built_by_the_test_loads_and_counts() {
     let lab = Lab::new();
-    let tmp = TempDir::new();
+    let tmp = common::TempDir::new();
     let src = tmp.0.join("my_prog.bpf.c");
     std::fs::write(
         &src,
@@ -228,27 +228,6 @@ fn a_user_object_built_by_the_test_loads_and_counts() {
     assert_eq!(lab.attached()[0]["name"], "my_drop");
     assert!(!lab.ping(2));
     assert_eq!(lab.stats().packets("XDP_DROP"), 2);
-}
-
-struct RemoveDir<'a>(&'a Path);
-impl Drop for RemoveDir<'_> {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(self.0);
-    }
-}
-
-struct TempDir(std::path::PathBuf);
-impl TempDir {
-    fn new() -> TempDir {
-        let dir = std::env::temp_dir().join(common::unique("xdpctl-test-"));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 #[test]

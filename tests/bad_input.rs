@@ -97,8 +97,8 @@ fn native_mode_unsupported_says_try_skb_mode() {
 #[test]
 fn verifier_rejection_exits_40_and_shows_the_log_tail() {
     let lab = Lab::new();
-    let dir = std::env::temp_dir().join(unique("xbad"));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = common::TempDir::new();
+    let dir = &tmp.0;
     let src = dir.join("bad.bpf.c");
     // Reads the packet without a bounds check: the verifier must refuse it.
     std::fs::write(
@@ -132,7 +132,6 @@ fn verifier_rejection_exits_40_and_shows_the_log_tail() {
         "--progname",
         "unchecked",
     ]);
-    let _ = std::fs::remove_dir_all(&dir);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(40), "{err}");
     assert!(err.contains("invalid access to packet"), "verifier's reason shown: {err}");
@@ -184,7 +183,7 @@ fn pin_dir_at_the_root_of_bpffs() {
 fn pin_dir_holding_another_interfaces_pins() {
     let (a, b) = (Lab::new(), Lab::new());
     let dir = Path::new("/sys/fs/bpf").join(unique("xshared"));
-    let _cleanup = RemoveDir(&dir);
+    let _cleanup = common::RemoveDir(&dir);
     let dir_arg = dir.to_str().unwrap();
     xdpctl_ok(&["load", "--dev", &a.outer, "--pin-dir", dir_arg]);
     assert!(a.ping(2));
@@ -213,7 +212,7 @@ fn inside_ip_netns_exec_pins_would_vanish() {
 
     // The hint works: the pins land in the host's bpffs and persist.
     let dir = Path::new("/sys/fs/bpf").join(unique("xnsenter"));
-    let _cleanup = RemoveDir(&dir);
+    let _cleanup = common::RemoveDir(&dir);
     let netns = format!("--net=/run/netns/{}", lab.ns);
     let dir_arg = dir.to_str().unwrap();
     common::run(
@@ -262,12 +261,5 @@ impl Drop for DelLink<'_> {
     fn drop(&mut self) {
         let _ = Command::new(common::XDPCTL).args(["-q", "unload", "--dev", self.0]).output();
         let _ = Command::new("ip").args(["link", "del", "dev", self.0]).output();
-    }
-}
-
-struct RemoveDir<'a>(&'a Path);
-impl Drop for RemoveDir<'_> {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(self.0);
     }
 }

@@ -307,3 +307,29 @@ impl Drop for Streaming {
         let _ = self.child.wait();
     }
 }
+
+/// Removes a directory (pins, say) when dropped, also when a test fails.
+pub struct RemoveDir<'a>(pub &'a Path);
+
+impl Drop for RemoveDir<'_> {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(self.0);
+    }
+}
+
+/// A scratch directory of this test, removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        let dir = std::env::temp_dir().join(unique("xdpctl-test-"));
+        std::fs::create_dir_all(&dir).expect("creating a scratch dir");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
