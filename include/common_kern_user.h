@@ -17,4 +17,13 @@ struct datarec {
 	__u64 rx_bytes;
 };
 
+/* Value of xdp_redirect's one-entry redirect_target map: where every packet
+ * goes and the destination MAC it gets; ifindex 0 means "not configured".
+ */
+struct redirect_target {
+	__u32 ifindex;
+	__u8 dest_mac[6];
+	__u8 pad[2];
+};
+
 #endif /* XDPCTL_COMMON_KERN_USER_H */

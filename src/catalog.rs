@@ -52,7 +52,60 @@ pub const PROGRAMS: &[Shipped] = &[
         summary: "drop every packet as an error: counts it under XDP_ABORTED and \
                   fires the xdp:xdp_exception tracepoint",
     },
+    Shipped {
+        name: "xdp_parser",
+        object: ObjectFile::XdpProgKern,
+        lesson: "packet01",
+        summary: "drop ICMP and ICMPv6 echo requests with an even sequence number, pass \
+                  the rest; parses up to 2 VLAN tags, IPv4/IPv6, ICMP/ICMPv6, UDP, TCP",
+    },
+    Shipped {
+        name: "xdp_port_rewrite",
+        object: ObjectFile::XdpProgKern,
+        lesson: "packet02",
+        summary: "UDP and TCP destination port minus one (IPv4, IPv6), checksum updated",
+    },
+    Shipped {
+        name: "xdp_vlan_swap",
+        object: ObjectFile::XdpProgKern,
+        lesson: "packet02",
+        summary: "pop the outer VLAN tag if there is one, else push VLAN id 1",
+    },
+    Shipped {
+        name: "xdp_icmp_echo",
+        object: ObjectFile::XdpProgKern,
+        lesson: "packet03",
+        summary: "answer unicast ICMP and ICMPv6 echo requests with XDP_TX (MACs and \
+                  addresses swapped, checksum updated)",
+    },
+    Shipped {
+        name: "xdp_redirect",
+        object: ObjectFile::XdpProgKern,
+        lesson: "packet03",
+        summary: "redirect every packet to one interface and MAC, set with `xdpctl \
+                  redirect` (passes until then)",
+    },
+    Shipped {
+        name: "xdp_redirect_map",
+        object: ObjectFile::XdpProgKern,
+        lesson: "packet03",
+        summary: "redirect packets from known source MACs through the tx_port devmap, \
+                  rewriting the destination MAC; set with `xdpctl redirect`",
+    },
+    Shipped {
+        name: "xdp_router",
+        object: ObjectFile::XdpProgKern,
+        lesson: "packet03",
+        summary: "forward IPv4/IPv6 by the kernel's routes and neighbours (bpf_fib_lookup), \
+                  TTL/hop limit minus one; no route to it: pass; blackhole, \
+                  unreachable, prohibit: drop",
+    },
 ];
+
+/// The rule every parsing program follows for frames cut short; `list` says it.
+pub const TRUNCATED_RULE: &str = "Programs that parse headers (packet01-03) abort a frame too \
+    short for its Ethernet header and VLAN tags (XDP_ABORTED, seen by `xdpctl trace`) and \
+    pass anything cut short further in untouched.";
 
 /// A shipped program by its short name or the tutorial's function name
 /// (`xdp_pass_func`).

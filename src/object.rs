@@ -4,11 +4,12 @@
 use std::fs::File;
 use std::io::Read;
 use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
-use libbpf_rs::{Object, ObjectBuilder, OpenObject, ProgramType};
+use libbpf_rs::{libbpf_sys, Object, ObjectBuilder, OpenObject, ProgramType};
 
 use crate::catalog::ObjectFile;
 use crate::skel::xdp_prog::{OpenXdpProgKernSkel, XdpProgKernSkel, XdpProgKernSkelBuilder};
@@ -141,6 +142,35 @@ pub fn select(obj: &mut OpenObject, wanted: &str, origin: &str) -> Result<String
         }
     }
     Ok(progs[idx].0.clone())
+}
+
+/// Ids of the maps the kernel says the loaded program `prog` uses.
+pub fn maps_used_by(prog: BorrowedFd<'_>) -> Result<Vec<u32>> {
+    // First ask how many, then fetch exactly that many ids.
+    let count = prog_info(prog, &mut [])?;
+    let mut ids = vec![0u32; count];
+    let now = prog_info(prog, &mut ids)?;
+    ids.truncate(now.min(count));
+    Ok(ids)
+}
+
+/// bpf_prog_get_info_by_fd filling `ids` with map ids; returns how many the
+/// program has.
+fn prog_info(prog: BorrowedFd<'_>, ids: &mut [u32]) -> Result<usize> {
+    let mut info = libbpf_sys::bpf_prog_info {
+        nr_map_ids: u32::try_from(ids.len()).context("too many map ids")?,
+        map_ids: ids.as_mut_ptr() as u64,
+        ..Default::default()
+    };
+    let mut len = u32::try_from(std::mem::size_of_val(&info)).context("bpf_prog_info size")?;
+    // SAFETY: `info` is a live bpf_prog_info of `len` bytes; the kernel writes
+    // at most `nr_map_ids` u32s to `map_ids`, which points at `ids`, that long.
+    let ret = unsafe { libbpf_sys::bpf_prog_get_info_by_fd(prog.as_raw_fd(), &mut info, &mut len) };
+    if ret < 0 {
+        return Err(std::io::Error::from_raw_os_error(-ret))
+            .context("reading the program's info (bpf_prog_get_info_by_fd)");
+    }
+    Ok(info.nr_map_ids as usize)
 }
 
 /// Refuse files that are missing or are not BPF ELF objects, before libbpf

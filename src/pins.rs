@@ -66,13 +66,14 @@ pub struct Staged {
     committed: bool,
     /// (temporary name, final name) not yet moved into place
     staged: Vec<(String, String)>,
-    /// Every pin of the object in `dir`, by final name.
+    /// Every pin of the program in `dir`, by final name.
     names: Vec<String>,
 }
 
-/// Pin every map of `obj` in `dir` under a temporary name, except those
-/// `reused` (already pinned there).
-pub fn stage(obj: &mut Object, dir: &Path, reused: &[String]) -> Result<Staged> {
+/// Pin the maps of `obj` that the loaded program uses (`used`, by map id) in
+/// `dir` under a temporary name, except those `reused` (already pinned there).
+/// The object's other maps belong to programs that were not loaded.
+pub fn stage(obj: &mut Object, dir: &Path, reused: &[String], used: &[u32]) -> Result<Staged> {
     let created_dir = !dir.exists();
     fs::create_dir_all(dir).with_context(|| format!("creating pin directory {}", dir.display()))?;
     let mut staged = Staged {
@@ -87,6 +88,10 @@ pub fn stage(obj: &mut Object, dir: &Path, reused: &[String]) -> Result<Staged> 
             continue;
         }
         let name = pin_name(&map.name().to_string_lossy());
+        let id = map.info().with_context(|| format!("reading the id of map {name}"))?.info.id;
+        if !used.contains(&id) {
+            continue;
+        }
         if !reused.contains(&name) {
             // No '.' allowed; the pid keeps concurrent loads apart.
             let tmp = format!("xdpctl-staged-{}-{name}", std::process::id());
@@ -100,7 +105,7 @@ pub fn stage(obj: &mut Object, dir: &Path, reused: &[String]) -> Result<Staged> 
 }
 
 impl Staged {
-    /// Final names of all the object's pins in the directory.
+    /// Final names of all the program's pins in the directory.
     pub fn names(&self) -> &[String] {
         &self.names
     }

@@ -1,7 +1,7 @@
 //! The skeletons build.rs generates from `bpf/*.bpf.c`, and the `Plain` impls that
 //! let user space read the structs of include/ out of map values.
 
-/// basic02-04: `xdp_pass`, `xdp_drop`, `xdp_abort` and `xdp_stats_map`.
+/// basic02-04 and packet01-03: every program `load` ships and their maps.
 pub mod xdp_prog {
     include!(concat!(env!("OUT_DIR"), "/xdp_prog_kern.skel.rs"));
 }
@@ -12,3 +12,10 @@ pub use xdp_prog::types::datarec as DataRec;
 // SAFETY: `datarec` is generated from BTF as two u64 fields: no padding, no
 // pointers, and every bit pattern is a valid value.
 unsafe impl plain::Plain for DataRec {}
+
+/// Value of `redirect_target` (xdp_redirect): `struct redirect_target`.
+pub use xdp_prog::types::redirect_target as RedirectTarget;
+
+// SAFETY: generated from BTF as a u32 and two byte arrays that fill the struct
+// exactly (4 + 6 + 2 bytes): no padding, no pointers, any bits valid.
+unsafe impl plain::Plain for RedirectTarget {}

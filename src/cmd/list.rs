@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 
-use crate::catalog::PROGRAMS;
+use crate::catalog::{PROGRAMS, TRUNCATED_RULE};
 use crate::output::Output;
 
 pub fn run(out: Output) -> Result<()> {
@@ -10,9 +10,12 @@ pub fn run(out: Output) -> Result<()> {
         return out.json(&PROGRAMS);
     }
     let width = PROGRAMS.iter().map(|p| p.name.len()).max().unwrap_or(0);
-    let text: String = PROGRAMS
+    let mut text: String = PROGRAMS
         .iter()
         .map(|p| format!("{:<width$}  {:<10}  {}\n", p.name, p.lesson, p.summary))
         .collect();
+    text.push('\n');
+    text.push_str(TRUNCATED_RULE);
+    text.push('\n');
     out.print(&text)
 }

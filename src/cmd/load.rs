@@ -129,7 +129,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     logging::clear();
     let mut loaded = opened.load().map_err(|e| load_error(e, &prog_name, &origin))?;
 
-    let (prog_fd, prog_id) = {
+    let (prog_fd, prog_id, used_maps) = {
         let prog = loaded
             .object()
             .progs()
@@ -137,7 +137,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
             .ok_or_else(|| anyhow!("program {prog_name} vanished from {origin} after load"))?;
         let fd = prog.as_fd().try_clone_to_owned().context("duplicating the program fd")?;
         let id = Program::id_from_fd(prog.as_fd()).context("reading the program id")?;
-        (fd, id)
+        (fd, id, object::maps_used_by(prog.as_fd())?)
     };
 
     // From here on, returning early puts the interface back as it was: the
@@ -155,7 +155,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
             anyhow!("program {prog_id} is not attached to {} after attach", dev.name)
         })?,
     };
-    let staged = pins::stage(loaded.object_mut(), &pin_dir, &reused)?;
+    let staged = pins::stage(loaded.object_mut(), &pin_dir, &reused, &used_maps)?;
 
     let (maps, stale) = carry_over(previous.as_ref(), staged.names(), &pin_dir, args.reuse_maps);
     let rec = Record {
