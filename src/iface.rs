@@ -16,20 +16,25 @@ pub struct Iface {
 
 /// The interface called `name` in this network namespace.
 pub fn resolve(name: &str) -> Result<Iface> {
+    resolve_as("--dev", name)
+}
+
+/// As `resolve`, naming the option `flag` in errors.
+pub fn resolve_as(flag: &str, name: &str) -> Result<Iface> {
     if name.is_empty()
         || name.len() >= IFNAMSIZ
         || name.contains(['/', ':', '\0'])
         || name.contains(char::is_whitespace)
     {
         bail!(
-            "--dev {name:?} is not a valid interface name \
+            "{flag} {name:?} is not a valid interface name \
              (1-15 characters, no '/', ':' or spaces); `ip link` lists the interfaces"
         );
     }
     match if_nametoindex(name) {
         Ok(index) => Ok(Iface { name: name.to_string(), index }),
         Err(Errno::ENODEV) => {
-            bail!("--dev {name}: no such interface here; `ip link` lists the interfaces")
+            bail!("{flag} {name}: no such interface here; `ip link` lists the interfaces")
         }
         Err(e) => Err(e).with_context(|| format!("looking up interface {name}")),
     }

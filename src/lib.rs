@@ -7,6 +7,8 @@ pub mod cmd;
 pub mod error;
 pub mod iface;
 pub mod logging;
+pub mod mac;
+pub mod netlink;
 pub mod object;
 pub mod output;
 pub mod pins;

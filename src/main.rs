@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use xdpctl::cmd::{list, load, stats, status, unload};
+use xdpctl::cmd::{list, load, redirect, stats, status, unload};
 use xdpctl::error::exit_code;
 use xdpctl::logging;
 use xdpctl::output::{is_broken_pipe, Output};
@@ -39,6 +39,8 @@ enum Command {
     List,
     /// Show per-action packet and byte counters of an interface's program
     Stats(stats::Args),
+    /// Point a loaded xdp_redirect or xdp_redirect_map at an interface and MAC
+    Redirect(redirect::Args),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
         Command::Status(args) => status::run(args, out),
         Command::List => list::run(out),
         Command::Stats(args) => stats::run(args, out),
+        Command::Redirect(args) => redirect::run(args, out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -321,7 +321,10 @@ load | unload | stats)
 	;;
 redirect)
 	[[ ${#ARGS[@]} -ge 2 ]] || die "redirect needs two environments: redirect ENV1 ENV2"
-	xdpctl help redirect >/dev/null 2>&1 || die "this xdpctl has no redirect command yet"
+	# A veth passes on redirected frames only if its peer runs NAPI: turn
+	# GRO on at the far end of ENV2 (inside the lab, so nothing else changes).
+	ip netns exec "${ARGS[1]}" ethtool -K veth0 gro on >/dev/null ||
+		die "cannot turn GRO on in ${ARGS[1]}; is it a testenv environment?"
 	xdpctl redirect --dev "${ARGS[0]}" --redirect-dev "${ARGS[1]}" "${ARGS[@]:2}"
 	;;
 alias) cmd_alias ;;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # testenv.sh end to end: setup, traffic through xdp_pass and xdp_drop with the
-# counters read back, status, exec, VLANs, teardown leaving nothing behind.
+# counters read back, status, exec, redirect, VLANs, teardown leaving nothing behind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +13,7 @@ T=testenv/testenv.sh
 cleanup() {
 	"$T" --name "$NAME" teardown >/dev/null 2>&1 || true
 	"$T" --name "${NAME}v" teardown >/dev/null 2>&1 || true
+	"$T" --name "${NAME}r" teardown >/dev/null 2>&1 || true
 	rm -rf "$TESTENV_STATEDIR"
 }
 trap cleanup EXIT
@@ -69,6 +70,20 @@ ip -4 addr show dev "$NAME" | grep -q "10.11\." || fail "reset keeps --legacy-ip
 [[ -e /sys/fs/bpf/$NAME/xdp_stats_map ]] || fail "load pinned xdp_stats_map"
 "$T" teardown
 gone "$NAME"
+
+# redirect ENV1 ENV2: the first lab's pings reach the second lab's inside.
+"$T" setup --name "$NAME" >/dev/null
+"$T" setup --name "${NAME}r" >/dev/null
+"$T" --name "$NAME" load --progname xdp_redirect_map >/dev/null
+inner2=$("$T" --name "${NAME}r" exec cat /sys/class/net/veth0/address)
+"$T" redirect "$NAME" "${NAME}r" | grep -q -- "-> $inner2$" || fail "redirect names the second lab's inner MAC"
+if "$T" --name "$NAME" ping -c 3 -i 0.1 -W 1 >/dev/null 2>&1; then fail "pings go to the other lab"; fi
+redirected=$("$T" --name "$NAME" stats --json --count 1 --interval 0.05 | jq -r .actions.XDP_REDIRECT.packets)
+[[ $redirected -ge 3 ]] || fail "XDP_REDIRECT counted $redirected packets, expected at least 3"
+"$T" --name "$NAME" teardown
+"$T" --name "${NAME}r" teardown
+gone "$NAME"
+gone "${NAME}r"
 
 # --vlan: sub-interfaces where the kernel has 802.1Q, else a clean refusal.
 if "$T" setup --name "${NAME}v" --vlan 2>"$TESTENV_STATEDIR/err"; then

@@ -2,15 +2,27 @@
 
 pub mod list;
 pub mod load;
+pub mod redirect;
 pub mod stats;
 pub mod status;
 pub mod unload;
 
 use libbpf_rs::ProgramHandle;
 
+use crate::record::Record;
+
 /// A program's kernel name by id, for messages ("?" if it vanished meanwhile).
 pub(crate) fn prog_name(id: u32) -> String {
     ProgramHandle::from_prog_id(id)
         .map(|h| h.name().to_string_lossy().into_owned())
         .unwrap_or_else(|_| "?".to_string())
+}
+
+/// The name xdpctl loaded program `id` under, if `rec` is its record: the
+/// kernel keeps only 15 characters (`xdp_redirect_ma`).
+pub(crate) fn full_name(id: u32, kernel_name: String, rec: Option<&Record>) -> String {
+    match rec {
+        Some(r) if r.prog_id == id && r.prog_name.starts_with(&kernel_name) => r.prog_name.clone(),
+        _ => kernel_name,
+    }
 }

@@ -6,6 +6,7 @@ use anyhow::Result;
 use libbpf_rs::ProgramHandle;
 use serde::Serialize;
 
+use crate::cmd::full_name;
 use crate::iface;
 use crate::output::Output;
 use crate::record;
@@ -45,7 +46,10 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
         for att in attached {
             // The program can vanish between query and open; show what we know.
             let (name, tag) = match ProgramHandle::from_prog_id(att.prog_id) {
-                Ok(h) => (h.name().to_string_lossy().into_owned(), hex(&h.tag())),
+                Ok(h) => {
+                    let name = h.name().to_string_lossy().into_owned();
+                    (full_name(att.prog_id, name, rec.as_ref()), hex(&h.tag()))
+                }
                 Err(_) => ("?".to_string(), "?".to_string()),
             };
             let pin_dir =

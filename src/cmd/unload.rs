@@ -4,7 +4,7 @@
 use anyhow::{bail, Result};
 use serde::Serialize;
 
-use crate::cmd::prog_name;
+use crate::cmd::{full_name, prog_name};
 use crate::iface;
 use crate::output::Output;
 use crate::pins;
@@ -48,9 +48,10 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
         bail!("--id {id}: no such program on {}; attached there: {}", dev.name, have.join(", "));
     }
 
+    let rec = record::read(&dev)?;
     let mut detached = Vec::new();
     for att in &targets {
-        let name = prog_name(att.prog_id);
+        let name = full_name(att.prog_id, prog_name(att.prog_id), rec.as_ref());
         xdp::detach(&dev, *att)?;
         detached.push(Detached { prog_id: att.prog_id, prog_name: name, mode: att.mode });
     }
@@ -66,7 +67,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
 
     // Our pins go once the program they served is gone, or when nothing is left.
     let mut removed_pins = Vec::new();
-    if let Some(rec) = record::read(&dev)? {
+    if let Some(rec) = rec {
         if left.is_empty() || targets.iter().any(|a| a.prog_id == rec.prog_id) {
             // The record goes even if a pin will not: a record that can never
             // be cleared would fail every later unload.

@@ -11,8 +11,6 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub const XDPCTL: &str = env!("CARGO_BIN_EXE_xdpctl");
-const OUTER_MAC: &str = "02:00:00:00:00:01";
-const INNER_MAC: &str = "02:00:00:00:00:02";
 
 /// A number no other lab of this process has; with the pid it makes names
 /// nobody else uses (test binaries run concurrently, tests in threads).
@@ -71,6 +69,9 @@ pub struct Lab {
     pub outer: String,
     pub outer_ip: String,
     pub inner_ip: String,
+    /// Unique per lab, so that tests joining labs can tell frames apart.
+    pub outer_mac: String,
+    pub inner_mac: String,
     created: bool,
 }
 
@@ -82,6 +83,8 @@ impl Lab {
             outer: format!("xo{pid:x}x{n}"),
             outer_ip: format!("fd78:{pid:x}:{n:x}::1"),
             inner_ip: format!("fd78:{pid:x}:{n:x}::2"),
+            outer_mac: mac(pid, n, 1),
+            inner_mac: mac(pid, n, 2),
             created: false,
         };
         lab.create();
@@ -96,8 +99,20 @@ impl Lab {
         run(
             "ip",
             &[
-                "link", "add", out, "address", OUTER_MAC, "type", "veth", "peer", "name", "veth0",
-                "address", INNER_MAC, "netns", ns,
+                "link",
+                "add",
+                out,
+                "address",
+                &self.outer_mac,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "veth0",
+                "address",
+                &self.inner_mac,
+                "netns",
+                ns,
             ],
         );
         run("ip", &["link", "set", "dev", out, "addrgenmode", "none"]);
@@ -122,7 +137,17 @@ impl Lab {
         );
         run(
             "ip",
-            &["neigh", "add", &self.inner_ip, "lladdr", INNER_MAC, "dev", out, "nud", "permanent"],
+            &[
+                "neigh",
+                "add",
+                &self.inner_ip,
+                "lladdr",
+                &self.inner_mac,
+                "dev",
+                out,
+                "nud",
+                "permanent",
+            ],
         );
         run(
             "ip",
@@ -133,7 +158,7 @@ impl Lab {
                 "add",
                 &self.outer_ip,
                 "lladdr",
-                OUTER_MAC,
+                &self.outer_mac,
                 "dev",
                 "veth0",
                 "nud",
@@ -181,6 +206,24 @@ impl Lab {
             .success()
     }
 
+    /// Run a command inside the lab's namespace; it must succeed.
+    pub fn exec(&self, cmd: &[&str]) -> Output {
+        let mut args = vec!["netns", "exec", &self.ns];
+        args.extend_from_slice(cmd);
+        run("ip", &args)
+    }
+
+    /// Ping `target` from inside the lab; returns how many replies came back.
+    pub fn ping_from_inside(&self, target: &str, count: u32) -> u32 {
+        let count = count.to_string();
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.ns, "ping", "-n", "-q", "-c", &count])
+            .args(["-i", "0.05", "-W", "1", target])
+            .output()
+            .expect("running ping");
+        received(&String::from_utf8_lossy(&out.stdout))
+    }
+
     pub fn pin_dir(&self) -> PathBuf {
         Path::new("/sys/fs/bpf").join(&self.outer)
     }
@@ -222,6 +265,24 @@ impl Drop for Lab {
         let _ = Command::new("ip").args(["link", "del", "dev", &self.outer]).output();
         let _ = Command::new("ip").args(["netns", "del", &self.ns]).output();
     }
+}
+
+/// A locally administered MAC of lab `n` of process `pid`; `end` 1 outside, 2 inside.
+fn mac(pid: u32, n: u32, end: u8) -> String {
+    let [_, _, p1, p0] = pid.to_be_bytes();
+    let [_, _, n1, n0] = n.to_be_bytes();
+    format!("02:{p1:02x}:{p0:02x}:{n1:02x}:{n0:02x}:{end:02x}")
+}
+
+/// Replies counted in ping's summary ("10 packets transmitted, 5 received").
+pub fn received(summary: &str) -> u32 {
+    summary
+        .lines()
+        .find_map(|l| {
+            let (_, rest) = l.split_once("transmitted, ")?;
+            rest.split_whitespace().next()?.parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no ping summary in:\n{summary}"))
 }
 
 /// One `xdpctl --json stats` sample.

@@ -1,0 +1,201 @@
+//! `xdpctl redirect`: tell the loaded xdp_redirect or xdp_redirect_map where
+//! to send packets, through the maps pinned for the interface (packet03's
+//! xdp_prog_user).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType};
+use serde::Serialize;
+
+use crate::bpffs;
+use crate::iface::{self, Iface};
+use crate::mac::Mac;
+use crate::netlink;
+use crate::output::Output;
+use crate::record;
+use crate::skel::RedirectTarget;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Interface the redirect program is loaded on
+    #[arg(short, long, value_name = "IF")]
+    pub dev: String,
+    /// Interface to send the packets out of
+    #[arg(short, long, value_name = "IF")]
+    pub redirect_dev: String,
+    /// Redirect packets from this MAC (xdp_redirect_map) [default: the MAC of
+    /// the other end of --dev, if it is a veth]
+    #[arg(long, value_name = "MAC")]
+    pub src_mac: Option<String>,
+    /// Destination MAC to give them [default: the MAC of the other end of
+    /// --redirect-dev, if it is a veth]
+    #[arg(long, value_name = "MAC")]
+    pub dest_mac: Option<String>,
+    /// Where the program's maps are pinned [default: where `xdpctl load` put them]
+    #[arg(long, value_name = "DIR")]
+    pub pin_dir: Option<PathBuf>,
+}
+
+/// The shipped program whose maps are pinned, told apart by their names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Program {
+    XdpRedirect,
+    XdpRedirectMap,
+}
+
+#[derive(Serialize)]
+struct Written<'a> {
+    dev: &'a str,
+    ifindex: u32,
+    redirect_dev: &'a str,
+    redirect_ifindex: u32,
+    program: Program,
+    pin_dir: &'a Path,
+    /// None: every packet (xdp_redirect).
+    src_mac: Option<Mac>,
+    dest_mac: Mac,
+}
+
+pub fn run(args: &Args, out: Output) -> Result<()> {
+    // Parsed here rather than by clap, so the error is one line like the rest.
+    let given_src = parse_mac("--src-mac", args.src_mac.as_deref())?;
+    let given_dest = parse_mac("--dest-mac", args.dest_mac.as_deref())?;
+    let dev = iface::resolve_as("--dev", &args.dev)?;
+    let target = iface::resolve_as("--redirect-dev", &args.redirect_dev)?;
+    bpffs::ensure_mounted()?;
+    let dir = match &args.pin_dir {
+        Some(dir) => {
+            bpffs::check_pin_dir(dir)?;
+            dir.clone()
+        }
+        None => {
+            record::read(&dev)?.map_or_else(|| bpffs::default_pin_dir(&dev.name), |r| r.pin_dir)
+        }
+    };
+    let program = if dir.join("tx_port").exists() {
+        Program::XdpRedirectMap
+    } else if dir.join("redirect_target").exists() {
+        Program::XdpRedirect
+    } else {
+        bail!(
+            "no redirect maps (tx_port, redirect_target) pinned in {} for {}; load a redirect \
+             program first: xdpctl load --dev {1} --progname xdp_redirect_map",
+            dir.display(),
+            dev.name
+        );
+    };
+
+    // Every MAC is settled before any map is written.
+    let dest_mac = match given_dest {
+        Some(mac) => mac,
+        None => peer_mac(&target, "--dest-mac")?,
+    };
+    let src_mac = match (program, given_src) {
+        (Program::XdpRedirect, _) => None,
+        (Program::XdpRedirectMap, Some(mac)) => Some(mac),
+        (Program::XdpRedirectMap, None) => Some(peer_mac(&dev, "--src-mac")?),
+    };
+
+    match program {
+        Program::XdpRedirectMap => {
+            let tx_port = open(&dir, "tx_port", MapType::Devmap, 4, 4)?;
+            let params = open(&dir, "redirect_params", MapType::Hash, 6, 6)?;
+            let src = src_mac.context("source MAC")?;
+            tx_port
+                .update(&0u32.to_ne_bytes(), &target.index.to_ne_bytes(), MapFlags::ANY)
+                .with_context(|| format!("writing {} into tx_port", target.name))?;
+            params.update(&src.0, &dest_mac.0, MapFlags::ANY).context("writing redirect_params")?;
+        }
+        Program::XdpRedirect => {
+            let size = std::mem::size_of::<RedirectTarget>() as u32;
+            let map = open(&dir, "redirect_target", MapType::Array, 4, size)?;
+            let value = RedirectTarget {
+                ifindex: target.index,
+                dest_mac: dest_mac.0,
+                ..Default::default()
+            };
+            // SAFETY: RedirectTarget is Plain and its fields (4 + 6 + 2 bytes)
+            // fill its 12 bytes: no padding, so every byte is initialised.
+            let bytes = unsafe { plain::as_bytes(&value) };
+            map.update(&0u32.to_ne_bytes(), bytes, MapFlags::ANY)
+                .context("writing redirect_target")?;
+        }
+    }
+    if out.json {
+        out.json(&Written {
+            dev: &dev.name,
+            ifindex: dev.index,
+            redirect_dev: &target.name,
+            redirect_ifindex: target.index,
+            program,
+            pin_dir: &dir,
+            src_mac,
+            dest_mac,
+        })?;
+    } else {
+        let from = src_mac.map_or_else(|| "*".to_string(), |m| m.to_string());
+        out.print(&format!(
+            "map dir: {}\nredirect from {} (ifindex {}) to {} (ifindex {})\nforward: {from} -> {dest_mac}\n",
+            dir.display(),
+            dev.name,
+            dev.index,
+            target.name,
+            target.index
+        ))?;
+    }
+    note_unreachable_veth(&target, out);
+    Ok(())
+}
+
+fn parse_mac(flag: &str, text: Option<&str>) -> Result<Option<Mac>> {
+    text.map(|t| t.parse::<Mac>().with_context(|| flag.to_string())).transpose()
+}
+
+/// The MAC of the veth at the other end of `dev`: where its frames come from
+/// and whom frames sent out of it reach.
+fn peer_mac(dev: &Iface, flag: &str) -> Result<Mac> {
+    let peer = netlink::veth_peer(dev.index)
+        .with_context(|| format!("finding the other end of {}", dev.name))?;
+    match peer.and_then(|p| p.mac) {
+        Some(mac) => Ok(mac),
+        None => bail!(
+            "{flag} is needed: {} is not a veth, so xdpctl cannot tell which MAC is behind it",
+            dev.name
+        ),
+    }
+}
+
+/// A veth delivers redirected frames only if its peer runs NAPI: an XDP
+/// program there, or GRO on. Say so when the peer has no program.
+fn note_unreachable_veth(target: &Iface, out: Output) {
+    if let Ok(Some(peer)) = netlink::veth_peer(target.index) {
+        if !peer.xdp_attached {
+            out.note(&format!(
+                "{} is a veth: frames redirected into it arrive only if its peer ({}) has an \
+                 XDP program or GRO on (`ethtool -K {1} gro on` in the peer's namespace)",
+                target.name, peer.name
+            ));
+        }
+    }
+}
+
+/// The pinned map `name`, refused unless it has the layout the program uses.
+fn open(dir: &Path, name: &str, kind: MapType, key: u32, value: u32) -> Result<MapHandle> {
+    let path = dir.join(name);
+    let map = MapHandle::from_pinned_path(&path)
+        .with_context(|| format!("opening pinned map {}", path.display()))?;
+    let have = (map.map_type(), map.key_size(), map.value_size());
+    if have != (kind, key, value) {
+        bail!(
+            "{} is a {:?} map with {}-byte keys and {}-byte values, not {name} of a shipped \
+             redirect program ({kind:?}, {key}, {value}); reload it with xdpctl load",
+            path.display(),
+            have.0,
+            have.1,
+            have.2
+        );
+    }
+    Ok(map)
+}

@@ -1,0 +1,238 @@
+//! One rtnetlink question: RTM_GETLINK for a single interface, possibly in
+//! another network namespace (by the netns id this namespace knows it by).
+//! That is all xdpctl asks of netlink, so it is spelled out here rather than
+//! pulling in a netlink stack.
+
+use std::os::fd::AsRawFd;
+
+use anyhow::{bail, Context, Result};
+use nix::sys::socket::{
+    recv, sendto, socket, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType,
+};
+
+use crate::mac::Mac;
+
+const NLMSG_ERROR: u16 = 2;
+const RTM_NEWLINK: u16 = 16;
+const RTM_GETLINK: u16 = 18;
+const NLM_F_REQUEST: u16 = 1;
+const NLMSG_HDRLEN: usize = 16;
+const IFINFOMSG_LEN: usize = 16;
+const NLA_TYPE_MASK: u16 = 0x3fff;
+
+const IFLA_ADDRESS: u16 = 1;
+const IFLA_IFNAME: u16 = 3;
+const IFLA_LINK: u16 = 5;
+const IFLA_LINKINFO: u16 = 18;
+const IFLA_INFO_KIND: u16 = 1;
+const IFLA_XDP: u16 = 43;
+const IFLA_XDP_ATTACHED: u16 = 2;
+const IFLA_LINK_NETNSID: u16 = 37;
+const IFLA_TARGET_NETNSID: u16 = 46;
+
+/// What xdpctl wants to know of an interface.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub index: u32,
+    pub name: String,
+    pub mac: Option<Mac>,
+    /// "veth", "bridge", ... (IFLA_INFO_KIND); None for plain devices.
+    pub kind: Option<String>,
+    /// The other end of a veth, the lower device of a macvlan (IFLA_LINK).
+    pub link: Option<u32>,
+    /// Namespace of `link`, if it is not this one (IFLA_LINK_NETNSID).
+    pub link_netnsid: Option<i32>,
+    /// An XDP program is attached (IFLA_XDP_ATTACHED).
+    pub xdp_attached: bool,
+}
+
+/// The interface `index` of this namespace, or of the namespace this one
+/// calls `netnsid`.
+pub fn get_link(index: u32, netnsid: Option<i32>) -> Result<Link> {
+    let sock = socket(
+        AddressFamily::Netlink,
+        SockType::Raw,
+        SockFlag::SOCK_CLOEXEC,
+        SockProtocol::NetlinkRoute,
+    )
+    .context("opening a netlink socket")?;
+    let request = getlink_request(index, netnsid)?;
+    sendto(sock.as_raw_fd(), &request, &NetlinkAddr::new(0, 0), MsgFlags::empty())
+        .context("asking netlink for an interface")?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let len =
+        recv(sock.as_raw_fd(), &mut buf, MsgFlags::empty()).context("reading netlink's answer")?;
+    parse_reply(&buf[..len.min(buf.len())]).with_context(|| format!("netlink: interface {index}"))
+}
+
+/// The other end of the veth `index` of this namespace; None if it is no veth.
+pub fn veth_peer(index: u32) -> Result<Option<Link>> {
+    let link = get_link(index, None)?;
+    match (link.kind.as_deref(), link.link) {
+        (Some("veth"), Some(peer)) => get_link(peer, link.link_netnsid).map(Some),
+        _ => Ok(None),
+    }
+}
+
+fn getlink_request(index: u32, netnsid: Option<i32>) -> Result<Vec<u8>> {
+    let index = i32::try_from(index).context("interface index out of range")?;
+    let mut msg = Vec::with_capacity(48);
+    // nlmsghdr: length (patched below), type, flags, seq, pid (0: the kernel fills in)
+    msg.extend_from_slice(&0u32.to_ne_bytes());
+    msg.extend_from_slice(&RTM_GETLINK.to_ne_bytes());
+    msg.extend_from_slice(&NLM_F_REQUEST.to_ne_bytes());
+    msg.extend_from_slice(&1u32.to_ne_bytes());
+    msg.extend_from_slice(&0u32.to_ne_bytes());
+    // ifinfomsg: family, pad, type, index, flags, change
+    msg.extend_from_slice(&[0, 0, 0, 0]);
+    msg.extend_from_slice(&index.to_ne_bytes());
+    msg.extend_from_slice(&[0; 8]);
+    if let Some(id) = netnsid {
+        msg.extend_from_slice(&8u16.to_ne_bytes());
+        msg.extend_from_slice(&IFLA_TARGET_NETNSID.to_ne_bytes());
+        msg.extend_from_slice(&id.to_ne_bytes());
+    }
+    let len = u32::try_from(msg.len()).context("netlink request length")?;
+    msg[..4].copy_from_slice(&len.to_ne_bytes());
+    Ok(msg)
+}
+
+fn u16_at(buf: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_ne_bytes(buf.get(at..at + 2)?.try_into().ok()?))
+}
+
+fn u32_at(buf: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_ne_bytes(buf.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// Attributes as (type, payload), stopping at the first malformed one.
+fn attrs(mut buf: &[u8]) -> Vec<(u16, &[u8])> {
+    let mut out = Vec::new();
+    while let (Some(len), Some(kind)) = (u16_at(buf, 0), u16_at(buf, 2)) {
+        let len = usize::from(len);
+        let Some(payload) = buf.get(4..len) else { break };
+        out.push((kind & NLA_TYPE_MASK, payload));
+        // Attributes are padded to 4 bytes.
+        buf = buf.get((len + 3) & !3..).unwrap_or_default();
+    }
+    out
+}
+
+fn parse_reply(buf: &[u8]) -> Result<Link> {
+    let (Some(len), Some(kind)) = (u32_at(buf, 0), u16_at(buf, 4)) else {
+        bail!("short answer ({} bytes)", buf.len());
+    };
+    let body = buf.get(NLMSG_HDRLEN..len as usize).context("truncated answer")?;
+    match kind {
+        NLMSG_ERROR => {
+            let errno = u32_at(body, 0).context("truncated error")? as i32;
+            Err(std::io::Error::from_raw_os_error(-errno)).context("the kernel refused")
+        }
+        RTM_NEWLINK => {
+            let index = u32_at(body, 4).context("truncated ifinfomsg")?;
+            let mut link = Link { index, ..Link::default() };
+            for (kind, data) in attrs(body.get(IFINFOMSG_LEN..).unwrap_or_default()) {
+                match kind {
+                    IFLA_ADDRESS => link.mac = <[u8; 6]>::try_from(data).ok().map(Mac),
+                    IFLA_IFNAME => {
+                        let name = data.split(|&b| b == 0).next().unwrap_or_default();
+                        link.name = String::from_utf8_lossy(name).into_owned();
+                    }
+                    IFLA_LINK => link.link = u32_at(data, 0),
+                    IFLA_LINK_NETNSID => link.link_netnsid = u32_at(data, 0).map(|v| v as i32),
+                    IFLA_LINKINFO => {
+                        link.kind = attrs(data)
+                            .into_iter()
+                            .find(|(k, _)| *k == IFLA_INFO_KIND)
+                            .map(|(_, v)| {
+                                let v = v.split(|&b| b == 0).next().unwrap_or_default();
+                                String::from_utf8_lossy(v).into_owned()
+                            });
+                    }
+                    IFLA_XDP => {
+                        link.xdp_attached = attrs(data)
+                            .into_iter()
+                            .any(|(k, v)| k == IFLA_XDP_ATTACHED && v.first() != Some(&0));
+                    }
+                    _ => {}
+                }
+            }
+            Ok(link)
+        }
+        other => bail!("unexpected netlink message type {other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attr(kind: u16, payload: &[u8]) -> Vec<u8> {
+        let mut a = Vec::new();
+        a.extend_from_slice(&((4 + payload.len()) as u16).to_ne_bytes());
+        a.extend_from_slice(&kind.to_ne_bytes());
+        a.extend_from_slice(payload);
+        a.resize((a.len() + 3) & !3, 0);
+        a
+    }
+
+    fn message(kind: u16, body: &[u8]) -> Vec<u8> {
+        let mut m = Vec::new();
+        m.extend_from_slice(&((16 + body.len()) as u32).to_ne_bytes());
+        m.extend_from_slice(&kind.to_ne_bytes());
+        m.extend_from_slice(&[0; 10]);
+        m.extend_from_slice(body);
+        m
+    }
+
+    #[test]
+    fn reads_the_attributes_of_a_veth() {
+        let mut body = vec![0, 0, 1, 0];
+        body.extend_from_slice(&7u32.to_ne_bytes());
+        body.extend_from_slice(&[0; 8]);
+        body.extend(attr(IFLA_IFNAME, b"veth0\0"));
+        body.extend(attr(IFLA_ADDRESS, &[2, 0, 0, 0, 0, 9]));
+        body.extend(attr(IFLA_LINK, &12u32.to_ne_bytes()));
+        body.extend(attr(IFLA_LINK_NETNSID, &3i32.to_ne_bytes()));
+        body.extend(attr(IFLA_LINKINFO | 0x8000, &attr(IFLA_INFO_KIND, b"veth\0")));
+        body.extend(attr(IFLA_XDP | 0x8000, &attr(IFLA_XDP_ATTACHED, &[1])));
+        let link = parse_reply(&message(RTM_NEWLINK, &body)).unwrap();
+        assert_eq!(
+            link,
+            Link {
+                index: 7,
+                name: "veth0".into(),
+                mac: Some(Mac([2, 0, 0, 0, 0, 9])),
+                kind: Some("veth".into()),
+                link: Some(12),
+                link_netnsid: Some(3),
+                xdp_attached: true,
+            }
+        );
+    }
+
+    #[test]
+    fn an_error_answer_carries_the_errno() {
+        let body = (-19i32).to_ne_bytes(); // ENODEV
+        let err = parse_reply(&message(NLMSG_ERROR, &body)).unwrap_err();
+        let io = err.downcast_ref::<std::io::Error>().unwrap();
+        assert_eq!(io.raw_os_error(), Some(19));
+    }
+
+    #[test]
+    fn asks_for_one_index_in_the_given_namespace() {
+        let req = getlink_request(5, Some(2)).unwrap();
+        assert_eq!(req.len(), 16 + 16 + 8);
+        assert_eq!(u32_at(&req, 0), Some(40));
+        assert_eq!(u16_at(&req, 4), Some(RTM_GETLINK));
+        assert_eq!(u32_at(&req, 20), Some(5));
+        assert_eq!(attrs(&req[32..]), vec![(IFLA_TARGET_NETNSID, &2i32.to_ne_bytes()[..])]);
+    }
+
+    #[test]
+    fn finds_the_peer_of_a_real_veth_only() {
+        // The loopback device exists everywhere and is no veth.
+        assert_eq!(veth_peer(1).unwrap(), None);
+        assert_eq!(get_link(1, None).unwrap().name, "lo");
+    }
+}
