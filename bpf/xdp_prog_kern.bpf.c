@@ -310,6 +310,9 @@ int xdp_router(struct xdp_md *ctx)
 	eth_type = parse_ethhdr(&nh, data_end, &eth);
 	if (eth_type < 0)
 		return xdp_stats_record_action(ctx, XDP_ABORTED);
+	/* Tagged frames belong to VLAN devices, which the kernel routes for. */
+	if (proto_is_vlan(eth->h_proto))
+		goto pass;
 
 	if (eth_type == bpf_htons(ETH_P_IP)) {
 		if (parse_iphdr(&nh, data_end, &iph) < 0 || iph->ttl <= 1)

@@ -1,0 +1,261 @@
+//! xdp_router through BPF_PROG_TEST_RUN: bpf_fib_lookup needs an ingress
+//! device with routes and neighbours, so each test builds them in a network
+//! namespace of its own thread (gone with the thread), then feeds crafted
+//! frames "arriving" on that device. Needs root.
+
+use std::mem::MaybeUninit;
+use std::process::Command;
+
+use libbpf_rs::libbpf_sys::{XDP_DROP, XDP_PASS, XDP_REDIRECT};
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::ProgramInput;
+use nix::net::if_::if_nametoindex;
+use nix::sched::{unshare, CloneFlags};
+use xdpctl::skel::xdp_prog::XdpProgKernSkelBuilder;
+
+const IN_MAC: [u8; 6] = [0x02, 0xaa, 0, 0, 0, 1];
+const SENDER_MAC: [u8; 6] = [0x02, 0xaa, 0, 0, 0, 2];
+const OUT_MAC: [u8; 6] = [0x02, 0xbb, 0, 0, 0, 1];
+const NEXT_HOP_MAC: [u8; 6] = [0x02, 0xbb, 0, 0, 0, 2];
+
+fn sh(cmd: &str) {
+    let out = Command::new("sh").args(["-ec", cmd]).output().expect("sh");
+    assert!(out.status.success(), "{cmd}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn mac(m: [u8; 6]) -> String {
+    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
+/// Run `test` on a thread in a fresh network namespace: `in0` (the ingress
+/// device, forwarding on) and `out0` towards next hop 10.2.0.2 / fd02::2.
+fn in_private_netns(test: impl FnOnce(u32) + Send + 'static) {
+    std::thread::spawn(move || {
+        unshare(CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET)");
+        // Children fork from this thread, so `ip` and `sysctl` act in here.
+        sh(&format!(
+            "ip link add in0 address {} type veth peer name in1 address {}
+             ip link add out0 address {} type veth peer name out1 address {}
+             for d in lo in0 in1 out0 out1; do ip link set $d up; done
+             ip addr add 10.1.0.1/24 dev in0
+             ip addr add fd01::1/64 dev in0 nodad
+             ip addr add 10.2.0.1/24 dev out0
+             ip addr add fd02::1/64 dev out0 nodad
+             ip neigh add 10.2.0.2 lladdr {nh} dev out0 nud permanent
+             ip neigh add fd02::2 lladdr {nh} dev out0 nud permanent
+             ip route add 10.3.0.0/16 via 10.2.0.2
+             ip route add fd03::/64 via fd02::2
+             ip route add unreachable 10.9.0.0/16
+             ip route add blackhole 10.8.0.0/16
+             ip route add prohibit 10.7.0.0/16
+             ip route add unreachable fd09::/64
+             ip route add blackhole fd08::/64
+             ip route add prohibit fd07::/64
+             sysctl -qw net.ipv4.conf.all.forwarding=1 net.ipv6.conf.all.forwarding=1",
+            mac(IN_MAC),
+            mac(SENDER_MAC),
+            mac(OUT_MAC),
+            mac(NEXT_HOP_MAC),
+            nh = mac(NEXT_HOP_MAC),
+        ));
+        let ifindex = if_nametoindex("in0").expect("in0");
+        test(ifindex);
+    })
+    .join()
+    .expect("the test thread panicked");
+}
+
+/// One's complement sum of 16-bit big-endian words (odd byte padded).
+fn ones_sum(data: &[u8]) -> u32 {
+    let mut sum: u32 = data
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum
+}
+
+fn eth(ethertype: u16) -> Vec<u8> {
+    let mut f = IN_MAC.to_vec();
+    f.extend_from_slice(&SENDER_MAC);
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f
+}
+
+/// Ethernet + IPv4 (UDP, `payload` bytes after an 8-byte UDP header).
+fn ipv4(dst: [u8; 4], ttl: u8, payload: usize) -> Vec<u8> {
+    let total = 20 + 8 + payload;
+    let mut ip = vec![0x45, 0];
+    ip.extend_from_slice(&(total as u16).to_be_bytes());
+    ip.extend_from_slice(&[0, 1, 0x40, 0, ttl, 17, 0, 0]);
+    ip.extend_from_slice(&[10, 1, 0, 2]);
+    ip.extend_from_slice(&dst);
+    let check = !(ones_sum(&ip) as u16);
+    ip[10..12].copy_from_slice(&check.to_be_bytes());
+    let mut f = eth(0x0800);
+    f.extend(ip);
+    f.extend_from_slice(&[0x30, 0x39, 0x00, 0x35]);
+    f.extend_from_slice(&((8 + payload) as u16).to_be_bytes());
+    f.extend_from_slice(&[0, 0]); // no UDP checksum: not the router's business
+    f.extend((0..payload).map(|i| i as u8));
+    f
+}
+
+/// Ethernet + IPv6 (UDP, `payload` bytes after the UDP header).
+fn ipv6(dst: [u8; 16], hop_limit: u8, payload: usize) -> Vec<u8> {
+    let len = (8 + payload) as u16;
+    let mut f = eth(0x86dd);
+    f.extend_from_slice(&[0x60, 0, 0, 0]);
+    f.extend_from_slice(&len.to_be_bytes());
+    f.extend_from_slice(&[17, hop_limit]);
+    f.extend_from_slice(&[0xfd, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&[0x30, 0x39, 0x00, 0x35]);
+    f.extend_from_slice(&len.to_be_bytes());
+    f.extend_from_slice(&[0xff, 0xff]);
+    f.extend((0..payload).map(|i| i as u8));
+    f
+}
+
+fn v6(prefix: u8, last: u8) -> [u8; 16] {
+    [0xfd, prefix, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, last]
+}
+
+/// Run xdp_router on `frame` as if it arrived on `ifindex`.
+fn route(ifindex: u32, frame: &[u8]) -> (u32, Vec<u8>) {
+    let mut storage = MaybeUninit::uninit();
+    let skel = XdpProgKernSkelBuilder::default()
+        .open(&mut storage)
+        .expect("open")
+        .load()
+        .expect("load (root needed)");
+    // struct xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index,
+    // egress_ifindex; test_run wants data 0 and data_end the frame's length.
+    let mut ctx = Vec::new();
+    for field in [0, frame.len() as u32, 0, ifindex, 0, 0] {
+        ctx.extend_from_slice(&field.to_ne_bytes());
+    }
+    let mut out = vec![0u8; frame.len() + 64];
+    let input = ProgramInput {
+        data_in: Some(frame),
+        data_out: Some(&mut out),
+        context_in: Some(&mut ctx),
+        repeat: 1,
+        ..Default::default()
+    };
+    let result = skel.progs.xdp_router.test_run(input).expect("test_run");
+    let (ret, len) = (result.return_value, result.data.map_or(0, |d| d.len()));
+    out.truncate(len);
+    (ret, out)
+}
+
+/// What a router does to `frame`: next hop's MAC, our MAC, TTL or hop limit
+/// minus one, and (IPv4) a header checksum recomputed from scratch.
+fn forwarded(frame: &[u8]) -> Vec<u8> {
+    let mut f = frame.to_vec();
+    f[0..6].copy_from_slice(&NEXT_HOP_MAC);
+    f[6..12].copy_from_slice(&OUT_MAC);
+    if f[12..14] == [0x08, 0x00] {
+        f[22] -= 1;
+        f[24..26].copy_from_slice(&[0, 0]);
+        let check = !(ones_sum(&f[14..34]) as u16);
+        f[24..26].copy_from_slice(&check.to_be_bytes());
+    } else {
+        f[21] -= 1;
+    }
+    f
+}
+
+#[test]
+fn forwards_along_a_route_with_ttl_and_macs_rewritten() {
+    in_private_netns(|ifindex| {
+        for (what, frame) in [
+            ("IPv4", ipv4([10, 3, 0, 7], 64, 32)),
+            ("IPv4, TTL 2", ipv4([10, 3, 0, 7], 2, 0)),
+            ("IPv4 to the next hop itself", ipv4([10, 2, 0, 2], 255, 100)),
+            ("IPv6", ipv6(v6(3, 7), 64, 32)),
+            ("IPv6 to the next hop itself", ipv6(v6(2, 2), 2, 0)),
+        ] {
+            let (ret, out) = route(ifindex, &frame);
+            assert_eq!(ret, XDP_REDIRECT, "{what}");
+            assert_eq!(out, forwarded(&frame), "{what}");
+            if frame[12..14] == [0x08, 0x00] {
+                // The header still sums to 0xffff: a receiver accepts it.
+                assert_eq!(ones_sum(&out[14..34]), 0xffff, "{what}");
+            }
+        }
+    });
+}
+
+#[test]
+fn drops_what_the_routes_refuse() {
+    in_private_netns(|ifindex| {
+        for (what, frame) in [
+            ("IPv4 unreachable", ipv4([10, 9, 1, 1], 64, 0)),
+            ("IPv4 blackhole", ipv4([10, 8, 1, 1], 64, 0)),
+            ("IPv4 prohibit", ipv4([10, 7, 1, 1], 64, 0)),
+            ("IPv6 unreachable", ipv6(v6(9, 1), 64, 0)),
+            ("IPv6 blackhole", ipv6(v6(8, 1), 64, 0)),
+            ("IPv6 prohibit", ipv6(v6(7, 1), 64, 0)),
+        ] {
+            let (ret, out) = route(ifindex, &frame);
+            assert_eq!(ret, XDP_DROP, "{what}");
+            assert_eq!(out, frame, "{what}: untouched");
+        }
+    });
+}
+
+#[test]
+fn passes_what_the_kernel_must_handle() {
+    in_private_netns(|ifindex| {
+        let big = 1400 - 14 - 20 - 8;
+        sh("ip link set out0 mtu 1280");
+        for (what, frame) in [
+            ("IPv4 for this host (not forwarded)", ipv4([10, 1, 0, 1], 64, 0)),
+            ("IPv6 for this host", ipv6(v6(1, 1), 64, 0)),
+            ("IPv4 next hop without a neighbour", ipv4([10, 2, 0, 3], 64, 0)),
+            ("IPv6 next hop without a neighbour", ipv6(v6(2, 3), 64, 0)),
+            ("IPv4 TTL 1", ipv4([10, 3, 0, 7], 1, 0)),
+            ("IPv4 TTL 0", ipv4([10, 3, 0, 7], 0, 0)),
+            ("IPv6 hop limit 1", ipv6(v6(2, 2), 1, 0)),
+            ("IPv4 above the egress MTU", ipv4([10, 3, 0, 7], 64, big)),
+            ("IPv6 above the egress MTU", ipv6(v6(2, 2), 64, 1400 - 14 - 40 - 8)),
+            ("ARP", {
+                let mut f = eth(0x0806);
+                f.extend([0u8; 28]);
+                f
+            }),
+            ("VLAN-tagged IPv4", {
+                let plain = ipv4([10, 3, 0, 7], 64, 0);
+                let mut f = eth(0x8100);
+                f.extend_from_slice(&[0, 5]);
+                f.extend_from_slice(&plain[12..]);
+                f
+            }),
+            ("IPv4 cut inside its header", ipv4([10, 3, 0, 7], 64, 0)[..30].to_vec()),
+            ("IPv6 cut inside its header", ipv6(v6(2, 2), 64, 0)[..50].to_vec()),
+        ] {
+            let (ret, out) = route(ifindex, &frame);
+            assert_eq!(ret, XDP_PASS, "{what}");
+            assert_eq!(out, frame, "{what}: untouched");
+        }
+        // The kernel's forwarding switch off for the ingress device: its call.
+        sh("sysctl -qw net.ipv4.conf.in0.forwarding=0 net.ipv6.conf.in0.forwarding=0");
+        for frame in [ipv4([10, 3, 0, 7], 64, 0), ipv6(v6(2, 2), 64, 0)] {
+            assert_eq!(route(ifindex, &frame).0, XDP_PASS, "forwarding off");
+        }
+    });
+}
+
+#[test]
+fn aborts_a_frame_cut_inside_its_ethernet_header() {
+    in_private_netns(|ifindex| {
+        // test_run refuses frames under 14 bytes; a VLAN type with its tag
+        // cut off is the shortest malformed frame it takes.
+        let mut frame = eth(0x8100);
+        frame.extend_from_slice(&[0, 1]);
+        assert_eq!(route(ifindex, &frame).0, libbpf_rs::libbpf_sys::XDP_ABORTED);
+    });
+}
