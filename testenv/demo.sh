@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make demo`: the basic lessons end to end on a private lab: load xdp_pass,
-# send traffic, read the counters, swap in xdp_drop, watch the drops, tear down.
+# `make demo`: the lessons end to end on private labs: load xdp_pass, send
+# traffic, read the counters, swap in xdp_drop, watch the drops; the parser
+# dropping every other ping; one lab's traffic redirected into another; tear down.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,13 +10,16 @@ XDPCTL=${XDPCTL:-target/release/xdpctl}
 TESTENV_STATEDIR=$(mktemp -d)
 export XDPCTL TESTENV_STATEDIR
 NAME=xdpdemo$$
+NAME2=xdpdemo2$$
 T=(testenv/testenv.sh --name "$NAME")
+T2=(testenv/testenv.sh --name "$NAME2")
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 cleanup() {
 	step "Tear down (program, pins, interfaces, namespace)"
 	"${T[@]}" teardown || true
+	"${T2[@]}" teardown >/dev/null 2>&1 || true
 	rm -rf "$TESTENV_STATEDIR"
 }
 trap cleanup EXIT
@@ -43,4 +47,20 @@ step "Ping again: every request is dropped before the stack sees it"
 "$XDPCTL" stats --dev "$NAME" --interval 0.5 --count 1
 
 step "Unload"
+"$XDPCTL" unload --dev "$NAME"
+
+step "packet01: xdp_parser drops echo requests with an even sequence number"
+"$XDPCTL" load --dev "$NAME" --progname xdp_parser
+"${T[@]}" ping -c 6 -i 0.1 -W 1 | grep 'packet loss' || true
+"$XDPCTL" stats --dev "$NAME" --interval 0.5 --count 1
+
+step "packet03: a second lab, and $NAME's traffic redirected into it"
+"${T2[@]}" setup >/dev/null
+"$XDPCTL" load --dev "$NAME" --progname xdp_redirect_map --force
+"${T[@]}" redirect "$NAME" "$NAME2"
+"${T2[@]}" exec timeout 5 tcpdump -nei veth0 -c 3 icmp6 and 'ip6[40] == 128' 2>/dev/null &
+sleep 1
+"${T[@]}" ping -c 3 -i 0.2 -W 1 >/dev/null 2>&1 || true
+wait
+"$XDPCTL" stats --dev "$NAME" --interval 0.5 --count 1
 "$XDPCTL" unload --dev "$NAME"

@@ -168,13 +168,14 @@ fn peer_mac(dev: &Iface, flag: &str) -> Result<Mac> {
 }
 
 /// A veth delivers redirected frames only if its peer runs NAPI: an XDP
-/// program there, or GRO on. Say so when the peer has no program.
+/// program there, or GRO on. The peer may sit in another namespace, where
+/// xdpctl cannot read its GRO setting; so without a program there, a reminder.
 fn note_unreachable_veth(target: &Iface, out: Output) {
     if let Ok(Some(peer)) = netlink::veth_peer(target.index) {
         if !peer.xdp_attached {
             out.note(&format!(
-                "{} is a veth: frames redirected into it arrive only if its peer ({}) has an \
-                 XDP program or GRO on (`ethtool -K {1} gro on` in the peer's namespace)",
+                "note: {} is a veth; redirected frames reach its peer ({}) only while that has \
+                 an XDP program or GRO on (`ethtool -K {1} gro on` where it lives)",
                 target.name, peer.name
             ));
         }
