@@ -187,16 +187,26 @@ fn count_replies(lab: &Lab, count: u32) -> u32 {
 
 #[test]
 fn redirect_map_sends_the_left_labs_frames_to_the_right_lab() {
+    redirect_between_labs("xdp_redirect_map");
+}
+
+#[test]
+fn redirect_sends_every_frame_to_the_right_lab() {
+    redirect_between_labs("xdp_redirect");
+}
+
+fn redirect_between_labs(program: &str) {
     let (left, right) = (Lab::new(), Lab::new());
-    xdpctl_ok(&["load", "--dev", &left.outer, "--progname", "xdp_redirect_map"]);
+    xdpctl_ok(&["load", "--dev", &left.outer, "--progname", program]);
     // Its full name, though the kernel keeps only 15 characters of it.
-    assert_eq!(left.attached()[0]["name"], "xdp_redirect_map");
+    assert_eq!(left.attached()[0]["name"], program);
     // Not configured yet: everything passes.
     assert_eq!(left.ping_from_inside(&left.outer_ip, 2), 2);
 
     // MACs from the veth peers: the left lab's inside to the right lab's inside.
     let out = xdpctl_ok(&["redirect", "--dev", &left.outer, "--redirect-dev", &right.outer]);
-    assert!(out.contains(&format!("forward: {} -> {}", left.inner_mac, right.inner_mac)), "{out}");
+    let from = if program == "xdp_redirect" { "*" } else { left.inner_mac.as_str() };
+    assert!(out.contains(&format!("forward: {from} -> {}", right.inner_mac)), "{out}");
     right.exec(&["ethtool", "-K", "veth0", "gro", "on"]);
 
     let filter = format!("icmp6 and src {} and ether dst {}", left.inner_ip, right.inner_mac);
@@ -204,15 +214,15 @@ fn redirect_map_sends_the_left_labs_frames_to_the_right_lab() {
     // The right lab gets the pings, which are not its own: no replies.
     assert_eq!(left.ping_from_inside(&left.outer_ip, 5), 0);
     let lines = capture.lines();
-    assert_eq!(lines.len(), 5, "{lines:#?}");
+    assert_eq!(lines.len(), 5, "{program}: {lines:#?}");
     for line in &lines {
         assert!(line.starts_with(&left.inner_mac), "{line}");
         assert!(line.contains("echo request"), "{line}");
     }
     let stats = left.stats();
-    assert_eq!(stats.packets("XDP_REDIRECT"), 5);
-    assert_eq!(stats.bytes("XDP_REDIRECT"), 5 * PING6_REQUEST_BYTES);
-    assert_eq!(stats.packets("XDP_PASS"), 2);
+    assert_eq!(stats.packets("XDP_REDIRECT"), 5, "{program}");
+    assert_eq!(stats.bytes("XDP_REDIRECT"), 5 * PING6_REQUEST_BYTES, "{program}");
+    assert_eq!(stats.packets("XDP_PASS"), 2, "{program}");
 }
 
 /// Three namespaces: host1 - router - host2, forwarding on in the router,
