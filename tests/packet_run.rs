@@ -1,0 +1,1191 @@
+//! Unit tests of the packet programs (packet01-03) through BPF_PROG_TEST_RUN:
+//! frames built here, verdicts, output bytes and counters compared with values
+//! computed here from the frame's description, never taken from a run.
+//! xdp_router is tested elsewhere. Needs root (CAP_BPF).
+
+use std::mem::MaybeUninit;
+
+use libbpf_rs::libbpf_sys::{XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX};
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::{ErrorKind, MapCore, MapFlags, MapHandle, ProgramInput, ProgramMut};
+use xdpctl::skel::xdp_prog::{XdpProgKernSkel, XdpProgKernSkelBuilder};
+use xdpctl::skel::RedirectTarget;
+use xdpctl::statsmap::{action_name, StatsMap};
+
+// ---------------------------------------------------------------------------
+// Checksums, written from RFC 1071 and independent of the BPF side.
+
+/// One's complement sum of `data` as big-endian 16-bit words, an odd last
+/// byte padded with zero.
+fn ones_sum(data: &[u8]) -> u16 {
+    let mut sum: u64 = data
+        .chunks(2)
+        .map(|w| u64::from(u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
+}
+
+fn be16(data: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([data[at], data[at + 1]])
+}
+
+/// Parses `frame` afresh and checks the checksums it carries: the IPv4 header's,
+/// and the ICMP, ICMPv6, UDP or TCP one over (pseudo-header and) the rest of the
+/// frame. A valid checksum makes the sum over the covered data 0xffff.
+fn assert_checksums(frame: &[u8], what: &str) {
+    let mut at = 14;
+    let mut ethertype = be16(frame, 12);
+    while ethertype == ETH_P_8021Q || ethertype == ETH_P_8021AD {
+        ethertype = be16(frame, at + 2);
+        at += 4;
+    }
+    let (v4, proto, mut pseudo, l4) = match ethertype {
+        ETH_P_IP => {
+            let ihl = usize::from(frame[at] & 0x0f) * 4;
+            if ihl < 20 {
+                return; // a malformed header, made so on purpose
+            }
+            assert_eq!(ones_sum(&frame[at..at + ihl]), 0xffff, "{what}: IPv4 header checksum");
+            if be16(frame, at + 6) & 0x1fff != 0 {
+                return; // a later fragment: no L4 header to check
+            }
+            let l4 = &frame[at + ihl..];
+            let proto = frame[at + 9];
+            let mut pseudo = frame[at + 12..at + 20].to_vec();
+            pseudo.extend([0, proto]);
+            pseudo.extend((l4.len() as u16).to_be_bytes());
+            (true, proto, pseudo, l4)
+        }
+        ETH_P_IPV6 => {
+            let l4 = &frame[at + 40..];
+            let proto = frame[at + 6];
+            let mut pseudo = frame[at + 8..at + 40].to_vec();
+            pseudo.extend((l4.len() as u32).to_be_bytes());
+            pseudo.extend([0, 0, 0, proto]);
+            (false, proto, pseudo, l4)
+        }
+        _ => return,
+    };
+    match proto {
+        IPPROTO_ICMP if v4 => pseudo.clear(), // ICMP has no pseudo-header
+        IPPROTO_UDP if v4 && be16(l4, 6) == 0 => return, // "no checksum"
+        IPPROTO_ICMPV6 | IPPROTO_UDP | IPPROTO_TCP => {}
+        _ => return,
+    }
+    pseudo.extend(l4);
+    assert_eq!(ones_sum(&pseudo), 0xffff, "{what}: protocol {proto} checksum");
+}
+
+// ---------------------------------------------------------------------------
+// Frames.
+
+type Mac = [u8; 6];
+
+const ETH_P_IP: u16 = 0x0800;
+const ETH_P_ARP: u16 = 0x0806;
+const ETH_P_IPV6: u16 = 0x86dd;
+const ETH_P_8021Q: u16 = 0x8100;
+const ETH_P_8021AD: u16 = 0x88a8;
+const IPPROTO_ICMP: u8 = 1;
+const IPPROTO_TCP: u8 = 6;
+const IPPROTO_UDP: u8 = 17;
+const IPPROTO_ICMPV6: u8 = 58;
+
+const SRC_MAC: Mac = [0x02, 0xaa, 0x00, 0x00, 0x00, 0x01];
+const DST_MAC: Mac = [0x02, 0xbb, 0x00, 0x00, 0x00, 0x02];
+const SRC4: [u8; 4] = [192, 0, 2, 1];
+const DST4: [u8; 4] = [198, 51, 100, 2];
+const SRC6: [u8; 16] = [0xfd, 0, 0xde, 0xad, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1];
+const DST6: [u8; 16] = [0xfd, 0, 0xde, 0xad, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 2];
+
+/// Router alert, three NOPs, end of options: 8 bytes, ihl 7.
+const IP_OPTIONS: [u8; 8] = [0x94, 0x04, 0x00, 0x00, 0x01, 0x01, 0x01, 0x00];
+/// MSS 1460, two NOPs, SACK permitted: 8 bytes, doff 7.
+const TCP_OPTIONS: [u8; 8] = [0x02, 0x04, 0x05, 0xb4, 0x01, 0x01, 0x04, 0x02];
+
+/// VLAN tags of a frame: (TPID, TCI), outermost first.
+type Tags = &'static [(u16, u16)];
+
+/// No tag, one 802.1Q, one 802.1ad, and QinQ (802.1ad outside, 802.1Q inside).
+const TAG_SETS: [Tags; 4] = [
+    &[],
+    &[(ETH_P_8021Q, 100)],
+    &[(ETH_P_8021AD, 0x2fff)],
+    &[(ETH_P_8021AD, 10), (ETH_P_8021Q, 20)],
+];
+
+#[derive(Clone, Debug)]
+enum Net {
+    V4 {
+        src: [u8; 4],
+        dst: [u8; 4],
+        frag: u16,
+        options: Vec<u8>,
+        ihl: Option<u8>,
+    },
+    V6 {
+        src: [u8; 16],
+        dst: [u8; 16],
+    },
+    /// Any other ethertype: the payload follows the Ethernet header.
+    Other(u16),
+}
+
+#[derive(Clone, Debug)]
+enum L4 {
+    /// Echo layout (id, seq) whatever the type.
+    Icmp {
+        kind: u8,
+        seq: u16,
+    },
+    Udp {
+        sport: u16,
+        dport: u16,
+        csum: bool,
+    },
+    Tcp {
+        sport: u16,
+        dport: u16,
+        options: Vec<u8>,
+        doff: Option<u8>,
+    },
+    /// An IP protocol whose header, if any, is part of the payload.
+    Raw(u8),
+}
+
+/// A frame described field by field; `bytes()` lays it out with every length
+/// and checksum computed.
+#[derive(Clone, Debug)]
+struct Frame {
+    dst: Mac,
+    src: Mac,
+    /// (TPID, TCI), outermost first.
+    tags: Vec<(u16, u16)>,
+    net: Net,
+    l4: L4,
+    payload: Vec<u8>,
+}
+
+fn udp(sport: u16, dport: u16) -> L4 {
+    L4::Udp { sport, dport, csum: true }
+}
+
+fn tcp(sport: u16, dport: u16) -> L4 {
+    L4::Tcp { sport, dport, options: Vec::new(), doff: None }
+}
+
+fn tcp_with_options(sport: u16, dport: u16) -> L4 {
+    L4::Tcp { sport, dport, options: TCP_OPTIONS.to_vec(), doff: None }
+}
+
+fn ping4(seq: u16) -> Frame {
+    Frame::v4(L4::Icmp { kind: 8, seq })
+}
+
+fn ping6(seq: u16) -> Frame {
+    Frame::v6(L4::Icmp { kind: 128, seq })
+}
+
+fn arp() -> Frame {
+    Frame::other(ETH_P_ARP, (0..28).collect())
+}
+
+impl Frame {
+    fn v4(l4: L4) -> Frame {
+        let net = Net::V4 { src: SRC4, dst: DST4, frag: 0, options: Vec::new(), ihl: None };
+        Frame::new(net, l4)
+    }
+
+    fn v6(l4: L4) -> Frame {
+        Frame::new(Net::V6 { src: SRC6, dst: DST6 }, l4)
+    }
+
+    fn other(ethertype: u16, payload: Vec<u8>) -> Frame {
+        Frame { payload, ..Frame::new(Net::Other(ethertype), L4::Raw(0)) }
+    }
+
+    fn new(net: Net, l4: L4) -> Frame {
+        // 21 bytes: an odd length, so the checksums' zero padding is exercised.
+        let payload = (0..21).map(|i| 0xa0 + i).collect();
+        Frame { dst: DST_MAC, src: SRC_MAC, tags: Vec::new(), net, l4, payload }
+    }
+
+    fn tags(mut self, tags: &[(u16, u16)]) -> Frame {
+        self.tags = tags.to_vec();
+        self
+    }
+
+    fn payload(mut self, payload: Vec<u8>) -> Frame {
+        self.payload = payload;
+        self
+    }
+
+    fn v4_mut(&mut self) -> (&mut [u8; 4], &mut [u8; 4], &mut u16, &mut Vec<u8>, &mut Option<u8>) {
+        match &mut self.net {
+            Net::V4 { src, dst, frag, options, ihl } => (src, dst, frag, options, ihl),
+            other => panic!("not IPv4: {other:?}"),
+        }
+    }
+
+    /// Flags and fragment offset, as in the header (MF 0x2000, DF 0x4000).
+    fn frag(mut self, value: u16) -> Frame {
+        *self.v4_mut().2 = value;
+        self
+    }
+
+    fn ip_options(mut self, options: &[u8]) -> Frame {
+        *self.v4_mut().3 = options.to_vec();
+        self
+    }
+
+    /// An ihl that disagrees with the header laid out.
+    fn ihl(mut self, ihl: u8) -> Frame {
+        *self.v4_mut().4 = Some(ihl);
+        self
+    }
+
+    fn dst4(mut self, addr: [u8; 4]) -> Frame {
+        *self.v4_mut().1 = addr;
+        self
+    }
+
+    fn dst6(mut self, addr: [u8; 16]) -> Frame {
+        match &mut self.net {
+            Net::V6 { dst, .. } => *dst = addr,
+            other => panic!("not IPv6: {other:?}"),
+        }
+        self
+    }
+
+    fn kind(mut self, new: u8) -> Frame {
+        match &mut self.l4 {
+            L4::Icmp { kind, .. } => *kind = new,
+            other => panic!("not ICMP: {other:?}"),
+        }
+        self
+    }
+
+    fn dport(&self) -> u16 {
+        match &self.l4 {
+            L4::Udp { dport, .. } | L4::Tcp { dport, .. } => *dport,
+            other => panic!("no ports: {other:?}"),
+        }
+    }
+
+    fn with_dport(mut self, port: u16) -> Frame {
+        match &mut self.l4 {
+            L4::Udp { dport, .. } | L4::Tcp { dport, .. } => *dport = port,
+            other => panic!("no ports: {other:?}"),
+        }
+        self
+    }
+
+    fn without_udp_checksum(mut self) -> Frame {
+        match &mut self.l4 {
+            L4::Udp { csum, .. } => *csum = false,
+            other => panic!("not UDP: {other:?}"),
+        }
+        self
+    }
+
+    fn tcp_doff(mut self, value: u8) -> Frame {
+        match &mut self.l4 {
+            L4::Tcp { doff, .. } => *doff = Some(value),
+            other => panic!("not TCP: {other:?}"),
+        }
+        self
+    }
+
+    /// What an echo responder sends back: MACs and addresses swapped, type
+    /// echo reply, checksums computed afresh.
+    fn echo_reply(&self) -> Frame {
+        let mut r = self.clone();
+        (r.src, r.dst) = (self.dst, self.src);
+        let reply = match &mut r.net {
+            Net::V4 { src, dst, .. } => {
+                std::mem::swap(src, dst);
+                0
+            }
+            Net::V6 { src, dst } => {
+                std::mem::swap(src, dst);
+                129
+            }
+            Net::Other(_) => panic!("not IP"),
+        };
+        r.kind(reply)
+    }
+
+    fn eth_len(&self) -> usize {
+        14 + 4 * self.tags.len()
+    }
+
+    fn l3_len(&self) -> usize {
+        match &self.net {
+            Net::V4 { options, .. } => 20 + options.len(),
+            Net::V6 { .. } => 40,
+            Net::Other(_) => 0,
+        }
+    }
+
+    fn l4_header_len(&self) -> usize {
+        match &self.l4 {
+            L4::Icmp { .. } | L4::Udp { .. } => 8,
+            L4::Tcp { options, .. } => 20 + options.len(),
+            L4::Raw(_) => 0,
+        }
+    }
+
+    /// Ethernet, tags, IP header and L4 header: what a parser reads.
+    fn headers_len(&self) -> usize {
+        self.eth_len() + self.l3_len() + self.l4_header_len()
+    }
+
+    fn l4_offset(&self) -> usize {
+        self.eth_len() + self.l3_len()
+    }
+
+    fn ip_proto(&self) -> u8 {
+        match (&self.l4, &self.net) {
+            (L4::Icmp { .. }, Net::V6 { .. }) => IPPROTO_ICMPV6,
+            (L4::Icmp { .. }, _) => IPPROTO_ICMP,
+            (L4::Udp { .. }, _) => IPPROTO_UDP,
+            (L4::Tcp { .. }, _) => IPPROTO_TCP,
+            (L4::Raw(p), _) => *p,
+        }
+    }
+
+    /// L4 header and payload with the checksum field zero.
+    fn l4_unchecked(&self) -> Vec<u8> {
+        let mut h = match &self.l4 {
+            L4::Icmp { kind, seq } => {
+                let mut h = vec![*kind, 0, 0, 0, 0x12, 0x34];
+                h.extend(seq.to_be_bytes());
+                h
+            }
+            L4::Udp { sport, dport, .. } => {
+                let mut h = sport.to_be_bytes().to_vec();
+                h.extend(dport.to_be_bytes());
+                h.extend(((8 + self.payload.len()) as u16).to_be_bytes());
+                h.extend([0, 0]);
+                h
+            }
+            L4::Tcp { sport, dport, options, doff } => {
+                assert_eq!(options.len() % 4, 0, "TCP options come in words");
+                let doff = doff.unwrap_or(((20 + options.len()) / 4) as u8);
+                let mut h = sport.to_be_bytes().to_vec();
+                h.extend(dport.to_be_bytes());
+                h.extend([0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88]); // seq, ack
+                h.extend([doff << 4, 0x18, 0xff, 0xff, 0, 0, 0, 0]); // PSH|ACK, window
+                h.extend(options);
+                h
+            }
+            L4::Raw(_) => Vec::new(),
+        };
+        h.extend(&self.payload);
+        h
+    }
+
+    fn pseudo_header(&self, l4_len: usize) -> Vec<u8> {
+        let proto = self.ip_proto();
+        match &self.net {
+            Net::V4 { .. } if proto == IPPROTO_ICMP => Vec::new(),
+            Net::V4 { src, dst, .. } => {
+                let mut p = [src.as_slice(), dst.as_slice(), &[0, proto]].concat();
+                p.extend((l4_len as u16).to_be_bytes());
+                p
+            }
+            Net::V6 { src, dst } => {
+                let mut p = [src.as_slice(), dst.as_slice()].concat();
+                p.extend((l4_len as u32).to_be_bytes());
+                p.extend([0, 0, 0, proto]);
+                p
+            }
+            Net::Other(_) => Vec::new(),
+        }
+    }
+
+    /// One's complement sum over pseudo-header and L4 bytes, checksum field
+    /// zero: the L4 checksum is its complement.
+    fn l4_sum(&self) -> u16 {
+        let l4 = self.l4_unchecked();
+        ones_sum(&[self.pseudo_header(l4.len()), l4].concat())
+    }
+
+    fn l4_bytes(&self) -> Vec<u8> {
+        let mut l4 = self.l4_unchecked();
+        let field = match &self.l4 {
+            L4::Icmp { .. } => Some(2),
+            L4::Udp { csum: true, .. } => Some(6),
+            L4::Tcp { .. } => Some(16),
+            L4::Udp { csum: false, .. } | L4::Raw(_) => None,
+        };
+        if let Some(at) = field {
+            let mut check = !self.l4_sum();
+            // RFC 768: a computed zero is sent as all ones, zero meaning "none".
+            if check == 0 && matches!(self.l4, L4::Udp { .. }) {
+                check = 0xffff;
+            }
+            l4[at..at + 2].copy_from_slice(&check.to_be_bytes());
+        }
+        l4
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        let l4 = self.l4_bytes();
+        let mut f = [self.dst, self.src].concat();
+        let ethertype = match &self.net {
+            Net::V4 { .. } => ETH_P_IP,
+            Net::V6 { .. } => ETH_P_IPV6,
+            Net::Other(t) => *t,
+        };
+        // Each TPID sits where the previous header names what follows.
+        let mut types: Vec<u16> = self.tags.iter().map(|t| t.0).collect();
+        types.push(ethertype);
+        f.extend(types[0].to_be_bytes());
+        for (i, (_, tci)) in self.tags.iter().enumerate() {
+            f.extend(tci.to_be_bytes());
+            f.extend(types[i + 1].to_be_bytes());
+        }
+        match &self.net {
+            Net::V4 { src, dst, frag, options, ihl } => {
+                assert_eq!(options.len() % 4, 0, "IP options come in words");
+                let len = 20 + options.len();
+                let ihl = ihl.unwrap_or((len / 4) as u8);
+                let mut h = vec![0x40 | ihl, 0];
+                h.extend(((len + l4.len()) as u16).to_be_bytes());
+                h.extend([0x1c, 0x46]);
+                h.extend(frag.to_be_bytes());
+                h.extend([64, self.ip_proto(), 0, 0]);
+                h.extend(src);
+                h.extend(dst);
+                h.extend(options);
+                let check = !ones_sum(&h);
+                h[10..12].copy_from_slice(&check.to_be_bytes());
+                f.extend(h);
+            }
+            Net::V6 { src, dst } => {
+                f.extend([0x60, 0, 0, 0]);
+                f.extend((l4.len() as u16).to_be_bytes());
+                f.extend([self.ip_proto(), 64]);
+                f.extend(src);
+                f.extend(dst);
+            }
+            Net::Other(_) => {}
+        }
+        f.extend(l4);
+        f
+    }
+}
+
+/// xdp_vlan_swap's pop, on bytes: the 4 tag bytes after the MACs go, and the
+/// tag's encapsulated protocol (bytes 16..18) becomes the ethertype.
+fn popped(frame: &[u8]) -> Vec<u8> {
+    [&frame[..12], &frame[16..]].concat()
+}
+
+/// xdp_vlan_swap's push, on bytes: TPID 0x8100 and TCI 1 after the MACs, the
+/// old ethertype now the tag's encapsulated protocol.
+fn pushed(frame: &[u8]) -> Vec<u8> {
+    [&frame[..12], &[0x81, 0x00, 0x00, 0x01], &frame[12..]].concat()
+}
+
+fn with_dest(frame: &[u8], mac: Mac) -> Vec<u8> {
+    [&mac, &frame[6..]].concat()
+}
+
+fn hex(data: &[u8]) -> String {
+    data.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
+}
+
+// ---------------------------------------------------------------------------
+// Running.
+
+#[derive(Clone, Copy, Debug)]
+enum Prog {
+    Parser,
+    PortRewrite,
+    VlanSwap,
+    IcmpEcho,
+    Redirect,
+    RedirectMap,
+}
+
+const ALL: [Prog; 6] = [
+    Prog::Parser,
+    Prog::PortRewrite,
+    Prog::VlanSwap,
+    Prog::IcmpEcho,
+    Prog::Redirect,
+    Prog::RedirectMap,
+];
+
+/// One loaded skeleton, and the counters its runs should have left.
+struct Runner<'a, 'obj> {
+    skel: &'a XdpProgKernSkel<'obj>,
+    /// (packets, bytes) per action, ABORTED..REDIRECT.
+    want: [(u64, u64); 5],
+}
+
+/// Loads a skeleton of its own for `test`, then checks xdp_stats_map counted
+/// exactly the runs `test` expected.
+fn with_loaded(test: impl FnOnce(&mut Runner<'_, '_>)) {
+    let mut storage = MaybeUninit::uninit();
+    let skel = XdpProgKernSkelBuilder::default()
+        .open(&mut storage)
+        .expect("open skeleton")
+        .load()
+        .expect("load skeleton (root needed)");
+    let mut runner = Runner { skel: &skel, want: [(0, 0); 5] };
+    test(&mut runner);
+    runner.check_counters();
+}
+
+impl<'obj> Runner<'_, 'obj> {
+    fn program(&self, prog: Prog) -> &ProgramMut<'obj> {
+        let p = &self.skel.progs;
+        match prog {
+            Prog::Parser => &p.xdp_parser,
+            Prog::PortRewrite => &p.xdp_port_rewrite,
+            Prog::VlanSwap => &p.xdp_vlan_swap,
+            Prog::IcmpEcho => &p.xdp_icmp_echo,
+            Prog::Redirect => &p.xdp_redirect,
+            Prog::RedirectMap => &p.xdp_redirect_map,
+        }
+    }
+
+    /// One run (repeat 1: repeats would rewrite the same buffer again).
+    fn try_run(&self, prog: Prog, frame: &[u8]) -> libbpf_rs::Result<(u32, Vec<u8>)> {
+        let mut out = vec![0u8; frame.len() + 256];
+        let input =
+            ProgramInput { data_in: Some(frame), data_out: Some(&mut out), ..Default::default() };
+        let result = self.program(prog).test_run(input)?;
+        let ret = result.return_value;
+        let len = result.data.map_or(0, |d| d.len());
+        out.truncate(len);
+        Ok((ret, out))
+    }
+
+    /// Runs `frame`, expecting `verdict` and `want` out; returns what came out.
+    fn run(&mut self, prog: Prog, frame: &[u8], verdict: u32, want: &[u8], what: &str) -> Vec<u8> {
+        let (got, out) =
+            self.try_run(prog, frame).unwrap_or_else(|e| panic!("{prog:?}, {what}: test_run: {e}"));
+        assert_eq!(action_name(got), action_name(verdict), "{prog:?}, {what}: verdict");
+        assert_eq!(hex(&out), hex(want), "{prog:?}, {what}: frame out");
+        // The program counts the frame as it leaves it.
+        let slot = &mut self.want[verdict as usize];
+        slot.0 += 1;
+        slot.1 += want.len() as u64;
+        out
+    }
+
+    fn unchanged(&mut self, prog: Prog, frame: &[u8], verdict: u32, what: &str) {
+        self.run(prog, frame, verdict, frame, what);
+    }
+
+    /// Runs every prefix of `frame` from 14 bytes on (test_run's minimum, see
+    /// frames_shorter_than_ethernet_are_refused_by_test_run): ABORTED and
+    /// untouched while cut inside Ethernet header or VLAN tags (`eth_len`),
+    /// PASS and untouched while cut inside a header the program reads further
+    /// in (before `needed`), and what `whole` says for the prefix from then on.
+    fn sweep(
+        &mut self,
+        prog: Prog,
+        frame: &[u8],
+        (eth_len, needed): (usize, usize),
+        what: &str,
+        whole: impl Fn(&[u8]) -> (u32, Vec<u8>),
+    ) {
+        assert!(eth_len <= needed && needed <= frame.len());
+        for len in 14..=frame.len() {
+            let cut = &frame[..len];
+            let what = format!("{what}, first {len} of {} bytes", frame.len());
+            if len < eth_len {
+                self.unchanged(prog, cut, XDP_ABORTED, &what);
+            } else if len < needed {
+                self.unchanged(prog, cut, XDP_PASS, &what);
+            } else {
+                let (verdict, out) = whole(cut);
+                self.run(prog, cut, verdict, &out, &what);
+            }
+        }
+    }
+
+    fn check_counters(&self) {
+        let handle = MapHandle::try_from(&self.skel.maps.xdp_stats_map).expect("map handle");
+        let map = StatsMap::new(handle, "xdp_stats_map").expect("stats layout");
+        let got: Vec<(u64, u64)> =
+            map.read().expect("read").iter().map(|r| (r.rx_packets, r.rx_bytes)).collect();
+        assert_eq!(got, self.want, "xdp_stats_map (packets, bytes) per action ABORTED..REDIRECT");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// All programs.
+
+/// The kernel refuses XDP test runs on less than an Ethernet header (EINVAL),
+/// so the "shorter than 14 bytes" half of the ABORTED rule cannot be run here;
+/// the cut-frame tests check ABORTED on frames cut inside their VLAN tags.
+#[test]
+fn frames_shorter_than_ethernet_are_refused_by_test_run() {
+    with_loaded(|r| {
+        let frame = ping4(2).bytes();
+        for prog in ALL {
+            for len in 0..14 {
+                let err = r.try_run(prog, &frame[..len]).expect_err("test_run under 14 bytes");
+                assert_eq!(err.kind(), ErrorKind::InvalidInput, "{prog:?}, {len} bytes: {err}");
+            }
+            // 14 bytes run: an IPv4 ethertype with no IP header after it.
+            let what = "Ethernet header only";
+            match prog {
+                Prog::VlanSwap => {
+                    _ = r.run(prog, &frame[..14], XDP_PASS, &pushed(&frame[..14]), what)
+                }
+                _ => r.unchanged(prog, &frame[..14], XDP_PASS, what),
+            }
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------
+// xdp_parser (packet01).
+
+#[test]
+fn parser_drops_even_echo_requests_and_passes_everything_else() {
+    let cases: Vec<(&str, Frame, u32)> = vec![
+        ("IPv4 echo request seq 0", ping4(0), XDP_DROP),
+        ("IPv4 echo request seq 2", ping4(2), XDP_DROP),
+        ("IPv4 echo request seq 0xfffe", ping4(0xfffe), XDP_DROP),
+        ("IPv4 echo request seq 1", ping4(1), XDP_PASS),
+        ("IPv4 echo request seq 0xffff", ping4(0xffff), XDP_PASS),
+        ("IPv4 echo request seq 0x0100 (odd read little endian)", ping4(0x0100), XDP_DROP),
+        ("IPv4 echo request seq 0x0001 (even read little endian)", ping4(0x0001), XDP_PASS),
+        ("IPv6 echo request seq 4", ping6(4), XDP_DROP),
+        ("IPv6 echo request seq 5", ping6(5), XDP_PASS),
+        ("IPv6 echo request seq 0x0200", ping6(0x0200), XDP_DROP),
+        ("IPv4 echo request, IP options", ping4(2).ip_options(&IP_OPTIONS), XDP_DROP),
+        ("IPv4 echo request, DF set", ping4(2).frag(0x4000), XDP_DROP),
+        // The first fragment carries the ICMP header; only later ones do not.
+        ("IPv4 echo request, first fragment", ping4(2).frag(0x2000), XDP_DROP),
+        ("IPv4 echo request, later fragment", ping4(2).frag(0x0002), XDP_PASS),
+        ("IPv4 echo request, middle fragment", ping4(2).frag(0x2002), XDP_PASS),
+        ("IPv4 echo request, ihl 4", ping4(2).ihl(4), XDP_PASS),
+        ("IPv4 echo request, ihl 0", ping4(2).ihl(0), XDP_PASS),
+        ("IPv4 echo reply seq 2", ping4(2).kind(0), XDP_PASS),
+        ("IPv6 echo reply seq 2", ping6(2).kind(129), XDP_PASS),
+        ("IPv4 ICMP type 128", ping4(2).kind(128), XDP_PASS),
+        ("IPv6 ICMPv6 type 8", ping6(2).kind(8), XDP_PASS),
+        ("IPv4 destination unreachable", ping4(2).kind(3), XDP_PASS),
+        ("IPv4 UDP", Frame::v4(udp(1000, 2000)), XDP_PASS),
+        ("IPv4 TCP", Frame::v4(tcp(1000, 2000)), XDP_PASS),
+        ("IPv6 UDP", Frame::v6(udp(1000, 2000)), XDP_PASS),
+        ("IPv6 TCP", Frame::v6(tcp(1000, 2000)), XDP_PASS),
+        // An echo request behind a hop-by-hop header: extensions are not skipped.
+        (
+            "IPv6 hop-by-hop, then echo request",
+            Frame::v6(L4::Raw(0)).payload(vec![58, 0, 1, 4, 0, 0, 0, 0, 128, 0, 0, 0, 0, 1, 0, 2]),
+            XDP_PASS,
+        ),
+        ("ARP", arp(), XDP_PASS),
+    ];
+    with_loaded(|r| {
+        for (what, frame, verdict) in &cases {
+            for tags in TAG_SETS {
+                let frame = frame.clone().tags(tags);
+                let what = format!("{what}, tags {tags:04x?}");
+                assert_checksums(&frame.bytes(), &what);
+                r.unchanged(Prog::Parser, &frame.bytes(), *verdict, &what);
+            }
+        }
+        // Two 802.1Q tags are as good as QinQ; a third tag is beyond the parser.
+        let qq = ping4(2).tags(&[(ETH_P_8021Q, 1), (ETH_P_8021Q, 2)]);
+        r.unchanged(Prog::Parser, &qq.bytes(), XDP_DROP, "two 802.1Q tags");
+        let three = ping4(2).tags(&[(ETH_P_8021AD, 1), (ETH_P_8021Q, 2), (ETH_P_8021Q, 3)]);
+        r.unchanged(Prog::Parser, &three.bytes(), XDP_PASS, "three tags");
+    });
+}
+
+#[test]
+fn parser_on_cut_frames_aborts_in_the_tags_and_passes_further_in() {
+    let frames = [
+        ("IPv4 echo request seq 2, QinQ", ping4(2).tags(TAG_SETS[3])),
+        (
+            "IPv4 echo request seq 2, IP options, 802.1Q",
+            ping4(2).ip_options(&IP_OPTIONS).tags(TAG_SETS[1]),
+        ),
+        ("IPv6 echo request seq 2, 802.1ad", ping6(2).tags(TAG_SETS[2])),
+        ("IPv6 echo request seq 2, QinQ", ping6(2).tags(TAG_SETS[3])),
+        ("IPv4 echo request seq 4", ping4(4)),
+    ];
+    with_loaded(|r| {
+        for (what, f) in &frames {
+            let bounds = (f.eth_len(), f.headers_len());
+            r.sweep(Prog::Parser, &f.bytes(), bounds, what, |cut| (XDP_DROP, cut.to_vec()));
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------
+// xdp_port_rewrite (packet02).
+
+type Build = fn(L4) -> Frame;
+
+const NETS: [(&str, Build); 3] = [
+    ("IPv4", Frame::v4),
+    ("IPv4 with options", |l4| Frame::v4(l4).ip_options(&IP_OPTIONS)),
+    ("IPv6", Frame::v6),
+];
+
+/// Runs `frame` through xdp_port_rewrite expecting PASS and the same frame
+/// built with destination port `dport`; checks the checksums of what came out.
+fn expect_rewrite(r: &mut Runner<'_, '_>, frame: &Frame, dport: u16, what: &str) -> Vec<u8> {
+    assert_checksums(&frame.bytes(), &format!("{what} (input)"));
+    let want = frame.clone().with_dport(dport).bytes();
+    let out = r.run(Prog::PortRewrite, &frame.bytes(), XDP_PASS, &want, what);
+    assert_checksums(&out, what);
+    out
+}
+
+#[test]
+fn port_rewrite_decrements_udp_and_tcp_destination_ports() {
+    let l4s = [
+        ("UDP", udp(40000, 53)),
+        ("TCP", tcp(40001, 443)),
+        ("TCP with options", tcp_with_options(40002, 8080)),
+    ];
+    with_loaded(|r| {
+        for (net, build) in NETS {
+            for (proto, l4) in &l4s {
+                for tags in TAG_SETS {
+                    let frame = build(l4.clone()).tags(tags);
+                    let what = format!("{proto} over {net}, tags {tags:04x?}");
+                    expect_rewrite(r, &frame, frame.dport() - 1, &what);
+                }
+            }
+        }
+        // Empty, odd and even payloads; a first fragment and DF (they have the header).
+        for payload in [vec![], vec![7; 1], vec![0x5a; 64]] {
+            let len = payload.len();
+            for f in [Frame::v4(udp(1, 1000)), Frame::v6(tcp(1, 1000))] {
+                let f = f.payload(payload.clone());
+                expect_rewrite(r, &f, 999, &format!("{len}-byte payload"));
+            }
+        }
+        let first = Frame::v4(udp(1, 1000)).frag(0x2000);
+        expect_rewrite(r, &first, 999, "UDP, first fragment");
+        let df = Frame::v4(tcp(1, 1000)).frag(0x4000);
+        expect_rewrite(r, &df, 999, "TCP, DF set");
+    });
+}
+
+/// `frame` with the last two payload bytes chosen so that its one's complement
+/// sum is 0xffff when its destination port is `dport`, i.e. its computed
+/// checksum then is 0 (and UDP must send 0xffff).
+fn zero_checksum_with(frame: Frame, dport: u16) -> Frame {
+    let mut payload = frame.payload.clone();
+    assert_eq!(payload.len() % 2, 0, "the chosen word must be aligned");
+    payload.extend([0, 0]);
+    let probe = frame.clone().with_dport(dport).payload(payload.clone());
+    let word = 0xffff - probe.l4_sum();
+    let n = payload.len();
+    payload[n - 2..].copy_from_slice(&word.to_be_bytes());
+    let done = frame.payload(payload);
+    assert_eq!(done.clone().with_dport(dport).l4_sum(), 0xffff);
+    done
+}
+
+#[test]
+fn port_rewrite_checksum_edge_cases_and_port_wrap() {
+    with_loaded(|r| {
+        for tags in [TAG_SETS[0], TAG_SETS[3]] {
+            // UDP over IPv4 without checksum: stays without one.
+            let f = Frame::v4(udp(5000, 53)).without_udp_checksum().tags(tags);
+            let what = format!("UDP over IPv4, checksum 0, tags {tags:04x?}");
+            let out = expect_rewrite(r, &f, 52, &what);
+            assert_eq!(be16(&out, f.l4_offset() + 6), 0, "no checksum stays none");
+
+            for (net, build) in NETS {
+                let net = format!("{net}, tags {tags:04x?}");
+                let even = build(udp(5000, 53)).payload(vec![0x33; 20]).tags(tags);
+                // The rewritten datagram's checksum computes to 0: sent as 0xffff.
+                let f = zero_checksum_with(even.clone(), 52);
+                let what = format!("UDP over {net}, checksum computes to 0 after rewrite");
+                let out = expect_rewrite(r, &f, 52, &what);
+                assert_eq!(be16(&out, f.l4_offset() + 6), 0xffff, "{what}");
+
+                // The received checksum is 0xffff (computed 0): a checksum, not "none".
+                let f = zero_checksum_with(even, 53);
+                assert_eq!(be16(&f.bytes(), f.l4_offset() + 6), 0xffff);
+                let what = format!("UDP over {net}, checksum 0xffff before rewrite");
+                let out = expect_rewrite(r, &f, 52, &what);
+                assert_ne!(be16(&out, f.l4_offset() + 6), 0xffff, "{what}");
+
+                // TCP sends a computed 0 as 0.
+                let even = build(tcp(5000, 53)).payload(vec![0x33; 20]).tags(tags);
+                let f = zero_checksum_with(even, 52);
+                let what = format!("TCP over {net}, checksum computes to 0 after rewrite");
+                let out = expect_rewrite(r, &f, 52, &what);
+                assert_eq!(be16(&out, f.l4_offset() + 16), 0, "{what}");
+
+                for (from, to) in [(0, 0xffff), (1, 0), (0xffff, 0xfffe), (0x0100, 0x00ff)] {
+                    for l4 in [udp(7, from), tcp(7, from)] {
+                        let f = build(l4).tags(tags);
+                        expect_rewrite(r, &f, to, &format!("{net}, port {from} -> {to}"));
+                    }
+                }
+            }
+        }
+    });
+}
+
+#[test]
+fn port_rewrite_leaves_other_traffic_untouched() {
+    let cases: Vec<(&str, Frame)> = vec![
+        ("UDP, later fragment", Frame::v4(udp(1, 1000)).frag(0x0001)),
+        ("UDP, middle fragment", Frame::v4(udp(1, 1000)).frag(0x2010)),
+        ("TCP, last fragment with DF", Frame::v4(tcp(1, 1000)).frag(0x5fff)),
+        ("UDP, ihl 4", Frame::v4(udp(1, 1000)).ihl(4)),
+        ("TCP, doff 4", Frame::v4(tcp(1, 1000)).tcp_doff(4)),
+        ("IPv6 TCP, doff 0", Frame::v6(tcp(1, 1000)).tcp_doff(0)),
+        ("ICMP echo request", ping4(2)),
+        ("ICMPv6 echo request", ping6(2)),
+        (
+            "IPv6 hop-by-hop, then UDP",
+            Frame::v6(L4::Raw(0)).payload(vec![17, 0, 1, 4, 0, 0, 0, 0, 0, 1, 3, 0xe8, 0, 8, 0, 0]),
+        ),
+        ("IPv4 GRE", Frame::v4(L4::Raw(47)).payload(vec![0, 0, 0x08, 0x00, 0, 1, 3, 0xe8])),
+        ("ARP", arp()),
+        (
+            "UDP, three tags",
+            Frame::v4(udp(1, 1000)).tags(&[(ETH_P_8021AD, 1), (ETH_P_8021Q, 2), (ETH_P_8021Q, 3)]),
+        ),
+    ];
+    with_loaded(|r| {
+        for (what, frame) in &cases {
+            for tags in TAG_SETS {
+                // The three-tag case keeps its own tags.
+                let frame =
+                    if frame.tags.is_empty() { frame.clone().tags(tags) } else { frame.clone() };
+                let what = format!("{what}, tags {tags:04x?}");
+                r.unchanged(Prog::PortRewrite, &frame.bytes(), XDP_PASS, &what);
+            }
+        }
+    });
+}
+
+#[test]
+fn port_rewrite_on_cut_frames_aborts_in_the_tags_and_passes_further_in() {
+    let frames = [
+        ("UDP over IPv4, QinQ", Frame::v4(udp(9, 1000)).tags(TAG_SETS[3])),
+        (
+            "TCP with options over IPv4 with options, 802.1Q",
+            Frame::v4(tcp_with_options(9, 1000)).ip_options(&IP_OPTIONS).tags(TAG_SETS[1]),
+        ),
+        ("UDP over IPv6, 802.1ad", Frame::v6(udp(9, 1000)).tags(TAG_SETS[2])),
+        (
+            "TCP with options over IPv6, QinQ",
+            Frame::v6(tcp_with_options(9, 1000)).tags(TAG_SETS[3]),
+        ),
+        ("UDP over IPv4", Frame::v4(udp(9, 0))),
+    ];
+    with_loaded(|r| {
+        for (what, f) in &frames {
+            // Only header bytes change, so a prefix's rewrite is the whole
+            // frame's rewrite cut to the same length.
+            let whole = f.clone().with_dport(f.dport().wrapping_sub(1)).bytes();
+            let bounds = (f.eth_len(), f.headers_len());
+            r.sweep(Prog::PortRewrite, &f.bytes(), bounds, what, |cut| {
+                (XDP_PASS, whole[..cut.len()].to_vec())
+            });
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------
+// xdp_vlan_swap (packet02).
+
+#[test]
+fn vlan_swap_pops_the_outer_tag() {
+    let cases: Vec<(&str, Frame, Tags)> = vec![
+        ("UDP over IPv4, 802.1Q", Frame::v4(udp(1, 2)), &[(ETH_P_8021Q, 5)]),
+        ("IPv6 echo request, 802.1ad", ping6(1), &[(ETH_P_8021AD, 7)]),
+        ("ARP, 802.1Q with PCP and DEI", arp(), &[(ETH_P_8021Q, 0xf00a)]),
+        ("TCP over IPv6, QinQ", Frame::v6(tcp(1, 2)), TAG_SETS[3]),
+        (
+            "IPv4 echo request, three tags",
+            ping4(1),
+            &[(ETH_P_8021AD, 1), (ETH_P_8021Q, 2), (ETH_P_8021Q, 3)],
+        ),
+        ("tag and nothing else", Frame::other(0x88b5, vec![]), &[(ETH_P_8021Q, 9)]),
+    ];
+    with_loaded(|r| {
+        for (what, frame, tags) in &cases {
+            let input = frame.clone().tags(tags).bytes();
+            let want = frame.clone().tags(&tags[1..]).bytes();
+            // Built two ways: the frame without its outer tag, and the bytes cut.
+            assert_eq!(hex(&popped(&input)), hex(&want), "{what}: test's expectations agree");
+            assert_eq!(want.len(), input.len() - 4);
+            r.run(Prog::VlanSwap, &input, XDP_PASS, &want, what);
+        }
+    });
+}
+
+#[test]
+fn vlan_swap_pushes_vlan_1_onto_untagged_frames() {
+    let cases: Vec<(&str, Frame)> = vec![
+        ("UDP over IPv4", Frame::v4(udp(1, 2))),
+        ("IPv6 echo request", ping6(1)),
+        ("ARP", arp()),
+        ("Ethernet header only", Frame::other(0x88b5, vec![])),
+        ("full-size frame", Frame::v4(udp(1, 2)).payload(vec![0xee; 1472])),
+    ];
+    with_loaded(|r| {
+        for (what, frame) in &cases {
+            let input = frame.bytes();
+            let want = frame.clone().tags(&[(ETH_P_8021Q, 1)]).bytes();
+            assert_eq!(hex(&pushed(&input)), hex(&want), "{what}: test's expectations agree");
+            assert_eq!(want.len(), input.len() + 4);
+            let out = r.run(Prog::VlanSwap, &input, XDP_PASS, &want, what);
+            // And back: the tag just pushed is the outer one, and goes.
+            r.run(Prog::VlanSwap, &out, XDP_PASS, &input, &format!("{what}, pushed then popped"));
+        }
+    });
+}
+
+#[test]
+fn vlan_swap_on_cut_frames_aborts_in_the_tags() {
+    let frames = [
+        ("802.1Q", Frame::v4(udp(1, 2)).tags(TAG_SETS[1])),
+        ("QinQ", ping6(1).tags(TAG_SETS[3])),
+        ("two 802.1ad", arp().tags(&[(ETH_P_8021AD, 1), (ETH_P_8021AD, 2)])),
+    ];
+    with_loaded(|r| {
+        for (what, f) in &frames {
+            // Nothing past the tags is read: a whole Ethernet part is enough.
+            let bounds = (f.eth_len(), f.eth_len());
+            r.sweep(Prog::VlanSwap, &f.bytes(), bounds, what, |cut| (XDP_PASS, popped(cut)));
+        }
+        let untagged = Frame::v4(udp(1, 2)).bytes();
+        r.sweep(Prog::VlanSwap, &untagged, (14, 14), "untagged", |cut| (XDP_PASS, pushed(cut)));
+    });
+}
+
+// ---------------------------------------------------------------------------
+// xdp_icmp_echo (packet03).
+
+/// Runs an echo request expecting XDP_TX and the reply built here.
+fn expect_reply(r: &mut Runner<'_, '_>, request: &Frame, what: &str) {
+    assert_checksums(&request.bytes(), &format!("{what} (input)"));
+    let want = request.echo_reply().bytes();
+    let out = r.run(Prog::IcmpEcho, &request.bytes(), XDP_TX, &want, what);
+    assert_checksums(&out, what);
+}
+
+#[test]
+fn icmp_echo_answers_unicast_echo_requests() {
+    let link_local = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+    let cases: Vec<(&str, Frame)> = vec![
+        ("IPv4", ping4(1)),
+        ("IPv4, even seq", ping4(2)),
+        ("IPv4 with options", ping4(3).ip_options(&IP_OPTIONS)),
+        ("IPv4, DF set", ping4(4).frag(0x4000)),
+        ("IPv4, no payload", ping4(5).payload(vec![])),
+        ("IPv4, 56-byte payload", ping4(6).payload((0..56).collect())),
+        ("IPv4 to 223.255.255.254", ping4(7).dst4([223, 255, 255, 254])),
+        ("IPv6", ping6(1)),
+        ("IPv6, no payload", ping6(2).payload(vec![])),
+        ("IPv6, 56-byte payload", ping6(3).payload((0..56).collect())),
+        ("IPv6 to fe80::1", ping6(4).dst6(link_local)),
+    ];
+    with_loaded(|r| {
+        for (what, frame) in &cases {
+            for tags in TAG_SETS {
+                expect_reply(r, &frame.clone().tags(tags), &format!("{what}, tags {tags:04x?}"));
+            }
+        }
+    });
+}
+
+#[test]
+fn icmp_echo_leaves_other_packets_to_the_kernel() {
+    let all_nodes = [0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+    let site_routers = [0xff, 0x05, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+    let cases: Vec<(&str, Frame)> = vec![
+        ("IPv4 echo reply", ping4(1).kind(0)),
+        ("IPv6 echo reply", ping6(1).kind(129)),
+        ("IPv4 type 128", ping4(1).kind(128)),
+        ("IPv6 type 8", ping6(1).kind(8)),
+        ("IPv4 timestamp request", ping4(1).kind(13)),
+        ("IPv4 to 224.0.0.1", ping4(1).dst4([224, 0, 0, 1])),
+        ("IPv4 to 239.255.255.255", ping4(1).dst4([239, 255, 255, 255])),
+        ("IPv4 to 255.255.255.255", ping4(1).dst4([255, 255, 255, 255])),
+        ("IPv6 to ff02::1", ping6(1).dst6(all_nodes)),
+        ("IPv6 to ff05::2", ping6(1).dst6(site_routers)),
+        ("IPv4 first fragment", ping4(1).frag(0x2000)),
+        ("IPv4 middle fragment", ping4(1).frag(0x2004)),
+        ("IPv4 last fragment", ping4(1).frag(0x0004)),
+        ("IPv4 ihl 4", ping4(1).ihl(4)),
+        (
+            "IPv6 hop-by-hop, then echo request",
+            Frame::v6(L4::Raw(0)).payload(vec![58, 0, 1, 4, 0, 0, 0, 0, 128, 0, 0, 0, 0, 1, 0, 1]),
+        ),
+        ("UDP over IPv4", Frame::v4(udp(1, 7))),
+        ("TCP over IPv6", Frame::v6(tcp(1, 7))),
+        ("ARP", arp()),
+    ];
+    with_loaded(|r| {
+        for (what, frame) in &cases {
+            for tags in TAG_SETS {
+                let what = format!("{what}, tags {tags:04x?}");
+                r.unchanged(Prog::IcmpEcho, &frame.clone().tags(tags).bytes(), XDP_PASS, &what);
+            }
+        }
+        let three = ping4(1).tags(&[(ETH_P_8021AD, 1), (ETH_P_8021Q, 2), (ETH_P_8021Q, 3)]);
+        r.unchanged(Prog::IcmpEcho, &three.bytes(), XDP_PASS, "three tags");
+    });
+}
+
+#[test]
+fn icmp_echo_on_cut_frames_aborts_in_the_tags_and_passes_further_in() {
+    let frames = [
+        ("IPv4, QinQ", ping4(1).tags(TAG_SETS[3])),
+        ("IPv4 with options, 802.1Q", ping4(2).ip_options(&IP_OPTIONS).tags(TAG_SETS[1])),
+        ("IPv6, 802.1ad", ping6(3).tags(TAG_SETS[2])),
+        ("IPv6", ping6(4)),
+    ];
+    with_loaded(|r| {
+        for (what, f) in &frames {
+            // The checksum is updated for the changed word only, so a prefix's
+            // reply is the whole reply cut to the same length.
+            let reply = f.echo_reply().bytes();
+            let bounds = (f.eth_len(), f.headers_len());
+            r.sweep(Prog::IcmpEcho, &f.bytes(), bounds, what, |cut| {
+                (XDP_TX, reply[..cut.len()].to_vec())
+            });
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------
+// xdp_redirect and xdp_redirect_map (packet03).
+
+const NEW_DST: Mac = [0x02, 0xcc, 0x00, 0x00, 0x00, 0x03];
+const LO: u32 = 1;
+
+fn set_target(r: &Runner<'_, '_>, ifindex: u32, dest_mac: Mac) {
+    let target = RedirectTarget { ifindex, dest_mac, pad: [0; 2] };
+    // SAFETY: RedirectTarget is Plain (src/skel.rs): no padding, no pointers.
+    let value = unsafe { plain::as_bytes(&target) };
+    r.skel
+        .maps
+        .redirect_target
+        .update(&0u32.to_ne_bytes(), value, MapFlags::ANY)
+        .expect("set target");
+}
+
+fn redirect_frames() -> Vec<(String, Vec<u8>)> {
+    let mut frames = Vec::new();
+    for tags in TAG_SETS {
+        frames.push((format!("IPv4 echo request, tags {tags:04x?}"), ping4(1).tags(tags).bytes()));
+        frames.push((
+            format!("UDP over IPv6, tags {tags:04x?}"),
+            Frame::v6(udp(1, 2)).tags(tags).bytes(),
+        ));
+    }
+    frames.push(("ARP".into(), arp().bytes()));
+    frames.push(("Ethernet header only".into(), Frame::other(0x88b5, vec![]).bytes()));
+    frames
+}
+
+#[test]
+fn redirect_sends_everything_to_the_configured_target_only() {
+    let cut = ping6(1).tags(TAG_SETS[3]);
+    with_loaded(|r| {
+        // A fresh map reads as ifindex 0: not configured.
+        for (what, frame) in redirect_frames() {
+            r.unchanged(Prog::Redirect, &frame, XDP_PASS, &format!("unconfigured, {what}"));
+        }
+
+        set_target(r, LO, NEW_DST);
+        for (what, frame) in redirect_frames() {
+            let what = format!("to lo, {what}");
+            r.run(Prog::Redirect, &frame, XDP_REDIRECT, &with_dest(&frame, NEW_DST), &what);
+        }
+        let what = "to lo, IPv6 QinQ";
+        r.sweep(Prog::Redirect, &cut.bytes(), (cut.eth_len(), cut.eth_len()), what, |c| {
+            (XDP_REDIRECT, with_dest(c, NEW_DST))
+        });
+
+        // test_run does not carry the redirect out: any ifindex will do.
+        set_target(r, 0x7fff_0000, SRC_MAC);
+        let frame = ping4(1).bytes();
+        r.run(
+            Prog::Redirect,
+            &frame,
+            XDP_REDIRECT,
+            &with_dest(&frame, SRC_MAC),
+            "to ifindex 0x7fff0000",
+        );
+
+        // Back to ifindex 0: the MAC set with it is not written.
+        set_target(r, 0, NEW_DST);
+        for (what, frame) in redirect_frames() {
+            r.unchanged(Prog::Redirect, &frame, XDP_PASS, &format!("reset, {what}"));
+        }
+        r.sweep(Prog::Redirect, &cut.bytes(), (cut.eth_len(), cut.eth_len()), "reset", |c| {
+            (XDP_PASS, c.to_vec())
+        });
+    });
+}
+
+#[test]
+fn redirect_map_redirects_known_sources_while_tx_port_is_set() {
+    let other_src: Mac = [0x02, 0xdd, 0x00, 0x00, 0x00, 0x04];
+    let cut = Frame::v4(udp(1, 2)).tags(TAG_SETS[3]);
+    with_loaded(|r| {
+        let skel = r.skel;
+        let maps = &skel.maps;
+        let key = 0u32.to_ne_bytes();
+        let from_other = |frame: &[u8]| [&frame[..6], &other_src, &frame[12..]].concat();
+
+        for (what, frame) in redirect_frames() {
+            r.unchanged(Prog::RedirectMap, &frame, XDP_PASS, &format!("empty maps, {what}"));
+        }
+
+        maps.redirect_params.update(&SRC_MAC, &NEW_DST, MapFlags::ANY).expect("set params");
+        for (what, frame) in redirect_frames() {
+            let what = format!("known source, tx_port empty, {what}");
+            r.unchanged(Prog::RedirectMap, &frame, XDP_PASS, &what);
+        }
+
+        // lo has no ndo_xdp_xmit, but the devmap only needs a device to hold.
+        maps.tx_port.update(&key, &LO.to_ne_bytes(), MapFlags::ANY).expect("tx_port = lo");
+        for (what, frame) in redirect_frames() {
+            let want = with_dest(&frame, NEW_DST);
+            r.run(Prog::RedirectMap, &frame, XDP_REDIRECT, &want, &format!("known source, {what}"));
+            let frame = from_other(&frame);
+            r.unchanged(Prog::RedirectMap, &frame, XDP_PASS, &format!("unknown source, {what}"));
+        }
+        let what = "known source, UDP QinQ";
+        r.sweep(Prog::RedirectMap, &cut.bytes(), (cut.eth_len(), cut.eth_len()), what, |c| {
+            (XDP_REDIRECT, with_dest(c, NEW_DST))
+        });
+
+        // The destination follows the map.
+        maps.redirect_params.update(&other_src, &SRC_MAC, MapFlags::ANY).expect("set params");
+        let frame = from_other(&ping6(1).bytes());
+        let want = with_dest(&frame, SRC_MAC);
+        r.run(Prog::RedirectMap, &frame, XDP_REDIRECT, &want, "second source");
+
+        // tx_port emptied: known sources pass again, untouched.
+        maps.tx_port.delete(&key).expect("clear tx_port");
+        for (what, frame) in redirect_frames() {
+            r.unchanged(Prog::RedirectMap, &frame, XDP_PASS, &format!("tx_port cleared, {what}"));
+        }
+        r.sweep(Prog::RedirectMap, &cut.bytes(), (cut.eth_len(), cut.eth_len()), "cleared", |c| {
+            (XDP_PASS, c.to_vec())
+        });
+    });
+}
