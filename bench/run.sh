@@ -3,11 +3,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-mkdir -p target/bench
+# Where cargo builds: its own CARGO_TARGET_DIR if one is set.
+target=${CARGO_TARGET_DIR:-target}
+mkdir -p "$target/bench"
 clang -O2 -g -target bpf "-I/usr/include/$(gcc -dumpmachine)" \
-	-c bench/xdp_ref.bpf.c -o target/bench/xdp_ref.o
-export XDPCTL_BENCH_REF=target/bench/xdp_ref.o
-export XDPCTL=${XDPCTL:-target/release/xdpctl}
+	-c bench/xdp_ref.bpf.c -o "$target/bench/xdp_ref.o"
+export XDPCTL_BENCH_REF=$target/bench/xdp_ref.o
+export XDPCTL=${XDPCTL:-$target/release/xdpctl}
 
 out=bench/results.md
 trap 'rm -f "$out.tmp"' EXIT

@@ -4,7 +4,14 @@
  * plus a no-op program that only returns a verdict.
  */
 #include <linux/bpf.h>
+#include <linux/in.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/udp.h>
+#include <linux/tcp.h>
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
 
 struct ref_rec {
 	__u64 packets;
@@ -34,6 +41,235 @@ struct {
 REF_PROG(ref_pass, XDP_PASS)
 REF_PROG(ref_drop, XDP_DROP)
 REF_PROG(ref_abort, XDP_ABORTED)
+
+/* Count the verdict in ref_stats and return it, as REF_PROG does. */
+static __always_inline int count(struct xdp_md *ctx, __u32 verdict)
+{
+	void *data_end = (void *)(long)ctx->data_end;
+	void *data = (void *)(long)ctx->data;
+	__u32 key = verdict;
+	struct ref_rec *rec = bpf_map_lookup_elem(&ref_stats, &key);
+
+	if (rec) {
+		rec->packets++;
+		rec->bytes += data_end - data;
+	}
+	return verdict;
+}
+
+struct vlan {
+	__be16 tci;
+	__be16 proto;
+};
+
+struct echo {
+	__u8 type;
+	__u8 code;
+	__sum16 cksum;
+	__be16 id;
+	__be16 seq;
+};
+
+#define IS_VLAN(p) ((p) == bpf_htons(ETH_P_8021Q) || (p) == bpf_htons(ETH_P_8021AD))
+
+/* Ethernet and up to two VLAN tags; -1 if the frame ends inside them. */
+static __always_inline int skip_eth(void **pos, void *data_end)
+{
+	struct ethhdr *eth = *pos;
+	struct vlan *v;
+	__be16 proto;
+	int i;
+
+	if ((void *)(eth + 1) > data_end)
+		return -1;
+	proto = eth->h_proto;
+	v = (void *)(eth + 1);
+	for (i = 0; i < 2 && IS_VLAN(proto); i++, v++) {
+		if ((void *)(v + 1) > data_end)
+			return -1;
+		proto = v->proto;
+	}
+	*pos = v;
+	return proto;
+}
+
+/* One 16-bit word of the checksummed data went from @from to @to (RFC 1624). */
+static __always_inline __sum16 csum_update(__sum16 check, __be16 from, __be16 to)
+{
+	__u32 s = (__u16)~check + (__u16)~from + to;
+
+	s = (s & 0xffff) + (s >> 16);
+	s += s >> 16;
+	return ~s;
+}
+
+/* Drop ICMP and ICMPv6 echo requests with an even sequence number. */
+SEC("xdp")
+int ref_parser(struct xdp_md *ctx)
+{
+	void *data_end = (void *)(long)ctx->data_end;
+	void *pos = (void *)(long)ctx->data;
+	struct ipv6hdr *ip6h;
+	struct iphdr *iph;
+	struct echo *echo;
+	int proto, request;
+
+	proto = skip_eth(&pos, data_end);
+	if (proto < 0)
+		return count(ctx, XDP_ABORTED);
+
+	if (proto == bpf_htons(ETH_P_IP)) {
+		iph = pos;
+		if ((void *)(iph + 1) > data_end || iph->ihl < 5 || pos + iph->ihl * 4 > data_end)
+			return count(ctx, XDP_PASS);
+		if (iph->protocol != IPPROTO_ICMP || (bpf_ntohs(iph->frag_off) & 0x1fff))
+			return count(ctx, XDP_PASS);
+		pos += iph->ihl * 4;
+		request = 8; /* ICMP_ECHO */
+	} else if (proto == bpf_htons(ETH_P_IPV6)) {
+		ip6h = pos;
+		if ((void *)(ip6h + 1) > data_end || ip6h->nexthdr != IPPROTO_ICMPV6)
+			return count(ctx, XDP_PASS);
+		pos = ip6h + 1;
+		request = 128; /* ICMPV6_ECHO_REQUEST */
+	} else {
+		return count(ctx, XDP_PASS);
+	}
+
+	echo = pos;
+	if ((void *)(echo + 1) > data_end || echo->type != request)
+		return count(ctx, XDP_PASS);
+	if (bpf_ntohs(echo->seq) % 2 == 0)
+		return count(ctx, XDP_DROP);
+	return count(ctx, XDP_PASS);
+}
+
+/* UDP and TCP destination port minus one, checksum fixed; a zero UDP
+ * checksum over IPv4 stays zero, a computed zero UDP checksum is 0xffff.
+ */
+SEC("xdp")
+int ref_port_rewrite(struct xdp_md *ctx)
+{
+	void *data_end = (void *)(long)ctx->data_end;
+	void *pos = (void *)(long)ctx->data;
+	struct ipv6hdr *ip6h;
+	struct udphdr *udph;
+	struct tcphdr *tcph;
+	struct iphdr *iph;
+	int proto, l4, v4;
+	__be16 old;
+
+	proto = skip_eth(&pos, data_end);
+	if (proto < 0)
+		return count(ctx, XDP_ABORTED);
+
+	v4 = proto == bpf_htons(ETH_P_IP);
+	if (v4) {
+		iph = pos;
+		if ((void *)(iph + 1) > data_end || iph->ihl < 5 || pos + iph->ihl * 4 > data_end)
+			return count(ctx, XDP_PASS);
+		if (bpf_ntohs(iph->frag_off) & 0x1fff)
+			return count(ctx, XDP_PASS);
+		l4 = iph->protocol;
+		pos += iph->ihl * 4;
+	} else if (proto == bpf_htons(ETH_P_IPV6)) {
+		ip6h = pos;
+		if ((void *)(ip6h + 1) > data_end)
+			return count(ctx, XDP_PASS);
+		l4 = ip6h->nexthdr;
+		pos = ip6h + 1;
+	} else {
+		return count(ctx, XDP_PASS);
+	}
+
+	if (l4 == IPPROTO_UDP) {
+		udph = pos;
+		if ((void *)(udph + 1) > data_end)
+			return count(ctx, XDP_PASS);
+		old = udph->dest;
+		udph->dest = bpf_htons(bpf_ntohs(old) - 1);
+		if (v4 && !udph->check)
+			return count(ctx, XDP_PASS);
+		udph->check = csum_update(udph->check, old, udph->dest);
+		if (!udph->check)
+			udph->check = 0xffff;
+	} else if (l4 == IPPROTO_TCP) {
+		tcph = pos;
+		if ((void *)(tcph + 1) > data_end || tcph->doff < 5 ||
+		    pos + tcph->doff * 4 > data_end)
+			return count(ctx, XDP_PASS);
+		old = tcph->dest;
+		tcph->dest = bpf_htons(bpf_ntohs(old) - 1);
+		tcph->check = csum_update(tcph->check, old, tcph->dest);
+	}
+	return count(ctx, XDP_PASS);
+}
+
+/* Forward IPv4 and IPv6 by the kernel's FIB and neighbour table; pass what
+ * the kernel must handle itself, drop what the FIB says to drop.
+ */
+SEC("xdp")
+int ref_router(struct xdp_md *ctx)
+{
+	void *data_end = (void *)(long)ctx->data_end;
+	void *pos = (void *)(long)ctx->data;
+	struct bpf_fib_lookup fib = {};
+	struct ipv6hdr *ip6h = NULL;
+	struct iphdr *iph = NULL;
+	struct ethhdr *eth = pos;
+	int proto;
+	long rc;
+	__be16 old;
+
+	proto = skip_eth(&pos, data_end);
+	if (proto < 0)
+		return count(ctx, XDP_ABORTED);
+
+	if (proto == bpf_htons(ETH_P_IP)) {
+		iph = pos;
+		if ((void *)(iph + 1) > data_end || iph->ihl < 5 || pos + iph->ihl * 4 > data_end ||
+		    iph->ttl <= 1)
+			return count(ctx, XDP_PASS);
+		fib.family = 2; /* AF_INET */
+		fib.tos = iph->tos;
+		fib.l4_protocol = iph->protocol;
+		fib.tot_len = bpf_ntohs(iph->tot_len);
+		fib.ipv4_src = iph->saddr;
+		fib.ipv4_dst = iph->daddr;
+	} else if (proto == bpf_htons(ETH_P_IPV6)) {
+		ip6h = pos;
+		if ((void *)(ip6h + 1) > data_end || ip6h->hop_limit <= 1)
+			return count(ctx, XDP_PASS);
+		fib.family = 10; /* AF_INET6 */
+		fib.flowinfo = *(__be32 *)ip6h & bpf_htonl(0x0fffffff);
+		fib.l4_protocol = ip6h->nexthdr;
+		fib.tot_len = bpf_ntohs(ip6h->payload_len) + sizeof(*ip6h);
+		__builtin_memcpy(fib.ipv6_src, &ip6h->saddr, sizeof(fib.ipv6_src));
+		__builtin_memcpy(fib.ipv6_dst, &ip6h->daddr, sizeof(fib.ipv6_dst));
+	} else {
+		return count(ctx, XDP_PASS);
+	}
+	fib.ifindex = ctx->ingress_ifindex;
+
+	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
+		if (iph) {
+			/* TTL and protocol share the checksummed word. */
+			old = *(__be16 *)&iph->ttl;
+			iph->ttl--;
+			iph->check = csum_update(iph->check, old, *(__be16 *)&iph->ttl);
+		} else if (ip6h) {
+			ip6h->hop_limit--;
+		}
+		__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
+		__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
+		return count(ctx, bpf_redirect(fib.ifindex, 0));
+	}
+	if (rc == BPF_FIB_LKUP_RET_BLACKHOLE || rc == BPF_FIB_LKUP_RET_UNREACHABLE ||
+	    rc == BPF_FIB_LKUP_RET_PROHIBIT)
+		return count(ctx, XDP_DROP);
+	return count(ctx, XDP_PASS);
+}
 
 SEC("xdp")
 int noop(struct xdp_md *ctx)
