@@ -28,6 +28,9 @@ pub struct Shipped {
     /// The tutorial lesson it comes from.
     pub lesson: &'static str,
     pub summary: &'static str,
+    /// The maps it uses: the only ones `load` creates (a test checks the
+    /// kernel agrees), so loading xdp_pass does not build the redirect maps.
+    pub maps: &'static [&'static str],
 }
 
 pub const DEFAULT: &str = "xdp_pass";
@@ -38,12 +41,14 @@ pub const PROGRAMS: &[Shipped] = &[
         object: ObjectFile::XdpProgKern,
         lesson: "basic01-04",
         summary: "pass every packet on to the network stack; counts it under XDP_PASS",
+        maps: &["xdp_stats_map"],
     },
     Shipped {
         name: "xdp_drop",
         object: ObjectFile::XdpProgKern,
         lesson: "basic02-04",
         summary: "drop every packet; counts it under XDP_DROP",
+        maps: &["xdp_stats_map"],
     },
     Shipped {
         name: "xdp_abort",
@@ -51,6 +56,7 @@ pub const PROGRAMS: &[Shipped] = &[
         lesson: "basic02-04",
         summary: "drop every packet as an error: counts it under XDP_ABORTED and \
                   fires the xdp:xdp_exception tracepoint",
+        maps: &["xdp_stats_map"],
     },
     Shipped {
         name: "xdp_parser",
@@ -58,18 +64,21 @@ pub const PROGRAMS: &[Shipped] = &[
         lesson: "packet01",
         summary: "drop ICMP and ICMPv6 echo requests with an even sequence number, pass \
                   the rest; parses up to 2 VLAN tags, IPv4/IPv6, ICMP/ICMPv6, UDP, TCP",
+        maps: &["xdp_stats_map"],
     },
     Shipped {
         name: "xdp_port_rewrite",
         object: ObjectFile::XdpProgKern,
         lesson: "packet02",
         summary: "UDP and TCP destination port minus one (IPv4, IPv6), checksum updated",
+        maps: &["xdp_stats_map"],
     },
     Shipped {
         name: "xdp_vlan_swap",
         object: ObjectFile::XdpProgKern,
         lesson: "packet02",
         summary: "pop the outer VLAN tag if there is one, else push VLAN id 1",
+        maps: &["xdp_stats_map"],
     },
     Shipped {
         name: "xdp_icmp_echo",
@@ -77,6 +86,7 @@ pub const PROGRAMS: &[Shipped] = &[
         lesson: "packet03",
         summary: "answer unicast ICMP and ICMPv6 echo requests with XDP_TX (MACs and \
                   addresses swapped, checksum updated)",
+        maps: &["xdp_stats_map"],
     },
     Shipped {
         name: "xdp_redirect",
@@ -84,6 +94,7 @@ pub const PROGRAMS: &[Shipped] = &[
         lesson: "packet03",
         summary: "redirect every packet to one interface and MAC, set with `xdpctl \
                   redirect` (passes until then)",
+        maps: &["redirect_target", "xdp_stats_map"],
     },
     Shipped {
         name: "xdp_redirect_map",
@@ -91,6 +102,7 @@ pub const PROGRAMS: &[Shipped] = &[
         lesson: "packet03",
         summary: "redirect packets from known source MACs through the tx_port devmap, \
                   rewriting the destination MAC; set with `xdpctl redirect`",
+        maps: &["redirect_params", "tx_port", "xdp_stats_map"],
     },
     Shipped {
         name: "xdp_router",
@@ -99,6 +111,7 @@ pub const PROGRAMS: &[Shipped] = &[
         summary: "forward IPv4/IPv6 by the kernel's routes and neighbours (bpf_fib_lookup), \
                   TTL/hop limit minus one; no route to it: pass; blackhole, \
                   unreachable, prohibit: drop",
+        maps: &["xdp_stats_map"],
     },
 ];
 

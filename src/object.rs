@@ -144,6 +144,18 @@ pub fn select(obj: &mut OpenObject, wanted: &str, origin: &str) -> Result<String
     Ok(progs[idx].0.clone())
 }
 
+/// Create only the maps in `keep` (and libbpf's internal ones, which hold
+/// globals): the rest serve programs that are not being loaded.
+pub fn keep_maps(obj: &mut OpenObject, keep: &[&str]) -> Result<()> {
+    for mut map in obj.maps_mut() {
+        let name = map.name().to_string_lossy().into_owned();
+        if !name.contains('.') && !keep.contains(&name.as_str()) {
+            map.set_autocreate(false).with_context(|| format!("leaving map {name} out"))?;
+        }
+    }
+    Ok(())
+}
+
 /// Ids of the maps the kernel says the loaded program `prog` uses.
 pub fn maps_used_by(prog: BorrowedFd<'_>) -> Result<Vec<u32>> {
     // First ask how many, then fetch exactly that many ids.

@@ -22,8 +22,9 @@ pub fn reuse(obj: &mut OpenObject, dir: &Path) -> Result<Vec<String>> {
     let mut reused = Vec::new();
     for mut map in obj.maps_mut() {
         let name = map.name().to_string_lossy().into_owned();
-        // Internal maps hold this object's globals; another object's are no use.
-        if name.contains('.') {
+        // Internal maps hold this object's globals; another object's are no
+        // use. Maps left uncreated serve programs not being loaded.
+        if name.contains('.') || !map.autocreate() {
             continue;
         }
         let path = dir.join(pin_name(&name));

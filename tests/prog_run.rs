@@ -6,8 +6,8 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd};
 
 use libbpf_rs::libbpf_sys::{XDP_ABORTED, XDP_DROP, XDP_PASS};
-use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{MapHandle, ProgramInput};
+use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
+use libbpf_rs::{MapCore, MapHandle, ProgramInput};
 use xdpctl::skel::xdp_prog::{XdpProgKernSkel, XdpProgKernSkelBuilder};
 use xdpctl::statsmap::StatsMap;
 
@@ -123,4 +123,30 @@ fn the_catalog_and_the_shipped_object_agree() {
         .collect();
     listed.sort();
     assert_eq!(in_object, listed);
+}
+
+/// `load` creates only the maps the catalog lists for a program; they must be
+/// exactly the maps the kernel says the loaded program uses.
+#[test]
+fn each_program_uses_exactly_the_maps_the_catalog_lists() {
+    for shipped in xdpctl::catalog::PROGRAMS {
+        let mut storage = MaybeUninit::uninit();
+        let mut open = XdpProgKernSkelBuilder::default().open(&mut storage).expect("open");
+        xdpctl::object::select(open.open_object_mut(), shipped.name, "test").expect("select");
+        xdpctl::object::keep_maps(open.open_object_mut(), shipped.maps).expect("keep_maps");
+        let skel =
+            open.load().unwrap_or_else(|e| panic!("{} loads with its maps: {e}", shipped.name));
+        let obj = skel.object();
+        let prog = obj.progs().find(|p| p.name() == shipped.name).expect("the program");
+        let mut used = xdpctl::object::maps_used_by(prog.as_fd()).expect("map ids");
+        used.sort();
+        let mut created: Vec<u32> = obj
+            .maps()
+            .filter(|m| m.autocreate())
+            .map(|m| m.info().expect("map info").info.id)
+            .collect();
+        created.sort();
+        assert_eq!(used, created, "{}: maps used vs created", shipped.name);
+        assert_eq!(created.len(), shipped.maps.len(), "{}", shipped.name);
+    }
 }

@@ -88,14 +88,14 @@ struct Loaded<'a> {
 pub fn run(args: &Args, out: Output) -> Result<()> {
     // Everything the user typed is checked before anything is loaded.
     let dev = iface::resolve(&args.dev)?;
-    let (source, wanted) = match &args.obj {
+    let (source, wanted, maps) = match &args.obj {
         Some(path) => {
             let name = args.progname.as_deref().unwrap_or(catalog::DEFAULT);
-            (Source::File(path.clone()), name.to_string())
+            (Source::File(path.clone()), name.to_string(), None)
         }
         None => {
             let prog = catalog::find(args.progname.as_deref().unwrap_or(catalog::DEFAULT))?;
-            (Source::Shipped(prog.object), prog.name.to_string())
+            (Source::Shipped(prog.object), prog.name.to_string(), Some(prog.maps))
         }
     };
     bpffs::ensure_mounted()?;
@@ -123,6 +123,9 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     let mut opened = Opened::open(&source, &mut storage)?;
     let origin = source.describe();
     let prog_name = object::select(opened.object_mut(), &wanted, &origin)?;
+    if let Some(maps) = maps {
+        object::keep_maps(opened.object_mut(), maps)?;
+    }
     check_pins_are_ours(&dev, &pin_dir, opened.object_mut())?;
     let reused =
         if args.reuse_maps { pins::reuse(opened.object_mut(), &pin_dir)? } else { Vec::new() };
@@ -237,8 +240,11 @@ fn carry_over(
 /// Refuse a pin directory where another interface's live program has pins of
 /// the same names: replacing them would cut that program off from its readers.
 fn check_pins_are_ours(dev: &Iface, dir: &Path, obj: &OpenObject) -> Result<()> {
-    let names: Vec<String> =
-        obj.maps().map(|m| pins::pin_name(&m.name().to_string_lossy())).collect();
+    let names: Vec<String> = obj
+        .maps()
+        .filter(|m| m.autocreate())
+        .map(|m| pins::pin_name(&m.name().to_string_lossy()))
+        .collect();
     for rec in record::others(dev)? {
         let clash: Vec<&str> =
             rec.pins.iter().filter(|p| names.contains(p)).map(String::as_str).collect();
