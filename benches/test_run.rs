@@ -96,17 +96,6 @@ fn main() -> Result<()> {
     let plain_ipv4 = "IPv4, zero header";
 
     let p = &skel.progs;
-    let simple = |name, ours, plain, verdict| Case {
-        name,
-        frame_desc: plain_ipv4,
-        ours,
-        plain,
-        frame: frame.clone(),
-        ctx: None,
-        repeat: REPEAT,
-        calls: 1,
-        verdict,
-    };
     let work = |name, frame_desc, ours, plain, frame, verdict| Case {
         name,
         frame_desc,
@@ -130,9 +119,9 @@ fn main() -> Result<()> {
         verdict: XDP_REDIRECT,
     };
     let cases = [
-        simple("xdp_pass", &p.xdp_pass, find("ref_pass")?, XDP_PASS),
-        simple("xdp_drop", &p.xdp_drop, find("ref_drop")?, XDP_DROP),
-        simple("xdp_abort", &p.xdp_abort, find("ref_abort")?, XDP_ABORTED),
+        work("xdp_pass", plain_ipv4, &p.xdp_pass, find("ref_pass")?, frame.clone(), XDP_PASS),
+        work("xdp_drop", plain_ipv4, &p.xdp_drop, find("ref_drop")?, frame.clone(), XDP_DROP),
+        work("xdp_abort", plain_ipv4, &p.xdp_abort, find("ref_abort")?, frame.clone(), XDP_ABORTED),
         work(
             "xdp_parser",
             "ICMP echo request, odd seq",

@@ -3,6 +3,8 @@
 //! computed here from the frame's description, never taken from a run.
 //! xdp_router is tested elsewhere. Needs root (CAP_BPF).
 
+mod common;
+
 use std::mem::MaybeUninit;
 
 use libbpf_rs::libbpf_sys::{XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX};
@@ -12,21 +14,10 @@ use xdpctl::skel::xdp_prog::{XdpProgKernSkel, XdpProgKernSkelBuilder};
 use xdpctl::skel::RedirectTarget;
 use xdpctl::statsmap::{action_name, StatsMap};
 
+use common::ones_sum;
+
 // ---------------------------------------------------------------------------
 // Checksums, written from RFC 1071 and independent of the BPF side.
-
-/// One's complement sum of `data` as big-endian 16-bit words, an odd last
-/// byte padded with zero.
-fn ones_sum(data: &[u8]) -> u16 {
-    let mut sum: u64 = data
-        .chunks(2)
-        .map(|w| u64::from(u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum as u16
-}
 
 fn be16(data: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([data[at], data[at + 1]])

@@ -3,6 +3,8 @@
 //! namespace of its own thread (gone with the thread), then feeds crafted
 //! frames "arriving" on that device. Needs root.
 
+mod common;
+
 use std::mem::MaybeUninit;
 use std::process::Command;
 
@@ -12,6 +14,8 @@ use libbpf_rs::ProgramInput;
 use nix::net::if_::if_nametoindex;
 use nix::sched::{unshare, CloneFlags};
 use xdpctl::skel::xdp_prog::XdpProgKernSkelBuilder;
+
+use common::ones_sum;
 
 const IN_MAC: [u8; 6] = [0x02, 0xaa, 0, 0, 0, 1];
 const SENDER_MAC: [u8; 6] = [0x02, 0xaa, 0, 0, 0, 2];
@@ -65,18 +69,6 @@ fn in_private_netns(test: impl FnOnce(u32) + Send + 'static) {
     .expect("the test thread panicked");
 }
 
-/// One's complement sum of 16-bit big-endian words (odd byte padded).
-fn ones_sum(data: &[u8]) -> u32 {
-    let mut sum: u32 = data
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum
-}
-
 fn eth(ethertype: u16) -> Vec<u8> {
     let mut f = IN_MAC.to_vec();
     f.extend_from_slice(&SENDER_MAC);
@@ -92,7 +84,7 @@ fn ipv4(dst: [u8; 4], ttl: u8, payload: usize) -> Vec<u8> {
     ip.extend_from_slice(&[0, 1, 0x40, 0, ttl, 17, 0, 0]);
     ip.extend_from_slice(&[10, 1, 0, 2]);
     ip.extend_from_slice(&dst);
-    let check = !(ones_sum(&ip) as u16);
+    let check = !ones_sum(&ip);
     ip[10..12].copy_from_slice(&check.to_be_bytes());
     let mut f = eth(0x0800);
     f.extend(ip);
@@ -160,7 +152,7 @@ fn forwarded(frame: &[u8]) -> Vec<u8> {
     if f[12..14] == [0x08, 0x00] {
         f[22] -= 1;
         f[24..26].copy_from_slice(&[0, 0]);
-        let check = !(ones_sum(&f[14..34]) as u16);
+        let check = !ones_sum(&f[14..34]);
         f[24..26].copy_from_slice(&check.to_be_bytes());
     } else {
         f[21] -= 1;

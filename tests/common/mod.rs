@@ -394,3 +394,17 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// One's complement sum (RFC 1071) of `data` as big-endian 16-bit words, an
+/// odd last byte padded with zero: the tests' own, independent of the BPF side.
+/// A checksum is its complement; data that carries a valid one sums to 0xffff.
+pub fn ones_sum(data: &[u8]) -> u16 {
+    let mut sum: u64 = data
+        .chunks(2)
+        .map(|w| u64::from(u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
+}
