@@ -88,14 +88,18 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     };
 
     // Every MAC is settled before any map is written.
+    let target_peer = veth_peer(&target)?;
     let dest_mac = match given_dest {
         Some(mac) => mac,
-        None => peer_mac(&target, "--dest-mac")?,
+        None => peer_mac(&target, target_peer.as_ref(), "--dest-mac")?,
     };
     let src_mac = match (program, given_src) {
         (Program::XdpRedirect, _) => None,
         (Program::XdpRedirectMap, Some(mac)) => Some(mac),
-        (Program::XdpRedirectMap, None) => Some(peer_mac(&dev, "--src-mac")?),
+        (Program::XdpRedirectMap, None) => {
+            let peer = veth_peer(&dev)?;
+            Some(peer_mac(&dev, peer.as_ref(), "--src-mac")?)
+        }
     };
 
     match program {
@@ -145,7 +149,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
             target.index
         ))?;
     }
-    note_unreachable_veth(&target, out);
+    note_unreachable_veth(&target, target_peer.as_ref(), out);
     Ok(())
 }
 
@@ -153,11 +157,13 @@ fn parse_mac(flag: &str, text: Option<&str>) -> Result<Option<Mac>> {
     text.map(|t| t.parse::<Mac>().with_context(|| flag.to_string())).transpose()
 }
 
+fn veth_peer(dev: &Iface) -> Result<Option<netlink::Link>> {
+    netlink::veth_peer(dev.index).with_context(|| format!("finding the other end of {}", dev.name))
+}
+
 /// The MAC of the veth at the other end of `dev`: where its frames come from
 /// and whom frames sent out of it reach.
-fn peer_mac(dev: &Iface, flag: &str) -> Result<Mac> {
-    let peer = netlink::veth_peer(dev.index)
-        .with_context(|| format!("finding the other end of {}", dev.name))?;
+fn peer_mac(dev: &Iface, peer: Option<&netlink::Link>, flag: &str) -> Result<Mac> {
     match peer.and_then(|p| p.mac) {
         Some(mac) => Ok(mac),
         None => bail!(
@@ -170,8 +176,8 @@ fn peer_mac(dev: &Iface, flag: &str) -> Result<Mac> {
 /// A veth delivers redirected frames only if its peer runs NAPI: an XDP
 /// program there, or GRO on. The peer may sit in another namespace, where
 /// xdpctl cannot read its GRO setting; so without a program there, a reminder.
-fn note_unreachable_veth(target: &Iface, out: Output) {
-    if let Ok(Some(peer)) = netlink::veth_peer(target.index) {
+fn note_unreachable_veth(target: &Iface, peer: Option<&netlink::Link>, out: Output) {
+    if let Some(peer) = peer {
         if !peer.xdp_attached {
             out.note(&format!(
                 "note: {} is a veth; redirected frames reach its peer ({}) only while that has \
