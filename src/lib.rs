@@ -15,5 +15,7 @@ pub mod pins;
 pub mod record;
 pub mod skel;
 pub mod statsmap;
+pub mod stop;
 pub mod swap;
+pub mod tracefs;
 pub mod xdp;

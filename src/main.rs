@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use xdpctl::cmd::{list, load, redirect, stats, status, unload};
+use xdpctl::cmd::{list, load, redirect, stats, status, trace, unload};
 use xdpctl::error::exit_code;
 use xdpctl::logging;
 use xdpctl::output::{is_broken_pipe, Output};
@@ -41,6 +41,8 @@ enum Command {
     Stats(stats::Args),
     /// Point a loaded xdp_redirect or xdp_redirect_map at an interface and MAC
     Redirect(redirect::Args),
+    /// Count XDP exceptions (aborted packets) per interface and action
+    Trace(trace::Args),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
         Command::List => list::run(out),
         Command::Stats(args) => stats::run(args, out),
         Command::Redirect(args) => redirect::run(args, out),
+        Command::Trace(args) => trace::run(args, out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

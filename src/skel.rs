@@ -6,6 +6,11 @@ pub mod xdp_prog {
     include!(concat!(env!("OUT_DIR"), "/xdp_prog_kern.skel.rs"));
 }
 
+/// tracing01-02: the xdp tracepoint programs of `xdpctl trace`.
+pub mod trace_prog {
+    include!(concat!(env!("OUT_DIR"), "/trace_prog_kern.skel.rs"));
+}
+
 /// Value of `xdp_stats_map`: `struct datarec` of include/common_kern_user.h.
 pub use xdp_prog::types::datarec as DataRec;
 
@@ -19,3 +24,10 @@ pub use xdp_prog::types::redirect_target as RedirectTarget;
 // SAFETY: generated from BTF as a u32 and two byte arrays that fill the struct
 // exactly (4 + 6 + 2 bytes): no padding, no pointers, any bits valid.
 unsafe impl plain::Plain for RedirectTarget {}
+
+/// Key of `exceptions` (trace): `struct exception_key`.
+pub use trace_prog::types::exception_key as ExceptionKey;
+
+// SAFETY: generated from BTF as an i32 and a u32: 8 bytes, no padding, no
+// pointers, any bits valid.
+unsafe impl plain::Plain for ExceptionKey {}

@@ -5,6 +5,7 @@ pub mod load;
 pub mod redirect;
 pub mod stats;
 pub mod status;
+pub mod trace;
 pub mod unload;
 
 use libbpf_rs::ProgramHandle;
@@ -24,5 +25,13 @@ pub(crate) fn full_name(id: u32, kernel_name: String, rec: Option<&Record>) -> S
     match rec {
         Some(r) if r.prog_id == id && r.prog_name.starts_with(&kernel_name) => r.prog_name.clone(),
         _ => kernel_name,
+    }
+}
+
+/// `--interval`: seconds between samples, as a positive finite number.
+pub(crate) fn parse_interval(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.01..=86_400.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a number of seconds between 0.01 and 86400")),
     }
 }

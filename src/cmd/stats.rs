@@ -3,18 +3,19 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde::Serialize;
 
 use crate::bpffs;
+use crate::cmd::parse_interval;
 use crate::iface;
 use crate::output::Output;
 use crate::record;
 use crate::skel::DataRec;
 use crate::statsmap::{action_name, StatsMap, MAP_NAME};
+use crate::stop::Stop;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -30,13 +31,6 @@ pub struct Args {
     /// Read the map pinned here instead of where `load` pinned it
     #[arg(long, value_name = "DIR")]
     pub pin_dir: Option<PathBuf>,
-}
-
-fn parse_interval(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && (0.01..=86_400.0).contains(&v) => Ok(v),
-        _ => Err(format!("{s:?} is not a number of seconds between 0.01 and 86400")),
-    }
 }
 
 /// One reading of every action slot.
@@ -82,12 +76,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     }
     let mut map = StatsMap::open(&path)?;
 
-    let (stop_tx, stop) = mpsc::channel();
-    ctrlc::set_handler(move || {
-        // The receiver is gone only when we are already exiting.
-        let _ = stop_tx.send(());
-    })
-    .context("installing the Ctrl-C handler")?;
+    let stop = Stop::install()?;
 
     out.info(format!("Collecting stats from {} (map id {}); Ctrl-C stops", path.display(), map.id));
     let interval = Duration::from_secs_f64(args.interval);
@@ -95,9 +84,8 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     let mut printed = 0u64;
     let mut waiting = false;
     while args.count.is_none_or(|n| printed < n) {
-        match stop.recv_timeout(interval) {
-            Err(RecvTimeoutError::Timeout) => {}
-            Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
+        if !stop.sleep(interval) {
+            break;
         }
         // Re-open every time: a reload pins a new map under the same name.
         match StatsMap::open(&path) {

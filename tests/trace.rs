@@ -1,0 +1,60 @@
+//! `xdpctl trace` on real traffic: exceptions counted per interface by name,
+//! exactly, and nothing left attached once it exits. Needs root.
+
+mod common;
+
+use std::process::Command;
+
+use common::{xdpctl_ok, Lab, Streaming};
+use serde_json::Value;
+
+/// Programs of the tracer still loaded (bpftool may show the kernel's
+/// 15-character name or the full one from BTF).
+fn tracers_loaded() -> usize {
+    let out = Command::new("bpftool").args(["-j", "prog", "show"]).output().expect("bpftool");
+    let progs: Vec<Value> = serde_json::from_slice(&out.stdout).expect("bpftool JSON");
+    progs
+        .iter()
+        .filter(|p| p["name"].as_str().is_some_and(|n| n.starts_with("trace_xdp_excep")))
+        .count()
+}
+
+/// The count for `ifname` and `action` in one JSON sample, 0 if absent.
+fn count(sample: &str, ifname: &str, action: &str) -> u64 {
+    let v: Value = serde_json::from_str(sample).expect("trace JSON");
+    v["exceptions"]
+        .as_array()
+        .expect("exceptions")
+        .iter()
+        .find(|r| r["ifname"] == ifname && r["action"] == action)
+        .map_or(0, |r| r["count"].as_u64().expect("count"))
+}
+
+#[test]
+fn counts_aborted_packets_per_interface_by_name() {
+    let lab = Lab::new();
+    xdpctl_ok(&["load", "--dev", &lab.outer, "--progname", "xdp_abort"]);
+    let before = tracers_loaded();
+    let trace = Streaming::spawn(&["--json", "trace", "--interval", "0.1"]);
+    // The first sample means the tracepoint is attached.
+    trace.wait_for("a first sample", |l| l.contains("\"exceptions\""));
+    assert_eq!(tracers_loaded(), before + 1);
+
+    // Five echo replies come back into the outer end and are aborted there.
+    assert!(!lab.ping(5), "xdp_abort lets no reply through");
+    let line = trace.wait_for("5 aborted", |l| count(l, &lab.outer, "XDP_ABORTED") >= 5);
+    assert_eq!(count(&line, &lab.outer, "XDP_ABORTED"), 5, "{line}");
+    assert_eq!(count(&line, &lab.outer, "XDP_DROP"), 0, "{line}");
+
+    let (status, err) = trace.interrupt();
+    assert!(status.success(), "Ctrl-C is a clean exit: {status} {err}");
+    assert_eq!(tracers_loaded(), before, "the tracer went with xdpctl");
+
+    // Text, as the tutorial prints it: a new tracer counts from zero.
+    let trace = Streaming::spawn(&["trace", "--interval", "0.1"]);
+    // The banner comes once the tracepoint is attached.
+    trace.wait_for("the banner", |l| l.contains("Ctrl-C stops"));
+    assert!(!lab.ping(3));
+    let want = format!("{} (3) XDP_ABORTED", lab.outer);
+    trace.wait_for(&want, |l| l == want);
+}
