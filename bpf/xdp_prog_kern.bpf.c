@@ -360,4 +360,35 @@ pass:
 	return xdp_stats_record_action(ctx, XDP_PASS);
 }
 
+/* A MAC as one number for bpf_printk, which has no %pM: the first octet in
+ * the most significant of the six low bytes. `xdpctl trace printk` turns it
+ * back into aa:bb:cc:dd:ee:ff.
+ */
+static __always_inline __u64 mac_to_u64(const __u8 *mac)
+{
+	__u64 u = 0;
+	int i;
+
+#pragma unroll
+	for (i = 0; i < ETH_ALEN; i++)
+		u = u << 8 | mac[i];
+	return u;
+}
+
+/* tracing03: log each frame's MACs and protocol to the trace buffer, pass it. */
+SEC("xdp")
+int xdp_printk(struct xdp_md *ctx)
+{
+	void *data_end = (void *)(long)ctx->data_end;
+	struct hdr_cursor nh = {.pos = (void *)(long)ctx->data};
+	struct ethhdr *eth;
+
+	if (parse_ethhdr(&nh, data_end, &eth) < 0)
+		return xdp_stats_record_action(ctx, XDP_ABORTED);
+
+	bpf_printk("src: %llu dst: %llu proto: %u", mac_to_u64(eth->h_source),
+		   mac_to_u64(eth->h_dest), bpf_ntohs(eth->h_proto));
+	return xdp_stats_record_action(ctx, XDP_PASS);
+}
+
 char LICENSE[] SEC("license") = "GPL";

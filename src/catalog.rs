@@ -30,6 +30,7 @@ pub struct Shipped {
     pub summary: &'static str,
     /// The maps it uses: the only ones `load` creates (a test checks the
     /// kernel agrees), so loading xdp_pass does not build the redirect maps.
+    /// `.rodata` is the object's constants (bpf_printk's format strings).
     pub maps: &'static [&'static str],
 }
 
@@ -112,6 +113,14 @@ pub const PROGRAMS: &[Shipped] = &[
                   TTL/hop limit minus one; no route to it: pass; blackhole, \
                   unreachable, prohibit: drop",
         maps: &["xdp_stats_map"],
+    },
+    Shipped {
+        name: "xdp_printk",
+        object: ObjectFile::XdpProgKern,
+        lesson: "tracing03",
+        summary: "pass every frame, logging its source MAC, destination MAC and protocol \
+                  to the trace buffer (read them with `xdpctl trace printk`)",
+        maps: &[".rodata", "xdp_stats_map"],
     },
 ];
 

@@ -144,12 +144,14 @@ pub fn select(obj: &mut OpenObject, wanted: &str, origin: &str) -> Result<String
     Ok(progs[idx].0.clone())
 }
 
-/// Create only the maps in `keep` (and libbpf's internal ones, which hold
-/// globals): the rest serve programs that are not being loaded.
+/// Create only the maps in `keep`; the rest serve programs that are not being
+/// loaded. An entry starting with '.' names an internal map by its section
+/// (`.rodata`, which libbpf calls `<object>.rodata`).
 pub fn keep_maps(obj: &mut OpenObject, keep: &[&str]) -> Result<()> {
     for mut map in obj.maps_mut() {
         let name = map.name().to_string_lossy().into_owned();
-        if !name.contains('.') && !keep.contains(&name.as_str()) {
+        let kept = keep.iter().any(|k| *k == name || (k.starts_with('.') && name.ends_with(k)));
+        if !kept {
             map.set_autocreate(false).with_context(|| format!("leaving map {name} out"))?;
         }
     }

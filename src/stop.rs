@@ -20,6 +20,11 @@ impl Stop {
         Ok(Stop(rx))
     }
 
+    /// Whether a stop request has come, without waiting.
+    pub fn requested(&self) -> bool {
+        self.0.try_recv().is_ok()
+    }
+
     /// Wait `period`; false if a stop request came first.
     pub fn sleep(&self, period: Duration) -> bool {
         matches!(self.0.recv_timeout(period), Err(RecvTimeoutError::Timeout))

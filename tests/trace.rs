@@ -58,3 +58,20 @@ fn counts_aborted_packets_per_interface_by_name() {
     let want = format!("{} (3) XDP_ABORTED", lab.outer);
     trace.wait_for(&want, |l| l == want);
 }
+
+#[test]
+fn printk_decodes_the_labs_macs() {
+    let lab = Lab::new();
+    xdpctl_ok(&["load", "--dev", &lab.outer, "--progname", "xdp_printk"]);
+    let reader = Streaming::spawn(&["trace", "printk"]);
+    reader.wait_for("the banner", |l| l.contains("Ctrl-C stops"));
+    // Echo replies come into the outer end from the lab's inside.
+    assert!(lab.ping(3), "xdp_printk passes every frame");
+    let want = format!("src: {} dst: {} proto: 0x86dd", lab.inner_mac, lab.outer_mac);
+    for _ in 0..3 {
+        let line = reader.wait_for(&want, |l| l.ends_with(&want));
+        assert!(line.contains("bpf_trace_printk: "), "the trace line's prefix stays: {line}");
+    }
+    let (status, err) = reader.interrupt();
+    assert!(status.success(), "Ctrl-C is a clean exit: {status} {err}");
+}

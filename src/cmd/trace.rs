@@ -11,7 +11,7 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags};
 use serde::Serialize;
 
-use crate::cmd::parse_interval;
+use crate::cmd::{parse_interval, trace_printk};
 use crate::iface;
 use crate::output::Output;
 use crate::skel::trace_prog::TraceProgKernSkelBuilder;
@@ -21,7 +21,23 @@ use crate::stop::Stop;
 use crate::tracefs;
 
 #[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
+    #[command(subcommand)]
+    pub what: Option<What>,
+    #[command(flatten)]
+    pub sampling: Sampling,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum What {
+    /// Read the trace buffer, decoding the lines of xdp_printk (tracing03)
+    Printk(trace_printk::Args),
+}
+
+/// How `trace` (exceptions) samples.
+#[derive(clap::Args, Debug)]
+pub struct Sampling {
     /// Seconds between samples
     #[arg(short, long, default_value_t = 2.0, value_parser = parse_interval)]
     pub interval: f64,
@@ -50,6 +66,13 @@ struct JsonSample<'a> {
 }
 
 pub fn run(args: &Args, out: Output) -> Result<()> {
+    match &args.what {
+        Some(What::Printk(a)) => trace_printk::run(a, out),
+        None => exceptions(&args.sampling, out),
+    }
+}
+
+fn exceptions(args: &Sampling, out: Output) -> Result<()> {
     tracefs::ensure_mounted()?;
     if !tracefs::has_tracepoint("xdp", "xdp_exception") {
         bail!("this kernel has no xdp:xdp_exception tracepoint (see {}/events/xdp)", tracefs::ROOT);
