@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
-/* tracing01: count xdp:xdp_exception events per interface and XDP action. */
+/* Tracepoint programs of `xdpctl trace`: tracing01's xdp:xdp_exception
+ * counter, and seed 002's net:* device tracer.
+ */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
@@ -43,6 +45,96 @@ int trace_xdp_exception(struct xdp_exception_ctx *ctx)
 		if (count)
 			(*count)++;
 	}
+	return 0;
+}
+
+/* seed 002: net:net_dev_queue and net:netif_receive_skb share this record
+ * layout (events/net/<name>/format), after 8 bytes of common fields.
+ */
+struct netdev_ctx {
+	__u64 common;
+	__u64 skbaddr;
+	__u32 len;
+	__u32 name_loc; /* __data_loc char[]: offset in the low 16 bits */
+};
+
+/* Set by xdpctl before load. */
+const volatile __u8 filter_on = 0;
+const volatile char filter_name[NETDEV_NAME_LEN] = {};
+const volatile __u8 emit_events = 0;
+/* Unused: a ring buffer carries no type, so this puts struct netdev_event in
+ * the BTF the skeleton's types module is generated from.
+ */
+const volatile struct netdev_event netdev_event_layout = {};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__type(key, struct netdev_key);
+	__type(value, struct netdev_counts);
+	__uint(max_entries, 1024);
+} netdev_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} netdev_events SEC(".maps");
+
+static __always_inline int name_matches(const char *name)
+{
+	int i;
+
+#pragma unroll
+	for (i = 0; i < NETDEV_NAME_LEN; i++) {
+		if (name[i] != filter_name[i])
+			return 0;
+		if (!name[i])
+			break;
+	}
+	return 1;
+}
+
+SEC("tracepoint")
+int trace_netdev(struct netdev_ctx *ctx)
+{
+	struct netdev_key key = {};
+	struct netdev_counts *counts;
+	struct netdev_event *event;
+
+	bpf_probe_read_kernel_str(key.name, sizeof(key.name),
+				  (void *)ctx + (ctx->name_loc & 0xffff));
+	if (filter_on && !name_matches(key.name))
+		return 0;
+	/* Each attachment carries its direction as the BPF cookie: the
+	 * record's common_type is overwritten before a program sees it.
+	 */
+	key.dir = bpf_get_attach_cookie(ctx) == NETDEV_TX ? NETDEV_TX : NETDEV_RX;
+
+	if (emit_events) {
+		/* Dropped when user space falls behind: a tracer must not stall. */
+		event = bpf_ringbuf_reserve(&netdev_events, sizeof(*event), 0);
+		if (!event)
+			return 0;
+		event->skbaddr = ctx->skbaddr;
+		event->len = ctx->len;
+		event->dir = key.dir;
+		__builtin_memcpy(event->name, key.name, sizeof(event->name));
+		bpf_ringbuf_submit(event, 0);
+		return 0;
+	}
+
+	counts = bpf_map_lookup_elem(&netdev_stats, &key);
+	if (!counts) {
+		struct netdev_counts first = {.packets = 1, .bytes = ctx->len};
+
+		/* Lost the race to create it: count in the winner's entry. */
+		if (!bpf_map_update_elem(&netdev_stats, &key, &first, BPF_NOEXIST))
+			return 0;
+		counts = bpf_map_lookup_elem(&netdev_stats, &key);
+		if (!counts)
+			return 0;
+	}
+	counts->packets++;
+	counts->bytes += ctx->len;
 	return 0;
 }
 

@@ -11,4 +11,32 @@ struct exception_key {
 	__u32 action;
 };
 
+/* Interface names as the kernel keeps them (IFNAMSIZ). */
+#define NETDEV_NAME_LEN 16
+
+/* Direction of a net:* event: netif_receive_skb is RX, net_dev_queue TX. */
+enum netdev_dir {
+	NETDEV_RX = 0,
+	NETDEV_TX = 1,
+};
+
+/* Key of the netdev_stats map: one device, one direction. */
+struct netdev_key {
+	char name[NETDEV_NAME_LEN];
+	__u32 dir;
+};
+
+struct netdev_counts {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* One event on the netdev_events ring buffer (trace netdev --events). */
+struct netdev_event {
+	__u64 skbaddr;
+	__u32 len;
+	__u32 dir;
+	char name[NETDEV_NAME_LEN];
+};
+
 #endif /* XDPCTL_TRACE_COMMON_H */

@@ -21,6 +21,18 @@ pub fn resolve(name: &str) -> Result<Iface> {
 
 /// As `resolve`, naming the option `flag` in errors.
 pub fn resolve_as(flag: &str, name: &str) -> Result<Iface> {
+    check_name(flag, name)?;
+    match if_nametoindex(name) {
+        Ok(index) => Ok(Iface { name: name.to_string(), index }),
+        Err(Errno::ENODEV) => {
+            bail!("{flag} {name}: no such interface here; `ip link` lists the interfaces")
+        }
+        Err(e) => Err(e).with_context(|| format!("looking up interface {name}")),
+    }
+}
+
+/// Refuse what cannot be an interface name, before any syscall.
+pub fn check_name(flag: &str, name: &str) -> Result<()> {
     if name.is_empty()
         || name.len() >= IFNAMSIZ
         || name.contains(['/', ':', '\0'])
@@ -31,13 +43,7 @@ pub fn resolve_as(flag: &str, name: &str) -> Result<Iface> {
              (1-15 characters, no '/', ':' or spaces); `ip link` lists the interfaces"
         );
     }
-    match if_nametoindex(name) {
-        Ok(index) => Ok(Iface { name: name.to_string(), index }),
-        Err(Errno::ENODEV) => {
-            bail!("{flag} {name}: no such interface here; `ip link` lists the interfaces")
-        }
-        Err(e) => Err(e).with_context(|| format!("looking up interface {name}")),
-    }
+    Ok(())
 }
 
 /// Every interface of this network namespace, by index.

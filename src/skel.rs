@@ -31,3 +31,17 @@ pub use trace_prog::types::exception_key as ExceptionKey;
 // SAFETY: generated from BTF as an i32 and a u32: 8 bytes, no padding, no
 // pointers, any bits valid.
 unsafe impl plain::Plain for ExceptionKey {}
+
+/// `netdev_stats` key and value, and a `netdev_events` record (trace netdev).
+pub use trace_prog::types::{
+    netdev_counts as NetdevCounts, netdev_event as NetdevEvent, netdev_key as NetdevKey,
+};
+
+// SAFETY: 16 name bytes and a u32 (20 bytes, align 4): no padding, no
+// pointers, any bits valid.
+unsafe impl plain::Plain for NetdevKey {}
+// SAFETY: two u64: no padding, no pointers, any bits valid.
+unsafe impl plain::Plain for NetdevCounts {}
+// SAFETY: u64, two u32 and 16 name bytes (32 bytes, align 8): no padding, no
+// pointers, any bits valid.
+unsafe impl plain::Plain for NetdevEvent {}

@@ -5,7 +5,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{xdpctl_ok, Lab, Streaming};
+use common::{xdpctl_ok, Lab, Streaming, PING6_REPLY_BYTES};
 use serde_json::Value;
 
 /// Programs of the tracer still loaded (bpftool may show the kernel's
@@ -74,4 +74,46 @@ fn printk_decodes_the_labs_macs() {
     }
     let (status, err) = reader.interrupt();
     assert!(status.success(), "Ctrl-C is a clean exit: {status} {err}");
+}
+
+/// (rx_packets, rx_bytes, tx_packets, tx_bytes) of `dev` in a netdev sample.
+fn netdev_counts(sample: &str, dev: &str) -> (u64, u64, u64, u64) {
+    let v: Value = serde_json::from_str(sample).expect("trace netdev JSON");
+    let Some(d) = v["devices"].as_array().expect("devices").iter().find(|d| d["dev"] == dev) else {
+        return (0, 0, 0, 0);
+    };
+    let n = |k: &str| d[k].as_u64().expect(k);
+    (n("rx_packets"), n("rx_bytes"), n("tx_packets"), n("tx_bytes"))
+}
+
+#[test]
+fn netdev_counts_a_labs_pings_under_its_name() {
+    let lab = Lab::new();
+    let tracer =
+        Streaming::spawn(&["--json", "trace", "netdev", "--dev", &lab.outer, "--interval", "0.1"]);
+    tracer.wait_for("a first sample", |l| l.contains("\"devices\""));
+    assert!(lab.ping(5));
+    let line = tracer.wait_for("5 each way", |l| {
+        let (rx, _, tx, _) = netdev_counts(l, &lab.outer);
+        rx >= 5 && tx >= 5
+    });
+    // Requests leave whole (Ethernet header included); replies are counted
+    // once the stack has pulled the Ethernet header off.
+    assert_eq!(
+        netdev_counts(&line, &lab.outer),
+        (5, 5 * (PING6_REPLY_BYTES - 14), 5, 5 * PING6_REPLY_BYTES),
+        "{line}"
+    );
+    // --dev filters in the kernel: nothing else shows up.
+    let v: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["devices"].as_array().unwrap().len(), 1, "{line}");
+
+    let events =
+        Streaming::spawn(&["trace", "netdev", "--dev", &lab.outer, "--events", "--count", "2"]);
+    events.wait_for("the banner", |l| l.contains("Ctrl-C stops"));
+    assert!(lab.ping(1));
+    let want_tx = format!("tx {} len={}", lab.outer, PING6_REPLY_BYTES);
+    events.wait_for(&want_tx, |l| l.starts_with(&want_tx));
+    let want_rx = format!("rx {} len={}", lab.outer, PING6_REPLY_BYTES - 14);
+    events.wait_for(&want_rx, |l| l.starts_with(&want_rx));
 }

@@ -11,7 +11,7 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags};
 use serde::Serialize;
 
-use crate::cmd::{parse_interval, trace_printk};
+use crate::cmd::{parse_interval, trace_netdev, trace_printk};
 use crate::iface;
 use crate::output::Output;
 use crate::skel::trace_prog::TraceProgKernSkelBuilder;
@@ -33,6 +33,9 @@ pub struct Args {
 pub enum What {
     /// Read the trace buffer, decoding the lines of xdp_printk (tracing03)
     Printk(trace_printk::Args),
+    /// Packets and bytes each device sends and receives (net:net_dev_queue,
+    /// net:netif_receive_skb)
+    Netdev(trace_netdev::Args),
 }
 
 /// How `trace` (exceptions) samples.
@@ -68,6 +71,7 @@ struct JsonSample<'a> {
 pub fn run(args: &Args, out: Output) -> Result<()> {
     match &args.what {
         Some(What::Printk(a)) => trace_printk::run(a, out),
+        Some(What::Netdev(a)) => trace_netdev::run(a, out),
         None => exceptions(&args.sampling, out),
     }
 }
@@ -78,11 +82,16 @@ fn exceptions(args: &Sampling, out: Output) -> Result<()> {
         bail!("this kernel has no xdp:xdp_exception tracepoint (see {}/events/xdp)", tracefs::ROOT);
     }
     let mut storage = MaybeUninit::uninit();
-    let skel = TraceProgKernSkelBuilder::default()
+    let mut open = TraceProgKernSkelBuilder::default()
         .open(&mut storage)
-        .context("opening the shipped trace_prog_kern object")?
-        .load()
-        .context("loading the xdp:xdp_exception counter (root needed)")?;
+        .context("opening the shipped trace_prog_kern object")?;
+    // Only the exception counter: the netdev tracer's maps are not built.
+    open.progs.trace_netdev.set_autoload(false);
+    for map in [&mut open.maps.netdev_stats, &mut open.maps.netdev_events, &mut open.maps.rodata] {
+        map.set_autocreate(false).context("leaving the netdev tracer out")?;
+    }
+    let skel =
+        open.load().context("loading the xdp:xdp_exception counter (-v shows libbpf's log)")?;
     let _link = skel
         .progs
         .trace_xdp_exception

@@ -130,6 +130,15 @@ impl Lab {
                 "net.ipv6.conf.veth0.mldv1_unsolicited_report_interval=1",
             ],
         );
+        // The same for the outer end, whose reports tracers of it see.
+        run(
+            "sysctl",
+            &[
+                "-qw",
+                &format!("net.ipv6.conf.{out}.mldv2_unsolicited_report_interval=1"),
+                &format!("net.ipv6.conf.{out}.mldv1_unsolicited_report_interval=1"),
+            ],
+        );
         run("ip", &["addr", "add", &format!("{}/64", self.outer_ip), "dev", out, "nodad"]);
         run(
             "ip",
@@ -170,10 +179,13 @@ impl Lab {
         self.settle();
     }
 
-    /// Wait until the start-up MLD reports have arrived (rx count steady).
+    /// Wait until the start-up MLD reports are through (rx and tx counts steady).
     fn settle(&self) {
-        let counter = PathBuf::from(format!("/sys/class/net/{}/statistics/rx_packets", self.outer));
-        let read = || std::fs::read_to_string(&counter).unwrap_or_default();
+        let stats = PathBuf::from(format!("/sys/class/net/{}/statistics", self.outer));
+        let read = || {
+            ["rx_packets", "tx_packets"]
+                .map(|c| std::fs::read_to_string(stats.join(c)).unwrap_or_default())
+        };
         let deadline = Instant::now() + Duration::from_secs(5);
         let (mut last, mut since) = (read(), Instant::now());
         while Instant::now() < deadline && since.elapsed() < Duration::from_millis(200) {
