@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Tracepoint programs of `xdpctl trace`: tracing01's xdp:xdp_exception
- * counter, and seed 002's net:* device tracer.
+ * counter, tracing02's monitor of every xdp tracepoint, and seed 002's net:*
+ * device tracer.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -45,6 +46,173 @@ int trace_xdp_exception(struct xdp_exception_ctx *ctx)
 		if (count)
 			(*count)++;
 	}
+	return 0;
+}
+
+/* tracing02: the records of the other xdp tracepoints, as their format files
+ * lay them out after the 8 bytes of common fields.
+ */
+struct redirect_ctx {
+	__u64 common;
+	__s32 prog_id;
+	__u32 act;
+	__s32 ifindex;
+	__s32 err;
+	__s32 to_ifindex;
+	__u32 map_id;
+	__s32 map_index;
+};
+
+struct cpumap_enqueue_ctx {
+	__u64 common;
+	__s32 map_id;
+	__u32 act;
+	__s32 cpu;
+	__u32 drops;
+	__u32 processed;
+	__s32 to_cpu;
+};
+
+struct cpumap_kthread_ctx {
+	__u64 common;
+	__s32 map_id;
+	__u32 act;
+	__s32 cpu;
+	__u32 drops;
+	__u32 processed;
+	__s32 sched;
+};
+
+struct devmap_xmit_ctx {
+	__u64 common;
+	__s32 from_ifindex;
+	__u32 act;
+	__s32 to_ifindex;
+	__s32 drops;
+	__s32 sent;
+	__s32 err;
+};
+
+#define MONITOR_ARRAY(name, slots)                                                                 \
+	struct {                                                                                   \
+		__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);                                           \
+		__type(key, __u32);                                                                \
+		__type(value, struct monitor_rec);                                                 \
+		__uint(max_entries, slots);                                                        \
+	} name SEC(".maps")
+
+MONITOR_ARRAY(redirect_ok, 1);
+MONITOR_ARRAY(redirect_err, 1);
+MONITOR_ARRAY(cpumap_enqueue, MONITOR_MAX_CPUS);
+MONITOR_ARRAY(cpumap_kthread, 1);
+MONITOR_ARRAY(devmap_xmit, 1);
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, MONITOR_ERRNO_MAX);
+} redirect_errno SEC(".maps");
+
+static __always_inline struct monitor_rec *monitor_slot(void *map, __u32 key)
+{
+	return bpf_map_lookup_elem(map, &key);
+}
+
+static __always_inline int count_redirect(struct redirect_ctx *ctx)
+{
+	struct monitor_rec *rec;
+	__u32 errno_slot;
+	__u64 *count;
+
+	if (!ctx->err) {
+		rec = monitor_slot(&redirect_ok, 0);
+		if (rec)
+			rec->processed++;
+		return 0;
+	}
+	rec = monitor_slot(&redirect_err, 0);
+	if (rec)
+		rec->dropped++;
+	errno_slot = -ctx->err;
+	if (errno_slot >= MONITOR_ERRNO_MAX)
+		errno_slot = 0;
+	count = bpf_map_lookup_elem(&redirect_errno, &errno_slot);
+	if (count)
+		(*count)++;
+	return 0;
+}
+
+SEC("tracepoint/xdp/xdp_redirect")
+int trace_xdp_redirect(struct redirect_ctx *ctx)
+{
+	return count_redirect(ctx);
+}
+
+SEC("tracepoint/xdp/xdp_redirect_err")
+int trace_xdp_redirect_err(struct redirect_ctx *ctx)
+{
+	return count_redirect(ctx);
+}
+
+/* Gone from kernels since 6.x; xdpctl skips them where missing. */
+SEC("tracepoint/xdp/xdp_redirect_map")
+int trace_xdp_redirect_map(struct redirect_ctx *ctx)
+{
+	return count_redirect(ctx);
+}
+
+SEC("tracepoint/xdp/xdp_redirect_map_err")
+int trace_xdp_redirect_map_err(struct redirect_ctx *ctx)
+{
+	return count_redirect(ctx);
+}
+
+SEC("tracepoint/xdp/xdp_cpumap_enqueue")
+int trace_xdp_cpumap_enqueue(struct cpumap_enqueue_ctx *ctx)
+{
+	struct monitor_rec *rec;
+	__u32 to_cpu = ctx->to_cpu;
+
+	if (to_cpu >= MONITOR_MAX_CPUS)
+		return 0;
+	rec = monitor_slot(&cpumap_enqueue, to_cpu);
+	if (!rec)
+		return 0;
+	rec->processed += ctx->processed;
+	rec->dropped += ctx->drops;
+	/* One bulk per event, for the average bulk size. */
+	if (ctx->processed)
+		rec->info++;
+	return 0;
+}
+
+SEC("tracepoint/xdp/xdp_cpumap_kthread")
+int trace_xdp_cpumap_kthread(struct cpumap_kthread_ctx *ctx)
+{
+	struct monitor_rec *rec = monitor_slot(&cpumap_kthread, 0);
+
+	if (!rec)
+		return 0;
+	rec->processed += ctx->processed;
+	rec->dropped += ctx->drops;
+	if (ctx->sched)
+		rec->info++;
+	return 0;
+}
+
+SEC("tracepoint/xdp/xdp_devmap_xmit")
+int trace_xdp_devmap_xmit(struct devmap_xmit_ctx *ctx)
+{
+	struct monitor_rec *rec = monitor_slot(&devmap_xmit, 0);
+
+	if (!rec)
+		return 0;
+	rec->processed += ctx->sent;
+	rec->dropped += ctx->drops;
+	rec->info++;
+	if (ctx->err < 0)
+		rec->err++;
 	return 0;
 }
 

@@ -39,4 +39,17 @@ struct netdev_event {
 	char name[NETDEV_NAME_LEN];
 };
 
+/* trace monitor: what one xdp tracepoint saw, per CPU. */
+struct monitor_rec {
+	__u64 processed; /* packets handled (sent, enqueued, redirected) */
+	__u64 dropped;	 /* packets lost */
+	__u64 info;	 /* bulks (enqueue, xmit) or reschedules (kthread) */
+	__u64 err;	 /* driver errors (devmap_xmit) */
+};
+
+/* Slots of redirect_errno: -err of xdp_redirect_err, 0 for out of range. */
+#define MONITOR_ERRNO_MAX 256
+/* Slots of cpumap_enqueue: the target CPU. */
+#define MONITOR_MAX_CPUS 256
+
 #endif /* XDPCTL_TRACE_COMMON_H */

@@ -45,3 +45,9 @@ unsafe impl plain::Plain for NetdevCounts {}
 // SAFETY: u64, two u32 and 16 name bytes (32 bytes, align 8): no padding, no
 // pointers, any bits valid.
 unsafe impl plain::Plain for NetdevEvent {}
+
+/// Value of the monitor's per-CPU arrays (trace monitor).
+pub use trace_prog::types::monitor_rec as MonitorRec;
+
+// SAFETY: four u64: no padding, no pointers, any bits valid.
+unsafe impl plain::Plain for MonitorRec {}

@@ -6,6 +6,7 @@ pub mod redirect;
 pub mod stats;
 pub mod status;
 pub mod trace;
+pub mod trace_monitor;
 pub mod trace_netdev;
 pub mod trace_printk;
 pub mod unload;

@@ -11,10 +11,11 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags};
 use serde::Serialize;
 
-use crate::cmd::{parse_interval, trace_netdev, trace_printk};
+use crate::cmd::{parse_interval, trace_monitor, trace_netdev, trace_printk};
 use crate::iface;
+use crate::object;
 use crate::output::Output;
-use crate::skel::trace_prog::TraceProgKernSkelBuilder;
+use crate::skel::trace_prog::{OpenTraceProgKernSkel, TraceProgKernSkelBuilder};
 use crate::skel::ExceptionKey;
 use crate::statsmap::action_name;
 use crate::stop::Stop;
@@ -36,6 +37,9 @@ pub enum What {
     /// Packets and bytes each device sends and receives (net:net_dev_queue,
     /// net:netif_receive_skb)
     Netdev(trace_netdev::Args),
+    /// Every xdp tracepoint: redirects and their errors, exceptions, cpumap
+    /// and devmap, per CPU (tracing02)
+    Monitor(trace_monitor::Args),
 }
 
 /// How `trace` (exceptions) samples.
@@ -72,6 +76,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     match &args.what {
         Some(What::Printk(a)) => trace_printk::run(a, out),
         Some(What::Netdev(a)) => trace_netdev::run(a, out),
+        Some(What::Monitor(a)) => trace_monitor::run(a, out),
         None => exceptions(&args.sampling, out),
     }
 }
@@ -85,11 +90,7 @@ fn exceptions(args: &Sampling, out: Output) -> Result<()> {
     let mut open = TraceProgKernSkelBuilder::default()
         .open(&mut storage)
         .context("opening the shipped trace_prog_kern object")?;
-    // Only the exception counter: the netdev tracer's maps are not built.
-    open.progs.trace_netdev.set_autoload(false);
-    for map in [&mut open.maps.netdev_stats, &mut open.maps.netdev_events, &mut open.maps.rodata] {
-        map.set_autocreate(false).context("leaving the netdev tracer out")?;
-    }
+    only(&mut open, &["trace_xdp_exception"], &["exceptions"])?;
     let skel =
         open.load().context("loading the xdp:xdp_exception counter (-v shows libbpf's log)")?;
     let _link = skel
@@ -127,8 +128,18 @@ fn exceptions(args: &Sampling, out: Output) -> Result<()> {
     Ok(())
 }
 
+/// Load only the programs `progs` of the tracing object and create only the
+/// maps `maps`: each command uses its own part of it.
+pub(crate) fn only(open: &mut OpenTraceProgKernSkel, progs: &[&str], maps: &[&str]) -> Result<()> {
+    for mut prog in open.open_object_mut().progs_mut() {
+        let keep = progs.iter().any(|p| prog.name() == *p);
+        prog.set_autoload(keep);
+    }
+    object::keep_maps(open.open_object_mut(), maps)
+}
+
 /// Every key's count, summed over CPUs.
-fn read_counts(map: &impl MapCore) -> Result<HashMap<(i32, u32), u64>> {
+pub(crate) fn read_counts(map: &impl MapCore) -> Result<HashMap<(i32, u32), u64>> {
     let mut counts = HashMap::new();
     for raw_key in map.keys() {
         let mut key = ExceptionKey::default();

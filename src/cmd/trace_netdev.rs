@@ -15,6 +15,7 @@ use libbpf_rs::{MapCore, MapFlags, RingBufferBuilder, TracepointCategory, Tracep
 use serde::Serialize;
 
 use crate::cmd::parse_interval;
+use crate::cmd::trace::only;
 use crate::iface;
 use crate::output::Output;
 use crate::skel::trace_prog::TraceProgKernSkelBuilder;
@@ -81,12 +82,9 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     let mut open = TraceProgKernSkelBuilder::default()
         .open(&mut storage)
         .context("opening the shipped trace_prog_kern object")?;
-    open.progs.trace_xdp_exception.set_autoload(false);
-    open.maps.exceptions.set_autocreate(false).context("leaving the exception counter out")?;
     // Counts or events: only the map in use is built.
-    let unused =
-        if args.events { &mut open.maps.netdev_stats } else { &mut open.maps.netdev_events };
-    unused.set_autocreate(false).context("leaving an unused map out")?;
+    let map = if args.events { "netdev_events" } else { "netdev_stats" };
+    only(&mut open, &["trace_netdev"], &[".rodata", map])?;
     let config = open.maps.rodata_data.as_deref_mut().ok_or_else(|| anyhow!("no .rodata"))?;
     config.emit_events = u8::from(args.events);
     if let Some(dev) = &args.dev {

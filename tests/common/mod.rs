@@ -342,6 +342,10 @@ impl Streaming {
         Streaming { child, lines }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The next line, or None if none came within `timeout`.
     pub fn next_line(&self, timeout: Duration) -> Option<String> {
         self.lines.recv_timeout(timeout).ok()

@@ -1,0 +1,308 @@
+//! `xdpctl trace monitor`: every xdp tracepoint this kernel has, per CPU and
+//! in total (tracing02, xdp-monitor). A tracepoint the kernel lacks is
+//! skipped with one notice: 6.x removed xdp_redirect_map(_err), which is why
+//! xdp-tools' monitor fails here.
+
+use std::collections::BTreeMap;
+use std::mem::MaybeUninit;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, Context, Result};
+use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
+use libbpf_rs::{Link, MapCore, MapFlags};
+use nix::errno::Errno;
+use serde::Serialize;
+
+use crate::cmd::parse_interval;
+use crate::cmd::trace::{only, read_counts};
+use crate::output::Output;
+use crate::skel::trace_prog::{TraceProgKernMaps, TraceProgKernSkelBuilder};
+use crate::skel::MonitorRec;
+use crate::statsmap::action_name;
+use crate::stop::Stop;
+use crate::tracefs;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Seconds between samples
+    #[arg(short, long, default_value_t = 2.0, value_parser = parse_interval)]
+    pub interval: f64,
+    /// Print this many samples, then exit
+    #[arg(short, long, value_name = "N")]
+    pub count: Option<u64>,
+}
+
+/// Each tracepoint and the program that counts it.
+const TRACEPOINTS: [(&str, &str); 7] = [
+    ("xdp_redirect", "trace_xdp_redirect"),
+    ("xdp_redirect_err", "trace_xdp_redirect_err"),
+    ("xdp_redirect_map", "trace_xdp_redirect_map"),
+    ("xdp_redirect_map_err", "trace_xdp_redirect_map_err"),
+    ("xdp_exception", "trace_xdp_exception"),
+    ("xdp_cpumap_enqueue", "trace_xdp_cpumap_enqueue"),
+    ("xdp_cpumap_kthread", "trace_xdp_cpumap_kthread"),
+];
+/// Not in the array above only to keep its type short.
+const DEVMAP: (&str, &str) = ("xdp_devmap_xmit", "trace_xdp_devmap_xmit");
+
+const MAPS: [&str; 7] = [
+    "redirect_ok",
+    "redirect_err",
+    "redirect_errno",
+    "exceptions",
+    "cpumap_enqueue",
+    "cpumap_kthread",
+    "devmap_xmit",
+];
+
+/// One line of the table: an event on one CPU (or all), since the start and
+/// per second over the last period.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+struct Row {
+    event: String,
+    /// A CPU number, or "total".
+    cpu: String,
+    packets: u64,
+    drops: u64,
+    pps: f64,
+    drop_pps: f64,
+    /// What else the event tells: bulk average, reschedules, driver errors.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    info: String,
+}
+
+#[derive(Serialize)]
+struct JsonSample<'a> {
+    time: f64,
+    period: f64,
+    events: &'a [Row],
+    /// Redirect errors by errno name, since the start.
+    errors: &'a BTreeMap<String, u64>,
+}
+
+/// Cumulative per-CPU records of every event, keyed by event name.
+type Snapshot = BTreeMap<String, Vec<MonitorRec>>;
+
+pub fn run(args: &Args, out: Output) -> Result<()> {
+    tracefs::ensure_mounted()?;
+    let mut storage = MaybeUninit::uninit();
+    let mut open = TraceProgKernSkelBuilder::default()
+        .open(&mut storage)
+        .context("opening the shipped trace_prog_kern object")?;
+    let mut present = Vec::new();
+    for (tracepoint, prog) in TRACEPOINTS.iter().chain([&DEVMAP]) {
+        if tracefs::has_tracepoint("xdp", tracepoint) {
+            present.push(*prog);
+        } else {
+            out.note(&format!("note: this kernel has no xdp:{tracepoint}; skipping it"));
+        }
+    }
+    only(&mut open, &present, &MAPS)?;
+    let mut skel = open.load().context("loading the xdp monitor (-v shows libbpf's log)")?;
+    let links: Vec<Link> = skel
+        .object_mut()
+        .progs_mut()
+        .filter(|p| present.iter().any(|name| p.name() == *name))
+        .map(|p| p.attach().with_context(|| format!("attaching {}", p.name().to_string_lossy())))
+        .collect::<Result<_>>()?;
+    let stop = Stop::install()?;
+    out.info(format!("Monitoring {} xdp tracepoints; Ctrl-C stops", links.len()));
+
+    let interval = Duration::from_secs_f64(args.interval);
+    let mut prev = snapshot(&skel.maps)?;
+    let mut at = Instant::now();
+    let mut printed = 0u64;
+    while args.count.is_none_or(|n| printed < n) {
+        if !stop.sleep(interval) {
+            break;
+        }
+        let cur = snapshot(&skel.maps)?;
+        let now = Instant::now();
+        let period = now.duration_since(at).as_secs_f64();
+        let rows = rows(&prev, &cur, period);
+        let errors = errno_counts(&skel.maps.redirect_errno)?;
+        if out.json {
+            let time =
+                SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+            out.json(&JsonSample { time, period, events: &rows, errors: &errors })?;
+        } else {
+            out.print(&table(&rows, &errors))?;
+        }
+        (prev, at) = (cur, now);
+        printed += 1;
+    }
+    Ok(())
+}
+
+/// Per-CPU records of slot `key` of a per-CPU array of monitor_rec.
+fn per_cpu(map: &impl MapCore, key: u32) -> Result<Vec<MonitorRec>> {
+    let values = map
+        .lookup_percpu(&key.to_ne_bytes(), MapFlags::ANY)
+        .context("reading a monitor map")?
+        .unwrap_or_default();
+    values
+        .iter()
+        .map(|v| {
+            let mut rec = MonitorRec::default();
+            plain::copy_from_bytes(&mut rec, v)
+                .map_err(|e| anyhow!("monitor record of {} bytes: {e:?}", v.len()))?;
+            Ok(rec)
+        })
+        .collect()
+}
+
+fn snapshot(maps: &TraceProgKernMaps<'_>) -> Result<Snapshot> {
+    let mut snap = Snapshot::new();
+    snap.insert("redirect".into(), per_cpu(&maps.redirect_ok, 0)?);
+    snap.insert("redirect_err".into(), per_cpu(&maps.redirect_err, 0)?);
+    snap.insert("cpumap_kthread".into(), per_cpu(&maps.cpumap_kthread, 0)?);
+    snap.insert("devmap_xmit".into(), per_cpu(&maps.devmap_xmit, 0)?);
+    // Enqueues by target CPU; only the targets that saw any.
+    for to_cpu in 0..maps.cpumap_enqueue.max_entries() {
+        let recs = per_cpu(&maps.cpumap_enqueue, to_cpu)?;
+        if recs.iter().any(|r| r.processed + r.dropped > 0) {
+            snap.insert(format!("cpumap_enqueue to {to_cpu}"), recs);
+        }
+    }
+    // Exceptions per action, all interfaces together; all of them drops.
+    let mut by_action: BTreeMap<u32, u64> = BTreeMap::new();
+    for ((_, action), count) in read_counts(&maps.exceptions)? {
+        *by_action.entry(action).or_default() += count;
+    }
+    for (action, count) in by_action {
+        let rec = MonitorRec { dropped: count, ..Default::default() };
+        snap.insert(format!("exception {}", action_name(action)), vec![rec]);
+    }
+    Ok(snap)
+}
+
+fn rate(prev: u64, cur: u64, period: f64) -> f64 {
+    if period > 0.0 {
+        cur.saturating_sub(prev) as f64 / period
+    } else {
+        0.0
+    }
+}
+
+/// What the info column says for `event` over the period, from the change in
+/// its record.
+fn info(event: &str, prev: &MonitorRec, cur: &MonitorRec) -> String {
+    let d = |f: fn(&MonitorRec) -> u64| f(cur).saturating_sub(f(prev));
+    let bulk = |sent: u64, bulks: u64| if bulks > 0 { sent as f64 / bulks as f64 } else { 0.0 };
+    if event.starts_with("cpumap_enqueue") || event == "devmap_xmit" {
+        let mut s = format!("bulk-average {:.2}", bulk(d(|r| r.processed), d(|r| r.info)));
+        if event == "devmap_xmit" {
+            s.push_str(&format!(" drv-err {}", d(|r| r.err)));
+        }
+        s
+    } else if event == "cpumap_kthread" {
+        format!("sched {}", d(|r| r.info))
+    } else {
+        String::new()
+    }
+}
+
+/// Rows for every CPU that saw something in the period, and a total per event
+/// that ever saw something.
+fn rows(prev: &Snapshot, cur: &Snapshot, period: f64) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for (event, recs) in cur {
+        let before = prev.get(event);
+        let zero = MonitorRec::default();
+        let mut total = (MonitorRec::default(), MonitorRec::default());
+        for (cpu, rec) in recs.iter().enumerate() {
+            let old = before.and_then(|b| b.get(cpu)).unwrap_or(&zero);
+            add(&mut total.0, old);
+            add(&mut total.1, rec);
+            if rec.processed == old.processed && rec.dropped == old.dropped {
+                continue;
+            }
+            rows.push(row(event, cpu.to_string(), old, rec, period));
+        }
+        if total.1.processed + total.1.dropped > 0 {
+            rows.push(row(event, "total".into(), &total.0, &total.1, period));
+        }
+    }
+    rows
+}
+
+fn add(sum: &mut MonitorRec, rec: &MonitorRec) {
+    sum.processed += rec.processed;
+    sum.dropped += rec.dropped;
+    sum.info += rec.info;
+    sum.err += rec.err;
+}
+
+fn row(event: &str, cpu: String, old: &MonitorRec, rec: &MonitorRec, period: f64) -> Row {
+    Row {
+        event: event.to_string(),
+        cpu,
+        packets: rec.processed,
+        drops: rec.dropped,
+        pps: rate(old.processed, rec.processed, period),
+        drop_pps: rate(old.dropped, rec.dropped, period),
+        info: info(event, old, rec),
+    }
+}
+
+/// Redirect errors since the start by errno name ("EINVAL"), summed over CPUs.
+fn errno_counts(map: &impl MapCore) -> Result<BTreeMap<String, u64>> {
+    let mut counts = BTreeMap::new();
+    for slot in 0..map.max_entries() {
+        let values = map
+            .lookup_percpu(&slot.to_ne_bytes(), MapFlags::ANY)
+            .context("reading redirect_errno")?
+            .unwrap_or_default();
+        let total: u64 =
+            values.iter().filter_map(|v| v.get(..8)?.try_into().ok().map(u64::from_ne_bytes)).sum();
+        if total > 0 {
+            let name = match slot {
+                0 => "unknown".to_string(),
+                n => format!("{:?}", Errno::from_raw(n as i32)),
+            };
+            counts.insert(name, total);
+        }
+    }
+    Ok(counts)
+}
+
+fn table(rows: &[Row], errors: &BTreeMap<String, u64>) -> String {
+    let mut text = format!(
+        "{:<28} {:>6} {:>12} {:>12}  {}\n",
+        "XDP-event", "CPU", "pps", "drop-pps", "extra-info"
+    );
+    for r in rows {
+        text.push_str(&format!(
+            "{:<28} {:>6} {:>12.0} {:>12.0}  {}\n",
+            r.event, r.cpu, r.pps, r.drop_pps, r.info
+        ));
+    }
+    for (name, count) in errors {
+        text.push_str(&format!("redirect errors {name}: {count}\n"));
+    }
+    text.push('\n');
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(processed: u64, dropped: u64, info: u64) -> MonitorRec {
+        MonitorRec { processed, dropped, info, err: 0 }
+    }
+
+    #[test]
+    fn rows_per_active_cpu_and_a_total_with_rates() {
+        let prev = Snapshot::from([("devmap_xmit".into(), vec![rec(10, 0, 5), rec(0, 0, 0)])]);
+        let cur = Snapshot::from([
+            ("devmap_xmit".into(), vec![rec(30, 2, 9), rec(0, 0, 0)]),
+            ("redirect".into(), vec![rec(0, 0, 0), rec(0, 0, 0)]),
+        ]);
+        let got = rows(&prev, &cur, 2.0);
+        assert_eq!(got.len(), 2, "{got:#?}");
+        assert_eq!((got[0].cpu.as_str(), got[0].pps, got[0].drop_pps), ("0", 10.0, 1.0));
+        assert_eq!(got[0].info, "bulk-average 5.00 drv-err 0");
+        assert_eq!((got[1].cpu.as_str(), got[1].packets, got[1].drops), ("total", 30, 2));
+    }
+}
