@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use serde::Serialize;
@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::bpffs;
 use crate::cmd::parse_interval;
 use crate::iface;
-use crate::output::Output;
+use crate::output::{unix_time, Output};
 use crate::record;
 use crate::skel::DataRec;
 use crate::statsmap::{action_name, StatsMap, MAP_NAME};
@@ -160,7 +160,7 @@ fn json_sample(
     period: f64,
     rows: Vec<(String, ActionRate)>,
 ) -> JsonSample<'_> {
-    let time = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+    let time = unix_time();
     JsonSample { dev, map_id, time, period, actions: rows.into_iter().collect() }
 }
 

@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::mem::MaybeUninit;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
@@ -14,7 +13,7 @@ use serde::Serialize;
 use crate::cmd::{parse_interval, trace_monitor, trace_netdev, trace_printk};
 use crate::iface;
 use crate::object;
-use crate::output::Output;
+use crate::output::{unix_time, Output};
 use crate::skel::trace_prog::{OpenTraceProgKernSkel, TraceProgKernSkelBuilder};
 use crate::skel::ExceptionKey;
 use crate::statsmap::action_name;
@@ -101,31 +100,18 @@ fn exceptions(args: &Sampling, out: Output) -> Result<()> {
     let stop = Stop::install()?;
     out.info("Counting xdp:xdp_exception events per interface and action; Ctrl-C stops");
 
-    let interval = Duration::from_secs_f64(args.interval);
     let mut prev: HashMap<(i32, u32), u64> = HashMap::new();
-    let mut at = Instant::now();
-    let mut printed = 0u64;
-    while args.count.is_none_or(|n| printed < n) {
-        if !stop.sleep(interval) {
-            break;
-        }
+    stop.every(args.interval, args.count, |period| {
         let counts = read_counts(&skel.maps.exceptions)?;
-        let now = Instant::now();
-        let period = now.duration_since(at).as_secs_f64();
         let rows = rows(&counts, &prev, period, &names()?);
+        prev = counts;
         if out.json {
-            let time =
-                SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
-            out.json(&JsonSample { time, period, exceptions: &rows })?;
-        } else {
-            let text: String =
-                rows.iter().map(|r| format!("{} ({}) {}\n", r.ifname, r.count, r.action)).collect();
-            out.print(&text)?;
+            return out.json(&JsonSample { time: unix_time(), period, exceptions: &rows });
         }
-        (prev, at) = (counts, now);
-        printed += 1;
-    }
-    Ok(())
+        let text: String =
+            rows.iter().map(|r| format!("{} ({}) {}\n", r.ifname, r.count, r.action)).collect();
+        out.print(&text)
+    })
 }
 
 /// Load only the programs `progs` of the tracing object and create only the

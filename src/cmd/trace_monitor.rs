@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::mem::MaybeUninit;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, Context, Result};
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
@@ -15,7 +14,7 @@ use serde::Serialize;
 
 use crate::cmd::parse_interval;
 use crate::cmd::trace::{only, read_counts};
-use crate::output::Output;
+use crate::output::{unix_time, Output};
 use crate::skel::trace_prog::{TraceProgKernMaps, TraceProgKernSkelBuilder};
 use crate::skel::MonitorRec;
 use crate::statsmap::action_name;
@@ -108,30 +107,18 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     let stop = Stop::install()?;
     out.info(format!("Monitoring {} xdp tracepoints; Ctrl-C stops", links.len()));
 
-    let interval = Duration::from_secs_f64(args.interval);
     let mut prev = snapshot(&skel.maps)?;
-    let mut at = Instant::now();
-    let mut printed = 0u64;
-    while args.count.is_none_or(|n| printed < n) {
-        if !stop.sleep(interval) {
-            break;
-        }
+    stop.every(args.interval, args.count, |period| {
         let cur = snapshot(&skel.maps)?;
-        let now = Instant::now();
-        let period = now.duration_since(at).as_secs_f64();
         let rows = rows(&prev, &cur, period);
+        prev = cur;
         let errors = errno_counts(&skel.maps.redirect_errno)?;
         if out.json {
-            let time =
-                SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
-            out.json(&JsonSample { time, period, events: &rows, errors: &errors })?;
-        } else {
-            out.print(&table(&rows, &errors))?;
+            let sample = JsonSample { time: unix_time(), period, events: &rows, errors: &errors };
+            return out.json(&sample);
         }
-        (prev, at) = (cur, now);
-        printed += 1;
-    }
-    Ok(())
+        out.print(&table(&rows, &errors))
+    })
 }
 
 /// Per-CPU records of slot `key` of a per-CPU array of monitor_rec.

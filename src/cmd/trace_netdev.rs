@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::ffi::CStr;
 use std::mem::MaybeUninit;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::cmd::parse_interval;
 use crate::cmd::trace::only;
 use crate::iface;
-use crate::output::Output;
+use crate::output::{unix_time, Output};
 use crate::skel::trace_prog::TraceProgKernSkelBuilder;
 use crate::skel::{NetdevCounts, NetdevEvent, NetdevKey};
 use crate::stop::Stop;
@@ -108,23 +108,13 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     if args.events {
         return events(&skel.maps.netdev_events, args.count, &stop, out);
     }
-    let interval = Duration::from_secs_f64(args.interval);
-    let mut printed = 0u64;
-    while args.count.is_none_or(|n| printed < n) {
-        if !stop.sleep(interval) {
-            break;
-        }
+    stop.every(args.interval, args.count, |_| {
         let devices = read_totals(&skel.maps.netdev_stats)?;
         if out.json {
-            let time =
-                SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
-            out.json(&JsonSample { time, devices: &devices })?;
-        } else {
-            out.print(&table(&devices))?;
+            return out.json(&JsonSample { time: unix_time(), devices: &devices });
         }
-        printed += 1;
-    }
-    Ok(())
+        out.print(&table(&devices))
+    })
 }
 
 fn name(raw: &[i8]) -> String {
