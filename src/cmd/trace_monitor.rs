@@ -144,8 +144,11 @@ fn snapshot(maps: &TraceProgKernMaps<'_>) -> Result<Snapshot> {
     snap.insert("redirect_err".into(), per_cpu(&maps.redirect_err, 0)?);
     snap.insert("cpumap_kthread".into(), per_cpu(&maps.cpumap_kthread, 0)?);
     snap.insert("devmap_xmit".into(), per_cpu(&maps.devmap_xmit, 0)?);
-    // Enqueues by target CPU; only the targets that saw any.
-    for to_cpu in 0..maps.cpumap_enqueue.max_entries() {
+    // Enqueues by target CPU, for the CPUs there are (not all slots); only
+    // the targets that saw any.
+    let cpus = libbpf_rs::num_possible_cpus().context("counting CPUs")?;
+    let slots = maps.cpumap_enqueue.max_entries().min(u32::try_from(cpus).unwrap_or(u32::MAX));
+    for to_cpu in 0..slots {
         let recs = per_cpu(&maps.cpumap_enqueue, to_cpu)?;
         if recs.iter().any(|r| r.processed + r.dropped > 0) {
             snap.insert(format!("cpumap_enqueue to {to_cpu}"), recs);
