@@ -2,7 +2,9 @@
 //! line; everything it runs lives here, where tests and benchmarks reach it too.
 
 pub mod bpffs;
+pub mod capture;
 pub mod catalog;
+pub mod clock;
 pub mod cmd;
 pub mod error;
 pub mod iface;
