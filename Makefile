@@ -4,10 +4,11 @@
 CARGO ?= cargo
 XDPCTL := target/release/xdpctl
 # Building: clang/llvm for the BPF side, libelf/zlib/pkg-config for libbpf-sys.
-# Testing: iproute2/ping/tcpdump for the lab, libbpf-dev for objects the tests
-# build, procps (sysctl, kill) and jq for the tests, clang-format/shellcheck for lint.
+# Testing: iproute2/ping/tcpdump for the lab, tshark to read captures back,
+# libbpf-dev for objects the tests build, procps (sysctl, kill) and jq for the
+# tests, clang-format/shellcheck for lint.
 DEPS := clang llvm libelf-dev zlib1g-dev pkg-config gcc make iproute2 iputils-ping procps \
-	tcpdump ethtool jq libbpf-dev clang-format shellcheck
+	tcpdump tshark ethtool jq libbpf-dev clang-format shellcheck
 
 .PHONY: all build deps lint test demo testenv testenv-teardown bench clean
 

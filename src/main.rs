@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use xdpctl::cmd::{list, load, redirect, stats, status, trace, unload};
+use xdpctl::cmd::{list, load, redirect, sample, stats, status, trace, unload};
 use xdpctl::error::exit_code;
 use xdpctl::logging;
 use xdpctl::output::{is_broken_pipe, Output};
@@ -43,6 +43,8 @@ enum Command {
     Redirect(redirect::Args),
     /// Count XDP exceptions (aborted packets) per interface and action
     Trace(trace::Args),
+    /// Capture the frames an interface receives to a pcap/pcapng file, from XDP
+    Sample(sample::Args),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +59,7 @@ fn main() -> ExitCode {
         Command::Stats(args) => stats::run(args, out),
         Command::Redirect(args) => redirect::run(args, out),
         Command::Trace(args) => trace::run(args, out),
+        Command::Sample(args) => sample::run(args, out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

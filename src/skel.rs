@@ -51,3 +51,17 @@ pub use trace_prog::types::monitor_rec as MonitorRec;
 
 // SAFETY: four u64: no padding, no pointers, any bits valid.
 unsafe impl plain::Plain for MonitorRec {}
+
+/// tracing04: the packet sampler of `xdpctl sample`.
+pub mod sample_prog {
+    include!(concat!(env!("OUT_DIR"), "/xdp_sample_pkts_kern.skel.rs"));
+}
+
+/// A sample record's header and the sampler's per-CPU counters.
+pub use sample_prog::types::{sample_counts as SampleCounts, sample_hdr as SampleHdr};
+
+// SAFETY: a u64 and two u32 (16 bytes, align 8): no padding, no pointers, any
+// bits valid.
+unsafe impl plain::Plain for SampleHdr {}
+// SAFETY: two u64: no padding, no pointers, any bits valid.
+unsafe impl plain::Plain for SampleCounts {}

@@ -1,16 +1,17 @@
-//! XDP attachments through netlink: query, attach, replace, detach. Netlink
-//! attachments outlive xdpctl, which is what `load` promises; a bpf_link would
-//! die with the process.
+//! XDP attachments: query, attach, replace, detach. Netlink attachments
+//! outlive xdpctl, which is what `load` promises; a bpf_link dies with the
+//! process, which is what a command that attaches only while it runs wants.
 
 use std::fmt;
 use std::io;
 use std::mem::{offset_of, size_of};
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use anyhow::{Context, Result};
 use libbpf_rs::libbpf_sys::{
-    self, bpf_xdp_attach_opts, bpf_xdp_query_opts, XDP_FLAGS_DRV_MODE, XDP_FLAGS_HW_MODE,
-    XDP_FLAGS_REPLACE, XDP_FLAGS_SKB_MODE, XDP_FLAGS_UPDATE_IF_NOEXIST,
+    self, bpf_link_create_opts, bpf_xdp_attach_opts, bpf_xdp_query_opts, BPF_XDP,
+    XDP_FLAGS_DRV_MODE, XDP_FLAGS_HW_MODE, XDP_FLAGS_REPLACE, XDP_FLAGS_SKB_MODE,
+    XDP_FLAGS_UPDATE_IF_NOEXIST,
 };
 use libbpf_rs::Program;
 use nix::errno::Errno;
@@ -122,6 +123,24 @@ pub fn attach(
     let ret =
         unsafe { libbpf_sys::bpf_xdp_attach(dev.index as i32, prog.as_raw_fd(), flags, &opts) };
     check(ret).map_err(|e| attach_error(e, dev, mode))
+}
+
+/// Attach `prog` to `dev` through a bpf_link: detached when the returned fd
+/// closes, also when xdpctl is killed. Fails if any program is attached.
+pub fn attach_link(dev: &Iface, prog: BorrowedFd<'_>, mode: Option<Mode>) -> Result<OwnedFd> {
+    let opts = bpf_link_create_opts {
+        sz: size_of::<bpf_link_create_opts>() as _,
+        flags: mode.map_or(0, Mode::flag),
+        ..Default::default()
+    };
+    logging::clear();
+    // SAFETY: `prog` is open for the call and `opts` is a live, correctly sized
+    // bpf_link_create_opts; for BPF_XDP the target is an ifindex.
+    let ret =
+        unsafe { libbpf_sys::bpf_link_create(prog.as_raw_fd(), dev.index as i32, BPF_XDP, &opts) };
+    check(ret).map_err(|e| attach_error(e, dev, mode))?;
+    // SAFETY: on success bpf_link_create returns a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret) })
 }
 
 /// Detach `att` from `dev`, only if it is still the program attached there.

@@ -305,3 +305,28 @@ fn redirect_refuses_malformed_macs_and_unknown_interfaces() {
     let err = one_line_naming(&out, 1, &right.outer);
     assert!(err.contains("xdp_redirect_map"), "hint: {err}");
 }
+
+#[test]
+fn sample_refuses_an_unwritable_file_a_busy_interface_and_hw_mode() {
+    let lab = Lab::new();
+    let nowhere = format!("/nonexistent/{}/x.pcap", unique("dir"));
+    let out = xdpctl(&["sample", "--dev", &lab.outer, "-w", &nowhere]);
+    let err = one_line_naming(&out, 1, &nowhere);
+    assert!(err.contains("writable"), "hint: {err}");
+    nothing_left(&lab);
+
+    let file = std::env::temp_dir().join(format!("{}.pcap", unique("hw")));
+    let out = xdpctl(&["sample", "--dev", &lab.outer, "-w", file.to_str().unwrap(), "-m", "hw"]);
+    one_line_naming(&out, 1, "--mode hw");
+    assert!(!file.exists(), "nothing written before the check");
+    nothing_left(&lab);
+
+    // A program already there stays, untouched, and no capture is left behind.
+    xdpctl_ok(&["load", "--dev", &lab.outer, "--progname", "xdp_pass"]);
+    let id = lab.attached()[0]["prog_id"].as_u64().expect("prog_id");
+    let out = xdpctl(&["sample", "--dev", &lab.outer, "-w", file.to_str().unwrap()]);
+    let err = one_line_naming(&out, 1, &lab.outer);
+    assert!(err.contains("xdpctl unload"), "hint: {err}");
+    assert!(!file.exists(), "nothing written");
+    assert_eq!(lab.attached()[0]["prog_id"].as_u64(), Some(id), "the loaded program stays");
+}

@@ -3,6 +3,7 @@
 pub mod list;
 pub mod load;
 pub mod redirect;
+pub mod sample;
 pub mod stats;
 pub mod status;
 pub mod trace;

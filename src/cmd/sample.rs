@@ -1,0 +1,433 @@
+//! `xdpctl sample`: capture the frames an interface receives into a pcap or
+//! pcapng file, from an XDP program that copies the head of each frame to a
+//! ring buffer and passes the frame on (tracing04). The program is attached
+//! through a bpf_link, so it goes when xdpctl does, however that happens.
+
+use std::cell::RefCell;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::mem::{size_of, MaybeUninit};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::{MapCore, MapFlags, OpenObject, RingBuffer, RingBufferBuilder};
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use serde::Serialize;
+
+use crate::capture::{CaptureWriter, Format, Totals};
+use crate::clock::WallClock;
+use crate::cmd::prog_name;
+use crate::error::Exit;
+use crate::iface::{self, Iface};
+use crate::logging;
+use crate::output::{is_broken_pipe, Output};
+use crate::skel::sample_prog::types::sample;
+use crate::skel::sample_prog::{XdpSamplePktsKernSkel, XdpSamplePktsKernSkelBuilder};
+use crate::skel::{SampleCounts, SampleHdr};
+use crate::stop::Stop;
+use crate::xdp::{self, ModeRequest};
+
+/// The largest sample the program can take (SAMPLE_MAX_SNAPLEN).
+const MAX_SNAPLEN: u32 = (size_of::<sample>() - size_of::<SampleHdr>()) as u32;
+/// How long samples may wait in the ring before they are written, when too
+/// few arrive to wake xdpctl: a reader on a pipe sees them this late at most.
+const DRAIN_EVERY: Duration = Duration::from_millis(50);
+/// Records taken per pass, so Ctrl-C is seen under a flood.
+const BATCH: usize = 8192;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Interface whose received frames are sampled
+    #[arg(short, long, value_name = "IF")]
+    pub dev: String,
+    /// Capture file to write; "-" writes to stdout (`| tcpdump -r -`)
+    #[arg(short = 'w', long = "write", value_name = "FILE")]
+    pub file: PathBuf,
+    /// Stop after writing N samples
+    #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+    /// Bytes kept of each frame; 0 keeps whole frames (up to 9216 bytes)
+    #[arg(short, long, value_name = "B", default_value_t = 0)]
+    pub snaplen: u32,
+    /// File format [default: pcapng for *.pcapng, else pcap]
+    #[arg(short, long, value_enum)]
+    pub format: Option<Format>,
+    /// Where the sampler runs: native (driver), skb (generic), or auto
+    #[arg(short, long, value_enum, default_value = "auto")]
+    pub mode: ModeRequest,
+    /// Ring buffer size in KiB, rounded up to a power of two
+    #[arg(short = 'B', long = "buffer-size", value_name = "KiB", default_value_t = 8192,
+          value_parser = clap::value_parser!(u32).range(4..=1 << 20))]
+    pub buffer_kib: u32,
+}
+
+#[derive(Serialize, Debug, PartialEq, Eq)]
+struct Summary {
+    dev: String,
+    file: String,
+    format: &'static str,
+    snaplen: u32,
+    written: u64,
+    seen: u64,
+    lost: u64,
+}
+
+/// What the user asked for, checked, with the output already open.
+struct Plan {
+    dev: Iface,
+    mode: Option<xdp::Mode>,
+    snaplen: u32,
+    ring_bytes: u32,
+    format: Format,
+    count: Option<u64>,
+    dest: Dest,
+}
+
+pub fn run(args: &Args, out: Output) -> Result<()> {
+    let plan = plan(args, out)?;
+    let result = capture(&plan, out);
+    if result.is_err() {
+        plan.dest.discard_if_empty();
+    }
+    report(&result?, matches!(plan.dest, Dest::Stdout), out)
+}
+
+/// Everything is checked, and the file opened, before anything is attached.
+fn plan(args: &Args, out: Output) -> Result<Plan> {
+    let dev = iface::resolve(&args.dev)?;
+    let mode = match args.mode {
+        ModeRequest::Hw => bail!(
+            "--mode hw: the sampler's ring buffer cannot be offloaded; use native, skb or auto"
+        ),
+        m => m.fixed(),
+    };
+    if let Some(att) = xdp::query(dev.index)?.first() {
+        bail!(
+            "{} already has an XDP program: {} (id {}, {} mode); the sampler needs the \
+             interface to itself: `xdpctl unload --dev {0}` first",
+            dev.name,
+            prog_name(att.prog_id),
+            att.prog_id,
+            att.mode
+        );
+    }
+    Ok(Plan {
+        dev,
+        mode,
+        snaplen: effective_snaplen(args.snaplen, out),
+        ring_bytes: ring_size(args.buffer_kib),
+        format: args.format.unwrap_or_else(|| Format::for_path(&args.file)),
+        count: args.count,
+        dest: Dest::open(&args.file)?,
+    })
+}
+
+/// --snaplen as the program takes it: 0 is "whole frames", as in tcpdump;
+/// more than the program can copy is cut down with a notice.
+fn effective_snaplen(asked: u32, out: Output) -> u32 {
+    match asked {
+        0 => MAX_SNAPLEN,
+        n if n > MAX_SNAPLEN => {
+            if !out.quiet {
+                eprintln!(
+                    "xdpctl: --snaplen {n}: samples are at most {MAX_SNAPLEN} bytes, using that"
+                );
+            }
+            MAX_SNAPLEN
+        }
+        n => n,
+    }
+}
+
+/// The ring's size in bytes: a power of two of at least a page, as the
+/// kernel requires.
+fn ring_size(kib: u32) -> u32 {
+    (kib.max(4) * 1024).next_power_of_two()
+}
+
+/// Where the capture goes.
+enum Dest {
+    Stdout,
+    /// A file, and whether xdpctl created it (so a failed start removes it).
+    File(PathBuf, File, bool),
+}
+
+impl Dest {
+    fn open(path: &Path) -> Result<Dest> {
+        if path.as_os_str() == "-" {
+            return Ok(Dest::Stdout);
+        }
+        let existed = path.exists();
+        let file =
+            OpenOptions::new().write(true).create(true).truncate(true).open(path).with_context(
+                || format!("-w {}: cannot write there; pick a writable path", path.display()),
+            )?;
+        Ok(Dest::File(path.to_path_buf(), file, !existed))
+    }
+
+    fn writer(&self) -> Result<Box<dyn Write + '_>> {
+        Ok(match self {
+            Dest::Stdout => Box::new(io::stdout().lock()),
+            Dest::File(path, file, _) => {
+                Box::new(file.try_clone().with_context(|| format!("writing {}", path.display()))?)
+            }
+        })
+    }
+
+    fn discard_if_empty(&self) {
+        if let Dest::File(path, file, true) = self {
+            if file.metadata().is_ok_and(|m| m.len() <= 64) {
+                let _ = fs::remove_file(path);
+            }
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Dest::Stdout => "stdout".into(),
+            Dest::File(path, ..) => path.display().to_string(),
+        }
+    }
+}
+
+/// The sampler, loaded with the plan's snaplen and ring size.
+fn load<'obj>(
+    plan: &Plan,
+    storage: &'obj mut MaybeUninit<OpenObject>,
+) -> Result<XdpSamplePktsKernSkel<'obj>> {
+    let mut open = XdpSamplePktsKernSkelBuilder::default()
+        .open(storage)
+        .context("opening the shipped sampler object")?;
+    let config = open.maps.rodata_data.as_deref_mut().ok_or_else(|| anyhow!("no .rodata"))?;
+    config.snaplen = plan.snaplen;
+    // Wake xdpctl when a quarter of the ring is waiting; the timer drains the rest.
+    config.wakeup_bytes = u64::from(plan.ring_bytes / 4);
+    open.maps.samples.set_max_entries(plan.ring_bytes).context("sizing the sample ring")?;
+    logging::clear();
+    open.load().map_err(|e| {
+        anyhow::Error::new(e)
+            .context(Exit::load("loading the sampler (-v shows the verifier's log)"))
+    })
+}
+
+fn capture(plan: &Plan, out: Output) -> Result<Summary> {
+    let dev = &plan.dev;
+    let mut storage = MaybeUninit::uninit();
+    let skel = load(plan, &mut storage)?;
+    let writer = CaptureWriter::new(
+        BufWriter::with_capacity(1 << 20, plan.dest.writer()?),
+        plan.format,
+        &dev.name,
+        plan.snaplen,
+    )?;
+    let clock = RefCell::new(WallClock::new()?);
+    let start = WallClock::now()?;
+
+    let link = xdp::attach_link(dev, skel.progs.xdp_sample.as_fd(), plan.mode)
+        .with_context(|| Exit::attach(format!("attaching the sampler to {}", dev.name)))?;
+    let stop = Stop::install()?;
+    if !out.quiet {
+        let mode = xdp::query(dev.index)?.first().map_or("?".into(), |a| a.mode.to_string());
+        eprintln!(
+            "xdpctl: sampling {} ({mode} mode) to {} ({}, snaplen {}); Ctrl-C stops",
+            dev.name,
+            plan.dest.name(),
+            plan.format.name(),
+            plan.snaplen
+        );
+    }
+
+    let state = RefCell::new(Writing { writer, written: 0, limit: plan.count, failed: None });
+    let mut builder = RingBufferBuilder::new();
+    builder
+        .add(&skel.maps.samples, |record: &[u8]| state.borrow_mut().record(record, &clock.borrow()))
+        .context("reading the sample ring")?;
+    let ring = builder.build().context("reading the sample ring")?;
+    let pipe_closed = drain(&ring, &state, &clock, &stop)?;
+
+    // Detach first, then take what is still in the ring: nothing more comes.
+    drop(link);
+    if !pipe_closed {
+        while ring.consume_raw_n(BATCH) > 0 && !state.borrow().done() {}
+    }
+    drop(ring);
+    let counts = read_counts(&skel.maps.sample_stats)?;
+    let end = WallClock::now()?;
+    let Writing { writer, written, failed, .. } = state.into_inner();
+    let finished = match failed {
+        Some(e) => Err(e),
+        None if pipe_closed => Ok(()),
+        None => writer.finish(Totals { start, end, seen: counts.seen, lost: counts.lost }),
+    };
+    // A reader that has gone (`| head`) ends the capture; it is no failure.
+    if let Err(e) = finished {
+        if !is_broken_pipe(&e) {
+            return Err(e);
+        }
+    }
+    Ok(Summary {
+        dev: dev.name.clone(),
+        file: plan.dest.name(),
+        format: plan.format.name(),
+        snaplen: plan.snaplen,
+        written,
+        seen: counts.seen,
+        lost: counts.lost,
+    })
+}
+
+/// Write samples as they come until --count, a stop request or an error.
+/// Returns whether the output pipe was closed by its reader.
+fn drain<W: Write>(
+    ring: &RingBuffer<'_>,
+    state: &RefCell<Writing<W>>,
+    clock: &RefCell<WallClock>,
+    stop: &Stop,
+) -> Result<bool> {
+    // SAFETY: the epoll fd belongs to `ring`, which outlives this function.
+    let ready = unsafe { BorrowedFd::borrow_raw(ring.epoll_fd()) };
+    let timeout = PollTimeout::try_from(DRAIN_EVERY).unwrap_or(PollTimeout::NONE);
+    loop {
+        // Woken when the ring is a quarter full, else after DRAIN_EVERY.
+        match poll(&mut [PollFd::new(ready, PollFlags::POLLIN)], timeout) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(e).context("waiting for samples"),
+        }
+        // A failure inside the callback is kept in `state`.
+        let _ = ring.consume_raw_n(BATCH);
+        let mut st = state.borrow_mut();
+        if st.failed.is_none() {
+            st.failed = st.flush().err();
+        }
+        if st.failed.as_ref().is_some_and(is_broken_pipe) {
+            st.failed = None;
+            return Ok(true);
+        }
+        if let Some(e) = st.failed.take() {
+            return Err(e);
+        }
+        if st.done() || stop.requested() {
+            return Ok(false);
+        }
+        drop(st);
+        clock.borrow_mut().refresh()?;
+    }
+}
+
+/// The ring callback's state: records become packets in the capture.
+struct Writing<W: Write> {
+    writer: CaptureWriter<W>,
+    written: u64,
+    limit: Option<u64>,
+    failed: Option<anyhow::Error>,
+}
+
+impl<W: Write> Writing<W> {
+    fn done(&self) -> bool {
+        self.limit.is_some_and(|n| self.written >= n)
+    }
+
+    /// Returns what libbpf expects: negative stops this pass.
+    fn record(&mut self, record: &[u8], clock: &WallClock) -> i32 {
+        if self.done() || self.failed.is_some() {
+            return -1;
+        }
+        match self.write(record, clock) {
+            Ok(()) => {
+                self.written += 1;
+                0
+            }
+            Err(e) => {
+                self.failed = Some(e);
+                -1
+            }
+        }
+    }
+
+    fn write(&mut self, record: &[u8], clock: &WallClock) -> Result<()> {
+        let mut hdr = SampleHdr::default();
+        plain::copy_from_bytes(&mut hdr, record)
+            .map_err(|e| anyhow!("sample record of {} bytes: {e:?}", record.len()))?;
+        let data = record
+            .get(size_of::<SampleHdr>()..size_of::<SampleHdr>() + hdr.cap_len as usize)
+            .ok_or_else(|| anyhow!("sample record of {} bytes is cut short", record.len()))?;
+        self.writer.packet(clock.wall(hdr.tstamp_ns), hdr.orig_len, data)
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.writer.flush()
+    }
+}
+
+/// The program's counters, summed over CPUs.
+fn read_counts(map: &impl MapCore) -> Result<SampleCounts> {
+    let per_cpu = map
+        .lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY)
+        .context("reading the sampler's counters")?
+        .unwrap_or_default();
+    let mut total = SampleCounts::default();
+    for value in per_cpu {
+        let mut c = SampleCounts::default();
+        plain::copy_from_bytes(&mut c, &value)
+            .map_err(|e| anyhow!("sample_stats value of {} bytes: {e:?}", value.len()))?;
+        total.seen += c.seen;
+        total.lost += c.lost;
+    }
+    Ok(total)
+}
+
+/// The closing lines: on stderr when stdout carries the capture.
+fn report(s: &Summary, to_stdout: bool, out: Output) -> Result<()> {
+    if s.lost > 0 {
+        eprintln!(
+            "xdpctl: warning: {} samples lost: the ring buffer was full; \
+             raise --buffer-size or lower --snaplen",
+            s.lost
+        );
+    }
+    let text = format!(
+        "{} samples written to {}, {} packets seen, {} lost\n",
+        s.written, s.file, s.seen, s.lost
+    );
+    if to_stdout {
+        if out.json {
+            eprintln!("{}", serde_json::to_string(s).context("encoding JSON output")?);
+        } else if !out.quiet {
+            eprint!("{text}");
+        }
+        return Ok(());
+    }
+    if out.json {
+        return out.json(s);
+    }
+    if out.quiet {
+        return Ok(());
+    }
+    out.print(&text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snaplen_zero_means_whole_frames_and_large_ones_are_capped() {
+        let quiet = Output { json: false, quiet: true };
+        assert_eq!(MAX_SNAPLEN, 9216);
+        assert_eq!(effective_snaplen(0, quiet), MAX_SNAPLEN);
+        assert_eq!(effective_snaplen(65535, quiet), MAX_SNAPLEN);
+        assert_eq!(effective_snaplen(64, quiet), 64);
+    }
+
+    #[test]
+    fn rings_are_a_power_of_two_of_pages() {
+        assert_eq!(ring_size(4), 4096);
+        assert_eq!(ring_size(8192), 8 << 20);
+        assert_eq!(ring_size(5), 8192);
+        assert_eq!(ring_size(1000), 1 << 20);
+    }
+}
