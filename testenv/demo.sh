@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: the lessons end to end on private labs: load xdp_pass, send
 # traffic, read the counters, swap in xdp_drop, watch the drops; the parser
-# dropping every other ping; one lab's traffic redirected into another; tear down.
+# dropping every other ping; one lab's traffic redirected into another; a
+# capture sampled from XDP and read by tcpdump; tear down.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -64,3 +65,15 @@ sleep 1
 wait
 "$XDPCTL" stats --dev "$NAME" --interval 0.5 --count 1
 "$XDPCTL" unload --dev "$NAME"
+
+step "tracing04: sample what $NAME receives into a pcap, read it back with tcpdump"
+capture=$TESTENV_STATEDIR/demo.pcap
+"$XDPCTL" sample --dev "$NAME" -w "$capture" --count 5 &
+sampler=$!
+for _ in $(seq 50); do
+	"$XDPCTL" status --dev "$NAME" | grep -q xdp_sample && break
+	sleep 0.1
+done
+"${T[@]}" ping -c 5 -i 0.2 -W 1 >/dev/null 2>&1 || true
+wait "$sampler"
+tcpdump -r "$capture" -n 2>/dev/null
