@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make bench`: both benchmarks in one invocation; results to bench/results.md.
+# `make bench`: every benchmark in one invocation; results to bench/results.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +20,7 @@ trap 'rm -f "$out.tmp"' EXIT
 	echo
 	cargo bench --locked -q --bench test_run
 	cargo bench --locked -q --bench load_unload
+	cargo bench --locked -q --bench sample
 } | tee "$out.tmp"
 mv "$out.tmp" "$out"
 echo "written to $out"

@@ -277,4 +277,13 @@ int noop(struct xdp_md *ctx)
 	return XDP_PASS;
 }
 
+/* The traffic source of the sample benchmark: run with live frames, every
+ * frame leaves the interface it is "received" on.
+ */
+SEC("xdp")
+int tx_all(struct xdp_md *ctx)
+{
+	return XDP_TX;
+}
+
 char LICENSE[] SEC("license") = "GPL";

@@ -1,0 +1,459 @@
+//! Capture rate with zero loss: `xdpctl sample -w` against `tcpdump -w`, on
+//! the same veth, with the same traffic, both writing to tmpfs with 8 MiB of
+//! buffer. Traffic is 64-byte frames sent at a fixed rate by BPF_PROG_TEST_RUN
+//! in live-frames mode (XDP_TX out of one veth end into the other). For each
+//! tool the highest rate at which it writes every frame sent and reports no
+//! drop is searched for (doubling, then bisecting), in alternating rounds;
+//! medians are compared. For tcpdump the capture end runs a no-op XDP
+//! program, so frames take the same path into the stack in both runs.
+//! Run by `make bench` (needs root). XDPCTL_BENCH_DEBUG=1 prints every
+//! trial; XDPCTL_BENCH_TRIAL=xdpctl|tcpdump|nothing,PPS runs just one (for
+//! profiling with perf).
+
+use std::io::{BufRead, BufReader};
+use std::mem::size_of;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use libbpf_rs::libbpf_sys::BPF_F_TEST_XDP_LIVE_FRAMES;
+use libbpf_rs::{Link, Object, ObjectBuilder, ProgramInput, ProgramMut};
+use serde_json::Value;
+
+/// Seconds of traffic per trial: long enough to overflow an 8 MiB buffer
+/// (about 90 000 small samples) at a rate 5% above what drains it.
+const SECONDS: f64 = 2.0;
+const ROUNDS: usize = 5;
+const BUFFER_KIB: &str = "8192";
+/// Lowest rate tried, and the ceiling where the search stops.
+const START_PPS: f64 = 200_000.0;
+const CEILING_PPS: f64 = 6_400_000.0;
+/// Bisection steps after the first failure: a 2x bracket down to ~9%.
+const BISECT: usize = 3;
+const FRAME_LEN: usize = 64;
+const GEN: &str = "gen";
+const CAP: &str = "cap";
+/// A spare device the sender stays attached to (see `main`).
+const HOLD: &str = "hold";
+/// The sender, and with it the veth's receive path (its NAPI runs on the
+/// sending CPU), on one CPU; the capture processes on the other.
+const SENDER_CPU: usize = 0;
+const READER_CPU: &str = "1";
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Tool {
+    Xdpctl,
+    Tcpdump,
+    /// No capture, the no-op program on the capture end: the sender's own
+    /// limit with the receive path every trial shares.
+    Nothing,
+}
+
+/// What one trial saw.
+#[derive(Debug)]
+struct Trial {
+    written: u64,
+    dropped: u64,
+    sent_pps: f64,
+}
+
+/// The highest clean rate of one search.
+#[derive(Debug, Clone, Copy)]
+struct Best {
+    pps: f64,
+    capped: bool,
+}
+
+struct Bench {
+    xdpctl: String,
+    sender: ProgramMut<'static>,
+    noop: ProgramMut<'static>,
+    gen_ifindex: u32,
+    cap_ifindex: u32,
+    frame: Vec<u8>,
+    dir: std::path::PathBuf,
+}
+
+fn main() -> Result<()> {
+    let ref_path = std::env::var("XDPCTL_BENCH_REF").context(
+        "XDPCTL_BENCH_REF must name the compiled bench/xdp_ref.bpf.c (make bench does this)",
+    )?;
+    let xdpctl = std::env::var("XDPCTL").unwrap_or_else(|_| "target/release/xdpctl".into());
+    let xdpctl = std::fs::canonicalize(&xdpctl)
+        .with_context(|| format!("{xdpctl}: build it first"))?
+        .to_string_lossy()
+        .into_owned();
+    let (gen_ifindex, cap_ifindex, hold_ifindex) = lab()?;
+    let mut cpus = nix::sched::CpuSet::new();
+    cpus.set(SENDER_CPU).context("CPU set")?;
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &cpus)
+        .context("pinning the sender to CPU 0 (the benchmark needs 2 CPUs)")?;
+    // The object lives as long as the process: its programs are used throughout.
+    let object: &'static mut Object =
+        Box::leak(Box::new(ObjectBuilder::default().open_file(&ref_path)?.load()?));
+    let mut progs: Vec<ProgramMut<'static>> = object.progs_mut().collect();
+    let mut find = |name: &str| -> Result<ProgramMut<'static>> {
+        let at = progs
+            .iter()
+            .position(|p| p.name() == name)
+            .with_context(|| format!("{name} in {ref_path}"))?;
+        Ok(progs.swap_remove(at))
+    };
+    let dir = std::path::PathBuf::from(format!("/dev/shm/xdpctl-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let _cleanup = RemoveDir(dir.clone());
+    let sender = find("tx_all")?;
+    // Attached (natively) somewhere, the sender stays in the kernel's XDP
+    // dispatcher; else every live-frames call adds and removes it there,
+    // waiting out an RCU grace period each time (about 25 ms here).
+    let _hold = sender.attach_xdp(hold_ifindex as i32).context("holding the sender")?;
+    let bench = Bench {
+        xdpctl,
+        sender,
+        noop: find("noop")?,
+        gen_ifindex,
+        cap_ifindex,
+        frame: udp_frame(),
+        dir,
+    };
+
+    // One trial, for profiling: XDPCTL_BENCH_TRIAL=xdpctl|tcpdump,PPS
+    if let Ok(spec) = std::env::var("XDPCTL_BENCH_TRIAL") {
+        let (tool, pps) = spec.split_once(',').context("XDPCTL_BENCH_TRIAL=tool,pps")?;
+        let tool = match tool {
+            "tcpdump" => Tool::Tcpdump,
+            "nothing" => Tool::Nothing,
+            _ => Tool::Xdpctl,
+        };
+        let pps: f64 = pps.parse().context("pps")?;
+        let trial = bench.trial(tool, pps, (pps * SECONDS) as u64)?;
+        eprintln!("{tool:?} at {pps:.0}: {trial:?}");
+        return Ok(());
+    }
+    let mut results: Vec<(Tool, Best)> = Vec::new();
+    for round in 0..ROUNDS {
+        let order = if round % 2 == 0 {
+            [Tool::Xdpctl, Tool::Tcpdump, Tool::Nothing]
+        } else {
+            [Tool::Nothing, Tool::Tcpdump, Tool::Xdpctl]
+        };
+        for tool in order {
+            let best = bench.max_lossless(tool)?;
+            eprintln!("round {round}: {tool:?} {:.0} pps with zero loss", best.pps);
+            results.push((tool, best));
+        }
+    }
+    let of = |tool| -> Vec<Best> { results.iter().filter(|r| r.0 == tool).map(|r| r.1).collect() };
+    let (ours, theirs, none) = (of(Tool::Xdpctl), of(Tool::Tcpdump), of(Tool::Nothing));
+    let (m_ours, m_theirs, m_none) = (median(&ours), median(&theirs), median(&none));
+    let mark = |b: &Best| if b.capped { "≥ " } else { "" };
+    let rounds = |v: &[Best]| {
+        v.iter().map(|b| format!("{}{:.0}", mark(b), b.pps / 1e3)).collect::<Vec<_>>().join(", ")
+    };
+    // What each capture adds per frame on the receiving CPU, when the sender
+    // (whose CPU also receives) was the limit in both runs.
+    let cost = |b: &Best| {
+        if b.capped && m_none.capped {
+            format!("{:.0}", 1e9 / b.pps - 1e9 / m_none.pps)
+        } else {
+            "–".to_string()
+        }
+    };
+    println!(
+        "## Capture to a file: highest rate with zero loss (64-byte frames over a veth, \
+         {SECONDS} s per trial, {BUFFER_KIB} KiB buffers, median of {ROUNDS} alternating searches)"
+    );
+    println!();
+    println!(
+        "| capture | kpps, each search | median kpps | ratio | ns per frame on the receiving CPU |"
+    );
+    println!("|---|---|---:|---:|---:|");
+    let row = |name: &str, v: &[Best], m: &Best| {
+        println!(
+            "| {name} | {} | {}{:.0} | {:.2} | {} |",
+            rounds(v),
+            mark(m),
+            m.pps / 1e3,
+            m.pps / m_theirs.pps,
+            cost(m)
+        );
+    };
+    row("xdpctl sample -w", &ours, &m_ours);
+    row("tcpdump -w", &theirs, &m_theirs);
+    row("none (no-op XDP, no capture)", &none, &m_none);
+    println!();
+    println!(
+        "≥: nothing lost at the most the sender reached. The veth receives on the \
+         sending CPU, so a capture's kernel-side cost lowers that ceiling; the last \
+         column is that cost (time per frame minus the no-capture run's)."
+    );
+    println!();
+    Ok(())
+}
+
+impl Bench {
+    /// Double the rate until a trial loses frames, then bisect (geometric
+    /// midpoints) between the last clean rate and the first lossy one. The
+    /// result is the rate the sender reached in the best clean trial, marked
+    /// `capped` when the sender, not the capture, set the limit.
+    fn max_lossless(&self, tool: Tool) -> Result<Best> {
+        let mut best = Best { pps: 0.0, capped: false };
+        let mut rate = START_PPS;
+        let mut bad = None;
+        while rate <= CEILING_PPS {
+            let (clean, sent_pps) = self.lossless(tool, rate)?;
+            if !clean {
+                bad = Some(rate);
+                break;
+            }
+            best.pps = sent_pps;
+            if sent_pps < rate * 0.95 {
+                // The sender is flat out: a higher target changes nothing.
+                best.capped = true;
+                return Ok(best);
+            }
+            rate *= 2.0;
+        }
+        let Some(mut bad) = bad else { return Ok(best) };
+        let mut good = best.pps;
+        for _ in 0..BISECT {
+            let mid = if good > 0.0 { (good * bad).sqrt() } else { bad / 2.0 };
+            let (clean, sent_pps) = self.lossless(tool, mid)?;
+            if clean {
+                (good, best.pps) = (mid, sent_pps);
+            } else {
+                bad = mid;
+            }
+        }
+        Ok(best)
+    }
+
+    /// Whether a trial at `pps` wrote every frame with no drop reported,
+    /// and the rate the sender reached.
+    fn lossless(&self, tool: Tool, pps: f64) -> Result<(bool, f64)> {
+        let total = (pps * SECONDS) as u64;
+        let trial = self.trial(tool, pps, total)?;
+        if std::env::var_os("XDPCTL_BENCH_DEBUG").is_some() {
+            eprintln!("{tool:?} at {pps:.0} pps: sent {total}, {trial:?}");
+        }
+        Ok((trial.dropped == 0 && trial.written == total, trial.sent_pps))
+    }
+
+    fn trial(&self, tool: Tool, pps: f64, total: u64) -> Result<Trial> {
+        let file = self.dir.join("trial.pcap");
+        let file = file.to_str().context("utf-8 path")?;
+        // The no-op program makes the veth take frames in for tcpdump as the
+        // sampler does for xdpctl.
+        let _noop: Option<Link> = match tool {
+            Tool::Tcpdump | Tool::Nothing => Some(self.noop.attach_xdp(self.cap_ifindex as i32)?),
+            Tool::Xdpctl => None,
+        };
+        let mut capture = match tool {
+            Tool::Nothing => {
+                let sent_pps = self.send(pps, total)?;
+                return Ok(Trial { written: total, dropped: 0, sent_pps });
+            }
+            Tool::Xdpctl => Capture::start(
+                &[&self.xdpctl, "--json", "sample", "--dev", CAP, "-m", "native"],
+                &["-B", BUFFER_KIB, "-w", file],
+                "Ctrl-C stops",
+            )?,
+            Tool::Tcpdump => Capture::start(
+                &["tcpdump", "-i", CAP, "-n", "-Z", "root"],
+                &["-B", BUFFER_KIB, "-w", file],
+                "listening on",
+            )?,
+        };
+        let sent_pps = self.send(pps, total)?;
+        // Let the readers catch up before they are stopped: tcpdump hands a
+        // partly filled buffer block to user space only after its 1 s
+        // timeout; xdpctl drains its ring every 50 ms.
+        sleep(Duration::from_millis(if tool == Tool::Tcpdump { 1500 } else { 300 }));
+        let (stdout, stderr) = capture.stop()?;
+        let _ = std::fs::remove_file(file);
+        match tool {
+            Tool::Xdpctl => {
+                let v: Value = serde_json::from_str(stdout.trim())
+                    .with_context(|| format!("xdpctl summary: {stdout}{stderr}"))?;
+                let field = |k: &str| v[k].as_u64().with_context(|| format!("{k} in {v}"));
+                Ok(Trial { written: field("written")?, dropped: field("lost")?, sent_pps })
+            }
+            Tool::Nothing => unreachable!("no capture to read"),
+            Tool::Tcpdump => {
+                let count = |what: &str| -> Result<u64> {
+                    stderr
+                        .lines()
+                        .find(|l| l.contains(what))
+                        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+                        .with_context(|| format!("'{what}' in tcpdump's output: {stderr}"))
+                };
+                Ok(Trial {
+                    written: count("packets captured")?,
+                    dropped: count("dropped by kernel")?,
+                    sent_pps,
+                })
+            }
+        }
+    }
+
+    /// `total` frames out of the generator end at `pps`, in calls of at most
+    /// 1 ms worth (at least one batch of 64).
+    fn send(&self, pps: f64, total: u64) -> Result<f64> {
+        let mut ctx = xdp_md(self.frame.len(), self.gen_ifindex);
+        let per_call = ((pps / 1000.0) as u64).max(64);
+        let start = Instant::now();
+        let mut sent = 0u64;
+        while sent < total {
+            let due = ((start.elapsed().as_secs_f64() * pps) as u64).min(total);
+            if due < sent + per_call.min(total - sent) {
+                sleep(Duration::from_micros(200));
+                continue;
+            }
+            let n = (due - sent).min(per_call * 4);
+            let input = ProgramInput {
+                data_in: Some(&self.frame),
+                context_in: Some(&mut ctx),
+                flags: BPF_F_TEST_XDP_LIVE_FRAMES,
+                repeat: n as u32,
+                ..Default::default()
+            };
+            self.sender.test_run(input).context("sending live frames")?;
+            sent += n;
+        }
+        Ok(total as f64 / start.elapsed().as_secs_f64())
+    }
+}
+
+/// A capture process, its stderr read on a thread so it never blocks.
+struct Capture {
+    child: Child,
+    stderr: Receiver<String>,
+}
+
+impl Capture {
+    /// Start `cmd` + `args` on the CPU the sender leaves free, and wait until
+    /// it says (on stderr) it is capturing.
+    fn start(cmd: &[&str], args: &[&str], ready: &str) -> Result<Capture> {
+        let mut child = Command::new("taskset")
+            .args(["-c", READER_CPU])
+            .args(cmd)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {}", cmd[0]))?;
+        let stderr = child.stderr.take().context("piped stderr")?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line.contains(ready) => break,
+                Ok(_) => {}
+                Err(_) => {
+                    let _ = child.kill();
+                    bail!("{} did not start capturing", cmd[0]);
+                }
+            }
+        }
+        Ok(Capture { child, stderr: rx })
+    }
+
+    /// Ctrl-C, then its stdout and the rest of its stderr.
+    fn stop(&mut self) -> Result<(String, String)> {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).context("SIGINT")?;
+        let mut out = String::new();
+        if let Some(mut stdout) = self.child.stdout.take() {
+            std::io::Read::read_to_string(&mut stdout, &mut out).context("reading stdout")?;
+        }
+        self.child.wait().context("waiting for the capture")?;
+        let err: Vec<String> = self.stderr.try_iter().collect();
+        Ok((out, err.join("\n")))
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct RemoveDir(std::path::PathBuf);
+
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A veth pair in a network namespace of this process's own (it goes when
+/// the process does); IPv6 off so nothing but the benchmark's frames flow.
+fn lab() -> Result<(u32, u32, u32)> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+        .context("unshare(CLONE_NEWNET) for the capture lab (root needed)")?;
+    std::fs::write("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1")
+        .context("turning IPv6 off in the lab")?;
+    ip(&["link", "add", GEN, "type", "veth", "peer", "name", CAP])?;
+    ip(&["link", "set", GEN, "up"])?;
+    ip(&["link", "set", CAP, "up"])?;
+    ip(&["link", "add", HOLD, "type", "veth", "peer", "name", "hold-peer"])?;
+    let index =
+        |dev| nix::net::if_::if_nametoindex(dev).with_context(|| format!("ifindex of {dev}"));
+    Ok((index(GEN)?, index(CAP)?, index(HOLD)?))
+}
+
+fn ip(args: &[&str]) -> Result<()> {
+    let out = Command::new("ip").args(args).output().context("running ip")?;
+    if !out.status.success() {
+        bail!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
+/// A 64-byte UDP/IPv4 frame to a MAC nobody has: the stack drops it early,
+/// after both captures have seen it.
+fn udp_frame() -> Vec<u8> {
+    let mut f = vec![0u8; FRAME_LEN];
+    f[0..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x99]);
+    f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x01]);
+    f[12..14].copy_from_slice(&[0x08, 0x00]);
+    let ip_len = (FRAME_LEN - 14) as u16;
+    f[14] = 0x45;
+    f[16..18].copy_from_slice(&ip_len.to_be_bytes());
+    f[22] = 64; // TTL
+    f[23] = 17; // UDP
+    f[26..30].copy_from_slice(&[198, 18, 0, 1]);
+    f[30..34].copy_from_slice(&[198, 18, 0, 2]);
+    f[34..36].copy_from_slice(&9u16.to_be_bytes());
+    f[36..38].copy_from_slice(&9u16.to_be_bytes());
+    f[38..40].copy_from_slice(&(ip_len - 20).to_be_bytes());
+    f
+}
+
+/// `struct xdp_md` for ctx_in: data 0, data_end the frame's length, and the
+/// device the frame is taken to arrive on (live frames leave through it).
+fn xdp_md(len: usize, ifindex: u32) -> [u8; 6 * size_of::<u32>()] {
+    let fields = [0, len as u32, 0, ifindex, 0, 0];
+    let mut md = [0u8; 24];
+    for (chunk, v) in md.chunks_exact_mut(4).zip(fields) {
+        chunk.copy_from_slice(&v.to_ne_bytes());
+    }
+    md
+}
+
+fn median(v: &[Best]) -> Best {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.pps.total_cmp(&b.pps));
+    v[v.len() / 2]
+}
