@@ -12,8 +12,8 @@ use std::time::Instant;
 
 mod common;
 
-use anyhow::{bail, Context, Result};
-use common::Mean;
+use anyhow::{Context, Result};
+use common::{sh, Mean};
 use nix::sys::resource::{getrusage, UsageWho};
 
 const RUNS: usize = 60;
@@ -80,14 +80,6 @@ fn children_cpu_ms() -> Result<f64> {
     let usage = getrusage(UsageWho::RUSAGE_CHILDREN).context("getrusage")?;
     let ms = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 * 1e3 + t.tv_usec() as f64 / 1e3;
     Ok(ms(usage.user_time()) + ms(usage.system_time()))
-}
-
-fn sh(cmd: &str, args: &[&str]) -> Result<()> {
-    let out = Command::new(cmd).args(args).output().with_context(|| format!("running {cmd}"))?;
-    if !out.status.success() {
-        bail!("{cmd} {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(())
 }
 
 impl std::fmt::Display for Mean {

@@ -11,7 +11,6 @@
 //! profiling with perf).
 
 use std::io::{BufRead, BufReader};
-use std::mem::size_of;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::thread::sleep;
@@ -21,6 +20,10 @@ use anyhow::{bail, Context, Result};
 use libbpf_rs::libbpf_sys::BPF_F_TEST_XDP_LIVE_FRAMES;
 use libbpf_rs::{Link, Object, ObjectBuilder, ProgramInput, ProgramMut};
 use serde_json::Value;
+
+mod common;
+
+use common::{ip, xdp_md};
 
 /// Seconds of traffic per trial: long enough to overflow an 8 MiB buffer
 /// (about 90 000 small samples) at a rate 5% above what drains it.
@@ -301,7 +304,7 @@ impl Bench {
     /// `total` frames out of the generator end at `pps`, in calls of at most
     /// 1 ms worth (at least one batch of 64).
     fn send(&self, pps: f64, total: u64) -> Result<f64> {
-        let mut ctx = xdp_md(self.frame.len(), self.gen_ifindex);
+        let mut ctx = xdp_md(&self.frame, self.gen_ifindex);
         let per_call = ((pps / 1000.0) as u64).max(64);
         let start = Instant::now();
         let mut sent = 0u64;
@@ -413,14 +416,6 @@ fn lab() -> Result<(u32, u32, u32)> {
     Ok((index(GEN)?, index(CAP)?, index(HOLD)?))
 }
 
-fn ip(args: &[&str]) -> Result<()> {
-    let out = Command::new("ip").args(args).output().context("running ip")?;
-    if !out.status.success() {
-        bail!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(())
-}
-
 /// A 64-byte UDP/IPv4 frame to a MAC nobody has: the stack drops it early,
 /// after both captures have seen it.
 fn udp_frame() -> Vec<u8> {
@@ -439,17 +434,6 @@ fn udp_frame() -> Vec<u8> {
     f[36..38].copy_from_slice(&9u16.to_be_bytes());
     f[38..40].copy_from_slice(&(ip_len - 20).to_be_bytes());
     f
-}
-
-/// `struct xdp_md` for ctx_in: data 0, data_end the frame's length, and the
-/// device the frame is taken to arrive on (live frames leave through it).
-fn xdp_md(len: usize, ifindex: u32) -> [u8; 6 * size_of::<u32>()] {
-    let fields = [0, len as u32, 0, ifindex, 0, 0];
-    let mut md = [0u8; 24];
-    for (chunk, v) in md.chunks_exact_mut(4).zip(fields) {
-        chunk.copy_from_slice(&v.to_ne_bytes());
-    }
-    md
 }
 
 fn median(v: &[Best]) -> Best {

@@ -18,12 +18,11 @@
 //! ours and the plain C must leave the same bytes.
 
 use std::mem::MaybeUninit;
-use std::process::Command;
 
 mod common;
 
 use anyhow::{bail, ensure, Context, Result};
-use common::Mean;
+use common::{ip, xdp_md, Mean};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{Object, ObjectBuilder, ProgramInput, ProgramMut};
 use xdpctl::skel::xdp_prog::XdpProgKernSkelBuilder;
@@ -337,25 +336,6 @@ fn router_lab() -> Result<Lab> {
     let index =
         |dev| nix::net::if_::if_nametoindex(dev).with_context(|| format!("ifindex of {dev}"));
     Ok(Lab { ingress: index(IN)?, hold: index(HOLD)? as i32 })
-}
-
-fn ip(args: &[&str]) -> Result<()> {
-    let out = Command::new("ip").args(args).output().context("running ip")?;
-    if !out.status.success() {
-        bail!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(())
-}
-
-/// `struct xdp_md` for ctx_in: the kernel wants data and data_meta 0 and
-/// data_end the frame's length; the frame arrives on `ifindex`, queue 0.
-fn xdp_md(frame: &[u8], ifindex: u32) -> [u8; 24] {
-    let fields = [0, frame.len() as u32, 0, ifindex, 0, 0];
-    let mut md = [0u8; 24];
-    for (chunk, v) in md.chunks_exact_mut(4).zip(fields) {
-        chunk.copy_from_slice(&v.to_ne_bytes());
-    }
-    md
 }
 
 /// Ethernet header (to a made-up router MAC) followed by `l3`, padded to
