@@ -81,8 +81,8 @@ impl Lab {
         let mut lab = Lab {
             ns: format!("xn{pid:x}x{n}"),
             outer: format!("xo{pid:x}x{n}"),
-            outer_ip: format!("fd78:{pid:x}:{n:x}::1"),
-            inner_ip: format!("fd78:{pid:x}:{n:x}::2"),
+            outer_ip: canonical(&format!("fd78:{pid:x}:{n:x}::1")),
+            inner_ip: canonical(&format!("fd78:{pid:x}:{n:x}::2")),
             outer_mac: mac(pid, n, 1),
             inner_mac: mac(pid, n, 2),
             created: false,
@@ -277,6 +277,11 @@ impl Drop for Lab {
         let _ = Command::new("ip").args(["link", "del", "dev", &self.outer]).output();
         let _ = Command::new("ip").args(["netns", "del", &self.ns]).output();
     }
+}
+
+/// An IPv6 address as tools print it (RFC 5952): `fd78:1a:0::2` is `fd78:1a::2`.
+fn canonical(addr: &str) -> String {
+    addr.parse::<std::net::Ipv6Addr>().expect("an IPv6 address").to_string()
 }
 
 /// A locally administered MAC of lab `n` of process `pid`; `end` 1 outside, 2 inside.
