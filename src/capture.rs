@@ -138,7 +138,7 @@ impl<W: Write> CaptureWriter<W> {
     }
 
     /// End the capture: pcapng records `totals` in an interface statistics
-    /// block (pcap has nowhere to put them). Returns the output, flushed.
+    /// block (pcap has nowhere to put them); then flush.
     pub fn finish(mut self, totals: Totals) -> Result<()> {
         if let Inner::Pcapng(w) = &mut self.format {
             let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);

@@ -196,17 +196,17 @@ fn attach_error(err: io::Error, dev: &Iface, mode: Option<Mode>) -> anyhow::Erro
     let name = &dev.name;
     let hint = match (errno, mode) {
         (Errno::EOPNOTSUPP, Some(Mode::Native)) => {
-            format!("; {name} has no native XDP support, try --skb-mode")
+            format!("; {name} has no native XDP support, try --mode skb")
         }
         (Errno::EOPNOTSUPP | Errno::EINVAL, Some(Mode::Hw)) => {
-            format!("; {name} cannot offload XDP to hardware, try --native-mode or --skb-mode")
+            format!("; {name} cannot offload XDP to hardware, try --mode native or --mode skb")
         }
         (Errno::EEXIST | Errno::EBUSY, _) => format!(
             "; another XDP program is attached to {name} (in this or another mode): \
              see `xdpctl status --dev {name}`, then use --force or `xdpctl unload`"
         ),
         (Errno::ERANGE | Errno::E2BIG, _) => {
-            format!("; the MTU of {name} is too large for XDP here, lower it or try --skb-mode")
+            format!("; the MTU of {name} is too large for XDP here, lower it or try --mode skb")
         }
         _ => String::new(),
     };

@@ -78,19 +78,29 @@ fn pin_dir_outside_bpffs() {
 }
 
 #[test]
-fn native_mode_unsupported_says_try_skb_mode() {
+fn native_mode_unsupported_says_try_skb_mode_for_load_and_sample() {
     // A bridge has no native XDP; ours is private to this test.
     let br = unique("xbr");
     common::run("ip", &["link", "add", &br, "type", "bridge"]);
     let _guard = DelLink(&br);
     let out = xdpctl(&["load", "--dev", &br]);
     let err = one_line_naming(&out, 30, &br);
-    assert!(err.contains("try --skb-mode"), "{err}");
+    assert!(err.contains("try --mode skb"), "{err}");
     let status = xdpctl_ok(&["--json", "status", "--dev", &br]);
     assert_eq!(status.trim(), "[]");
     assert!(!Path::new("/sys/fs/bpf").join(&br).exists());
+
+    // The sampler fails the same way, after opening its file: it removes it.
+    let file = std::env::temp_dir().join(format!("{}.pcap", unique("native")));
+    let out = xdpctl(&["sample", "--dev", &br, "-m", "native", "-w", file.to_str().unwrap()]);
+    let err = one_line_naming(&out, 30, &br);
+    assert!(err.contains("try --mode skb"), "{err}");
+    assert!(!file.exists(), "the file of a failed start is removed");
+    let status = xdpctl_ok(&["--json", "status", "--dev", &br]);
+    assert_eq!(status.trim(), "[]");
+
     // And the suggestion works.
-    xdpctl_ok(&["load", "--dev", &br, "--skb-mode"]);
+    xdpctl_ok(&["load", "--dev", &br, "--mode", "skb"]);
     xdpctl_ok(&["unload", "--dev", &br]);
 }
 

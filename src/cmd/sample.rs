@@ -178,9 +178,11 @@ impl Dest {
         })
     }
 
+    /// After a failed start: remove the file if xdpctl created it and
+    /// nothing was written.
     fn discard_if_empty(&self) {
         if let Dest::File(path, file, true) = self {
-            if file.metadata().is_ok_and(|m| m.len() <= 64) {
+            if file.metadata().is_ok_and(|m| m.len() == 0) {
                 let _ = fs::remove_file(path);
             }
         }
@@ -218,17 +220,17 @@ fn capture(plan: &Plan, out: Output) -> Result<Summary> {
     let dev = &plan.dev;
     let mut storage = MaybeUninit::uninit();
     let skel = load(plan, &mut storage)?;
+    let clock = RefCell::new(WallClock::new()?);
+    let start = WallClock::now()?;
+    let link = xdp::attach_link(dev, skel.progs.xdp_sample.as_fd(), plan.mode)
+        .with_context(|| Exit::attach(format!("attaching the sampler to {}", dev.name)))?;
+    // Written once attached, so a failed start leaves the file empty.
     let writer = CaptureWriter::new(
         BufWriter::with_capacity(1 << 20, plan.dest.writer()?),
         plan.format,
         &dev.name,
         plan.snaplen,
     )?;
-    let clock = RefCell::new(WallClock::new()?);
-    let start = WallClock::now()?;
-
-    let link = xdp::attach_link(dev, skel.progs.xdp_sample.as_fd(), plan.mode)
-        .with_context(|| Exit::attach(format!("attaching the sampler to {}", dev.name)))?;
     let stop = Stop::install()?;
     if !out.quiet {
         let mode = xdp::query(dev.index)?.first().map_or("?".into(), |a| a.mode.to_string());
