@@ -276,29 +276,24 @@ impl Bench {
         sleep(Duration::from_millis(if tool == Tool::Tcpdump { 1500 } else { 300 }));
         let (stdout, stderr) = capture.stop()?;
         let _ = std::fs::remove_file(file);
-        match tool {
-            Tool::Xdpctl => {
-                let v: Value = serde_json::from_str(stdout.trim())
-                    .with_context(|| format!("xdpctl summary: {stdout}{stderr}"))?;
-                let field = |k: &str| v[k].as_u64().with_context(|| format!("{k} in {v}"));
-                Ok(Trial { written: field("written")?, dropped: field("lost")?, sent_pps })
-            }
-            Tool::Nothing => unreachable!("no capture to read"),
-            Tool::Tcpdump => {
-                let count = |what: &str| -> Result<u64> {
-                    stderr
-                        .lines()
-                        .find(|l| l.contains(what))
-                        .and_then(|l| l.split_whitespace().next()?.parse().ok())
-                        .with_context(|| format!("'{what}' in tcpdump's output: {stderr}"))
-                };
-                Ok(Trial {
-                    written: count("packets captured")?,
-                    dropped: count("dropped by kernel")?,
-                    sent_pps,
-                })
-            }
+        if tool == Tool::Xdpctl {
+            let v: Value = serde_json::from_str(stdout.trim())
+                .with_context(|| format!("xdpctl summary: {stdout}{stderr}"))?;
+            let field = |k: &str| v[k].as_u64().with_context(|| format!("{k} in {v}"));
+            return Ok(Trial { written: field("written")?, dropped: field("lost")?, sent_pps });
         }
+        let count = |what: &str| -> Result<u64> {
+            stderr
+                .lines()
+                .find(|l| l.contains(what))
+                .and_then(|l| l.split_whitespace().next()?.parse().ok())
+                .with_context(|| format!("'{what}' in tcpdump's output: {stderr}"))
+        };
+        Ok(Trial {
+            written: count("packets captured")?,
+            dropped: count("dropped by kernel")?,
+            sent_pps,
+        })
     }
 
     /// `total` frames out of the generator end at `pps`, in calls of at most

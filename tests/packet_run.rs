@@ -5,12 +5,9 @@
 
 mod common;
 
-use std::mem::MaybeUninit;
-
 use libbpf_rs::libbpf_sys::{XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX};
-use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{ErrorKind, MapCore, MapFlags, MapHandle, ProgramInput, ProgramMut};
-use xdpctl::skel::xdp_prog::{XdpProgKernSkel, XdpProgKernSkelBuilder};
+use xdpctl::skel::xdp_prog::XdpProgKernSkel;
 use xdpctl::skel::RedirectTarget;
 use xdpctl::statsmap::{action_name, StatsMap};
 
@@ -523,15 +520,11 @@ struct Runner<'a, 'obj> {
 /// Loads a skeleton of its own for `test`, then checks xdp_stats_map counted
 /// exactly the runs `test` expected.
 fn with_loaded(test: impl FnOnce(&mut Runner<'_, '_>)) {
-    let mut storage = MaybeUninit::uninit();
-    let skel = XdpProgKernSkelBuilder::default()
-        .open(&mut storage)
-        .expect("open skeleton")
-        .load()
-        .expect("load skeleton (root needed)");
-    let mut runner = Runner { skel: &skel, want: [(0, 0); 5] };
-    test(&mut runner);
-    runner.check_counters();
+    common::with_skeleton(|skel| {
+        let mut runner = Runner { skel, want: [(0, 0); 5] };
+        test(&mut runner);
+        runner.check_counters();
+    });
 }
 
 impl<'obj> Runner<'_, 'obj> {

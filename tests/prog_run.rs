@@ -2,6 +2,8 @@
 //! crafted frames, verdicts and counters checked against values computed here.
 //! Needs root (CAP_BPF).
 
+mod common;
+
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd};
 
@@ -23,16 +25,6 @@ fn ping6_frame(payload: usize) -> Vec<u8> {
     f.extend_from_slice(&[128, 0, 0, 0, 0, 1, 0, 1]);
     f.extend((0..payload).map(|i| i as u8));
     f
-}
-
-fn with_loaded(test: impl FnOnce(&XdpProgKernSkel<'_>)) {
-    let mut storage = MaybeUninit::uninit();
-    let skel = XdpProgKernSkelBuilder::default()
-        .open(&mut storage)
-        .expect("open skeleton")
-        .load()
-        .expect("load skeleton (root needed)");
-    test(&skel);
 }
 
 /// Per-action (packets, bytes), summed over CPUs by the reader `stats` uses.
@@ -68,7 +60,7 @@ fn each_program_returns_its_verdict_and_counts_exactly_what_ran() {
     for (name, action) in
         [("xdp_pass", XDP_PASS), ("xdp_drop", XDP_DROP), ("xdp_abort", XDP_ABORTED)]
     {
-        with_loaded(|skel| {
+        common::with_skeleton(|skel| {
             let small = ping6_frame(0); // 62 bytes
             let big = ping6_frame(1514 - 62);
             assert_eq!((small.len(), big.len()), (62, 1514));

@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use serde_json::Value;
+use xdpctl::skel::xdp_prog::{XdpProgKernSkel, XdpProgKernSkelBuilder};
 
 pub const XDPCTL: &str = env!("CARGO_BIN_EXE_xdpctl");
 
@@ -428,4 +430,16 @@ pub fn ones_sum(data: &[u8]) -> u16 {
         sum = (sum & 0xffff) + (sum >> 16);
     }
     sum as u16
+}
+
+/// Runs `test` with the shipped programs loaded (not attached) in a skeleton
+/// of its own: for BPF_PROG_TEST_RUN.
+pub fn with_skeleton(test: impl FnOnce(&XdpProgKernSkel<'_>)) {
+    let mut storage = std::mem::MaybeUninit::uninit();
+    let skel = XdpProgKernSkelBuilder::default()
+        .open(&mut storage)
+        .expect("open skeleton")
+        .load()
+        .expect("load skeleton (root needed)");
+    test(&skel);
 }
