@@ -27,6 +27,7 @@ const IFLA_LINKINFO: u16 = 18;
 const IFLA_INFO_KIND: u16 = 1;
 const IFLA_XDP: u16 = 43;
 const IFLA_XDP_ATTACHED: u16 = 2;
+const IFLA_NUM_RX_QUEUES: u16 = 32;
 const IFLA_LINK_NETNSID: u16 = 37;
 const IFLA_TARGET_NETNSID: u16 = 46;
 
@@ -44,6 +45,8 @@ pub struct Link {
     pub link_netnsid: Option<i32>,
     /// An XDP program is attached (IFLA_XDP_ATTACHED).
     pub xdp_attached: bool,
+    /// Receive queues the device has (IFLA_NUM_RX_QUEUES).
+    pub rx_queues: Option<u32>,
 }
 
 /// The interface `index` of this namespace, or of the namespace this one
@@ -140,6 +143,7 @@ fn parse_reply(buf: &[u8]) -> Result<Link> {
                     }
                     IFLA_LINK => link.link = u32_at(data, 0),
                     IFLA_LINK_NETNSID => link.link_netnsid = u32_at(data, 0).map(|v| v as i32),
+                    IFLA_NUM_RX_QUEUES => link.rx_queues = u32_at(data, 0),
                     IFLA_LINKINFO => {
                         link.kind = attrs(data)
                             .into_iter()
@@ -196,6 +200,7 @@ mod tests {
         body.extend(attr(IFLA_LINK_NETNSID, &3i32.to_ne_bytes()));
         body.extend(attr(IFLA_LINKINFO | 0x8000, &attr(IFLA_INFO_KIND, b"veth\0")));
         body.extend(attr(IFLA_XDP | 0x8000, &attr(IFLA_XDP_ATTACHED, &[1])));
+        body.extend(attr(IFLA_NUM_RX_QUEUES, &4u32.to_ne_bytes()));
         let link = parse_reply(&message(RTM_NEWLINK, &body)).unwrap();
         assert_eq!(
             link,
@@ -207,6 +212,7 @@ mod tests {
                 link: Some(12),
                 link_netnsid: Some(3),
                 xdp_attached: true,
+                rx_queues: Some(4),
             }
         );
     }

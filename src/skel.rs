@@ -65,3 +65,14 @@ pub use sample_prog::types::{sample_counts as SampleCounts, sample_hdr as Sample
 unsafe impl plain::Plain for SampleHdr {}
 // SAFETY: two u64: no padding, no pointers, any bits valid.
 unsafe impl plain::Plain for SampleCounts {}
+
+/// advanced03: the AF_XDP redirect program of `xdpctl afxdp`.
+pub mod af_xdp {
+    include!(concat!(env!("OUT_DIR"), "/af_xdp_kern.skel.rs"));
+}
+
+/// Value of `xsk_counts`: the program's per-queue, per-CPU counters.
+pub use af_xdp::types::xsk_queue_counts as XskQueueCounts;
+
+// SAFETY: two u64: no padding, no pointers, any bits valid.
+unsafe impl plain::Plain for XskQueueCounts {}
