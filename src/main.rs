@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use xdpctl::cmd::{list, load, redirect, sample, stats, status, trace, unload};
+use xdpctl::cmd::{afxdp, list, load, redirect, sample, stats, status, trace, unload};
 use xdpctl::error::exit_code;
 use xdpctl::logging;
 use xdpctl::output::{is_broken_pipe, Output};
@@ -45,6 +45,8 @@ enum Command {
     Trace(trace::Args),
     /// Capture the frames an interface receives to a pcap/pcapng file, from XDP
     Sample(sample::Args),
+    /// Receive a queue's frames in user space (AF_XDP) and answer ICMPv6 echo
+    Afxdp(afxdp::Args),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +62,7 @@ fn main() -> ExitCode {
         Command::Redirect(args) => redirect::run(args, out),
         Command::Trace(args) => trace::run(args, out),
         Command::Sample(args) => sample::run(args, out),
+        Command::Afxdp(args) => afxdp::run(args, out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

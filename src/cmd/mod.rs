@@ -1,5 +1,6 @@
 //! One module per subcommand; each owns its arguments and its output.
 
+pub mod afxdp;
 pub mod list;
 pub mod load;
 pub mod redirect;

@@ -66,9 +66,14 @@ pub fn stderr(out: &Output) -> String {
 /// A netns with `veth0` inside and its peer (the one XDP runs on) outside, on a
 /// /64 of its own, with static neighbours and no link-local autoconfiguration:
 /// the only packets that arrive outside are the ones a test sends.
+///
+/// "Outside" is this namespace, or with `Lab::isolated` a namespace of its
+/// own, for tests that change per-namespace settings the host must keep.
 pub struct Lab {
     pub ns: String,
     pub outer: String,
+    /// The namespace of the outer end; None: this one.
+    pub outer_ns: Option<String>,
     pub outer_ip: String,
     pub inner_ip: String,
     /// Unique per lab, so that tests joining labs can tell frames apart.
@@ -79,10 +84,20 @@ pub struct Lab {
 
 impl Lab {
     pub fn new() -> Lab {
+        Lab::build(false)
+    }
+
+    /// A lab whose outer end lives in a namespace of its own too.
+    pub fn isolated() -> Lab {
+        Lab::build(true)
+    }
+
+    fn build(isolated: bool) -> Lab {
         let (pid, n) = (pid(), next());
         let mut lab = Lab {
             ns: format!("xn{pid:x}x{n}"),
             outer: format!("xo{pid:x}x{n}"),
+            outer_ns: isolated.then(|| format!("xm{pid:x}x{n}")),
             outer_ip: canonical(&format!("fd78:{pid:x}:{n:x}::1")),
             inner_ip: canonical(&format!("fd78:{pid:x}:{n:x}::2")),
             outer_mac: mac(pid, n, 1),
@@ -98,26 +113,26 @@ impl Lab {
         self.created = true;
         let (ns, out) = (self.ns.as_str(), self.outer.as_str());
         run("ip", &["netns", "add", ns]);
-        run(
-            "ip",
-            &[
-                "link",
-                "add",
-                out,
-                "address",
-                &self.outer_mac,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "veth0",
-                "address",
-                &self.inner_mac,
-                "netns",
-                ns,
-            ],
-        );
-        run("ip", &["link", "set", "dev", out, "addrgenmode", "none"]);
+        if let Some(outer_ns) = &self.outer_ns {
+            run("ip", &["netns", "add", outer_ns]);
+        }
+        self.outer_ip_cmd(&[
+            "link",
+            "add",
+            out,
+            "address",
+            &self.outer_mac,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "veth0",
+            "address",
+            &self.inner_mac,
+            "netns",
+            ns,
+        ]);
+        self.outer_ip_cmd(&["link", "set", "dev", out, "addrgenmode", "none"]);
         run("ip", &["-n", ns, "link", "set", "dev", "veth0", "addrgenmode", "none"]);
         // MLD reports cannot be turned off; make them all go out at once.
         run(
@@ -133,33 +148,28 @@ impl Lab {
             ],
         );
         // The same for the outer end, whose reports tracers of it see.
-        run(
+        self.outer_run(&[
             "sysctl",
-            &[
-                "-qw",
-                &format!("net.ipv6.conf.{out}.mldv2_unsolicited_report_interval=1"),
-                &format!("net.ipv6.conf.{out}.mldv1_unsolicited_report_interval=1"),
-            ],
-        );
-        run("ip", &["addr", "add", &format!("{}/64", self.outer_ip), "dev", out, "nodad"]);
+            "-qw",
+            &format!("net.ipv6.conf.{out}.mldv2_unsolicited_report_interval=1"),
+            &format!("net.ipv6.conf.{out}.mldv1_unsolicited_report_interval=1"),
+        ]);
+        self.outer_ip_cmd(&["addr", "add", &format!("{}/64", self.outer_ip), "dev", out, "nodad"]);
         run(
             "ip",
             &["-n", ns, "addr", "add", &format!("{}/64", self.inner_ip), "dev", "veth0", "nodad"],
         );
-        run(
-            "ip",
-            &[
-                "neigh",
-                "add",
-                &self.inner_ip,
-                "lladdr",
-                &self.inner_mac,
-                "dev",
-                out,
-                "nud",
-                "permanent",
-            ],
-        );
+        self.outer_ip_cmd(&[
+            "neigh",
+            "add",
+            &self.inner_ip,
+            "lladdr",
+            &self.inner_mac,
+            "dev",
+            out,
+            "nud",
+            "permanent",
+        ]);
         run(
             "ip",
             &[
@@ -176,17 +186,66 @@ impl Lab {
                 "permanent",
             ],
         );
-        run("ip", &["link", "set", "dev", out, "up"]);
+        self.outer_ip_cmd(&["link", "set", "dev", out, "up"]);
         run("ip", &["-n", ns, "link", "set", "dev", "veth0", "up"]);
         self.settle();
     }
 
+    /// `cmd` as run in the outer end's namespace.
+    pub fn outer_command(&self, cmd: &str) -> Command {
+        match &self.outer_ns {
+            None => Command::new(cmd),
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, cmd]);
+                c
+            }
+        }
+    }
+
+    /// Run a command in the outer end's namespace; it must succeed.
+    pub fn outer_run(&self, cmd: &[&str]) -> Output {
+        let out = self.outer_command(cmd[0]).args(&cmd[1..]).output().expect("running a command");
+        assert!(
+            out.status.success(),
+            "{} failed: {}",
+            cmd.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    fn outer_ip_cmd(&self, args: &[&str]) {
+        match &self.outer_ns {
+            None => run("ip", args),
+            Some(ns) => run("ip", &[&["-n", ns.as_str()], args].concat()),
+        };
+    }
+
+    /// xdpctl run where the outer end is.
+    pub fn xdpctl(&self, args: &[&str]) -> Output {
+        self.outer_command(XDPCTL).args(args).output().expect("running xdpctl")
+    }
+
+    /// A long-running xdpctl where the outer end is.
+    pub fn spawn_xdpctl(&self, args: &[&str]) -> Streaming {
+        let mut cmd = self.outer_command(XDPCTL);
+        cmd.args(args);
+        Streaming::spawn_command(cmd)
+    }
+
     /// Wait until the start-up MLD reports are through (rx and tx counts steady).
     fn settle(&self) {
-        let stats = PathBuf::from(format!("/sys/class/net/{}/statistics", self.outer));
         let read = || {
-            ["rx_packets", "tx_packets"]
-                .map(|c| std::fs::read_to_string(stats.join(c)).unwrap_or_default())
+            let out = self
+                .outer_command("cat")
+                .args(
+                    ["rx_packets", "tx_packets"]
+                        .map(|c| format!("/sys/class/net/{}/statistics/{c}", self.outer)),
+                )
+                .output()
+                .expect("reading interface counters");
+            String::from_utf8_lossy(&out.stdout).into_owned()
         };
         let deadline = Instant::now() + Duration::from_secs(5);
         let (mut last, mut since) = (read(), Instant::now());
@@ -201,7 +260,7 @@ impl Lab {
 
     /// Ping the inner end from outside: replies arrive on the XDP interface.
     pub fn ping(&self, count: u32) -> bool {
-        Command::new("ping")
+        self.outer_command("ping")
             .args([
                 "-6",
                 "-n",
@@ -244,7 +303,9 @@ impl Lab {
 
     /// XDP programs attached to the outer end, from `xdpctl --json status`.
     pub fn attached(&self) -> Vec<Value> {
-        let out = xdpctl_ok(&["--json", "status", "--dev", &self.outer]);
+        let out = self.xdpctl(&["--json", "status", "--dev", &self.outer]);
+        assert!(out.status.success(), "xdpctl status: {}", stderr(&out));
+        let out = String::from_utf8_lossy(&out.stdout);
         serde_json::from_str::<Value>(&out)
             .expect("status JSON")
             .as_array()
@@ -272,6 +333,12 @@ impl Lab {
 impl Drop for Lab {
     fn drop(&mut self) {
         if !self.created {
+            return;
+        }
+        if let Some(outer_ns) = &self.outer_ns {
+            // The veth and anything attached to it go with the namespaces.
+            let _ = Command::new("ip").args(["netns", "del", outer_ns]).output();
+            let _ = Command::new("ip").args(["netns", "del", &self.ns]).output();
             return;
         }
         let _ = Command::new(XDPCTL).args(["-q", "unload", "--dev", &self.outer]).output();
@@ -330,9 +397,16 @@ pub struct Streaming {
 
 impl Streaming {
     pub fn spawn(args: &[&str]) -> Streaming {
+        let mut cmd = Command::new(XDPCTL);
+        cmd.args(args);
+        Streaming::spawn_command(cmd)
+    }
+
+    /// Start `cmd` (one that ends up as xdpctl in the same process, such as
+    /// `ip netns exec NS xdpctl ...`).
+    pub fn spawn_command(mut cmd: Command) -> Streaming {
         use std::io::BufRead;
-        let mut child = Command::new(XDPCTL)
-            .args(args)
+        let mut child = cmd
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -382,6 +456,29 @@ impl Streaming {
             stderr.read_to_string(&mut err).expect("reading stderr");
         }
         (status, err)
+    }
+}
+
+/// How a stopped xdpctl ended, and what it printed after the lines read.
+pub struct Finished {
+    pub status: std::process::ExitStatus,
+    pub stderr: String,
+    pub rest: Vec<String>,
+}
+
+impl Streaming {
+    /// `kill -SIG`, then the exit status, stderr and the stdout lines not yet read.
+    pub fn signal(mut self, sig: &str) -> Finished {
+        use std::io::Read;
+        run("kill", &[&format!("-{sig}"), &self.child.id().to_string()]);
+        let status = self.child.wait().expect("waiting for xdpctl");
+        let mut stderr = String::new();
+        if let Some(mut err) = self.child.stderr.take() {
+            err.read_to_string(&mut stderr).expect("reading stderr");
+        }
+        // The reader thread ends at EOF, which closes the channel.
+        let rest = std::iter::from_fn(|| self.next_line(Duration::from_secs(5))).collect();
+        Finished { status, stderr, rest }
     }
 }
 
