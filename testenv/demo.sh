@@ -77,3 +77,14 @@ done
 "${T[@]}" ping -c 5 -i 0.2 -W 1 >/dev/null 2>&1 || true
 wait "$sampler"
 tcpdump -r "$capture" -n 2>/dev/null
+
+step "advanced03: an AF_XDP socket takes $NAME's frames; xdpctl answers ping6 in user space"
+"$XDPCTL" afxdp --dev "$NAME" --poll --interval 1 --count 2 &
+afxdp=$!
+for _ in $(seq 50); do
+	"$XDPCTL" status --dev "$NAME" | grep -q xdp_sock && break
+	sleep 0.1
+done
+addr6=$(ip -6 -o addr show dev "$NAME" scope global | awk '{print $4}' | cut -d/ -f1)
+"${T[@]}" exec ping -6 -c 5 -i 0.2 -W 1 "$addr6" | grep 'packet loss' || true
+wait "$afxdp"
