@@ -6,10 +6,12 @@ CARGO ?= cargo
 XDPCTL := $(or $(CARGO_TARGET_DIR),target)/release/xdpctl
 # Building: clang/llvm for the BPF side, libelf/zlib/pkg-config for libbpf-sys.
 # Testing: iproute2/ping/tcpdump for the lab, tshark to read captures back,
-# libbpf-dev for objects the tests build, procps (sysctl, kill) and jq for the
-# tests, clang-format/shellcheck for lint.
+# libbpf-dev for objects the tests build, procps (sysctl, kill), jq and bpftool
+# for the tests, clang-format/shellcheck for lint.
 DEPS := clang llvm libelf-dev zlib1g-dev pkg-config gcc make iproute2 iputils-ping procps \
-	tcpdump tshark ethtool jq libbpf-dev clang-format shellcheck
+	tcpdump tshark ethtool jq bpftool libbpf-dev clang-format shellcheck
+# Benchmarks only: libxdp for the C reference of the AF_XDP benchmark.
+BENCH_DEPS := libxdp-dev
 
 .PHONY: all build deps lint test demo testenv testenv-teardown bench clean
 
@@ -56,6 +58,7 @@ testenv-teardown:
 
 # Needs root; writes bench/results.md.
 bench: build
+	$(call apt_install,$(BENCH_DEPS))
 	XDPCTL=$(XDPCTL) bench/run.sh
 
 clean:

@@ -53,13 +53,10 @@ fn kernel_echo(lab: &Lab, on: bool) {
 /// within a few seconds: a program releases its maps after an RCU grace
 /// period, not at once.
 fn freed(kind: &str, id: u64) -> bool {
-    let exists = || {
-        Command::new("bpftool")
-            .args([kind, "show", "id", &id.to_string()])
-            .output()
-            .expect("running bpftool")
-            .status
-            .success()
+    let id = u32::try_from(id).expect("a 32-bit id");
+    let exists = || match kind {
+        "prog" => libbpf_rs::Program::fd_from_id(id).is_ok(),
+        _ => libbpf_rs::MapHandle::from_map_id(id).is_ok(),
     };
     let deadline = Instant::now() + Duration::from_secs(5);
     while exists() {
