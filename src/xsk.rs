@@ -17,6 +17,9 @@ use xdpilone::{DeviceQueue, IfInfo, RingRx, RingTx, Socket, SocketConfig, Umem, 
 
 use crate::iface::Iface;
 
+/// Frames the kernel sends per sendto in copy mode (TX_BATCH_SIZE).
+const KERNEL_TX_BATCH: u32 = 32;
+
 /// Bytes per UMEM frame: a page, the kernel's default and the largest aligned size.
 pub const FRAME_SIZE: u32 = 4096;
 
@@ -263,14 +266,22 @@ impl Xsk {
         self.pending.clear();
     }
 
-    /// Kick the kernel to send what is on the TX ring (copy mode sends only
-    /// inside sendto), and take back the frames it has finished with.
+    /// Kick the kernel to send what is on the TX ring, and take back the
+    /// frames it has finished with. Copy mode sends only inside sendto, at
+    /// most 32 frames a call: kick until a pass's worth is out, so replies
+    /// do not pile up on a full ring while the RX side keeps receiving.
     fn reclaim(&mut self) {
         if self.in_flight == 0 {
             return;
         }
-        if self.tx.needs_wakeup() {
+        for _ in 0..self.batch.div_ceil(KERNEL_TX_BATCH) {
+            if !self.tx.needs_wakeup() {
+                break;
+            }
             self.tx.wake();
+            if self.tx.pending() == 0 {
+                break;
+            }
         }
         let mut done = self.device.complete(self.ring_size);
         let mut n = 0;

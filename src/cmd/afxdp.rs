@@ -245,7 +245,8 @@ fn serve(
             if args.count.is_some_and(|n| reports >= n) {
                 return Ok(());
             }
-            next += period;
+            // After a stall, start afresh rather than catch up in a burst.
+            next = (next + period).max(now + period / 2);
             continue;
         }
         if got == 0 {
