@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use libbpf_rs::libbpf_sys::BPF_F_TEST_XDP_LIVE_FRAMES;
-use libbpf_rs::{Object, ObjectBuilder, ProgramInput, ProgramMut};
+use libbpf_rs::{ProgramInput, ProgramMut};
 use serde_json::Value;
 
 mod common;
@@ -91,26 +91,13 @@ fn main() -> Result<()> {
     let reference = canonical(env("XDPCTL_BENCH_XSK_REF")?)?;
     let xsk_obj = canonical(env("XDPCTL_BENCH_XSK_OBJ")?)?;
     let (gen_ifindex, hold_ifindex) = lab()?;
-    let mut cpus = nix::sched::CpuSet::new();
-    cpus.set(SENDER_CPU).context("CPU set")?;
-    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &cpus)
-        .context("pinning the sender to CPU 0 (the benchmark needs 2 CPUs)")?;
-    // The object lives as long as the process: its programs are used throughout.
-    let object: &'static mut Object =
-        Box::leak(Box::new(ObjectBuilder::default().open_file(&ref_obj)?.load()?));
-    let mut progs: Vec<ProgramMut<'static>> = object.progs_mut().collect();
-    let mut find = |name: &str| -> Result<ProgramMut<'static>> {
-        let at = progs
-            .iter()
-            .position(|p| p.name() == name)
-            .with_context(|| format!("{name} in {ref_obj}"))?;
-        Ok(progs.swap_remove(at))
-    };
-    let sender = find("tx_all")?;
+    common::pin_to_cpu(SENDER_CPU)?;
+    let mut progs = common::Programs::load(&ref_obj)?;
+    let sender = progs.take("tx_all")?;
     // Held attached, the sender stays in the XDP dispatcher (see benches/sample.rs).
     let _hold = sender.attach_xdp(hold_ifindex as i32).context("holding the sender")?;
     // The replies end in a native XDP drop on the generator end.
-    let _drop = find("ref_drop")?.attach_xdp(gen_ifindex as i32).context("drop on gen")?;
+    let _drop = progs.take("ref_drop")?.attach_xdp(gen_ifindex as i32).context("drop on gen")?;
     let bench = Bench { xdpctl, reference, xsk_obj, sender, gen_ifindex, frame: echo_request() };
 
     println!(

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use libbpf_rs::libbpf_sys::BPF_F_TEST_XDP_LIVE_FRAMES;
-use libbpf_rs::{Link, Object, ObjectBuilder, ProgramInput, ProgramMut};
+use libbpf_rs::{Link, ProgramInput, ProgramMut};
 use serde_json::Value;
 
 mod common;
@@ -89,25 +89,12 @@ fn main() -> Result<()> {
         .to_string_lossy()
         .into_owned();
     let (gen_ifindex, cap_ifindex, hold_ifindex) = lab()?;
-    let mut cpus = nix::sched::CpuSet::new();
-    cpus.set(SENDER_CPU).context("CPU set")?;
-    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &cpus)
-        .context("pinning the sender to CPU 0 (the benchmark needs 2 CPUs)")?;
-    // The object lives as long as the process: its programs are used throughout.
-    let object: &'static mut Object =
-        Box::leak(Box::new(ObjectBuilder::default().open_file(&ref_path)?.load()?));
-    let mut progs: Vec<ProgramMut<'static>> = object.progs_mut().collect();
-    let mut find = |name: &str| -> Result<ProgramMut<'static>> {
-        let at = progs
-            .iter()
-            .position(|p| p.name() == name)
-            .with_context(|| format!("{name} in {ref_path}"))?;
-        Ok(progs.swap_remove(at))
-    };
+    common::pin_to_cpu(SENDER_CPU)?;
+    let mut progs = common::Programs::load(&ref_path)?;
     let dir = std::path::PathBuf::from(format!("/dev/shm/xdpctl-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let _cleanup = RemoveDir(dir.clone());
-    let sender = find("tx_all")?;
+    let sender = progs.take("tx_all")?;
     // Attached (natively) somewhere, the sender stays in the kernel's XDP
     // dispatcher; else every live-frames call adds and removes it there,
     // waiting out an RCU grace period each time (about 25 ms here).
@@ -115,7 +102,7 @@ fn main() -> Result<()> {
     let bench = Bench {
         xdpctl,
         sender,
-        noop: find("noop")?,
+        noop: progs.take("noop")?,
         gen_ifindex,
         cap_ifindex,
         frame: udp_frame(),

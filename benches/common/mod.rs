@@ -44,3 +44,41 @@ pub fn xdp_md(frame: &[u8], ifindex: u32) -> [u8; 24] {
     }
     md
 }
+
+/// Pin this process (the live-frames sender) to `cpu`; the tools under test
+/// run on the other one.
+pub fn pin_to_cpu(cpu: usize) -> Result<()> {
+    let mut cpus = nix::sched::CpuSet::new();
+    cpus.set(cpu).context("CPU set")?;
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &cpus)
+        .with_context(|| format!("pinning the sender to CPU {cpu} (the benchmark needs 2 CPUs)"))
+}
+
+/// The programs of the object at `path`, loaded for the life of the process
+/// (benchmarks use them throughout); `take` hands them out by name.
+pub struct Programs {
+    path: String,
+    progs: Vec<libbpf_rs::ProgramMut<'static>>,
+}
+
+impl Programs {
+    pub fn load(path: &str) -> Result<Programs> {
+        let object: &'static mut libbpf_rs::Object = Box::leak(Box::new(
+            libbpf_rs::ObjectBuilder::default()
+                .open_file(path)
+                .with_context(|| format!("opening {path}"))?
+                .load()
+                .with_context(|| format!("loading {path}"))?,
+        ));
+        Ok(Programs { path: path.to_string(), progs: object.progs_mut().collect() })
+    }
+
+    pub fn take(&mut self, name: &str) -> Result<libbpf_rs::ProgramMut<'static>> {
+        let at = self
+            .progs
+            .iter()
+            .position(|p| p.name() == name)
+            .with_context(|| format!("{name} in {}", self.path))?;
+        Ok(self.progs.swap_remove(at))
+    }
+}
