@@ -1,7 +1,7 @@
-//! One rtnetlink question: RTM_GETLINK for a single interface, possibly in
-//! another network namespace (by the netns id this namespace knows it by).
-//! That is all xdpctl asks of netlink, so it is spelled out here rather than
-//! pulling in a netlink stack.
+//! Two rtnetlink requests: RTM_GETLINK for a single interface, possibly in
+//! another network namespace (by the netns id this namespace knows it by), and
+//! RTM_NEWLINK for a veth pair. That is all xdpctl asks of netlink, so it is
+//! spelled out here rather than pulling in a netlink stack.
 
 use std::os::fd::AsRawFd;
 
@@ -16,15 +16,26 @@ const NLMSG_ERROR: u16 = 2;
 const RTM_NEWLINK: u16 = 16;
 const RTM_GETLINK: u16 = 18;
 const NLM_F_REQUEST: u16 = 1;
+const NLM_F_ACK: u16 = 4;
+const NLM_F_EXCL: u16 = 0x200;
+const NLM_F_CREATE: u16 = 0x400;
 const NLMSG_HDRLEN: usize = 16;
 const IFINFOMSG_LEN: usize = 16;
 const NLA_TYPE_MASK: u16 = 0x3fff;
 
 const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
+const IFLA_MTU: u16 = 4;
 const IFLA_LINK: u16 = 5;
+const IFLA_STATS64: u16 = 23;
 const IFLA_LINKINFO: u16 = 18;
 const IFLA_INFO_KIND: u16 = 1;
+const IFLA_INFO_DATA: u16 = 2;
+const VETH_INFO_PEER: u16 = 1;
+const NLA_F_NESTED: u16 = 0x8000;
+/// ifinfomsg flags: administratively up, and carrier (IFF_LOWER_UP).
+pub const IFF_UP: u32 = 1;
+pub const IFF_LOWER_UP: u32 = 1 << 16;
 const IFLA_XDP: u16 = 43;
 const IFLA_XDP_ATTACHED: u16 = 2;
 const IFLA_NUM_RX_QUEUES: u16 = 32;
@@ -47,11 +58,34 @@ pub struct Link {
     pub xdp_attached: bool,
     /// Receive queues the device has (IFLA_NUM_RX_QUEUES).
     pub rx_queues: Option<u32>,
+    /// IFF_* flags of ifinfomsg.
+    pub flags: u32,
+    pub mtu: Option<u32>,
+    /// Frames received, from the device's 64-bit counters (IFLA_STATS64).
+    pub rx_packets: Option<u64>,
 }
 
 /// The interface `index` of this namespace, or of the namespace this one
 /// calls `netnsid`.
 pub fn get_link(index: u32, netnsid: Option<i32>) -> Result<Link> {
+    let answer = ask(&getlink_request(index, netnsid)?)?;
+    parse_reply(&answer)
+        .with_context(|| format!("netlink: interface {index}"))?
+        .context("netlink answered without the interface")
+}
+
+/// Create the veth pair `name`/`peer` in this thread's network namespace.
+pub fn add_veth(name: &str, peer: &str) -> Result<()> {
+    let answer = ask(&add_veth_request(name, peer)?)?;
+    match parse_reply(&answer) {
+        Ok(None) => Ok(()),
+        Ok(Some(_)) => bail!("unexpected answer to RTM_NEWLINK"),
+        Err(e) => Err(e).with_context(|| format!("creating veth pair {name}/{peer}")),
+    }
+}
+
+/// Send one request and return the one message that answers it.
+fn ask(request: &[u8]) -> Result<Vec<u8>> {
     let sock = socket(
         AddressFamily::Netlink,
         SockType::Raw,
@@ -59,13 +93,13 @@ pub fn get_link(index: u32, netnsid: Option<i32>) -> Result<Link> {
         SockProtocol::NetlinkRoute,
     )
     .context("opening a netlink socket")?;
-    let request = getlink_request(index, netnsid)?;
-    sendto(sock.as_raw_fd(), &request, &NetlinkAddr::new(0, 0), MsgFlags::empty())
-        .context("asking netlink for an interface")?;
+    sendto(sock.as_raw_fd(), request, &NetlinkAddr::new(0, 0), MsgFlags::empty())
+        .context("sending a netlink request")?;
     let mut buf = vec![0u8; 64 * 1024];
     let len =
         recv(sock.as_raw_fd(), &mut buf, MsgFlags::empty()).context("reading netlink's answer")?;
-    parse_reply(&buf[..len.min(buf.len())]).with_context(|| format!("netlink: interface {index}"))
+    buf.truncate(len);
+    Ok(buf)
 }
 
 /// The other end of the veth `index` of this namespace; None if it is no veth.
@@ -79,22 +113,65 @@ pub fn veth_peer(index: u32) -> Result<Option<Link>> {
 
 fn getlink_request(index: u32, netnsid: Option<i32>) -> Result<Vec<u8>> {
     let index = i32::try_from(index).context("interface index out of range")?;
-    let mut msg = Vec::with_capacity(48);
-    // nlmsghdr: length (patched below), type, flags, seq, pid (0: the kernel fills in)
+    let mut msg = header(RTM_GETLINK, NLM_F_REQUEST);
+    ifinfomsg(&mut msg, index);
+    if let Some(id) = netnsid {
+        msg.extend(attr(IFLA_TARGET_NETNSID, &id.to_ne_bytes()));
+    }
+    finish(msg)
+}
+
+fn add_veth_request(name: &str, peer: &str) -> Result<Vec<u8>> {
+    let mut msg = header(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL);
+    ifinfomsg(&mut msg, 0);
+    msg.extend(attr(IFLA_IFNAME, &c_string(name)));
+    // The peer is described by an ifinfomsg of its own followed by its attributes.
+    let mut peer_info = Vec::new();
+    ifinfomsg(&mut peer_info, 0);
+    peer_info.extend(attr(IFLA_IFNAME, &c_string(peer)));
+    let data = attr(VETH_INFO_PEER | NLA_F_NESTED, &peer_info);
+    let mut info = attr(IFLA_INFO_KIND, b"veth\0");
+    info.extend(attr(IFLA_INFO_DATA | NLA_F_NESTED, &data));
+    msg.extend(attr(IFLA_LINKINFO | NLA_F_NESTED, &info));
+    finish(msg)
+}
+
+/// nlmsghdr: length (set by `finish`), type, flags, seq, pid (0: the kernel).
+fn header(kind: u16, flags: u16) -> Vec<u8> {
+    let mut msg = Vec::with_capacity(128);
     msg.extend_from_slice(&0u32.to_ne_bytes());
-    msg.extend_from_slice(&RTM_GETLINK.to_ne_bytes());
-    msg.extend_from_slice(&NLM_F_REQUEST.to_ne_bytes());
+    msg.extend_from_slice(&kind.to_ne_bytes());
+    msg.extend_from_slice(&flags.to_ne_bytes());
     msg.extend_from_slice(&1u32.to_ne_bytes());
     msg.extend_from_slice(&0u32.to_ne_bytes());
-    // ifinfomsg: family, pad, type, index, flags, change
+    msg
+}
+
+/// ifinfomsg: family, pad, type, index, flags, change.
+fn ifinfomsg(msg: &mut Vec<u8>, index: i32) {
     msg.extend_from_slice(&[0, 0, 0, 0]);
     msg.extend_from_slice(&index.to_ne_bytes());
     msg.extend_from_slice(&[0; 8]);
-    if let Some(id) = netnsid {
-        msg.extend_from_slice(&8u16.to_ne_bytes());
-        msg.extend_from_slice(&IFLA_TARGET_NETNSID.to_ne_bytes());
-        msg.extend_from_slice(&id.to_ne_bytes());
-    }
+}
+
+/// One attribute, padded to 4 bytes.
+fn attr(kind: u16, payload: &[u8]) -> Vec<u8> {
+    let mut a = Vec::with_capacity(payload.len() + 8);
+    // Payloads here are names and nested headers: far below 64 KiB.
+    a.extend_from_slice(&((4 + payload.len()) as u16).to_ne_bytes());
+    a.extend_from_slice(&kind.to_ne_bytes());
+    a.extend_from_slice(payload);
+    a.resize((a.len() + 3) & !3, 0);
+    a
+}
+
+fn c_string(s: &str) -> Vec<u8> {
+    let mut v = s.as_bytes().to_vec();
+    v.push(0);
+    v
+}
+
+fn finish(mut msg: Vec<u8>) -> Result<Vec<u8>> {
     let len = u32::try_from(msg.len()).context("netlink request length")?;
     msg[..4].copy_from_slice(&len.to_ne_bytes());
     Ok(msg)
@@ -121,7 +198,8 @@ fn attrs(mut buf: &[u8]) -> Vec<(u16, &[u8])> {
     out
 }
 
-fn parse_reply(buf: &[u8]) -> Result<Link> {
+/// The interface an answer describes; None for a plain acknowledgement.
+fn parse_reply(buf: &[u8]) -> Result<Option<Link>> {
     let (Some(len), Some(kind)) = (u32_at(buf, 0), u16_at(buf, 4)) else {
         bail!("short answer ({} bytes)", buf.len());
     };
@@ -129,11 +207,15 @@ fn parse_reply(buf: &[u8]) -> Result<Link> {
     match kind {
         NLMSG_ERROR => {
             let errno = u32_at(body, 0).context("truncated error")? as i32;
+            if errno == 0 {
+                return Ok(None);
+            }
             Err(std::io::Error::from_raw_os_error(-errno)).context("the kernel refused")
         }
         RTM_NEWLINK => {
             let index = u32_at(body, 4).context("truncated ifinfomsg")?;
-            let mut link = Link { index, ..Link::default() };
+            let flags = u32_at(body, 8).context("truncated ifinfomsg")?;
+            let mut link = Link { index, flags, ..Link::default() };
             for (kind, data) in attrs(body.get(IFINFOMSG_LEN..).unwrap_or_default()) {
                 match kind {
                     IFLA_ADDRESS => link.mac = <[u8; 6]>::try_from(data).ok().map(Mac),
@@ -142,8 +224,14 @@ fn parse_reply(buf: &[u8]) -> Result<Link> {
                         link.name = String::from_utf8_lossy(name).into_owned();
                     }
                     IFLA_LINK => link.link = u32_at(data, 0),
+                    IFLA_MTU => link.mtu = u32_at(data, 0),
                     IFLA_LINK_NETNSID => link.link_netnsid = u32_at(data, 0).map(|v| v as i32),
                     IFLA_NUM_RX_QUEUES => link.rx_queues = u32_at(data, 0),
+                    // struct rtnl_link_stats64 starts with rx_packets.
+                    IFLA_STATS64 => {
+                        link.rx_packets =
+                            data.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_ne_bytes);
+                    }
                     IFLA_LINKINFO => {
                         link.kind = attrs(data)
                             .into_iter()
@@ -161,7 +249,7 @@ fn parse_reply(buf: &[u8]) -> Result<Link> {
                     _ => {}
                 }
             }
-            Ok(link)
+            Ok(Some(link))
         }
         other => bail!("unexpected netlink message type {other}"),
     }
@@ -170,15 +258,6 @@ fn parse_reply(buf: &[u8]) -> Result<Link> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn attr(kind: u16, payload: &[u8]) -> Vec<u8> {
-        let mut a = Vec::new();
-        a.extend_from_slice(&((4 + payload.len()) as u16).to_ne_bytes());
-        a.extend_from_slice(&kind.to_ne_bytes());
-        a.extend_from_slice(payload);
-        a.resize((a.len() + 3) & !3, 0);
-        a
-    }
 
     fn message(kind: u16, body: &[u8]) -> Vec<u8> {
         let mut m = Vec::new();
@@ -193,7 +272,12 @@ mod tests {
     fn reads_the_attributes_of_a_veth() {
         let mut body = vec![0, 0, 1, 0];
         body.extend_from_slice(&7u32.to_ne_bytes());
-        body.extend_from_slice(&[0; 8]);
+        body.extend_from_slice(&(IFF_UP | IFF_LOWER_UP).to_ne_bytes());
+        body.extend_from_slice(&[0; 4]);
+        let mut stats = 1234u64.to_ne_bytes().to_vec();
+        stats.resize(200, 0);
+        body.extend(attr(IFLA_STATS64, &stats));
+        body.extend(attr(IFLA_MTU, &1500u32.to_ne_bytes()));
         body.extend(attr(IFLA_IFNAME, b"veth0\0"));
         body.extend(attr(IFLA_ADDRESS, &[2, 0, 0, 0, 0, 9]));
         body.extend(attr(IFLA_LINK, &12u32.to_ne_bytes()));
@@ -201,7 +285,7 @@ mod tests {
         body.extend(attr(IFLA_LINKINFO | 0x8000, &attr(IFLA_INFO_KIND, b"veth\0")));
         body.extend(attr(IFLA_XDP | 0x8000, &attr(IFLA_XDP_ATTACHED, &[1])));
         body.extend(attr(IFLA_NUM_RX_QUEUES, &4u32.to_ne_bytes()));
-        let link = parse_reply(&message(RTM_NEWLINK, &body)).unwrap();
+        let link = parse_reply(&message(RTM_NEWLINK, &body)).unwrap().unwrap();
         assert_eq!(
             link,
             Link {
@@ -213,6 +297,9 @@ mod tests {
                 link_netnsid: Some(3),
                 xdp_attached: true,
                 rx_queues: Some(4),
+                flags: IFF_UP | IFF_LOWER_UP,
+                mtu: Some(1500),
+                rx_packets: Some(1234),
             }
         );
     }
@@ -223,6 +310,22 @@ mod tests {
         let err = parse_reply(&message(NLMSG_ERROR, &body)).unwrap_err();
         let io = err.downcast_ref::<std::io::Error>().unwrap();
         assert_eq!(io.raw_os_error(), Some(19));
+        // errno 0 is the acknowledgement of a request that asked for one.
+        assert_eq!(parse_reply(&message(NLMSG_ERROR, &0i32.to_ne_bytes())).unwrap(), None);
+    }
+
+    #[test]
+    fn a_veth_request_nests_the_peer_in_linkinfo() {
+        let req = add_veth_request("hold", "hold-peer").unwrap();
+        assert_eq!(u32_at(&req, 0).unwrap() as usize, req.len());
+        assert_eq!(u16_at(&req, 4), Some(RTM_NEWLINK));
+        let top = attrs(&req[32..]);
+        assert_eq!(top[0], (IFLA_IFNAME, &b"hold\0"[..]));
+        assert_eq!(top[1].0, IFLA_LINKINFO);
+        let info = attrs(top[1].1);
+        assert_eq!(info[0], (IFLA_INFO_KIND, &b"veth\0"[..]));
+        let peer = attrs(attrs(info[1].1)[0].1.get(IFINFOMSG_LEN..).unwrap());
+        assert_eq!(peer, vec![(IFLA_IFNAME, &b"hold-peer\0"[..])]);
     }
 
     #[test]

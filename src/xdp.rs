@@ -99,6 +99,31 @@ pub fn query(ifindex: u32) -> Result<Vec<Attachment>> {
     .collect())
 }
 
+/// NETDEV_XDP_ACT_NDO_XMIT: the device takes frames redirected to it (and
+/// XDP_TX of a live-frames test run, which is such a redirect).
+pub const XDP_ACT_NDO_XMIT: u64 = 1 << 2;
+
+/// The XDP features `ifindex` announces (enum netdev_xdp_act bits); None on
+/// kernels before 6.3, which announce none for any device.
+pub fn features(ifindex: u32) -> Result<Option<u64>> {
+    let mut opts =
+        bpf_xdp_query_opts { sz: size_of::<bpf_xdp_query_opts>() as _, ..Default::default() };
+    // SAFETY: `opts` is a live, correctly sized bpf_xdp_query_opts for the call.
+    let ret = unsafe { libbpf_sys::bpf_xdp_query(ifindex as i32, 0, &mut opts) };
+    check(ret).with_context(|| format!("querying the XDP features of ifindex {ifindex}"))?;
+    // libbpf leaves 0 when the kernel has no netdev netlink family; newer
+    // kernels say 0 for devices without any XDP support.
+    Ok(Some(opts.feature_flags).filter(|&f| f != 0 || announces_features()))
+}
+
+/// Whether this kernel (6.3 or later) announces XDP features.
+fn announces_features() -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut parts = release.trim().split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major, minor) >= (6, 3)
+}
+
 /// Attach `prog` to `dev`. With `replace`, atomically swap out that program
 /// (which must be attached in the same mode); without it, fail if any program is
 /// attached. `mode` None lets the kernel choose.
