@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use xdpctl::cmd::{afxdp, list, load, redirect, sample, stats, status, trace, unload};
+use xdpctl::cmd::{afxdp, list, load, redirect, sample, stats, status, trace, trafficgen, unload};
 use xdpctl::error::exit_code;
 use xdpctl::logging;
 use xdpctl::output::{is_broken_pipe, Output};
@@ -47,6 +47,8 @@ enum Command {
     Sample(sample::Args),
     /// Receive a queue's frames in user space (AF_XDP) and answer ICMPv6 echo
     Afxdp(afxdp::Args),
+    /// Send UDP frames out of an interface, at a set rate or flat out (no pktgen needed)
+    Trafficgen(trafficgen::Args),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +65,7 @@ fn main() -> ExitCode {
         Command::Trace(args) => trace::run(args, out),
         Command::Sample(args) => sample::run(args, out),
         Command::Afxdp(args) => afxdp::run(args, out),
+        Command::Trafficgen(args) => trafficgen::run(args, out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -76,3 +76,8 @@ pub use af_xdp::types::xsk_queue_counts as XskQueueCounts;
 
 // SAFETY: two u64: no padding, no pointers, any bits valid.
 unsafe impl plain::Plain for XskQueueCounts {}
+
+/// The live-frames source of `xdpctl trafficgen`.
+pub mod trafficgen {
+    include!(concat!(env!("OUT_DIR"), "/trafficgen.skel.rs"));
+}

@@ -2,7 +2,8 @@
 # `make demo`: the lessons end to end on private labs: load xdp_pass, send
 # traffic, read the counters, swap in xdp_drop, watch the drops; the parser
 # dropping every other ping; one lab's traffic redirected into another; a
-# capture sampled from XDP and read by tcpdump; tear down.
+# capture sampled from XDP and read by tcpdump; generated traffic; ping6
+# answered over AF_XDP; tear down.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -77,6 +78,12 @@ done
 "${T[@]}" ping -c 5 -i 0.2 -W 1 >/dev/null 2>&1 || true
 wait "$sampler"
 tcpdump -r "$capture" -n 2>/dev/null
+
+step "trafficgen: a second of UDP frames from inside the lab, dropped and counted by xdp_drop on $NAME"
+"$XDPCTL" load --dev "$NAME" --progname xdp_drop
+"${T[@]}" exec "$XDPCTL" trafficgen --dev veth0 --duration 1 --rate 200000
+"$XDPCTL" stats --dev "$NAME" --interval 0.5 --count 1
+"$XDPCTL" unload --dev "$NAME"
 
 step "advanced03: an AF_XDP socket takes $NAME's frames; xdpctl answers ping6 in user space"
 "$XDPCTL" afxdp --dev "$NAME" --poll --interval 1 --count 2 &

@@ -7,9 +7,9 @@
 mod common;
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Finished, Lab, Streaming, PING6_REPLY_BYTES};
+use common::{freed, Finished, Lab, Streaming, PING6_REPLY_BYTES};
 use serde_json::Value;
 
 /// The closing JSON report ("final": true) among the lines printed last.
@@ -47,25 +47,6 @@ fn kernel_echo_replies(lab: &Lab) -> u64 {
 fn kernel_echo(lab: &Lab, on: bool) {
     let value = if on { "0" } else { "1" };
     lab.outer_run(&["sysctl", "-qw", &format!("net.ipv6.icmp.echo_ignore_all={value}")]);
-}
-
-/// Whether the kernel lets go of BPF object `kind` ("prog", "map") `id`
-/// within a few seconds: a program releases its maps after an RCU grace
-/// period, not at once.
-fn freed(kind: &str, id: u64) -> bool {
-    let id = u32::try_from(id).expect("a 32-bit id");
-    let exists = || match kind {
-        "prog" => libbpf_rs::Program::fd_from_id(id).is_ok(),
-        _ => libbpf_rs::MapHandle::from_map_id(id).is_ok(),
-    };
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while exists() {
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    true
 }
 
 /// What a stopped afxdp must leave: a clean exit, no program on the interface,

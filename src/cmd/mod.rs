@@ -11,6 +11,7 @@ pub mod trace;
 pub mod trace_monitor;
 pub mod trace_netdev;
 pub mod trace_printk;
+pub mod trafficgen;
 pub mod unload;
 
 use libbpf_rs::ProgramHandle;

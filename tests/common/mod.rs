@@ -540,3 +540,22 @@ pub fn with_skeleton(test: impl FnOnce(&XdpProgKernSkel<'_>)) {
         .expect("load skeleton (root needed)");
     test(&skel);
 }
+
+/// Whether the kernel lets go of BPF object `kind` ("prog", "map") `id`
+/// within a few seconds: a program releases its maps after an RCU grace
+/// period, not at once.
+pub fn freed(kind: &str, id: u64) -> bool {
+    let id = u32::try_from(id).expect("a 32-bit id");
+    let exists = || match kind {
+        "prog" => libbpf_rs::Program::fd_from_id(id).is_ok(),
+        _ => libbpf_rs::MapHandle::from_map_id(id).is_ok(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while exists() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}

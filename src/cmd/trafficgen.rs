@@ -1,0 +1,320 @@
+//! `xdpctl trafficgen`: send UDP frames out of an interface at a set rate, or
+//! as fast as one CPU can, without pktgen (see `trafficgen`). Reports the
+//! rate sent and, for a veth, the rate its peer received.
+
+use std::mem::MaybeUninit;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use serde::Serialize;
+
+use crate::cmd::parse_interval;
+use crate::frame::{self, UdpSpec};
+use crate::iface::{self, Iface};
+use crate::mac::Mac;
+use crate::netlink::{self, Link, IFF_LOWER_UP, IFF_UP};
+use crate::output::{unix_time, Output};
+use crate::stop::Stop;
+use crate::trafficgen::{Generator, Plan, Setup};
+use crate::xdp::{self, XDP_ACT_NDO_XMIT};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Interface to send out of
+    #[arg(short, long, value_name = "IF")]
+    pub dev: String,
+    /// Frames per second [default: as fast as one CPU can]
+    #[arg(short, long, value_name = "PPS", value_parser = parse_rate)]
+    pub rate: Option<f64>,
+    /// Stop after this many frames
+    #[arg(short = 'n', long, value_name = "N")]
+    pub count: Option<u64>,
+    /// Stop after this many seconds
+    #[arg(short = 't', long, value_name = "S", value_parser = parse_interval)]
+    pub duration: Option<f64>,
+    /// Frame size in bytes, Ethernet header included, FCS excluded
+    #[arg(short, long, value_name = "B", default_value_t = 64)]
+    pub size: usize,
+    /// Destination MAC [default: the veth peer's]
+    #[arg(long, value_name = "MAC")]
+    pub dst_mac: Option<Mac>,
+    /// Source MAC [default: the interface's]
+    #[arg(long, value_name = "MAC")]
+    pub src_mac: Option<Mac>,
+    /// Source address (RFC 2544's benchmarking range by default)
+    #[arg(long, value_name = "IP")]
+    pub src_ip: Option<IpAddr>,
+    /// Destination address, IPv4 or IPv6 like --src-ip
+    #[arg(long, value_name = "IP")]
+    pub dst_ip: Option<IpAddr>,
+    /// UDP source port
+    #[arg(long, value_name = "PORT", default_value_t = 9)]
+    pub udp_src: u16,
+    /// UDP destination port, or FIRST-LAST to cycle through a range
+    #[arg(long, value_name = "PORT[-LAST]", default_value = "9", value_parser = parse_ports)]
+    pub udp_dst: (u16, u16),
+    /// Seconds between progress lines
+    #[arg(short, long, default_value_t = 1.0, value_parser = parse_interval)]
+    pub interval: f64,
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && (1.0..=1e9).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a rate between 1 and 1000000000 frames per second")),
+    }
+}
+
+fn parse_ports(s: &str) -> Result<(u16, u16), String> {
+    let bad = || format!("{s:?} is not a port (0-65535) or a range FIRST-LAST with FIRST <= LAST");
+    let (first, last) = s.split_once('-').unwrap_or((s, s));
+    let first: u16 = first.parse().map_err(|_| bad())?;
+    let last: u16 = last.parse().map_err(|_| bad())?;
+    if first > last {
+        return Err(bad());
+    }
+    Ok((first, last))
+}
+
+#[derive(Serialize)]
+struct Rate {
+    packets: u64,
+    pps: f64,
+}
+
+#[derive(Serialize)]
+struct JsonSample<'a> {
+    dev: &'a str,
+    prog_id: u32,
+    time: f64,
+    period: f64,
+    sent: Rate,
+    /// Megabits per second of frame data sent.
+    mbps: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peer: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    received: Option<Rate>,
+    #[serde(rename = "final")]
+    last: bool,
+}
+
+pub fn run(args: &Args, out: Output) -> Result<()> {
+    let dev = iface::resolve(&args.dev)?;
+    let link = netlink::get_link(dev.index, None)?;
+    let peer = netlink::veth_peer(dev.index)?;
+    check_can_send(&dev, &link, peer.as_ref())?;
+    let spec = frame_spec(args, &dev, &link, peer.as_ref())?;
+    let frame = frame::udp(&spec)?;
+
+    let setup = Setup {
+        dev: &dev,
+        frame: &frame,
+        udp_offset: frame::udp_offset(spec.dst_ip),
+        dst_ports: args.udp_dst,
+    };
+    let mut storage = MaybeUninit::uninit();
+    let mut gen = Generator::new(&setup, &mut storage)?;
+    let stop = Stop::install()?;
+
+    let ports = match args.udp_dst {
+        (a, b) if a == b => a.to_string(),
+        (a, b) => format!("{a}-{b}"),
+    };
+    let rate = args.rate.map_or("as fast as possible".to_string(), |r| format!("at {r:.0} pps"));
+    out.info(format!(
+        "Sending {}-byte UDP frames {}:{} -> {}:{ports} ({}) out of {} {rate}; Ctrl-C stops",
+        spec.size, spec.src_ip, spec.src_port, spec.dst_ip, spec.dst_mac, dev.name
+    ));
+
+    let plan = Plan {
+        pps: args.rate,
+        count: args.count,
+        duration: args.duration.map(Duration::from_secs_f64),
+        interval: Duration::from_secs_f64(args.interval),
+    };
+    let mut meter = Meter::new(&dev, &link, peer.as_ref(), spec.size, out)?;
+    meter.prog_id = gen.prog_id()?;
+    let sent = gen.run(&plan, || stop.requested(), |sent| meter.report(sent, false))?;
+    meter.finish(sent)
+}
+
+/// Refuse what would send nothing: a down interface, or one whose frames
+/// are dropped where it hands them over.
+fn check_can_send(dev: &Iface, link: &Link, peer: Option<&Link>) -> Result<()> {
+    if link.flags & IFF_UP == 0 {
+        bail!("{} is down; bring it up: `ip link set {} up`", dev.name, dev.name);
+    }
+    if link.flags & IFF_LOWER_UP == 0 {
+        match peer {
+            Some(p) => bail!("{} has no carrier: its veth peer {} is down", dev.name, p.name),
+            None => bail!("{} has no carrier (cable or link partner down)", dev.name),
+        }
+    }
+    match (xdp::features(dev.index)?, peer) {
+        (Some(f), _) if f & XDP_ACT_NDO_XMIT != 0 => Ok(()),
+        (Some(_), Some(p)) => bail!(
+            "{}'s veth peer {} would drop the frames: it has no XDP program and GRO off; \
+             `ethtool -K {} gro on` (in its namespace) or load a program on it \
+             (`xdpctl load --dev {}`)",
+            dev.name,
+            p.name,
+            p.name,
+            p.name
+        ),
+        (Some(_), None) => bail!(
+            "{} cannot transmit XDP frames (its driver lacks ndo_xdp_xmit, or wants an XDP \
+             program attached first: try `xdpctl load --dev {} --progsec xdp_pass`)",
+            dev.name,
+            dev.name
+        ),
+        (None, _) => Ok(()),
+    }
+}
+
+fn frame_spec(args: &Args, dev: &Iface, link: &Link, peer: Option<&Link>) -> Result<UdpSpec> {
+    let Some(dst_mac) = args.dst_mac.or(peer.and_then(|p| p.mac)) else {
+        bail!("{} is no veth, so there is no peer MAC to send to; give --dst-mac", dev.name);
+    };
+    let Some(src_mac) = args.src_mac.or(link.mac) else {
+        bail!("{} has no MAC address; give --src-mac", dev.name);
+    };
+    // RFC 2544 (IPv4) and RFC 5180 (IPv6) benchmarking addresses by default,
+    // in the family of whichever address was given.
+    let v6 = args.src_ip.or(args.dst_ip).is_some_and(|ip| ip.is_ipv6());
+    let default = |host: u8| -> IpAddr {
+        if v6 {
+            IpAddr::from([0x2001, 2, 0, 0, 0, 0, 0, u16::from(host)])
+        } else {
+            IpAddr::from([198, 18, 0, host])
+        }
+    };
+    let spec = UdpSpec {
+        src_mac,
+        dst_mac,
+        src_ip: args.src_ip.unwrap_or_else(|| default(1)),
+        dst_ip: args.dst_ip.unwrap_or_else(|| default(2)),
+        src_port: args.udp_src,
+        dst_port: args.udp_dst.0,
+        size: args.size,
+    };
+    if let Some(mtu) = link.mtu {
+        let most = mtu as usize + frame::ETH_LEN;
+        if spec.size > most {
+            bail!(
+                "--size {} does not fit {}'s MTU of {mtu} (at most {most} bytes with the \
+                 Ethernet header); lower --size or raise the MTU",
+                spec.size,
+                dev.name
+            );
+        }
+    }
+    Ok(spec)
+}
+
+/// Progress lines: frames sent, and what the veth peer counted received.
+struct Meter<'a> {
+    dev: &'a Iface,
+    prog_id: u32,
+    peer: Option<(&'a Link, Option<i32>)>,
+    size: usize,
+    out: Output,
+    start: Instant,
+    at: Instant,
+    sent: u64,
+    peer_base: Option<u64>,
+    received: u64,
+}
+
+impl<'a> Meter<'a> {
+    fn new(
+        dev: &'a Iface,
+        link: &Link,
+        peer: Option<&'a Link>,
+        size: usize,
+        out: Output,
+    ) -> Result<Self> {
+        let peer = peer.map(|p| (p, link.link_netnsid));
+        let mut meter = Meter {
+            dev,
+            prog_id: 0,
+            peer,
+            size,
+            out,
+            start: Instant::now(),
+            at: Instant::now(),
+            sent: 0,
+            peer_base: None,
+            received: 0,
+        };
+        meter.peer_base = meter.peer_rx();
+        Ok(meter)
+    }
+
+    /// The peer's received-frames counter; None if it cannot be read (the
+    /// peer may also have vanished).
+    fn peer_rx(&self) -> Option<u64> {
+        let (peer, netnsid) = self.peer?;
+        netlink::get_link(peer.index, netnsid).ok()?.rx_packets
+    }
+
+    fn report(&mut self, sent: u64, last: bool) -> Result<()> {
+        self.report_at(sent, last, Instant::now())
+    }
+
+    fn report_at(&mut self, sent: u64, last: bool, now: Instant) -> Result<()> {
+        let (since, period) = if last {
+            (0, now.duration_since(self.start).as_secs_f64())
+        } else {
+            (self.sent, now.duration_since(self.at).as_secs_f64())
+        };
+        let rate = |n: u64| if period > 0.0 { n as f64 / period } else { 0.0 };
+        let received = match (self.peer_base, self.peer_rx()) {
+            (Some(base), Some(rx)) => {
+                let total = rx.saturating_sub(base);
+                let before = if last { 0 } else { self.received };
+                self.received = total;
+                Some(Rate { packets: total, pps: rate(total.saturating_sub(before)) })
+            }
+            _ => None,
+        };
+        let sample = JsonSample {
+            dev: &self.dev.name,
+            prog_id: self.prog_id,
+            time: unix_time(),
+            period,
+            mbps: rate(sent - since) * (self.size * 8) as f64 / 1e6,
+            sent: Rate { packets: sent, pps: rate(sent - since) },
+            peer: self.peer.map(|(p, _)| p.name.as_str()),
+            received,
+            last,
+        };
+        self.at = now;
+        self.sent = sent;
+        if self.out.json {
+            return self.out.json(&sample);
+        }
+        let mut line = format!(
+            "{}{}: sent {} frames ({:.0} pps, {:.1} Mbit/s)",
+            if last { "total over the run, " } else { "" },
+            sample.dev,
+            sample.sent.packets,
+            sample.sent.pps,
+            sample.mbps
+        );
+        if let (Some(peer), Some(r)) = (sample.peer, &sample.received) {
+            line.push_str(&format!("; {peer} received {} ({:.0} pps)", r.packets, r.pps));
+        }
+        line.push('\n');
+        self.out.print(&line)
+    }
+
+    fn finish(&mut self, sent: u64) -> Result<()> {
+        let end = Instant::now();
+        // The peer counts a frame once its receive path has run: a moment
+        // after the last run returns.
+        std::thread::sleep(Duration::from_millis(50));
+        self.report_at(sent, true, end)
+    }
+}
