@@ -1,10 +1,14 @@
 //! Reading `xdp_stats_map` from its pin, as basic04's separate stats program
-//! does: one record per XDP action, summed over CPUs.
+//! does: one record per XDP action, summed over CPUs, all of them fetched
+//! with one BPF_MAP_LOOKUP_BATCH.
 
+use std::io;
 use std::mem::size_of;
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
+use libbpf_rs::libbpf_sys::{self, bpf_map_batch_opts};
 use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType};
 
 use crate::skel::DataRec;
@@ -22,6 +26,11 @@ pub fn action_name(key: u32) -> String {
 pub struct StatsMap {
     map: MapHandle,
     pub id: u32,
+    /// Values per key: one per possible CPU for a per-CPU map.
+    copies: usize,
+    /// Room for every key and value of one batch lookup, reused.
+    keys: Vec<u32>,
+    values: Vec<u8>,
 }
 
 impl StatsMap {
@@ -48,12 +57,66 @@ impl StatsMap {
             );
         }
         let id = map.info().context("reading map info")?.info.id;
-        Ok(StatsMap { map, id })
+        let copies = if map.map_type() == MapType::PercpuArray {
+            // SAFETY: a plain query of libbpf's cached CPU count.
+            let n = unsafe { libbpf_sys::libbpf_num_possible_cpus() };
+            usize::try_from(n).context("counting possible CPUs")?
+        } else {
+            1
+        };
+        let entries = map.max_entries() as usize;
+        // value_size is 16 (checked above): already the 8-byte per-CPU stride.
+        let values = vec![0u8; entries * copies * value as usize];
+        Ok(StatsMap { map, id, copies, keys: vec![0; entries], values })
     }
 
     /// One summed record per action slot.
-    pub fn read(&self) -> Result<Vec<DataRec>> {
-        (0..self.map.max_entries()).map(|key| self.read_one(key)).collect()
+    pub fn read(&mut self) -> Result<Vec<DataRec>> {
+        match self.read_batch() {
+            Ok(recs) => Ok(recs),
+            // Kernels before 5.6 have no batch ops for arrays: one key at a time.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                (0..self.map.max_entries()).map(|key| self.read_one(key)).collect()
+            }
+            Err(e) => Err(e).with_context(|| format!("reading {MAP_NAME}")),
+        }
+    }
+
+    fn read_batch(&mut self) -> io::Result<Vec<DataRec>> {
+        let opts =
+            bpf_map_batch_opts { sz: size_of::<bpf_map_batch_opts>() as _, ..Default::default() };
+        let mut count = self.map.max_entries();
+        let mut next_key = 0u32;
+        // SAFETY: `keys` holds max_entries u32 keys and `values` max_entries
+        // × copies values of value_size bytes, what the kernel writes for
+        // `count` = max_entries; `next_key` takes the 4-byte batch cursor;
+        // all live across the call, and `opts` is correctly sized.
+        let ret = unsafe {
+            libbpf_sys::bpf_map_lookup_batch(
+                self.map.as_fd().as_raw_fd(),
+                std::ptr::null_mut(),
+                (&raw mut next_key).cast(),
+                self.keys.as_mut_ptr().cast(),
+                self.values.as_mut_ptr().cast(),
+                &mut count,
+                &opts,
+            )
+        };
+        // ENOENT: the batch reached the end of the map, as it does here.
+        if ret < 0 && ret != -libc::ENOENT {
+            return Err(io::Error::from_raw_os_error(-ret));
+        }
+        let mut recs = vec![DataRec::default(); self.map.max_entries() as usize];
+        let per_key = self.copies * size_of::<DataRec>();
+        for (key, values) in
+            self.keys.iter().zip(self.values.chunks_exact(per_key)).take(count as usize)
+        {
+            let Some(sum) = recs.get_mut(*key as usize) else { continue };
+            for bytes in values.chunks_exact(size_of::<DataRec>()) {
+                add(sum, bytes)?;
+            }
+        }
+        Ok(recs)
     }
 
     fn read_one(&self, key: u32) -> Result<DataRec> {
@@ -66,13 +129,19 @@ impl StatsMap {
         .with_context(|| format!("reading {} of {MAP_NAME}", action_name(key)))?;
         let mut sum = DataRec::default();
         for bytes in values.unwrap_or_default() {
-            // Copy out: a Vec<u8> carries no alignment guarantee for u64 fields.
-            let mut rec = DataRec::default();
-            plain::copy_from_bytes(&mut rec, &bytes)
-                .map_err(|e| anyhow::anyhow!("decoding a stats record: {e:?}"))?;
-            sum.rx_packets = sum.rx_packets.wrapping_add(rec.rx_packets);
-            sum.rx_bytes = sum.rx_bytes.wrapping_add(rec.rx_bytes);
+            add(&mut sum, &bytes)?;
         }
         Ok(sum)
     }
+}
+
+/// Add the record in `bytes` to `sum`.
+fn add(sum: &mut DataRec, bytes: &[u8]) -> io::Result<()> {
+    // Copy out: a byte buffer carries no alignment guarantee for u64 fields.
+    let mut rec = DataRec::default();
+    plain::copy_from_bytes(&mut rec, bytes)
+        .map_err(|e| io::Error::other(format!("decoding a stats record: {e:?}")))?;
+    sum.rx_packets = sum.rx_packets.wrapping_add(rec.rx_packets);
+    sum.rx_bytes = sum.rx_bytes.wrapping_add(rec.rx_bytes);
+    Ok(())
 }

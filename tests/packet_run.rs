@@ -599,7 +599,7 @@ impl<'obj> Runner<'_, 'obj> {
 
     fn check_counters(&self) {
         let handle = MapHandle::try_from(&self.skel.maps.xdp_stats_map).expect("map handle");
-        let map = StatsMap::new(handle, "xdp_stats_map").expect("stats layout");
+        let mut map = StatsMap::new(handle, "xdp_stats_map").expect("stats layout");
         let got: Vec<(u64, u64)> =
             map.read().expect("read").iter().map(|r| (r.rx_packets, r.rx_bytes)).collect();
         assert_eq!(got, self.want, "xdp_stats_map (packets, bytes) per action ABORTED..REDIRECT");

@@ -30,7 +30,7 @@ fn ping6_frame(payload: usize) -> Vec<u8> {
 /// Per-action (packets, bytes), summed over CPUs by the reader `stats` uses.
 fn counters(skel: &XdpProgKernSkel<'_>) -> Vec<(u64, u64)> {
     let handle = MapHandle::try_from(&skel.maps.xdp_stats_map).expect("map handle");
-    let map = StatsMap::new(handle, "xdp_stats_map").expect("stats layout");
+    let mut map = StatsMap::new(handle, "xdp_stats_map").expect("stats layout");
     map.read().expect("read").iter().map(|r| (r.rx_packets, r.rx_bytes)).collect()
 }
 
