@@ -10,8 +10,9 @@ XDPCTL := $(or $(CARGO_TARGET_DIR),target)/release/xdpctl
 # for the tests, clang-format/shellcheck for lint.
 DEPS := clang llvm libelf-dev zlib1g-dev pkg-config gcc make iproute2 iputils-ping procps \
 	tcpdump tshark ethtool jq bpftool libbpf-dev clang-format shellcheck
-# Benchmarks only: libxdp for the C reference of the AF_XDP benchmark.
-BENCH_DEPS := libxdp-dev
+# Benchmarks only: libxdp for the C reference of the AF_XDP benchmark,
+# xdp-tools for xdp-loader, a peer of the load benchmark.
+BENCH_DEPS := libxdp-dev xdp-tools
 
 .PHONY: all build deps lint test demo testenv testenv-teardown bench clean
 
@@ -56,7 +57,7 @@ testenv: build
 testenv-teardown:
 	XDPCTL=$(XDPCTL) testenv/testenv.sh teardown
 
-# Needs root; writes bench/results.md.
+# Needs root; writes bench/results.md, bench/results.json and the README summary.
 bench: build
 	$(call apt_install,$(BENCH_DEPS))
 	XDPCTL=$(XDPCTL) bench/run.sh

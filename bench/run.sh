@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# `make bench`: every benchmark in one invocation; results to bench/results.md.
+# `make bench`: every benchmark in one invocation. Each prints its Markdown
+# section (gathered in bench/results.md) and writes its rows as JSON; the rows
+# become bench/results.json and the summary table between the bench markers
+# in README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,21 +17,58 @@ export XDPCTL_BENCH_REF=$target/bench/xdp_ref.o
 clang -O2 -g -target bpf -Iinclude "-I/usr/include/$(gcc -dumpmachine)" \
 	-c bpf/af_xdp_kern.bpf.c -o "$target/bench/af_xdp_kern.o"
 gcc -O2 -Wall -o "$target/bench/xsk_ref" bench/xsk_ref.c -lxdp -lbpf
+gcc -O2 -Wall -Iinclude -o "$target/bench/stats_ref" bench/stats_ref.c -lbpf
 export XDPCTL_BENCH_XSK_OBJ=$target/bench/af_xdp_kern.o
 export XDPCTL_BENCH_XSK_REF=$target/bench/xsk_ref
+export XDPCTL_BENCH_STATS_REF=$target/bench/stats_ref
 export XDPCTL=${XDPCTL:-$target/release/xdpctl}
+XDPCTL_BENCH_JSON=$(mktemp -d)
+export XDPCTL_BENCH_JSON
 
 out=bench/results.md
-trap 'rm -f "$out.tmp"' EXIT
+trap 'rm -rf "$out.tmp" "$XDPCTL_BENCH_JSON" README.md.tmp' EXIT
+
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+mem=$(awk '/^MemTotal/ {printf "%.0f", $2 / 1048576}' /proc/meminfo)
+machine="$cpu, $(nproc) vCPUs, $mem GiB, kernel $(uname -r), Debian $(cat /etc/debian_version)"
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+date=$(date -u +%Y-%m-%d)
 {
 	echo "# Benchmark results"
 	echo
-	echo "$(date -u +%Y-%m-%d) · kernel $(uname -r) · $(nproc) CPUs · $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+	echo "$date · $machine · $commit"
 	echo
-	cargo bench --locked -q --bench test_run
-	cargo bench --locked -q --bench load_unload
-	cargo bench --locked -q --bench sample
-	cargo bench --locked -q --bench afxdp
+	for bench in test_run veth_drop load_unload stats_read sample afxdp; do
+		cargo bench --locked -q --bench "$bench"
+	done
 } | tee "$out.tmp"
 mv "$out.tmp" "$out"
-echo "written to $out"
+
+jq -s --arg machine "$machine" --arg date "$date" --arg commit "$commit" \
+	'{date: $date, machine: $machine, commit: $commit, rows: add}' \
+	"$XDPCTL_BENCH_JSON"/*.json >bench/results.json
+
+# The README's summary: one line per row with a peer that has a goal, or
+# none (the no-op program rows stay in results.json and results.md).
+summary() {
+	echo "$date · $machine · $commit"
+	echo
+	echo "| benchmark | case | xdpctl | peer, same run | ratio | goal | met |"
+	echo "|---|---|---:|---|---:|---:|---|"
+	jq -r '
+		def n: if . >= 100 then round else (. * 100 | round) / 100 end | tostring;
+		.rows[] | select(.peer_name != "no-op program")
+		| "| \(.benchmark) | \(.case) | \(.xdpctl | n) \(.unit) | \(.peer_name): \(.peer | n) \(.unit) | \(.ratio * 100 | round / 100)× | \(
+			if .goal | type == "object" then
+				(if .goal.at_most then "≤ \(.goal.at_most)×" else "≥ \(.goal.at_least)×" end)
+			else "–" end) | \(
+			if .met == true then "yes" elif .met == false then "**no**" else "–" end) |"
+	' bench/results.json
+}
+awk -v table="$(summary)" '
+	/<!-- bench-summary:end -->/ { print table; skip = 0 }
+	!skip { print }
+	/<!-- bench-summary:begin -->/ { skip = 1 }
+' README.md >README.md.tmp
+mv README.md.tmp README.md
+echo "written: $out, bench/results.json, and the summary in README.md"

@@ -119,6 +119,7 @@ fn main() -> Result<()> {
         Ok(n) => n.parse().context("XDPCTL_BENCH_ROUNDS")?,
         Err(_) => ROUNDS,
     };
+    let mut rows = Vec::new();
     for work in [Work::Drop, Work::Echo] {
         for mode in ["native", "skb"] {
             let row = format!("{}-{mode}", if work == Work::Drop { "drop" } else { "echo" });
@@ -148,7 +149,7 @@ fn main() -> Result<()> {
                     .collect::<Vec<_>>()
                     .join(", ")
             };
-            let med = |v: &[Trial], f: &dyn Fn(&Trial) -> f64| median(v.iter().map(f).collect());
+            let med = |v: &[Trial], f: &dyn Fn(&Trial) -> f64| common::median(v.iter().map(f));
             let (m_ours, m_theirs) =
                 (med(&ours, &|t| t.rate(work)), med(&theirs, &|t| t.rate(work)));
             let offered = med(&[ours.clone(), theirs.clone()].concat(), &|t| t.sent_pps);
@@ -170,8 +171,19 @@ fn main() -> Result<()> {
                 m_theirs / 1e3,
                 offered / 1e3
             );
+            let case = match work {
+                Work::Drop => format!("--drop (rxdrop), frames received, {mode} mode"),
+                Work::Echo => format!("echo, replies sent, {mode} mode"),
+            };
+            rows.push(
+                common::Row::new("afxdp_mpps", case, "Mpps")
+                    .figures(m_ours / 1e6, "C on libxdp's xsk API", m_theirs / 1e6)
+                    .ratio(geo)
+                    .goal(common::Goal::AtLeast(1.0), rounds),
+            );
         }
     }
+    common::record("afxdp", &rows)?;
     println!();
     println!(
         "rxdrop: a veth receives on the sending CPU, so the kernel's copy into the UMEM \
@@ -376,9 +388,4 @@ fn echo_request() -> Vec<u8> {
     f.extend_from_slice(&dst);
     f.extend_from_slice(&icmp);
     f
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }

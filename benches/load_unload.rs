@@ -1,6 +1,7 @@
 //! Wall time of `xdpctl load` + `xdpctl unload` against `ip link set dev X
-//! xdpgeneric obj ... sec xdp` + `xdpgeneric off`, same object, same veth,
-//! runs interleaved, means compared. Wall time is dominated by the kernel
+//! xdpgeneric obj ... sec xdp` + `xdpgeneric off` and against `xdp-loader
+//! load -m skb` + `unload --all`, same object, same veth, runs interleaved
+//! (the order rotating), means compared. Wall time is dominated by the kernel
 //! (an RCU grace period in the XDP dispatcher on attach and again on detach),
 //! so the CPU time both spend (children's rusage) is reported beside it. Means,
 //! not medians: each wait lasts one or two 4 ms ticks, and the median of such
@@ -13,7 +14,7 @@ use std::time::Instant;
 mod common;
 
 use anyhow::{Context, Result};
-use common::{sh, Mean};
+use common::{sh, Goal, Mean, Row};
 use nix::sys::resource::{getrusage, UsageWho};
 
 const RUNS: usize = 60;
@@ -34,45 +35,65 @@ fn main() -> Result<()> {
         sh("ip", &["link", "set", "dev", dev, "xdpgeneric", "obj", OBJECT, "sec", "xdp"])?;
         sh("ip", &["link", "set", "dev", dev, "xdpgeneric", "off"])
     };
+    // Without freplace (EPERM here) libxdp falls back to attaching the
+    // program alone, as ip does.
+    let loader = || -> Result<()> {
+        sh("xdp-loader", &["load", "-m", "skb", dev, OBJECT, "-n", "xdp_pass"])?;
+        sh("xdp-loader", &["unload", dev, "--all"])
+    };
+    let tools: [(&str, &dyn Fn() -> Result<()>); 3] = [
+        ("xdpctl load --skb-mode + xdpctl unload", &ours),
+        ("ip link set xdpgeneric obj ... sec xdp + xdpgeneric off", &ip),
+        ("xdp-loader load -m skb + xdp-loader unload --all", &loader),
+    ];
 
-    // (wall ms, CPU ms) per pair.
-    let (mut t_ours, mut t_ip) = (Vec::new(), Vec::new());
+    // (wall ms, CPU ms) of each pair, per tool.
+    let mut times = vec![Vec::new(); tools.len()];
     for i in 0..WARMUP + RUNS {
-        // Alternate which goes first, so drift hits both alike.
-        let order: [(&dyn Fn() -> Result<()>, bool); 2] =
-            if i % 2 == 0 { [(&ours, true), (&ip, false)] } else { [(&ip, false), (&ours, true)] };
-        for (run, is_ours) in order {
+        // Rotate which goes first, so drift and order effects hit all alike.
+        for k in 0..tools.len() {
+            let t = (i + k) % tools.len();
             let cpu0 = children_cpu_ms()?;
             let start = Instant::now();
-            run()?;
+            (tools[t].1)()?;
             let wall = start.elapsed().as_secs_f64() * 1e3;
             let cpu = children_cpu_ms()? - cpu0;
             if i >= WARMUP {
-                if is_ours {
-                    t_ours.push((wall, cpu))
-                } else {
-                    t_ip.push((wall, cpu))
-                }
+                times[t].push((wall, cpu));
             }
         }
     }
-    let (ow, pw) = (Mean::of(t_ours.iter().map(|t| t.0)), Mean::of(t_ip.iter().map(|t| t.0)));
-    let (oc, pc) = (Mean::of(t_ours.iter().map(|t| t.1)), Mean::of(t_ip.iter().map(|t| t.1)));
+    let wall: Vec<Mean> = times.iter().map(|t| Mean::of(t.iter().map(|x| x.0))).collect();
+    let cpu: Vec<Mean> = times.iter().map(|t| Mean::of(t.iter().map(|x| x.1))).collect();
     println!(
-        "## load + unload ({RUNS} interleaved runs, mean ± standard error; skb mode on a veth)\n"
+        "## load + unload ({RUNS} interleaved runs, mean ± standard error; skb mode on a veth; \
+         ratios to xdpctl's)\n"
     );
     println!("| command pair | wall ms | wall ratio | CPU ms | CPU ratio |");
     println!("|---|---:|---:|---:|---:|");
-    println!(
-        "| xdpctl load --skb-mode + xdpctl unload | {ow} | {:.3} | {oc} | {:.3} |",
-        ow.mean / pw.mean,
-        oc.mean / pc.mean
-    );
-    println!(
-        "| ip link set xdpgeneric obj ... sec xdp + xdpgeneric off | {pw} | 1.000 | {pc} | 1.000 |"
-    );
+    for ((name, _), (w, c)) in tools.iter().zip(wall.iter().zip(&cpu)) {
+        println!(
+            "| {name} | {w} | {:.3} | {c} | {:.3} |",
+            w.mean / wall[0].mean,
+            c.mean / cpu[0].mean
+        );
+    }
     println!();
-    Ok(())
+    // The goal is against the faster peer, in wall time and in CPU time.
+    let faster = |m: &[Mean]| if m[1].mean <= m[2].mean { 1 } else { 2 };
+    let short = ["xdpctl", "ip link", "xdp-loader"];
+    let (fw, fc) = (faster(&wall), faster(&cpu));
+    common::record(
+        "load_unload",
+        &[
+            Row::new("load_ms", "load + unload, skb mode, wall time", "ms")
+                .figures(wall[0].mean, short[fw], wall[fw].mean)
+                .goal(Goal::AtMost(0.9), RUNS),
+            Row::new("load_ms", "load + unload, skb mode, CPU time", "ms")
+                .figures(cpu[0].mean, short[fc], cpu[fc].mean)
+                .goal(Goal::AtMost(0.9), RUNS),
+        ],
+    )
 }
 
 /// User + system time of all waited-for children so far.
@@ -88,22 +109,21 @@ impl std::fmt::Display for Mean {
     }
 }
 
-/// A veth pair of our own (peer in its own netns), removed on drop, with the
-/// bpffs entries `ip` makes for itself on first use (removed if it made them).
+/// A veth pair of our own (peer in its own netns), removed on drop, with
+/// whatever `ip` and `xdp-loader` leave under bpffs (see common::ToolDirs).
 struct Lab {
     ns: String,
     veth: String,
-    ip_dirs_existed: bool,
+    _tool_dirs: common::ToolDirs,
 }
-
-/// What `ip ... obj` creates under bpffs: symlinks first, directories last.
-const IP_BPFFS_ENTRIES: [&str; 4] =
-    ["/sys/fs/bpf/ip", "/sys/fs/bpf/xdp", "/sys/fs/bpf/tc/globals", "/sys/fs/bpf/tc"];
 
 impl Lab {
     fn new(name: &str) -> Result<Lab> {
-        let ip_dirs_existed = std::path::Path::new("/sys/fs/bpf/tc").exists();
-        let lab = Lab { ns: name.to_string(), veth: name.to_string(), ip_dirs_existed };
+        let lab = Lab {
+            ns: name.to_string(),
+            veth: name.to_string(),
+            _tool_dirs: common::ToolDirs::snapshot(),
+        };
         sh("ip", &["netns", "add", &lab.ns])?;
         sh(
             "ip",
@@ -119,10 +139,5 @@ impl Drop for Lab {
         let _ = Command::new("ip").args(["link", "del", "dev", &self.veth]).output();
         let _ = Command::new("ip").args(["netns", "del", &self.ns]).output();
         let _ = std::fs::remove_dir_all(format!("/sys/fs/bpf/{}", self.veth));
-        if !self.ip_dirs_existed {
-            for entry in IP_BPFFS_ENTRIES {
-                let _ = std::fs::remove_file(entry).or_else(|_| std::fs::remove_dir(entry));
-            }
-        }
     }
 }

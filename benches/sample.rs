@@ -173,6 +173,17 @@ fn main() -> Result<()> {
     row("xdpctl sample -w", &ours, &m_ours);
     row("tcpdump -w", &theirs, &m_theirs);
     row("none (no-op XDP, no capture)", &none, &m_none);
+    let capped = |b: &Best| if b.capped { " (the sender's ceiling)" } else { "" };
+    common::record(
+        "sample",
+        &[common::Row::new(
+            "sample_pps",
+            format!("highest rate with zero loss, 64-byte frames{}", capped(&m_ours)),
+            "kpps",
+        )
+        .figures(m_ours.pps / 1e3, format!("tcpdump -w{}", capped(&m_theirs)), m_theirs.pps / 1e3)
+        .goal(common::Goal::AtLeast(1.5), ROUNDS)],
+    )?;
     println!();
     println!(
         "≥: nothing lost at the most the sender reached. The veth receives on the \

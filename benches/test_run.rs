@@ -22,7 +22,7 @@ use std::mem::MaybeUninit;
 mod common;
 
 use anyhow::{bail, ensure, Context, Result};
-use common::{ip, xdp_md, Mean};
+use common::{ip, median, xdp_md, Goal, Mean, Row};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{Object, ObjectBuilder, ProgramInput, ProgramMut};
 use xdpctl::skel::xdp_prog::XdpProgKernSkelBuilder;
@@ -196,6 +196,7 @@ fn main() -> Result<()> {
          xdpctl / no-op |"
     );
     println!("|---|---|---|---:|---:|---:|---:|---:|");
+    let mut rows = Vec::new();
     for (case, s) in cases.iter().zip(&samples) {
         let (o, p, n) = (
             median(s.iter().map(|t| t.0)),
@@ -210,9 +211,22 @@ fn main() -> Result<()> {
             case.frame_desc,
             verdict_name(case.verdict)
         );
+        let what = format!("{}, {}", case.name, case.frame_desc);
+        rows.push(
+            Row::new("prog_run_ns", &what, "ns")
+                .figures(o, "the same in plain C", p)
+                .ratio(vs_plain.mean)
+                .goal(Goal::AtMost(1.05), ROUNDS),
+        );
+        rows.push(
+            Row::new("prog_run_ns", what, "ns")
+                .figures(o, "no-op program", n)
+                .ratio(vs_noop.mean)
+                .goal(Goal::None, ROUNDS),
+        );
     }
     println!();
-    Ok(())
+    common::record("test_run", &rows)
 }
 
 /// Mean ns per packet over the case's calls. A test run of more than one
@@ -292,12 +306,6 @@ fn check(case: &Case<'_>) -> Result<()> {
 
 fn verdict_name(v: u32) -> &'static str {
     ["ABORTED", "DROP", "PASS", "TX", "REDIRECT"].get(v as usize).copied().unwrap_or("?")
-}
-
-fn median(values: impl Iterator<Item = f64>) -> f64 {
-    let mut v: Vec<f64> = values.collect();
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// The router's lab, in a network namespace that dies with this process.

@@ -82,3 +82,110 @@ impl Programs {
         Ok(self.progs.swap_remove(at))
     }
 }
+
+/// Whether a ratio (xdpctl / peer) should stay below or reach its goal.
+#[derive(Clone, Copy, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Goal {
+    AtMost(f64),
+    AtLeast(f64),
+    /// Reported, no goal.
+    None,
+}
+
+/// One line of bench/results.json: xdpctl's figure beside the peer's from
+/// the same run, and their ratio.
+#[derive(serde::Serialize)]
+pub struct Row {
+    pub benchmark: &'static str,
+    pub case: String,
+    pub unit: &'static str,
+    pub xdpctl: f64,
+    pub peer_name: String,
+    pub peer: f64,
+    pub ratio: f64,
+    pub goal: Goal,
+    pub met: Option<bool>,
+    /// Runs of each side (alternating).
+    pub runs: usize,
+}
+
+impl Row {
+    pub fn new(benchmark: &'static str, case: impl Into<String>, unit: &'static str) -> Row {
+        Row {
+            benchmark,
+            case: case.into(),
+            unit,
+            xdpctl: 0.0,
+            peer_name: String::new(),
+            peer: 0.0,
+            ratio: 0.0,
+            goal: Goal::None,
+            met: None,
+            runs: 0,
+        }
+    }
+
+    /// The figures, with the ratio taken from them.
+    pub fn figures(self, xdpctl: f64, peer_name: impl Into<String>, peer: f64) -> Row {
+        Row { xdpctl, peer_name: peer_name.into(), peer, ratio: xdpctl / peer, ..self }
+    }
+
+    /// A ratio computed otherwise (say, the mean of paired ratios).
+    pub fn ratio(self, ratio: f64) -> Row {
+        Row { ratio, ..self }
+    }
+
+    pub fn goal(self, goal: Goal, runs: usize) -> Row {
+        let met = match goal {
+            Goal::AtMost(g) => Some(self.ratio <= g),
+            Goal::AtLeast(g) => Some(self.ratio >= g),
+            Goal::None => None,
+        };
+        Row { goal, met, runs, ..self }
+    }
+}
+
+/// Write `rows` to $XDPCTL_BENCH_JSON/`name`.json, where bench/run.sh
+/// gathers them into bench/results.json; nothing if that is unset.
+pub fn record(name: &str, rows: &[Row]) -> Result<()> {
+    let Ok(dir) = std::env::var("XDPCTL_BENCH_JSON") else { return Ok(()) };
+    let path = std::path::Path::new(&dir).join(format!("{name}.json"));
+    let text = serde_json::to_string_pretty(rows).context("encoding rows")?;
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// The median of `values` (the upper one of an even count).
+pub fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = values.collect();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// What `ip ... obj` and xdp-loader create under bpffs on first use:
+/// symlinks first, directories last.
+const TOOL_BPFFS_ENTRIES: [&str; 4] =
+    ["/sys/fs/bpf/ip", "/sys/fs/bpf/xdp", "/sys/fs/bpf/tc/globals", "/sys/fs/bpf/tc"];
+
+/// Removes, when dropped, those of TOOL_BPFFS_ENTRIES that did not exist
+/// when it was made: the peers' leftovers, never the user's.
+pub struct ToolDirs(Vec<&'static str>);
+
+impl ToolDirs {
+    pub fn snapshot() -> ToolDirs {
+        ToolDirs(
+            TOOL_BPFFS_ENTRIES
+                .into_iter()
+                .filter(|e| std::fs::symlink_metadata(e).is_err())
+                .collect(),
+        )
+    }
+}
+
+impl Drop for ToolDirs {
+    fn drop(&mut self) {
+        for entry in &self.0 {
+            let _ = std::fs::remove_file(entry).or_else(|_| std::fs::remove_dir_all(entry));
+        }
+    }
+}
