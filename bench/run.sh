@@ -44,8 +44,11 @@ date=$(date -u +%Y-%m-%d)
 } | tee "$out.tmp"
 mv "$out.tmp" "$out"
 
-jq -s --arg machine "$machine" --arg date "$date" --arg commit "$commit" \
-	'{date: $date, machine: $machine, commit: $commit, rows: add}' \
+# Rows in the order of issue 6's table.
+order='["prog_run_ns", "veth_drop_mpps", "load_ms", "sample_pps", "afxdp_mpps", "stats_read_us"]'
+jq -s --arg machine "$machine" --arg date "$date" --arg commit "$commit" --argjson order "$order" \
+	'{date: $date, machine: $machine, commit: $commit,
+	  rows: (add | sort_by(.benchmark as $b | $order | index($b)))}' \
 	"$XDPCTL_BENCH_JSON"/*.json >bench/results.json
 
 # The README's summary: one line per row with a peer that has a goal, or

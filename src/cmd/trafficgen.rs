@@ -134,8 +134,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
         duration: args.duration.map(Duration::from_secs_f64),
         interval: Duration::from_secs_f64(args.interval),
     };
-    let mut meter = Meter::new(&dev, &link, peer.as_ref(), spec.size, out)?;
-    meter.prog_id = gen.prog_id()?;
+    let mut meter = Meter::new(&dev, gen.prog_id()?, &link, peer.as_ref(), spec.size, out);
     let sent = gen.run(&plan, || stop.requested(), |sent| meter.report(sent, false))?;
     meter.finish(sent)
 }
@@ -230,15 +229,16 @@ struct Meter<'a> {
 impl<'a> Meter<'a> {
     fn new(
         dev: &'a Iface,
+        prog_id: u32,
         link: &Link,
         peer: Option<&'a Link>,
         size: usize,
         out: Output,
-    ) -> Result<Self> {
+    ) -> Self {
         let peer = peer.map(|p| (p, link.link_netnsid));
         let mut meter = Meter {
             dev,
-            prog_id: 0,
+            prog_id,
             peer,
             size,
             out,
@@ -249,7 +249,7 @@ impl<'a> Meter<'a> {
             received: 0,
         };
         meter.peer_base = meter.peer_rx();
-        Ok(meter)
+        meter
     }
 
     /// The peer's received-frames counter; None if it cannot be read (the
