@@ -24,7 +24,8 @@ use serde_json::Value;
 
 mod common;
 
-use common::{ip, sh, xdp_md};
+use common::{ip, sh};
+use xdpctl::xdp::test_run_ctx as xdp_md;
 
 const SECONDS: f64 = 2.0;
 const ROUNDS: usize = 7;

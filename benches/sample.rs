@@ -23,7 +23,8 @@ use serde_json::Value;
 
 mod common;
 
-use common::{ip, xdp_md};
+use common::ip;
+use xdpctl::xdp::test_run_ctx as xdp_md;
 
 /// Seconds of traffic per trial: long enough to overflow an 8 MiB buffer
 /// (about 90 000 small samples) at a rate 5% above what drains it.

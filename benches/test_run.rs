@@ -22,10 +22,11 @@ use std::mem::MaybeUninit;
 mod common;
 
 use anyhow::{bail, ensure, Context, Result};
-use common::{ip, median, xdp_md, Goal, Mean, Row};
+use common::{ip, median, Goal, Mean, Row};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{Object, ObjectBuilder, ProgramInput, ProgramMut};
 use xdpctl::skel::xdp_prog::XdpProgKernSkelBuilder;
+use xdpctl::xdp::test_run_ctx as xdp_md;
 
 const REPEAT: u32 = 200_000;
 const ROUNDS: usize = 60;

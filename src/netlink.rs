@@ -104,7 +104,11 @@ fn ask(request: &[u8]) -> Result<Vec<u8>> {
 
 /// The other end of the veth `index` of this namespace; None if it is no veth.
 pub fn veth_peer(index: u32) -> Result<Option<Link>> {
-    let link = get_link(index, None)?;
+    peer_of(&get_link(index, None)?)
+}
+
+/// The other end of `link` if it is a veth of this namespace; None otherwise.
+pub fn peer_of(link: &Link) -> Result<Option<Link>> {
     match (link.kind.as_deref(), link.link) {
         (Some("veth"), Some(peer)) => get_link(peer, link.link_netnsid).map(Some),
         _ => Ok(None),

@@ -70,16 +70,10 @@ impl<'obj> Generator<'obj> {
         config.port_count = last.saturating_sub(first).saturating_add(1);
         let skel = open.load().context("loading the trafficgen program")?;
         let (hold_link, hold_ns) = hold(skel.progs.xdp_trafficgen.as_fd())?;
-        let frame_len = u32::try_from(setup.frame.len()).context("frame length")?;
-        let fields = [0, frame_len, 0, setup.dev.index, 0, 0];
-        let mut ctx = [0u8; 24];
-        for (chunk, v) in ctx.chunks_exact_mut(4).zip(fields) {
-            chunk.copy_from_slice(&v.to_ne_bytes());
-        }
         Ok(Generator {
             skel,
             frame: setup.frame.to_vec(),
-            ctx,
+            ctx: xdp::test_run_ctx(setup.frame, setup.dev.index),
             _hold_link: hold_link,
             _hold_ns: hold_ns,
         })

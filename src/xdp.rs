@@ -124,6 +124,19 @@ fn announces_features() -> bool {
     (major, minor) >= (6, 3)
 }
 
+/// `struct xdp_md` for a test run's ctx_in: the kernel wants data and
+/// data_meta 0 and data_end the frame's length; the frame arrives on
+/// `ifindex`, queue 0. Test runs take frames of at most a page, so the
+/// length fits a u32.
+pub fn test_run_ctx(frame: &[u8], ifindex: u32) -> [u8; 24] {
+    let fields = [0, frame.len() as u32, 0, ifindex, 0, 0];
+    let mut md = [0u8; 24];
+    for (chunk, v) in md.chunks_exact_mut(4).zip(fields) {
+        chunk.copy_from_slice(&v.to_ne_bytes());
+    }
+    md
+}
+
 /// Attach `prog` to `dev`. With `replace`, atomically swap out that program
 /// (which must be attached in the same mode); without it, fail if any program is
 /// attached. `mode` None lets the kernel choose.

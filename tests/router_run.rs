@@ -123,12 +123,7 @@ fn route(ifindex: u32, frame: &[u8]) -> (u32, Vec<u8>) {
         .expect("open")
         .load()
         .expect("load (root needed)");
-    // struct xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index,
-    // egress_ifindex; test_run wants data 0 and data_end the frame's length.
-    let mut ctx = Vec::new();
-    for field in [0, frame.len() as u32, 0, ifindex, 0, 0] {
-        ctx.extend_from_slice(&field.to_ne_bytes());
-    }
+    let mut ctx = xdpctl::xdp::test_run_ctx(frame, ifindex);
     let mut out = vec![0u8; frame.len() + 64];
     let input = ProgramInput {
         data_in: Some(frame),

@@ -34,17 +34,6 @@ pub fn ip(args: &[&str]) -> Result<()> {
     sh("ip", args)
 }
 
-/// `struct xdp_md` for ctx_in: the kernel wants data and data_meta 0 and
-/// data_end the frame's length; the frame arrives on `ifindex`, queue 0.
-pub fn xdp_md(frame: &[u8], ifindex: u32) -> [u8; 24] {
-    let fields = [0, frame.len() as u32, 0, ifindex, 0, 0];
-    let mut md = [0u8; 24];
-    for (chunk, v) in md.chunks_exact_mut(4).zip(fields) {
-        chunk.copy_from_slice(&v.to_ne_bytes());
-    }
-    md
-}
-
 /// Pin this process (the live-frames sender) to `cpu`; the tools under test
 /// run on the other one.
 pub fn pin_to_cpu(cpu: usize) -> Result<()> {

@@ -103,7 +103,7 @@ struct JsonSample<'a> {
 pub fn run(args: &Args, out: Output) -> Result<()> {
     let dev = iface::resolve(&args.dev)?;
     let link = netlink::get_link(dev.index, None)?;
-    let peer = netlink::veth_peer(dev.index)?;
+    let peer = netlink::peer_of(&link)?;
     check_can_send(&dev, &link, peer.as_ref())?;
     let spec = frame_spec(args, &dev, &link, peer.as_ref())?;
     let frame = frame::udp(&spec)?;
