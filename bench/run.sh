@@ -6,6 +6,39 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The README's summary: one line per row with a peer that has a goal, or
+# none (the no-op program rows stay in results.json and results.md).
+# `bench/run.sh --summary` redoes just this from bench/results.json.
+summary() {
+	jq -r '
+		def n: if . >= 100 then round else (. * 100 | round) / 100 end | tostring;
+		def two: (. * 100 | round) as $c | "\($c / 100 | floor).\($c % 100 | tostring | if length < 2 then "0" + . else . end)";
+		"\(.date) · \(.machine) · \(.commit)",
+		"",
+		"| benchmark | case | xdpctl | peer, same run | ratio | goal | met |",
+		"|---|---|---:|---|---:|---:|---|",
+		(.rows[] | select(.peer_name != "no-op program")
+		| "| \(.benchmark) | \(.case) | \(.xdpctl | n) \(.unit) | \(.peer_name): \(.peer | n) \(.unit) | \(.ratio | two)× | \(
+			if .goal | type == "object" then
+				(if .goal.at_most then "≤ \(.goal.at_most)×" else "≥ \(.goal.at_least)×" end)
+			else "–" end) | \(
+			if .met == true then "yes" elif .met == false then "**no**" else "–" end) |")
+	' bench/results.json
+}
+readme() {
+	awk -v table="$(summary)" '
+		/<!-- bench-summary:end -->/ { print table; skip = 0 }
+		!skip { print }
+		/<!-- bench-summary:begin -->/ { skip = 1 }
+	' README.md >README.md.tmp
+	mv README.md.tmp README.md
+}
+if [[ ${1:-} == --summary ]]; then
+	readme
+	exit
+fi
+
+
 # Where cargo builds: its own CARGO_TARGET_DIR if one is set.
 target=${CARGO_TARGET_DIR:-target}
 mkdir -p "$target/bench"
@@ -51,27 +84,5 @@ jq -s --arg machine "$machine" --arg date "$date" --arg commit "$commit" --argjs
 	  rows: (add | sort_by(.benchmark as $b | $order | index($b)))}' \
 	"$XDPCTL_BENCH_JSON"/*.json >bench/results.json
 
-# The README's summary: one line per row with a peer that has a goal, or
-# none (the no-op program rows stay in results.json and results.md).
-summary() {
-	echo "$date · $machine · $commit"
-	echo
-	echo "| benchmark | case | xdpctl | peer, same run | ratio | goal | met |"
-	echo "|---|---|---:|---|---:|---:|---|"
-	jq -r '
-		def n: if . >= 100 then round else (. * 100 | round) / 100 end | tostring;
-		.rows[] | select(.peer_name != "no-op program")
-		| "| \(.benchmark) | \(.case) | \(.xdpctl | n) \(.unit) | \(.peer_name): \(.peer | n) \(.unit) | \(.ratio * 100 | round / 100)× | \(
-			if .goal | type == "object" then
-				(if .goal.at_most then "≤ \(.goal.at_most)×" else "≥ \(.goal.at_least)×" end)
-			else "–" end) | \(
-			if .met == true then "yes" elif .met == false then "**no**" else "–" end) |"
-	' bench/results.json
-}
-awk -v table="$(summary)" '
-	/<!-- bench-summary:end -->/ { print table; skip = 0 }
-	!skip { print }
-	/<!-- bench-summary:begin -->/ { skip = 1 }
-' README.md >README.md.tmp
-mv README.md.tmp README.md
+readme
 echo "written: $out, bench/results.json, and the summary in README.md"

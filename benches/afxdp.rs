@@ -3,41 +3,32 @@
 //! switched on, loading the same xdp_sock object), in copy mode, with the
 //! program native and skb, busy-polling, 64 frames a pass.
 //!
-//! Traffic is 64-byte ICMPv6 echo requests sent flat out by
-//! BPF_PROG_TEST_RUN in live-frames mode (XDP_TX out of one veth end into the
-//! other). `drop` is the rxdrop rate (frames that reached user space per
+//! Traffic is 64-byte ICMPv6 echo requests sent flat out by `xdpctl
+//! trafficgen`'s generator out of one veth end into the other. `drop` is the rxdrop rate (frames that reached user space per
 //! second, --drop); `echo` the replies sent per second. The sender runs on
 //! CPU 0 (and with it the veth's receive path), the tools on CPU 1. Rounds
 //! alternate the tools; medians are compared.
 //! Run by `make bench` (needs root, libxdp-dev).
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use libbpf_rs::libbpf_sys::BPF_F_TEST_XDP_LIVE_FRAMES;
-use libbpf_rs::{ProgramInput, ProgramMut};
 use serde_json::Value;
 
 mod common;
 
-use common::{ip, sh};
-use xdpctl::xdp::test_run_ctx as xdp_md;
+use common::{ip, sh, Proc};
+use xdpctl::trafficgen::{Generator, Plan};
 
 const SECONDS: f64 = 2.0;
 const ROUNDS: usize = 7;
 const GEN: &str = "gen";
 const CAP: &str = "cap";
-const HOLD: &str = "hold";
 const GEN_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
 const CAP_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
 const SENDER_CPU: usize = 0;
 const TOOL_CPU: &str = "1";
-/// Frames per live-frames call: ~30 ms at the sender's rate.
-const PER_CALL: u32 = 1 << 16;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Tool {
@@ -72,9 +63,7 @@ struct Bench {
     xdpctl: String,
     reference: String,
     xsk_obj: String,
-    sender: ProgramMut<'static>,
-    gen_ifindex: u32,
-    frame: Vec<u8>,
+    gen: Generator<'static>,
 }
 
 fn main() -> Result<()> {
@@ -91,15 +80,13 @@ fn main() -> Result<()> {
         canonical(std::env::var("XDPCTL").unwrap_or_else(|_| "target/release/xdpctl".into()))?;
     let reference = canonical(env("XDPCTL_BENCH_XSK_REF")?)?;
     let xsk_obj = canonical(env("XDPCTL_BENCH_XSK_OBJ")?)?;
-    let (gen_ifindex, hold_ifindex) = lab()?;
+    let gen_ifindex = lab()?;
     common::pin_to_cpu(SENDER_CPU)?;
     let mut progs = common::Programs::load(&ref_obj)?;
-    let sender = progs.take("tx_all")?;
-    // Held attached, the sender stays in the XDP dispatcher (see benches/sample.rs).
-    let _hold = sender.attach_xdp(hold_ifindex as i32).context("holding the sender")?;
     // The replies end in a native XDP drop on the generator end.
     let _drop = progs.take("ref_drop")?.attach_xdp(gen_ifindex as i32).context("drop on gen")?;
-    let bench = Bench { xdpctl, reference, xsk_obj, sender, gen_ifindex, frame: echo_request() };
+    let gen = common::generator(GEN, &echo_request())?;
+    let mut bench = Bench { xdpctl, reference, xsk_obj, gen };
 
     println!(
         "## AF_XDP, copy mode, busy-polling: packets per second through user space \
@@ -200,12 +187,15 @@ fn main() -> Result<()> {
 }
 
 impl Bench {
-    fn trial(&self, tool: Tool, mode: &str, work: Work) -> Result<Trial> {
+    fn trial(&mut self, tool: Tool, mode: &str, work: Work) -> Result<Trial> {
         let mut run = self.start(tool, mode, work)?;
         sleep(Duration::from_millis(100));
         let (sent, secs) = self.send()?;
         sleep(Duration::from_millis(200));
-        let out = run.stop()?;
+        let (status, out, err) = run.stop()?;
+        if !status.success() {
+            bail!("{tool:?} failed ({status}): {err}");
+        }
         let v: Value = out
             .lines()
             .rev()
@@ -227,7 +217,7 @@ impl Bench {
 
     /// Start a tool on CPU 1 and wait until it receives; an AF_XDP queue
     /// can stay busy for a moment after the previous socket closed.
-    fn start(&self, tool: Tool, mode: &str, work: Work) -> Result<Running> {
+    fn start(&self, tool: Tool, mode: &str, work: Work) -> Result<Proc> {
         let args: Vec<&str> = match tool {
             Tool::Xdpctl => {
                 let mut a = vec![self.xdpctl.as_str(), "--json", "afxdp", "--dev", CAP, "--copy"];
@@ -246,105 +236,40 @@ impl Bench {
             ],
         };
         let ready = if tool == Tool::Xdpctl { "Ctrl-C stops" } else { "ready" };
-        for _ in 0..50 {
-            match Running::start(&args, ready)? {
-                Some(r) => return Ok(r),
-                None => sleep(Duration::from_millis(100)),
+        let mut tries = 0;
+        loop {
+            match Proc::start(TOOL_CPU, &args, ready) {
+                Ok(r) => return Ok(r),
+                Err(e) if tries < 50 && busy(&e) => sleep(Duration::from_millis(100)),
+                Err(e) => return Err(e.context(format!("{tool:?}: {}", args.join(" ")))),
             }
+            tries += 1;
         }
-        bail!("{tool:?} did not start: {}", args.join(" "))
     }
 
-    /// Frames out of the generator end as fast as the sender goes, for SECONDS.
-    fn send(&self) -> Result<(u64, f64)> {
-        let mut ctx = xdp_md(&self.frame, self.gen_ifindex);
+    /// Frames out of the generator end as fast as it goes, for SECONDS.
+    fn send(&mut self) -> Result<(u64, f64)> {
+        let plan = Plan {
+            duration: Some(Duration::from_secs_f64(SECONDS)),
+            interval: Duration::from_secs(3600),
+            ..Plan::default()
+        };
         let start = Instant::now();
-        let mut sent = 0u64;
-        while start.elapsed().as_secs_f64() < SECONDS {
-            let input = ProgramInput {
-                data_in: Some(&self.frame),
-                context_in: Some(&mut ctx),
-                flags: BPF_F_TEST_XDP_LIVE_FRAMES,
-                repeat: PER_CALL,
-                ..Default::default()
-            };
-            self.sender.test_run(input).context("sending live frames")?;
-            sent += u64::from(PER_CALL);
-        }
+        let sent = self.gen.run(&plan, || false, |_| Ok(()))?;
         Ok((sent, start.elapsed().as_secs_f64()))
     }
 }
 
-/// A tool under test, its stderr read on a thread.
-struct Running {
-    child: Child,
-    stderr: Receiver<String>,
-}
-
-impl Running {
-    /// None if it exited before saying `ready` (a queue still busy).
-    fn start(args: &[&str], ready: &str) -> Result<Option<Running>> {
-        let mut child = Command::new("taskset")
-            .args(["-c", TOOL_CPU])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("starting {}", args[0]))?;
-        let stderr = child.stderr.take().context("piped stderr")?;
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut seen = Vec::new();
-        loop {
-            match rx.recv_timeout(Duration::from_secs(10)) {
-                Ok(line) if line.contains(ready) => return Ok(Some(Running { child, stderr: rx })),
-                Ok(line) => seen.push(line),
-                Err(_) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    if seen.iter().any(|l| l.contains("busy") || l.contains("already has")) {
-                        return Ok(None);
-                    }
-                    bail!("{} failed to start: {}", args[0], seen.join("\n"));
-                }
-            }
-        }
-    }
-
-    /// Ctrl-C; its stdout.
-    fn stop(&mut self) -> Result<String> {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).context("SIGINT")?;
-        let mut out = String::new();
-        if let Some(mut stdout) = self.child.stdout.take() {
-            stdout.read_to_string(&mut out).context("reading stdout")?;
-        }
-        let status = self.child.wait().context("waiting for the tool")?;
-        if !status.success() {
-            let err: Vec<String> = self.stderr.try_iter().collect();
-            bail!("the tool failed ({status}): {}", err.join("\n"));
-        }
-        Ok(out)
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Whether a tool failed to start because the queue was still taken.
+fn busy(err: &anyhow::Error) -> bool {
+    let text = format!("{err:#}");
+    text.contains("busy") || text.contains("already has")
 }
 
 /// A veth pair in a network namespace of this process's own (gone with the
-/// process), plus a spare veth to hold the sender. GRO on the receiving end
-/// lets live frames in when its program runs in skb mode.
-fn lab() -> Result<(u32, u32)> {
+/// process); the generator end's ifindex. GRO on the receiving end lets
+/// live frames in when its program runs in skb mode.
+fn lab() -> Result<u32> {
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
         .context("unshare(CLONE_NEWNET) for the AF_XDP lab (root needed)")?;
     std::fs::write("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1")
@@ -355,10 +280,7 @@ fn lab() -> Result<(u32, u32)> {
     ip(&["link", "set", GEN, "up"])?;
     ip(&["link", "set", CAP, "up"])?;
     sh("ethtool", &["-K", CAP, "gro", "on"])?;
-    ip(&["link", "add", HOLD, "type", "veth", "peer", "name", "hold-peer"])?;
-    let index =
-        |dev| nix::net::if_::if_nametoindex(dev).with_context(|| format!("ifindex of {dev}"));
-    Ok((index(GEN)?, index(HOLD)?))
+    nix::net::if_::if_nametoindex(GEN).with_context(|| format!("ifindex of {GEN}"))
 }
 
 /// A 64-byte ICMPv6 echo request from gen to cap, its checksum valid.

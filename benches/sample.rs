@@ -1,7 +1,7 @@
 //! Capture rate with zero loss: `xdpctl sample -w` against `tcpdump -w`, on
 //! the same veth, with the same traffic, both writing to tmpfs with 8 MiB of
-//! buffer. Traffic is 64-byte frames sent at a fixed rate by BPF_PROG_TEST_RUN
-//! in live-frames mode (XDP_TX out of one veth end into the other). For each
+//! buffer. Traffic is 64-byte frames sent at a fixed rate by `xdpctl
+//! trafficgen`'s generator out of one veth end into the other. For each
 //! tool the highest rate at which it writes every frame sent and reports no
 //! drop is searched for (doubling, then bisecting), in alternating rounds;
 //! medians are compared. For tcpdump the capture end runs a no-op XDP
@@ -10,21 +10,18 @@
 //! trial; XDPCTL_BENCH_TRIAL=xdpctl|tcpdump|nothing,PPS runs just one (for
 //! profiling with perf).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
-use libbpf_rs::libbpf_sys::BPF_F_TEST_XDP_LIVE_FRAMES;
-use libbpf_rs::{Link, ProgramInput, ProgramMut};
+use anyhow::{Context, Result};
+use libbpf_rs::{Link, ProgramMut};
 use serde_json::Value;
 
 mod common;
 
-use common::ip;
-use xdpctl::xdp::test_run_ctx as xdp_md;
+use common::{ip, Proc};
+use xdpctl::frame::{self, UdpSpec};
+use xdpctl::trafficgen::{Generator, Plan};
 
 /// Seconds of traffic per trial: long enough to overflow an 8 MiB buffer
 /// (about 90 000 small samples) at a rate 5% above what drains it.
@@ -39,8 +36,6 @@ const BISECT: usize = 3;
 const FRAME_LEN: usize = 64;
 const GEN: &str = "gen";
 const CAP: &str = "cap";
-/// A spare device the sender stays attached to (see `main`).
-const HOLD: &str = "hold";
 /// The sender, and with it the veth's receive path (its NAPI runs on the
 /// sending CPU), on one CPU; the capture processes on the other.
 const SENDER_CPU: usize = 0;
@@ -72,11 +67,9 @@ struct Best {
 
 struct Bench {
     xdpctl: String,
-    sender: ProgramMut<'static>,
+    gen: Generator<'static>,
     noop: ProgramMut<'static>,
-    gen_ifindex: u32,
     cap_ifindex: u32,
-    frame: Vec<u8>,
     dir: std::path::PathBuf,
 }
 
@@ -89,24 +82,28 @@ fn main() -> Result<()> {
         .with_context(|| format!("{xdpctl}: build it first"))?
         .to_string_lossy()
         .into_owned();
-    let (gen_ifindex, cap_ifindex, hold_ifindex) = lab()?;
+    let cap_ifindex = lab()?;
     common::pin_to_cpu(SENDER_CPU)?;
     let mut progs = common::Programs::load(&ref_path)?;
     let dir = std::path::PathBuf::from(format!("/dev/shm/xdpctl-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let _cleanup = RemoveDir(dir.clone());
-    let sender = progs.take("tx_all")?;
-    // Attached (natively) somewhere, the sender stays in the kernel's XDP
-    // dispatcher; else every live-frames call adds and removes it there,
-    // waiting out an RCU grace period each time (about 25 ms here).
-    let _hold = sender.attach_xdp(hold_ifindex as i32).context("holding the sender")?;
-    let bench = Bench {
+    // To a MAC nobody has: the stack drops the frames early, after both
+    // captures have seen them.
+    let frame = frame::udp(&UdpSpec {
+        src_mac: "02:00:00:00:00:01".parse()?,
+        dst_mac: "02:00:00:00:00:99".parse()?,
+        src_ip: "198.18.0.1".parse()?,
+        dst_ip: "198.18.0.2".parse()?,
+        src_port: 9,
+        dst_port: 9,
+        size: FRAME_LEN,
+    })?;
+    let mut bench = Bench {
         xdpctl,
-        sender,
+        gen: common::generator(GEN, &frame)?,
         noop: progs.take("noop")?,
-        gen_ifindex,
         cap_ifindex,
-        frame: udp_frame(),
         dir,
     };
 
@@ -200,7 +197,7 @@ impl Bench {
     /// midpoints) between the last clean rate and the first lossy one. The
     /// result is the rate the sender reached in the best clean trial, marked
     /// `capped` when the sender, not the capture, set the limit.
-    fn max_lossless(&self, tool: Tool) -> Result<Best> {
+    fn max_lossless(&mut self, tool: Tool) -> Result<Best> {
         let mut best = Best { pps: 0.0, capped: false };
         let mut rate = START_PPS;
         let mut bad = None;
@@ -234,7 +231,7 @@ impl Bench {
 
     /// Whether a trial at `pps` wrote every frame with no drop reported,
     /// and the rate the sender reached.
-    fn lossless(&self, tool: Tool, pps: f64) -> Result<(bool, f64)> {
+    fn lossless(&mut self, tool: Tool, pps: f64) -> Result<(bool, f64)> {
         let total = (pps * SECONDS) as u64;
         let trial = self.trial(tool, pps, total)?;
         if std::env::var_os("XDPCTL_BENCH_DEBUG").is_some() {
@@ -243,7 +240,7 @@ impl Bench {
         Ok((trial.dropped == 0 && trial.written == total, trial.sent_pps))
     }
 
-    fn trial(&self, tool: Tool, pps: f64, total: u64) -> Result<Trial> {
+    fn trial(&mut self, tool: Tool, pps: f64, total: u64) -> Result<Trial> {
         let file = self.dir.join("trial.pcap");
         let file = file.to_str().context("utf-8 path")?;
         // The no-op program makes the veth take frames in for tcpdump as the
@@ -257,14 +254,26 @@ impl Bench {
                 let sent_pps = self.send(pps, total)?;
                 return Ok(Trial { written: total, dropped: 0, sent_pps });
             }
-            Tool::Xdpctl => Capture::start(
-                &[&self.xdpctl, "--json", "sample", "--dev", CAP, "-m", "native"],
-                &["-B", BUFFER_KIB, "-w", file],
+            Tool::Xdpctl => Proc::start(
+                READER_CPU,
+                &[
+                    &self.xdpctl,
+                    "--json",
+                    "sample",
+                    "--dev",
+                    CAP,
+                    "-m",
+                    "native",
+                    "-B",
+                    BUFFER_KIB,
+                    "-w",
+                    file,
+                ],
                 "Ctrl-C stops",
             )?,
-            Tool::Tcpdump => Capture::start(
-                &["tcpdump", "-i", CAP, "-n", "-Z", "root"],
-                &["-B", BUFFER_KIB, "-w", file],
+            Tool::Tcpdump => Proc::start(
+                READER_CPU,
+                &["tcpdump", "-i", CAP, "-n", "-Z", "root", "-B", BUFFER_KIB, "-w", file],
                 "listening on",
             )?,
         };
@@ -273,7 +282,7 @@ impl Bench {
         // partly filled buffer block to user space only after its 1 s
         // timeout; xdpctl drains its ring every 50 ms.
         sleep(Duration::from_millis(if tool == Tool::Tcpdump { 1500 } else { 300 }));
-        let (stdout, stderr) = capture.stop()?;
+        let (_, stdout, stderr) = capture.stop()?;
         let _ = std::fs::remove_file(file);
         if tool == Tool::Xdpctl {
             let v: Value = serde_json::from_str(stdout.trim())
@@ -295,94 +304,17 @@ impl Bench {
         })
     }
 
-    /// `total` frames out of the generator end at `pps`, in calls of at most
-    /// 1 ms worth (at least one batch of 64).
-    fn send(&self, pps: f64, total: u64) -> Result<f64> {
-        let mut ctx = xdp_md(&self.frame, self.gen_ifindex);
-        let per_call = ((pps / 1000.0) as u64).max(64);
+    /// `total` frames out of the generator end at `pps`; the rate reached.
+    fn send(&mut self, pps: f64, total: u64) -> Result<f64> {
+        let plan = Plan {
+            pps: Some(pps),
+            count: Some(total),
+            interval: Duration::from_secs(3600),
+            ..Plan::default()
+        };
         let start = Instant::now();
-        let mut sent = 0u64;
-        while sent < total {
-            let due = ((start.elapsed().as_secs_f64() * pps) as u64).min(total);
-            if due < sent + per_call.min(total - sent) {
-                sleep(Duration::from_micros(200));
-                continue;
-            }
-            let n = (due - sent).min(per_call * 4);
-            let input = ProgramInput {
-                data_in: Some(&self.frame),
-                context_in: Some(&mut ctx),
-                flags: BPF_F_TEST_XDP_LIVE_FRAMES,
-                repeat: n as u32,
-                ..Default::default()
-            };
-            self.sender.test_run(input).context("sending live frames")?;
-            sent += n;
-        }
-        Ok(total as f64 / start.elapsed().as_secs_f64())
-    }
-}
-
-/// A capture process, its stderr read on a thread so it never blocks.
-struct Capture {
-    child: Child,
-    stderr: Receiver<String>,
-}
-
-impl Capture {
-    /// Start `cmd` + `args` on the CPU the sender leaves free, and wait until
-    /// it says (on stderr) it is capturing.
-    fn start(cmd: &[&str], args: &[&str], ready: &str) -> Result<Capture> {
-        let mut child = Command::new("taskset")
-            .args(["-c", READER_CPU])
-            .args(cmd)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("starting {}", cmd[0]))?;
-        let stderr = child.stderr.take().context("piped stderr")?;
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) if line.contains(ready) => break,
-                Ok(_) => {}
-                Err(_) => {
-                    let _ = child.kill();
-                    bail!("{} did not start capturing", cmd[0]);
-                }
-            }
-        }
-        Ok(Capture { child, stderr: rx })
-    }
-
-    /// Ctrl-C, then its stdout and the rest of its stderr.
-    fn stop(&mut self) -> Result<(String, String)> {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).context("SIGINT")?;
-        let mut out = String::new();
-        if let Some(mut stdout) = self.child.stdout.take() {
-            std::io::Read::read_to_string(&mut stdout, &mut out).context("reading stdout")?;
-        }
-        self.child.wait().context("waiting for the capture")?;
-        let err: Vec<String> = self.stderr.try_iter().collect();
-        Ok((out, err.join("\n")))
-    }
-}
-
-impl Drop for Capture {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let sent = self.gen.run(&plan, || false, |_| Ok(()))?;
+        Ok(sent as f64 / start.elapsed().as_secs_f64())
     }
 }
 
@@ -396,7 +328,8 @@ impl Drop for RemoveDir {
 
 /// A veth pair in a network namespace of this process's own (it goes when
 /// the process does); IPv6 off so nothing but the benchmark's frames flow.
-fn lab() -> Result<(u32, u32, u32)> {
+/// The capture end's ifindex.
+fn lab() -> Result<u32> {
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
         .context("unshare(CLONE_NEWNET) for the capture lab (root needed)")?;
     std::fs::write("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1")
@@ -404,30 +337,7 @@ fn lab() -> Result<(u32, u32, u32)> {
     ip(&["link", "add", GEN, "type", "veth", "peer", "name", CAP])?;
     ip(&["link", "set", GEN, "up"])?;
     ip(&["link", "set", CAP, "up"])?;
-    ip(&["link", "add", HOLD, "type", "veth", "peer", "name", "hold-peer"])?;
-    let index =
-        |dev| nix::net::if_::if_nametoindex(dev).with_context(|| format!("ifindex of {dev}"));
-    Ok((index(GEN)?, index(CAP)?, index(HOLD)?))
-}
-
-/// A 64-byte UDP/IPv4 frame to a MAC nobody has: the stack drops it early,
-/// after both captures have seen it.
-fn udp_frame() -> Vec<u8> {
-    let mut f = vec![0u8; FRAME_LEN];
-    f[0..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x99]);
-    f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x01]);
-    f[12..14].copy_from_slice(&[0x08, 0x00]);
-    let ip_len = (FRAME_LEN - 14) as u16;
-    f[14] = 0x45;
-    f[16..18].copy_from_slice(&ip_len.to_be_bytes());
-    f[22] = 64; // TTL
-    f[23] = 17; // UDP
-    f[26..30].copy_from_slice(&[198, 18, 0, 1]);
-    f[30..34].copy_from_slice(&[198, 18, 0, 2]);
-    f[34..36].copy_from_slice(&9u16.to_be_bytes());
-    f[36..38].copy_from_slice(&9u16.to_be_bytes());
-    f[38..40].copy_from_slice(&(ip_len - 20).to_be_bytes());
-    f
+    nix::net::if_::if_nametoindex(CAP).with_context(|| format!("ifindex of {CAP}"))
 }
 
 fn median(v: &[Best]) -> Best {

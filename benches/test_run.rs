@@ -17,16 +17,28 @@
 //! left behind. Before any timing, each program's verdict is checked, and
 //! ours and the plain C must leave the same bytes.
 
+use std::cell::Cell;
 use std::mem::MaybeUninit;
+use std::os::fd::AsRawFd;
 
 mod common;
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{anyhow, bail, ensure, Context, Result};
 use common::{ip, median, Goal, Mean, Row};
+use libbpf_rs::btf::types::{DataSec, Var};
+use libbpf_rs::btf::Btf;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{Object, ObjectBuilder, ProgramInput, ProgramMut};
+use libbpf_rs::{
+    AsRawLibbpf, MapCore, MapFlags, Object, ObjectBuilder, ProgramInput, ProgramMut,
+    RingBufferBuilder,
+};
+use xdpctl::skel::af_xdp::AfXdpKernSkelBuilder;
+use xdpctl::skel::sample_prog::XdpSamplePktsKernSkelBuilder;
+use xdpctl::skel::trafficgen::TrafficgenSkelBuilder;
 use xdpctl::skel::xdp_prog::XdpProgKernSkelBuilder;
+use xdpctl::skel::RedirectTarget;
 use xdpctl::xdp::test_run_ctx as xdp_md;
+use xdpctl::{iface, xsk};
 
 const REPEAT: u32 = 200_000;
 const ROUNDS: usize = 60;
@@ -35,11 +47,23 @@ const ROUNDS: usize = 60;
 const ROUTER_REPEAT: u32 = 254;
 /// Calls per round for the router: as many packets per round as the others.
 const ROUTER_CALLS: usize = (REPEAT / ROUTER_REPEAT) as usize;
+/// xdp_icmp_echo turns the request into a reply, which it then leaves
+/// alone: one run per call, and many calls.
+const ECHO_CALLS: usize = 2000;
+/// The sampler puts about 90 bytes a run into its ring, and once 1 MiB is
+/// waiting it wakes the reader on every sample (xdpctl sample's reader keeps
+/// the ring nearly empty). So the rings are drained between calls (outside
+/// the timed runs) of this many runs, under 1 MiB.
+const SAMPLE_REPEAT: u32 = 10_000;
+const SAMPLE_CALLS: usize = (REPEAT / SAMPLE_REPEAT) as usize;
+/// The trafficgen programs' port range, as `--udp-dst 5000-5009` sets it.
+const GEN_PORTS: (u16, u16) = (5000, 10);
 const FRAME_LEN: usize = 64;
 
 const XDP_ABORTED: u32 = 0;
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
+const XDP_TX: u32 = 3;
 const XDP_REDIRECT: u32 = 4;
 const IPPROTO_ICMP: u8 = 1;
 const IPPROTO_TCP: u8 = 6;
@@ -55,6 +79,10 @@ const HOLD: &str = "hold";
 const GW4: &str = "10.0.1.2";
 const GW6: &str = "2001:db8:1::2";
 const GW_MAC: &str = "02:00:00:00:01:02";
+/// The source MAC of every frame (see ether).
+const SRC_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
+/// Where the UDP header of an IPv4 frame without options starts.
+const GEN_UDP_OFFSET: u32 = 14 + 20;
 const SRC4: [u8; 4] = [10, 0, 0, 2];
 const DST4: [u8; 4] = [198, 51, 100, 7];
 const SRC6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
@@ -62,6 +90,8 @@ const DST6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0xff, 0, 0, 0, 0, 0, 0, 0, 0,
 
 /// One row: a shipped program, its plain C counterpart and what they run on.
 struct Case<'a> {
+    /// Run after every call (outside the timing), to empty the sampler rings.
+    after: Option<&'a dyn Fn() -> Result<()>>,
     name: &'static str,
     frame_desc: &'static str,
     ours: &'a ProgramMut<'a>,
@@ -81,12 +111,79 @@ fn main() -> Result<()> {
     let lab = router_lab()?;
     let mut storage = MaybeUninit::uninit();
     let skel = XdpProgKernSkelBuilder::default().open(&mut storage)?.load()?;
-    let reference: Object = ObjectBuilder::default().open_file(&ref_path)?.load()?;
+    let mut storage = MaybeUninit::uninit();
+    let sock = AfXdpKernSkelBuilder::default().open(&mut storage)?.load()?;
+    let mut storage = MaybeUninit::uninit();
+    let sampler = XdpSamplePktsKernSkelBuilder::default().open(&mut storage)?.load()?;
+    let mut storage = MaybeUninit::uninit();
+    let mut open = TrafficgenSkelBuilder::default().open(&mut storage)?;
+    let config = open.maps.rodata_data.as_deref_mut().ok_or_else(|| anyhow!("no .rodata"))?;
+    config.udp_offset = GEN_UDP_OFFSET;
+    (config.port_first, config.port_count) = GEN_PORTS;
+    let gen = open.load()?;
+
+    let mut open = ObjectBuilder::default().open_file(&ref_path)?;
+    set_rodata(&mut open, "gen_udp_offset", &GEN_UDP_OFFSET.to_ne_bytes())?;
+    set_rodata(&mut open, "gen_port_first", &GEN_PORTS.0.to_ne_bytes())?;
+    set_rodata(&mut open, "gen_port_count", &GEN_PORTS.1.to_ne_bytes())?;
+    let reference: Object = open.load()?;
     let find = |name: &str| -> Result<ProgramMut<'_>> {
         reference
             .progs_mut()
             .find(|p| p.name() == name)
             .with_context(|| format!("{name} in {ref_path}"))
+    };
+    let ref_map = |name: &str| {
+        reference
+            .maps()
+            .find(|m| m.name() == name)
+            .with_context(|| format!("map {name} in {ref_path}"))
+    };
+
+    // The redirect programs send to the lab's gateway, the same in both.
+    let zero = 0u32.to_ne_bytes();
+    let out = lab.egress.to_ne_bytes();
+    let gw = mac(GW_MAC);
+    let target = RedirectTarget { ifindex: lab.egress, dest_mac: gw, pad: [0; 2] };
+    // SAFETY: RedirectTarget is Plain, its fields fill it with no padding.
+    let target = unsafe { plain::as_bytes(&target) };
+    skel.maps.redirect_target.update(&zero, target, MapFlags::ANY)?;
+    ref_map("ref_target")?.update(&zero, target, MapFlags::ANY)?;
+    skel.maps.tx_port.update(&zero, &out, MapFlags::ANY)?;
+    ref_map("ref_tx_port")?.update(&zero, &out, MapFlags::ANY)?;
+    skel.maps.redirect_params.update(&SRC_MAC, &gw, MapFlags::ANY)?;
+    ref_map("ref_macs")?.update(&SRC_MAC, &gw, MapFlags::ANY)?;
+
+    // One AF_XDP socket on the queue test runs arrive on, in both maps.
+    let socket = xsk::Xsk::open(
+        &iface::resolve(IN)?,
+        &xsk::Config {
+            queue: 0,
+            frames: 64,
+            ring_size: xsk::ring_size(64),
+            batch: 16,
+            copy: xsk::Copy::Copy,
+        },
+    )
+    .context("binding an AF_XDP socket in the lab")?;
+    let fd = socket.fd().as_raw_fd().to_ne_bytes();
+    sock.maps.xsks_map.update(&zero, &fd, MapFlags::ANY)?;
+    ref_map("ref_xsks")?.update(&zero, &fd, MapFlags::ANY)?;
+
+    // Both sampler rings, emptied after each call; counted to check that
+    // every run wrote its sample.
+    let samples = Cell::new(0u64);
+    let mut rings = RingBufferBuilder::new();
+    let count = |_: &[u8]| {
+        samples.set(samples.get() + 1);
+        0
+    };
+    let ref_ring = ref_map("ref_ring")?;
+    rings.add(&sampler.maps.samples, count)?.add(&ref_ring, count)?;
+    let rings = rings.build()?;
+    let drain = || -> Result<()> {
+        rings.consume().context("draining the sample rings")?;
+        Ok(())
     };
 
     // Ethernet + IPv4, 64 bytes: the smallest frame on a wire.
@@ -94,9 +191,11 @@ fn main() -> Result<()> {
     frame[12..14].copy_from_slice(&[0x08, 0x00]);
     frame[14] = 0x45;
     let plain_ipv4 = "IPv4, zero header";
+    let udp4 = ipv4(IPPROTO_UDP, 64, SRC4, DST4, &udp(5000, 20));
 
     let p = &skel.progs;
     let work = |name, frame_desc, ours, plain, frame, verdict| Case {
+        after: None,
         name,
         frame_desc,
         ours,
@@ -109,14 +208,15 @@ fn main() -> Result<()> {
     };
     let routed = |frame_desc, plain, frame: Vec<u8>| Case {
         name: "xdp_router",
-        frame_desc,
-        ours: &p.xdp_router,
-        plain,
         ctx: Some(xdp_md(&frame, lab.ingress)),
-        frame,
         repeat: ROUTER_REPEAT,
         calls: ROUTER_CALLS,
-        verdict: XDP_REDIRECT,
+        ..work("", frame_desc, &p.xdp_router, plain, frame, XDP_REDIRECT)
+    };
+    let echo = |frame_desc, plain, frame| Case {
+        repeat: 1,
+        calls: ECHO_CALLS,
+        ..work("xdp_icmp_echo", frame_desc, &p.xdp_icmp_echo, plain, frame, XDP_TX)
     };
     let cases = [
         work("xdp_pass", plain_ipv4, &p.xdp_pass, find("ref_pass")?, frame.clone(), XDP_PASS),
@@ -143,7 +243,7 @@ fn main() -> Result<()> {
             "UDP/IPv4",
             &p.xdp_port_rewrite,
             find("ref_port_rewrite")?,
-            ipv4(IPPROTO_UDP, 64, SRC4, DST4, &udp(5000, 20)),
+            udp4.clone(),
             XDP_PASS,
         ),
         work(
@@ -153,6 +253,42 @@ fn main() -> Result<()> {
             find("ref_port_rewrite")?,
             ipv4(IPPROTO_TCP, 64, SRC4, DST4, &tcp(5000)),
             XDP_PASS,
+        ),
+        // Even runs: the tag goes on and comes off again, a push and a pop
+        // every two runs.
+        work(
+            "xdp_vlan_swap",
+            "UDP/IPv4, push and pop",
+            &p.xdp_vlan_swap,
+            find("ref_vlan_swap")?,
+            udp4.clone(),
+            XDP_PASS,
+        ),
+        echo(
+            "ICMP echo request",
+            find("ref_icmp_echo")?,
+            ipv4(IPPROTO_ICMP, 64, SRC4, DST4, &icmp_echo(ICMP_ECHO, 1)),
+        ),
+        echo(
+            "ICMPv6 echo request",
+            find("ref_icmp_echo")?,
+            ipv6(IPPROTO_ICMPV6, 64, SRC6, DST6, &icmp_echo(ICMPV6_ECHO_REQUEST, 1)),
+        ),
+        work(
+            "xdp_redirect",
+            "UDP/IPv4",
+            &p.xdp_redirect,
+            find("ref_redirect")?,
+            udp4.clone(),
+            XDP_REDIRECT,
+        ),
+        work(
+            "xdp_redirect_map",
+            "UDP/IPv4, known source MAC",
+            &p.xdp_redirect_map,
+            find("ref_redirect_map")?,
+            udp4.clone(),
+            XDP_REDIRECT,
         ),
         routed(
             "IPv4 forwarded, TTL 255",
@@ -164,12 +300,48 @@ fn main() -> Result<()> {
             find("ref_router")?,
             ipv6(IPPROTO_UDP, 255, SRC6, DST6, &udp(53, 40)),
         ),
+        work(
+            "xdp_sock",
+            "socket bound to the queue",
+            &sock.progs.xdp_sock,
+            find("ref_sock")?,
+            udp4.clone(),
+            XDP_REDIRECT,
+        ),
+        work(
+            "xdp_trafficgen",
+            "UDP/IPv4, 10 ports",
+            &gen.progs.xdp_trafficgen,
+            find("ref_trafficgen")?,
+            udp4.clone(),
+            XDP_TX,
+        ),
+        Case {
+            after: Some(&drain),
+            repeat: SAMPLE_REPEAT,
+            calls: SAMPLE_CALLS,
+            ..work(
+                "xdp_sample",
+                "UDP/IPv4, whole frame",
+                &sampler.progs.xdp_sample,
+                find("ref_sample")?,
+                udp4,
+                XDP_PASS,
+            )
+        },
     ];
     let noop = find("noop")?;
 
     for case in &cases {
         check(case)?;
     }
+    let expected = 2 * u64::from(SAMPLE_REPEAT);
+    ensure!(
+        samples.get() == expected,
+        "the samplers wrote {} samples in {} runs: the timing would measure a full ring",
+        samples.get(),
+        expected
+    );
 
     // Per case: (ours, plain C, no-op) ns of each round.
     let mut samples = vec![Vec::new(); cases.len()];
@@ -190,7 +362,9 @@ fn main() -> Result<()> {
 
     println!(
         "## BPF_PROG_TEST_RUN, ns per packet ({FRAME_LEN}-byte frames, {REPEAT} runs x {ROUNDS} \
-         rounds; xdp_router: {ROUTER_CALLS} calls of {ROUTER_REPEAT} runs x {ROUNDS} rounds)\n"
+         rounds; xdp_router: {ROUTER_CALLS} calls of {ROUTER_REPEAT} runs, xdp_icmp_echo: \
+         {ECHO_CALLS} calls of 1 run, xdp_sample: {SAMPLE_CALLS} calls of {SAMPLE_REPEAT} runs, \
+         x {ROUNDS} rounds)\n"
     );
     println!(
         "| program | frame | verdict | xdpctl ns | plain C ns | no-op ns | xdpctl / plain C | \
@@ -245,6 +419,9 @@ fn ns_per_packet(prog: &ProgramMut<'_>, case: &Case<'_>, hold: i32) -> Result<f6
     let mut sum = 0.0;
     for _ in 0..case.calls {
         sum += ns_per_run(prog, case)?;
+        if let Some(after) = case.after {
+            after()?;
+        }
     }
     Ok(sum / case.calls as f64)
 }
@@ -278,6 +455,9 @@ fn check(case: &Case<'_>) -> Result<()> {
             ..Default::default()
         };
         let res = prog.test_run(input).context("BPF_PROG_TEST_RUN (root needed)")?;
+        if let Some(after) = case.after {
+            after()?;
+        }
         if res.return_value != case.verdict {
             bail!(
                 "{} on {}: verdict {} after {} runs, expected {} ({}); the timing would \
@@ -313,6 +493,8 @@ fn verdict_name(v: u32) -> &'static str {
 struct Lab {
     /// The device the router's frames arrive on.
     ingress: u32,
+    /// The device behind which the gateway sits.
+    egress: u32,
     /// A spare device to keep a program attached to (see ns_per_packet).
     hold: i32,
 }
@@ -344,13 +526,14 @@ fn router_lab() -> Result<Lab> {
     ip(&["link", "add", HOLD, "type", "veth", "peer", "name", "hold-peer"])?;
     let index =
         |dev| nix::net::if_::if_nametoindex(dev).with_context(|| format!("ifindex of {dev}"));
-    Ok(Lab { ingress: index(IN)?, hold: index(HOLD)? as i32 })
+    Ok(Lab { ingress: index(IN)?, egress: index(OUT)?, hold: index(HOLD)? as i32 })
 }
 
-/// Ethernet header (to a made-up router MAC) followed by `l3`, padded to
-/// FRAME_LEN.
+/// Ethernet header (to a made-up router MAC, from SRC_MAC) followed by
+/// `l3`, padded to FRAME_LEN.
 fn ether(ethertype: u16, l3: &[u8]) -> Vec<u8> {
-    let mut f = vec![0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0x02];
+    let mut f = vec![0x02, 0, 0, 0, 0, 0x01];
+    f.extend_from_slice(&SRC_MAC);
     f.extend_from_slice(&ethertype.to_be_bytes());
     f.extend_from_slice(l3);
     f.resize(f.len().max(FRAME_LEN), 0);
@@ -380,6 +563,40 @@ fn ipv6(next: u8, hop_limit: u8, src: [u8; 16], dst: [u8; 16], l4: &[u8]) -> Vec
     h.extend_from_slice(&dst);
     h.extend_from_slice(l4);
     ether(0x86dd, &h)
+}
+
+fn mac(text: &str) -> [u8; 6] {
+    let mut m = [0u8; 6];
+    for (byte, hex) in m.iter_mut().zip(text.split(':')) {
+        *byte = u8::from_str_radix(hex, 16).unwrap_or_default();
+    }
+    m
+}
+
+/// Sets the .rodata variable `name` of a reference object before loading,
+/// found by its BTF like a skeleton finds it: the section's layout is the
+/// compiler's to choose.
+fn set_rodata(open: &mut libbpf_rs::OpenObject, name: &str, value: &[u8]) -> Result<()> {
+    let offset = {
+        // SAFETY: the pointer is the open object's own, valid while `open`
+        // is borrowed here, and the Btf made from it does not outlive the block.
+        let obj = unsafe { open.as_libbpf_object().as_ref() };
+        let btf = Btf::from_bpf_object(obj)?.context("the reference object has no BTF")?;
+        let sec: DataSec<'_> = btf.type_by_name(".rodata").context("no .rodata in its BTF")?;
+        let var = sec.iter().find(|v| {
+            btf.type_by_id::<Var<'_>>(v.ty).and_then(|t| t.name()).is_some_and(|n| n == name)
+        });
+        let var = var.with_context(|| format!("no {name} in .rodata"))?;
+        ensure!(var.size == value.len(), "{name} is {} bytes, not {}", var.size, value.len());
+        var.offset as usize
+    };
+    let mut map = open
+        .maps_mut()
+        .find(|m| m.name().to_string_lossy().ends_with(".rodata"))
+        .context("no .rodata map")?;
+    let data = map.initial_value_mut().context(".rodata has no initial value")?;
+    data[offset..offset + value.len()].copy_from_slice(value);
+    Ok(())
 }
 
 fn fold(mut sum: u32) -> u16 {

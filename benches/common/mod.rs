@@ -1,9 +1,15 @@
 //! Shared by the benchmark drivers; each uses part of it.
 #![allow(dead_code)]
 
-use std::process::Command;
+use std::io::{BufRead, BufReader, Read};
+use std::mem::MaybeUninit;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use xdpctl::iface::Iface;
+use xdpctl::trafficgen::{Generator, Setup};
 
 /// Mean and its standard error.
 pub struct Mean {
@@ -69,6 +75,78 @@ impl Programs {
             .position(|p| p.name() == name)
             .with_context(|| format!("{name} in {}", self.path))?;
         Ok(self.progs.swap_remove(at))
+    }
+}
+
+/// `xdpctl trafficgen`'s generator, sending `frame` out of `dev` as it is
+/// (one fixed port: the program leaves the frame alone), for the life of the
+/// process.
+pub fn generator(dev: &str, frame: &[u8]) -> Result<Generator<'static>> {
+    let index = nix::net::if_::if_nametoindex(dev).with_context(|| format!("ifindex of {dev}"))?;
+    let dev = Iface { name: dev.to_string(), index };
+    let setup = Setup { dev: &dev, frame, udp_offset: 0, dst_ports: (0, 0) };
+    Generator::new(&setup, Box::leak(Box::new(MaybeUninit::uninit())))
+}
+
+/// A tool under test running on a CPU of its own, its stderr read on a
+/// thread so it never blocks.
+pub struct Proc {
+    child: Child,
+    stderr: Receiver<String>,
+}
+
+impl Proc {
+    /// Start `args` on `cpu` and wait (10 s at most) until a line of its
+    /// stderr contains `ready`. The error carries what it printed instead.
+    pub fn start(cpu: &str, args: &[&str], ready: &str) -> Result<Proc> {
+        let mut child = Command::new("taskset")
+            .args(["-c", cpu])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {}", args[0]))?;
+        let stderr = child.stderr.take().context("piped stderr")?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut seen = Vec::new();
+        loop {
+            match rx.recv_timeout(Duration::from_secs(10)) {
+                Ok(line) if line.contains(ready) => return Ok(Proc { child, stderr: rx }),
+                Ok(line) => seen.push(line),
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    bail!("{} did not start: {}", args[0], seen.join("\n"));
+                }
+            }
+        }
+    }
+
+    /// Ctrl-C; then how it exited, its stdout and the rest of its stderr.
+    pub fn stop(&mut self) -> Result<(ExitStatus, String, String)> {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).context("SIGINT")?;
+        let mut out = String::new();
+        if let Some(mut stdout) = self.child.stdout.take() {
+            stdout.read_to_string(&mut out).context("reading stdout")?;
+        }
+        let status = self.child.wait().context("waiting for the tool")?;
+        let err: Vec<String> = self.stderr.try_iter().collect();
+        Ok((status, out, err.join("\n")))
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
