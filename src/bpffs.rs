@@ -61,6 +61,11 @@ pub fn check_pin_dir(dir: &Path) -> Result<()> {
     if !dir.is_absolute() {
         bail!("--pin-dir {}: give an absolute path under {ROOT}", dir.display());
     }
+    // Checked by name, before the filesystem is asked: `..` could lead out
+    // of bpffs by a path the checks below never see.
+    if dir.components().any(|c| c == std::path::Component::ParentDir) {
+        bail!("--pin-dir {}: '..' is not allowed; name the directory itself", dir.display());
+    }
     if !on_bpffs(dir)? {
         bail!(
             "--pin-dir {} is not on a BPF filesystem; use a directory under {ROOT}",

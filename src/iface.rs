@@ -31,16 +31,20 @@ pub fn resolve_as(flag: &str, name: &str) -> Result<Iface> {
     }
 }
 
-/// Refuse what cannot be an interface name, before any syscall.
+/// Refuse what cannot be an interface name, before any syscall: the
+/// kernel's rules (dev_valid_name) are 1-15 bytes, not "." or "..", and no
+/// '/', ':' or whitespace.
 pub fn check_name(flag: &str, name: &str) -> Result<()> {
     if name.is_empty()
         || name.len() >= IFNAMSIZ
+        || name == "."
+        || name == ".."
         || name.contains(['/', ':', '\0'])
         || name.contains(char::is_whitespace)
     {
         bail!(
-            "{flag} {name:?} is not a valid interface name \
-             (1-15 characters, no '/', ':' or spaces); `ip link` lists the interfaces"
+            "{flag} {name:?} is not a valid interface name (1-15 bytes, not . or .., \
+             no '/', ':' or whitespace); `ip link` lists the interfaces"
         );
     }
     Ok(())
@@ -70,7 +74,7 @@ mod tests {
 
     #[test]
     fn bad_names_are_refused_with_the_input_named() {
-        for bad in ["", "a/b", "eth0:1", "has space", "sixteen-chars-xx"] {
+        for bad in ["", ".", "..", "a/b", "eth0:1", "has space", "tab\there", "sixteen-chars-xx"] {
             let err = resolve(bad).unwrap_err().to_string();
             assert!(err.contains(&format!("{bad:?}")), "{err}");
         }

@@ -2,8 +2,10 @@
 //! line; everything it runs lives here, where tests and benchmarks reach it too.
 
 pub mod bpffs;
+pub mod caps;
 pub mod capture;
 pub mod catalog;
+pub mod cli;
 pub mod clock;
 pub mod cmd;
 pub mod echo;
@@ -11,6 +13,7 @@ pub mod error;
 pub mod ethtool;
 pub mod frame;
 pub mod iface;
+pub mod lock;
 pub mod logging;
 pub mod mac;
 pub mod netlink;

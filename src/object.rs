@@ -135,7 +135,7 @@ pub fn select(obj: &mut OpenObject, wanted: &str, origin: &str) -> Result<String
         }
         if prog.prog_type() != ProgramType::Xdp {
             bail!(
-                "program {} in {origin} is of type {:?}, not XDP; pick an XDP program",
+                "program {} in {origin} is not an XDP program (type {:?}); pick an XDP program",
                 progs[idx].0,
                 prog.prog_type()
             );

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use libbpf_rs::{MapCore, MapHandle, Object, OpenObject};
 
+use crate::bpffs;
+
 /// The file a map is pinned as. libbpf's internal maps (`obj.rodata`) carry a
 /// '.', which bpffs refuses.
 pub fn pin_name(map_name: &str) -> String {
@@ -140,6 +142,18 @@ impl Drop for Staged {
 
 /// Remove the pins `names` from `dir`, then `dir` itself if that left it empty.
 pub fn remove(dir: &Path, names: &[String]) -> Result<()> {
+    // Only pins, only there: the record could name anything by now (edited,
+    // or the directory swapped for a symlink leading out of bpffs).
+    let plain = |n: &String| {
+        let mut parts = Path::new(n).components();
+        matches!((parts.next(), parts.next()), (Some(std::path::Component::Normal(_)), None))
+    };
+    if let Some(bad) = names.iter().find(|n| !plain(n)) {
+        bail!("refusing to remove {bad:?} from {}: not a pin name", dir.display());
+    }
+    if dir.exists() && !bpffs::on_bpffs(dir)? {
+        bail!("{} is not on a BPF filesystem (anymore); its files are left alone", dir.display());
+    }
     for name in names {
         remove_pin(&dir.join(name))?;
     }

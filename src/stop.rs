@@ -5,6 +5,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
 
 pub struct Stop(Receiver<()>);
 
@@ -49,4 +50,17 @@ impl Stop {
         }
         Ok(())
     }
+}
+
+/// Hold off SIGINT, SIGTERM, SIGHUP and SIGQUIT for the rest of the process,
+/// from the moment a command starts changing the system: the change then
+/// completes, or undoes itself on error, and the process exits with the
+/// status that says which; a signal that came meanwhile is dropped at exit.
+/// Before this point a signal ends the process with nothing changed.
+pub fn defer_signals() -> Result<()> {
+    let mut set = SigSet::empty();
+    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT] {
+        set.add(sig);
+    }
+    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None).context("blocking signals")
 }

@@ -212,6 +212,42 @@ pub fn detach(dev: &Iface, att: Attachment) -> Result<()> {
     })
 }
 
+/// The id of the bpf_link that holds `att` on `ifindex`, if a link attached
+/// it: the kernel then refuses to replace or detach it by netlink ("Can't
+/// replace active BPF XDP link") until the link goes.
+pub fn holding_link(ifindex: u32, att: Attachment) -> Result<Option<u32>> {
+    let mut id = 0u32;
+    loop {
+        let mut next = 0u32;
+        // SAFETY: `next` is a live u32 the call writes.
+        if unsafe { libbpf_sys::bpf_link_get_next_id(id, &mut next) } != 0 {
+            return Ok(None); // ENOENT: no more links
+        }
+        id = next;
+        // SAFETY: plain syscall wrapper; a non-negative return is a new fd we own.
+        let fd = unsafe { libbpf_sys::bpf_link_get_fd_by_id(id) };
+        if fd < 0 {
+            continue; // gone meanwhile
+        }
+        // SAFETY: `fd` was just returned to us and nothing else owns it.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let mut info = libbpf_sys::bpf_link_info::default();
+        let mut len = size_of::<libbpf_sys::bpf_link_info>() as u32;
+        // SAFETY: `info` is a live bpf_link_info of `len` bytes for the call.
+        let ret =
+            unsafe { libbpf_sys::bpf_link_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut len) };
+        check(ret).with_context(|| format!("reading BPF link {id}"))?;
+        // SAFETY: the kernel filled the xdp member for a link of type XDP.
+        let link_ifindex = unsafe { info.__bindgen_anon_1.xdp.ifindex };
+        if info.type_ == libbpf_sys::BPF_LINK_TYPE_XDP
+            && link_ifindex == ifindex
+            && info.prog_id == att.prog_id
+        {
+            return Ok(Some(id));
+        }
+    }
+}
+
 fn attach_opts() -> bpf_xdp_attach_opts {
     bpf_xdp_attach_opts { sz: size_of::<bpf_xdp_attach_opts>() as _, ..Default::default() }
 }
@@ -243,8 +279,11 @@ fn attach_error(err: io::Error, dev: &Iface, mode: Option<Mode>) -> anyhow::Erro
             "; another XDP program is attached to {name} (in this or another mode): \
              see `xdpctl status --dev {name}`, then use --force or `xdpctl unload`"
         ),
+        (Errno::ERANGE | Errno::E2BIG, Some(Mode::Native)) => {
+            format!("; native unsupported at this MTU ({name}); use --skb-mode or lower the MTU")
+        }
         (Errno::ERANGE | Errno::E2BIG, _) => {
-            format!("; the MTU of {name} is too large for XDP here, lower it or try --mode skb")
+            format!("; the MTU of {name} is too large for XDP here, lower it or try --skb-mode")
         }
         _ => String::new(),
     };

@@ -126,7 +126,7 @@ destroy() {
 	local vid dev
 	for dev in "$NAME" "${VLAN_IDS[@]/#/$NAME.}"; do
 		if ip link show dev "$dev" >/dev/null 2>&1; then
-			xdpctl --quiet unload --dev "$dev" >/dev/null 2>&1 || true
+			xdpctl --quiet unload --force --dev "$dev" >/dev/null 2>&1 || true
 		fi
 	done
 	for vid in "${VLAN_IDS[@]}"; do

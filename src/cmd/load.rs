@@ -11,14 +11,16 @@ use serde::Serialize;
 
 use crate::bpffs;
 use crate::catalog;
-use crate::cmd::prog_name;
+use crate::cmd::{is_ours, prog_name, refuse_if_link_held};
 use crate::error::Exit;
 use crate::iface::{self, Iface};
+use crate::lock::IfaceLock;
 use crate::logging;
 use crate::object::{self, Opened, Source};
 use crate::output::Output;
 use crate::pins;
 use crate::record::{self, Record};
+use crate::stop;
 use crate::swap::Swap;
 use crate::xdp::{self, Attachment, Mode, ModeRequest};
 
@@ -99,6 +101,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
         }
     };
     bpffs::ensure_mounted()?;
+    let _lock = IfaceLock::take(&dev)?;
     let pin_dir = match &args.pin_dir {
         Some(dir) => {
             bpffs::check_pin_dir(dir)?;
@@ -107,9 +110,18 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
         None => bpffs::default_pin_dir(&dev.name),
     };
     let current = xdp::query(dev.index)?;
+    let previous = record::read(&dev)?;
+    for att in &current {
+        refuse_if_link_held(&dev, *att)?;
+    }
     if let (false, Some(att)) = (args.force, current.first()) {
+        let whose = if is_ours(*att, previous.as_ref()) {
+            "loaded by xdpctl"
+        } else {
+            "not loaded by xdpctl; another tool's"
+        };
         bail!(
-            "{} already has an XDP program: {} (id {}, {} mode); \
+            "{} already has an XDP program: {} (id {}, {} mode, {whose}); \
              use --force to replace it, or `xdpctl unload --dev {0}` first",
             dev.name,
             prog_name(att.prog_id),
@@ -117,7 +129,6 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
             att.mode
         );
     }
-    let previous = record::read(&dev)?;
 
     let mut storage = MaybeUninit::uninit();
     let mut opened = Opened::open(&source, &mut storage)?;
@@ -144,7 +155,9 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     };
 
     // From here on, returning early puts the interface back as it was: the
-    // swap guard restores the old program, staged pins remove themselves.
+    // swap guard restores the old program, staged pins remove themselves;
+    // and no signal cuts that short.
+    stop::defer_signals()?;
     let swap = Swap::attach(&dev, prog_fd, prog_id, args.mode(), &current)
         .with_context(|| Exit::attach(format!("loading {prog_name} on {}", dev.name)))?;
     let mode = match swap.mode() {

@@ -14,9 +14,12 @@ pub mod trace_printk;
 pub mod trafficgen;
 pub mod unload;
 
+use anyhow::{bail, Result};
 use libbpf_rs::ProgramHandle;
 
+use crate::iface::Iface;
 use crate::record::Record;
+use crate::xdp::{self, Attachment};
 
 /// A program's kernel name by id, for messages ("?" if it vanished meanwhile).
 pub(crate) fn prog_name(id: u32) -> String {
@@ -40,4 +43,28 @@ pub(crate) fn parse_interval(s: &str) -> Result<f64, String> {
         Ok(v) if v.is_finite() && (0.01..=86_400.0).contains(&v) => Ok(v),
         _ => Err(format!("{s:?} is not a number of seconds between 0.01 and 86400")),
     }
+}
+
+/// Refuse to touch `att` when a bpf_link holds it: the kernel would answer
+/// only "Can't replace active BPF XDP link". The link's owner must let go.
+pub(crate) fn refuse_if_link_held(dev: &Iface, att: Attachment) -> Result<()> {
+    if let Some(link) = xdp::holding_link(dev.index, att)? {
+        bail!(
+            "{} is held by BPF link id {link}: {} (id {}, {} mode) was attached through a \
+             link, and the kernel will not replace or detach it (\"Can't replace active BPF \
+             XDP link\"); stop the program that owns the link or remove its pin \
+             (`bpftool link show id {link}` names both)",
+            dev.name,
+            prog_name(att.prog_id),
+            att.prog_id,
+            att.mode
+        );
+    }
+    Ok(())
+}
+
+/// Whether xdpctl attached `att` (its record names it), as opposed to
+/// another tool or an xdpctl command that holds it through a link.
+pub(crate) fn is_ours(att: Attachment, rec: Option<&Record>) -> bool {
+    rec.is_some_and(|r| r.prog_id == att.prog_id)
 }

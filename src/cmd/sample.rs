@@ -50,8 +50,9 @@ pub struct Args {
     /// Stop after writing N samples
     #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
-    /// Bytes kept of each frame; 0 keeps whole frames (up to 9216 bytes)
-    #[arg(short, long, value_name = "B", default_value_t = 0)]
+    /// Bytes kept of each frame, 0-65535; 0 keeps whole frames (up to 9216 bytes)
+    #[arg(short, long, value_name = "B", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=65535))]
     pub snaplen: u32,
     /// File format [default: pcapng for *.pcapng, else pcap]
     #[arg(short, long, value_enum)]
@@ -249,7 +250,8 @@ fn capture(plan: &Plan, out: Output) -> Result<Summary> {
         .add(&skel.maps.samples, |record: &[u8]| state.borrow_mut().record(record, &clock.borrow()))
         .context("reading the sample ring")?;
     let ring = builder.build().context("reading the sample ring")?;
-    let pipe_closed = drain(&ring, &state, &clock, &stop)?;
+    let writing = || format!("-w {}: writing the capture failed (disk full?)", plan.dest.name());
+    let pipe_closed = drain(&ring, &state, &clock, &stop).with_context(writing)?;
 
     // Detach first, then take what is still in the ring: nothing more comes.
     drop(link);
@@ -268,7 +270,7 @@ fn capture(plan: &Plan, out: Output) -> Result<Summary> {
     // A reader that has gone (`| head`) ends the capture; it is no failure.
     if let Err(e) = finished {
         if !is_broken_pipe(&e) {
-            return Err(e);
+            return Err(e.context(writing()));
         }
     }
     Ok(Summary {

@@ -4,11 +4,13 @@
 use anyhow::{bail, Result};
 use serde::Serialize;
 
-use crate::cmd::{full_name, prog_name};
+use crate::cmd::{full_name, is_ours, prog_name, refuse_if_link_held};
 use crate::iface;
+use crate::lock::IfaceLock;
 use crate::output::Output;
 use crate::pins;
 use crate::record;
+use crate::stop;
 use crate::xdp::{self, Attachment, Mode};
 
 #[derive(clap::Args, Debug)]
@@ -19,6 +21,9 @@ pub struct Args {
     /// Only detach the program with this id
     #[arg(long, value_name = "ID")]
     pub id: Option<u32>,
+    /// Also detach a program xdpctl did not load (another tool's)
+    #[arg(short = 'F', long)]
+    pub force: bool,
 }
 
 #[derive(Serialize)]
@@ -37,6 +42,7 @@ struct Report<'a> {
 
 pub fn run(args: &Args, out: Output) -> Result<()> {
     let dev = iface::resolve(&args.dev)?;
+    let _lock = IfaceLock::take(&dev)?;
     let attached = xdp::query(dev.index)?;
     let targets: Vec<Attachment> =
         attached.iter().copied().filter(|a| args.id.is_none_or(|id| id == a.prog_id)).collect();
@@ -49,6 +55,21 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     }
 
     let rec = record::read(&dev)?;
+    for att in &targets {
+        refuse_if_link_held(&dev, *att)?;
+        if !args.force && !is_ours(*att, rec.as_ref()) {
+            bail!(
+                "{}: {} (id {}, {} mode) was not loaded by xdpctl; use --force to detach \
+                 another tool's program",
+                dev.name,
+                prog_name(att.prog_id),
+                att.prog_id,
+                att.mode
+            );
+        }
+    }
+    // Detach, pins and record go together: no signal stops them halfway.
+    stop::defer_signals()?;
     let mut detached = Vec::new();
     for att in &targets {
         let name = full_name(att.prog_id, prog_name(att.prog_id), rec.as_ref());

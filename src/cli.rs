@@ -1,0 +1,70 @@
+//! The command line: what `main` parses and dispatches, in the library so
+//! tests can drive the parser directly.
+
+use clap::{Parser, Subcommand};
+
+use crate::caps::Cap;
+use crate::cmd::{afxdp, load, redirect, sample, stats, status, trace, trafficgen, unload};
+
+/// Load, attach, pin, inspect and measure XDP programs: the XDP tutorial as one tool.
+#[derive(Parser, Debug)]
+#[command(name = "xdpctl", version)]
+pub struct Cli {
+    /// Show libbpf's log, including the verifier's
+    #[arg(short, long, global = true, help_heading = "Global options")]
+    pub verbose: bool,
+    /// Print only errors (and data)
+    #[arg(short, long, global = true, help_heading = "Global options")]
+    pub quiet: bool,
+    /// Print data as JSON (one object per line for streams)
+    #[arg(long, global = true, help_heading = "Global options")]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Load a program, attach it to an interface and pin its maps
+    Load(load::Args),
+    /// Detach the XDP program of an interface and remove its pins
+    Unload(unload::Args),
+    /// Show the XDP programs attached to interfaces
+    Status(status::Args),
+    /// List the programs xdpctl ships
+    List,
+    /// Show per-action packet and byte counters of an interface's program
+    Stats(stats::Args),
+    /// Point a loaded xdp_redirect or xdp_redirect_map at an interface and MAC
+    Redirect(redirect::Args),
+    /// Count XDP exceptions (aborted packets) per interface and action
+    Trace(trace::Args),
+    /// Capture the frames an interface receives to a pcap/pcapng file, from XDP
+    Sample(sample::Args),
+    /// Receive a queue's frames in user space (AF_XDP) and answer ICMPv6 echo
+    Afxdp(afxdp::Args),
+    /// Send UDP frames out of an interface, at a set rate or flat out (no pktgen needed)
+    Trafficgen(trafficgen::Args),
+}
+
+impl Command {
+    /// The subcommand's name and the capabilities it cannot work without.
+    pub fn needs(&self) -> (&'static str, &'static [Cap]) {
+        use Cap::*;
+        match self {
+            Command::Load(_) => ("load", &[Bpf, NetAdmin]),
+            Command::Unload(_) => ("unload", &[Bpf, NetAdmin]),
+            Command::Redirect(_) => ("redirect", &[Bpf, NetAdmin]),
+            Command::Sample(_) => ("sample", &[Bpf, NetAdmin]),
+            // An AF_XDP socket is a raw socket.
+            Command::Afxdp(_) => ("afxdp", &[Bpf, NetAdmin, NetRaw]),
+            // The generator's private network namespace needs CAP_SYS_ADMIN.
+            Command::Trafficgen(_) => ("trafficgen", &[Bpf, NetAdmin, SysAdmin]),
+            Command::Stats(_) => ("stats", &[Bpf]),
+            Command::Trace(_) => ("trace", &[Bpf, Perfmon]),
+            // Both work without privileges, telling less.
+            Command::Status(_) => ("status", &[]),
+            Command::List => ("list", &[]),
+        }
+    }
+}
