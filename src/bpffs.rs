@@ -36,7 +36,9 @@ pub fn ensure_mounted() -> Result<()> {
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         Some("mode=0700"),
     )
-    .with_context(|| format!("mounting bpffs on {ROOT} (are you root?)"))
+    .with_context(|| {
+        format!("mounting bpffs on {ROOT} (as root: `mount -t bpf bpf {ROOT}`) failed")
+    })
 }
 
 /// Whether our mount namespace differs from our parent's: then it was made for

@@ -13,6 +13,7 @@ pub mod error;
 pub mod ethtool;
 pub mod frame;
 pub mod iface;
+pub mod leftovers;
 pub mod lock;
 pub mod logging;
 pub mod mac;

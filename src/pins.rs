@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -33,25 +33,28 @@ pub fn reuse(obj: &mut OpenObject, dir: &Path) -> Result<Vec<String>> {
         if !path.exists() {
             continue;
         }
-        let pinned = MapHandle::from_pinned_path(&path)
-            .with_context(|| format!("opening pinned map {}", path.display()))?;
-        let want = (map.map_type(), map.key_size(), map.value_size(), map.max_entries());
-        let have =
-            (pinned.map_type(), pinned.key_size(), pinned.value_size(), pinned.max_entries());
-        if want != have {
+        let pinned = open_map(&path)?;
+        let mut diffs = Vec::new();
+        if pinned.map_type() != map.map_type() {
+            diffs.push(format!("type {:?}, not {:?}", pinned.map_type(), map.map_type()));
+        }
+        for (what, have, want) in [
+            ("key", pinned.key_size(), map.key_size()),
+            ("value", pinned.value_size(), map.value_size()),
+        ] {
+            if have != want {
+                diffs.push(format!("{what} {have} B, not {want} B"));
+            }
+        }
+        if pinned.max_entries() != map.max_entries() {
+            diffs.push(format!("{} entries, not {}", pinned.max_entries(), map.max_entries()));
+        }
+        if !diffs.is_empty() {
             bail!(
-                "--reuse-maps: the map pinned at {} ({:?}, key {} B, value {} B, {} entries) \
-                 does not fit {name} ({:?}, key {} B, value {} B, {} entries); \
+                "--reuse-maps: the map pinned at {} does not fit {name}: {}; \
                  load without --reuse-maps to start fresh",
                 path.display(),
-                have.0,
-                have.1,
-                have.2,
-                have.3,
-                want.0,
-                want.1,
-                want.2,
-                want.3
+                diffs.join("; ")
             );
         }
         map.reuse_fd(pinned.as_fd())
@@ -59,6 +62,26 @@ pub fn reuse(obj: &mut OpenObject, dir: &Path) -> Result<Vec<String>> {
         reused.push(pin_name(&name));
     }
     Ok(reused)
+}
+
+/// The map pinned at `path`, or an error that says what is there instead.
+pub fn open_map(path: &Path) -> Result<MapHandle> {
+    match MapHandle::from_pinned_path(path) {
+        // A program or link pin opens too, and its info reads as nonsense.
+        Ok(map) if is_map(&map) => Ok(map),
+        Ok(_) => bail!("{} is not a pinned map (a program or link pin?)", path.display()),
+        Err(_) if !path.exists() => bail!("nothing is pinned at {}", path.display()),
+        Err(_) if path.is_dir() => bail!("{} is a directory, not a pinned map", path.display()),
+        Err(e) => Err(e).with_context(|| {
+            format!("{} is not a pinned map (a program or link pin?)", path.display())
+        }),
+    }
+}
+
+/// Whether `map`'s fd is a BPF map's, as its /proc link says.
+fn is_map(map: &MapHandle) -> bool {
+    let link = format!("/proc/self/fd/{}", map.as_fd().as_raw_fd());
+    fs::read_link(link).is_ok_and(|t| t.as_os_str() == "anon_inode:bpf-map")
 }
 
 /// Pins made under temporary names, so that the pins they replace stay intact

@@ -64,6 +64,39 @@ pub fn others(dev: &Iface) -> Result<Vec<Record>> {
     Ok(out)
 }
 
+/// Every record of this network namespace, with the ifindex it is about and
+/// its file.
+pub fn all_here() -> Result<Vec<(u32, PathBuf, Record)>> {
+    let netns = fs::metadata("/proc/self/ns/net").context("reading /proc/self/ns/net")?.ino();
+    let prefix = format!("{netns}-");
+    let entries = match fs::read_dir(DIR) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("listing {DIR}")),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let path = entry.with_context(|| format!("listing {DIR}"))?.path();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let index = name.strip_prefix(&prefix).and_then(|n| n.strip_suffix(".json"));
+        if let Some(index) = index.and_then(|i| i.parse::<u32>().ok()) {
+            if let Some(rec) = parse(&path)? {
+                out.push((index, path, rec));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Remove the record file at `path` (one of `all_here`'s).
+pub fn remove_file(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("removing {}", path.display())),
+    }
+}
+
 pub fn write(dev: &Iface, rec: &Record) -> Result<()> {
     let path = path(dev)?;
     fs::create_dir_all(DIR).with_context(|| format!("creating {DIR}"))?;

@@ -36,8 +36,7 @@ pub struct StatsMap {
 impl StatsMap {
     /// Open the map pinned at `path` and check it has the stats layout.
     pub fn open(path: &Path) -> Result<Self> {
-        let map = MapHandle::from_pinned_path(path)
-            .with_context(|| format!("opening pinned map {}", path.display()))?;
+        let map = crate::pins::open_map(path)?;
         Self::new(map, &path.display().to_string())
     }
 

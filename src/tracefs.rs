@@ -12,7 +12,9 @@ pub const ROOT: &str = "/sys/kernel/tracing";
 /// Mount tracefs at [`ROOT`] unless it is there already. Unlike pins, nothing
 /// of it needs to outlive xdpctl, so a private mount namespace is fine.
 pub fn ensure_mounted() -> Result<()> {
-    let here = statfs(Path::new(ROOT)).with_context(|| format!("statfs {ROOT}"))?;
+    let here = statfs(Path::new(ROOT)).with_context(|| {
+        format!("{ROOT} is missing: this kernel has no tracefs (CONFIG_TRACING) to mount there")
+    })?;
     if here.filesystem_type() == TRACEFS_MAGIC {
         return Ok(());
     }
@@ -23,7 +25,9 @@ pub fn ensure_mounted() -> Result<()> {
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         None::<&str>,
     )
-    .with_context(|| format!("mounting tracefs on {ROOT} (are you root?)"))
+    .with_context(|| {
+        format!("mounting tracefs on {ROOT} (as root: `mount -t tracefs tracefs {ROOT}`) failed")
+    })
 }
 
 /// Whether this kernel has tracepoint `category:name`.

@@ -226,6 +226,26 @@ fn c03_unload_deletes_nothing_outside_bpffs() {
     std::fs::remove_file(&dir).unwrap();
 }
 
+/// tracefs unmounted (in a mount namespace of the test's own, so the host
+/// keeps its mount): `trace` mounts it and runs.
+#[test]
+fn c04_trace_mounts_tracefs_when_it_is_missing() {
+    let _s = serial();
+    let before = System::now();
+    let script = format!(
+        "umount /sys/kernel/tracing 2>/dev/null; \
+         ! grep -q ' /sys/kernel/tracing tracefs' /proc/self/mounts || exit 9; \
+         {} trace -c 1 -i 0.1 && grep -q ' /sys/kernel/tracing tracefs' /proc/self/mounts",
+        common::XDPCTL
+    );
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{:?}: {}", out.status, stderr(&out));
+    before.assert_unchanged("trace with tracefs mounted by xdpctl");
+}
+
 /// Builds a BPF object from `src` in `dir`; its path.
 fn clang(dir: &Path, name: &str, src: &str) -> PathBuf {
     let c = dir.join(format!("{name}.bpf.c"));
@@ -374,6 +394,67 @@ fn c09_native_mode_refused_at_this_mtu() {
 }
 
 #[test]
+fn c11_a_stale_pinned_map_of_another_layout_with_reuse_maps() {
+    let _s = serial();
+    let lab = Lab::new();
+    let dir = lab.pin_dir();
+    let _rm = common::RemoveDir(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let stale = dir.join("xdp_stats_map");
+    let stale_s = stale.to_str().unwrap();
+    common::run(
+        "bpftool",
+        &[
+            "map", "create", stale_s, "type", "hash", "key", "4", "value", "8", "entries", "7",
+            "name", "stale",
+        ],
+    );
+    System::settled();
+    let dev = lab.outer.as_str();
+    let err = refused(&["load", "--dev", dev, "--reuse-maps"], &[stale_s, "--reuse-maps"]);
+    for diff in ["type Hash, not PercpuArray", "value 8 B, not 16 B", "7 entries, not 5"] {
+        assert!(err.contains(diff), "lists {diff}: {err}");
+    }
+    assert!(!err.contains("key"), "only the differences: {err}");
+}
+
+#[test]
+fn c12_stats_on_a_pin_that_is_not_a_stats_map() {
+    let _s = serial();
+    let lab = Lab::new();
+    let tmp = common::TempDir::new();
+    let dir = Path::new("/sys/fs/bpf").join(unique("xstats"));
+    let _rm = common::RemoveDir(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let pin = dir.join("xdp_stats_map");
+    let pin_s = pin.to_str().unwrap();
+    let dir_s = dir.to_str().unwrap();
+    let stats = ["stats", "--dev", &lab.outer, "--pin-dir", dir_s, "-c", "1", "-i", "0.01"];
+    let err = refused(&stats, &[dir_s, "xdpctl load"]);
+    assert!(err.contains("no xdp_stats_map"), "{err}");
+
+    std::fs::create_dir(&pin).unwrap();
+    refused(&stats, &[pin_s, "is a directory, not a pinned map"]);
+    std::fs::remove_dir(&pin).unwrap();
+
+    let obj = clang(&tmp.0, "prog", XDP_PASS_SRC);
+    common::run("bpftool", &["prog", "load", obj.to_str().unwrap(), pin_s]);
+    System::settled();
+    refused(&stats, &[pin_s, "not a pinned map"]);
+    std::fs::remove_file(&pin).unwrap();
+
+    common::run(
+        "bpftool",
+        &[
+            "map", "create", pin_s, "type", "hash", "key", "4", "value", "8", "entries", "7",
+            "name", "stale",
+        ],
+    );
+    System::settled();
+    refused(&stats, &[pin_s, "not a stats map"]);
+}
+
+#[test]
 fn c13_missing_capabilities_are_named() {
     let _s = serial();
     let lab = Lab::new();
@@ -499,6 +580,57 @@ fn c15_racing_loads_one_wins_the_rest_are_told_why() {
         assert_eq!(pins, ["xdp_stats_map"], "no staged or orphan pins");
     }
     xdpctl_ok(&["unload", "--dev", dev]);
+}
+
+#[test]
+fn c16_an_interface_deleted_while_attached_then_made_again() {
+    let _s = serial();
+    let lab = Lab::new();
+    let dev = lab.outer.clone();
+    let before = System::now();
+    xdpctl_ok(&["load", "--dev", &dev]);
+    let pins = lab.pin_dir();
+    common::run("ip", &["link", "del", "dev", &dev]);
+    assert!(pins.join("xdp_stats_map").exists(), "the kernel leaves pins alone");
+
+    // Gone: status says what it left and how to clear it.
+    let out = xdpctl(&["status", "--dev", &dev]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = one_line_note(&out, &[&dev, "interface was deleted", "xdp_stats_map"]);
+    assert!(err.contains(&format!("xdpctl unload --dev {dev}")), "hint: {err}");
+
+    // A new interface of the same name: reported again, and unload clears
+    // the old pins without touching it.
+    let peer = unique("xq");
+    common::run("ip", &["link", "add", &dev, "type", "veth", "peer", "name", &peer]);
+    let _gone = DelLink(dev.clone());
+    let out = xdpctl(&["status", "--dev", &dev]);
+    one_line_note(&out, &[&dev, "interface was deleted"]);
+    let out = xdpctl_ok(&["unload", "--dev", &dev]);
+    assert!(out.contains("leftovers"), "{out}");
+    assert!(!pins.exists(), "stale pins removed");
+    assert!(nix::net::if_::if_nametoindex(dev.as_str()).is_ok(), "the new interface stays");
+    let out = xdpctl(&["status", "--dev", &dev]);
+    assert!(stderr(&out).is_empty(), "nothing left to report: {}", stderr(&out));
+    before.assert_unchanged("load, delete, re-create and unload");
+
+    // Gone for good: unload by name clears what it left, exit 0.
+    xdpctl_ok(&["load", "--dev", &dev, "--mode", "skb"]);
+    common::run("ip", &["link", "del", "dev", &dev]);
+    let out = xdpctl_ok(&["unload", "--dev", &dev]);
+    assert!(out.contains("Removed leftovers") && out.contains("nothing to detach"), "{out}");
+    assert!(!pins.exists());
+    before.assert_unchanged("load, delete and unload by name");
+}
+
+/// A note on stderr, one line, that names each of `names`.
+fn one_line_note(out: &Output, names: &[&str]) -> String {
+    let err = stderr(out);
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    for name in names {
+        assert!(err.contains(name), "names {name:?}: {err}");
+    }
+    err
 }
 
 #[test]

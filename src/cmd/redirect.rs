@@ -13,6 +13,7 @@ use crate::iface::{self, Iface};
 use crate::mac::Mac;
 use crate::netlink;
 use crate::output::Output;
+use crate::pins;
 use crate::record;
 use crate::skel::RedirectTarget;
 
@@ -191,8 +192,7 @@ fn note_unreachable_veth(target: &Iface, peer: Option<&netlink::Link>, out: Outp
 /// The pinned map `name`, refused unless it has the layout the program uses.
 fn open(dir: &Path, name: &str, kind: MapType, key: u32, value: u32) -> Result<MapHandle> {
     let path = dir.join(name);
-    let map = MapHandle::from_pinned_path(&path)
-        .with_context(|| format!("opening pinned map {}", path.display()))?;
+    let map = pins::open_map(&path)?;
     let have = (map.map_type(), map.key_size(), map.value_size());
     if have != (kind, key, value) {
         bail!(

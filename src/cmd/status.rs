@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::cmd::full_name;
 use crate::iface;
+use crate::leftovers;
 use crate::output::Output;
 use crate::record;
 use crate::xdp::{self, Mode};
@@ -32,8 +33,22 @@ struct Row {
 }
 
 pub fn run(args: &Args, out: Output) -> Result<()> {
+    // Leftovers first: they outlive the interface they were about.
+    let left = leftovers::find(args.dev.as_deref())?;
+    for l in &left {
+        eprintln!(
+            "xdpctl: leftovers: {}; `xdpctl unload --dev {}` removes them",
+            l.describe(),
+            l.rec.ifname
+        );
+    }
     let devs = match &args.dev {
-        Some(name) => vec![iface::resolve(name)?],
+        Some(name) => match iface::resolve(name) {
+            Ok(dev) => vec![dev],
+            // Said above: the name is only what an old interface left.
+            Err(_) if !left.is_empty() => return Ok(()),
+            Err(e) => return Err(e),
+        },
         None => iface::all()?,
     };
     let mut rows = Vec::new();

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::cmd::{full_name, is_ours, prog_name, refuse_if_link_held};
 use crate::iface;
+use crate::leftovers::{self, Leftover};
 use crate::lock::IfaceLock;
 use crate::output::Output;
 use crate::pins;
@@ -41,7 +42,14 @@ struct Report<'a> {
 }
 
 pub fn run(args: &Args, out: Output) -> Result<()> {
-    let dev = iface::resolve(&args.dev)?;
+    let dev = match iface::resolve(&args.dev) {
+        Ok(dev) => dev,
+        // Gone, but it left pins: clearing them is what is left to do.
+        Err(e) => match leftovers::find(Some(&args.dev))? {
+            left if left.is_empty() => return Err(e),
+            left => return clear_leftovers(&left, out, &args.dev),
+        },
+    };
     let _lock = IfaceLock::take(&dev)?;
     let attached = xdp::query(dev.index)?;
     let targets: Vec<Attachment> =
@@ -100,6 +108,17 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
         }
     }
 
+    // An earlier interface of this name (deleted, its index gone) may have
+    // left pins: those go too; this interface's own are not among them.
+    let left: Vec<_> =
+        leftovers::find(Some(&dev.name))?.into_iter().filter(|l| l.ifindex != dev.index).collect();
+    let mut left_pins = Vec::new();
+    for l in &left {
+        left_pins.extend(leftovers::clear(l)?);
+        out.info(format!(" - removed the leftovers of an earlier {}: {}", dev.name, l.describe()));
+    }
+    removed_pins.extend(left_pins);
+
     if out.json {
         return out.json(&Report { ifname: &dev.name, detached, removed_pins });
     }
@@ -115,5 +134,20 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     if !removed_pins.is_empty() {
         out.info(format!(" - removed pins: {}", removed_pins.join(", ")));
     }
+    Ok(())
+}
+
+/// `unload` of a name no interface has any more: clear what it left.
+fn clear_leftovers(left: &[Leftover], out: Output, name: &str) -> Result<()> {
+    stop::defer_signals()?;
+    let mut removed_pins = Vec::new();
+    for l in left {
+        removed_pins.extend(leftovers::clear(l)?);
+        out.info(format!("Removed leftovers: {}", l.describe()));
+    }
+    if out.json {
+        return out.json(&Report { ifname: name, detached: Vec::new(), removed_pins });
+    }
+    out.info(format!("No interface {name} here any more; nothing to detach"));
     Ok(())
 }
