@@ -112,12 +112,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     // left pins: those go too; this interface's own are not among them.
     let left: Vec<_> =
         leftovers::find(Some(&dev.name))?.into_iter().filter(|l| l.ifindex != dev.index).collect();
-    let mut left_pins = Vec::new();
-    for l in &left {
-        left_pins.extend(leftovers::clear(l)?);
-        out.info(format!(" - removed the leftovers of an earlier {}: {}", dev.name, l.describe()));
-    }
-    removed_pins.extend(left_pins);
+    removed_pins.extend(clear(&left, out)?);
 
     if out.json {
         return out.json(&Report { ifname: &dev.name, detached, removed_pins });
@@ -137,14 +132,20 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     Ok(())
 }
 
+/// Clear `left`, saying so; the pins removed.
+fn clear(left: &[Leftover], out: Output) -> Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for l in left {
+        removed.extend(leftovers::clear(l)?);
+        out.info(format!("Removed leftovers: {}", l.describe()));
+    }
+    Ok(removed)
+}
+
 /// `unload` of a name no interface has any more: clear what it left.
 fn clear_leftovers(left: &[Leftover], out: Output, name: &str) -> Result<()> {
     stop::defer_signals()?;
-    let mut removed_pins = Vec::new();
-    for l in left {
-        removed_pins.extend(leftovers::clear(l)?);
-        out.info(format!("Removed leftovers: {}", l.describe()));
-    }
+    let removed_pins = clear(left, out)?;
     if out.json {
         return out.json(&Report { ifname: name, detached: Vec::new(), removed_pins });
     }
