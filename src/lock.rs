@@ -6,7 +6,6 @@
 
 use std::fs::{self, File};
 use std::io;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -15,6 +14,7 @@ use nix::fcntl::{Flock, FlockArg};
 
 use crate::bpffs;
 use crate::iface::Iface;
+use crate::record;
 
 /// Longer than any interface name, so no default pin directory can be it.
 const DIR: &str = "xdpctl-interface-locks";
@@ -33,8 +33,7 @@ impl IfaceLock {
     pub fn take(dev: &Iface) -> Result<IfaceLock> {
         bpffs::ensure_mounted()?;
         // Per network namespace, as ifindexes repeat across them.
-        let netns = fs::metadata("/proc/self/ns/net").context("reading /proc/self/ns/net")?.ino();
-        let path = root().join(format!("{netns}-{}", dev.index));
+        let path = root().join(format!("{}-{}", record::netns()?, dev.index));
         match fs::create_dir_all(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}

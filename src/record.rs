@@ -25,10 +25,31 @@ pub struct Record {
     pub pins: Vec<String>,
 }
 
-/// Records are per network namespace: ifindexes repeat across namespaces.
+/// This network namespace, by inode: ifindexes repeat across namespaces.
+pub fn netns() -> Result<u64> {
+    Ok(fs::metadata("/proc/self/ns/net").context("reading /proc/self/ns/net")?.ino())
+}
+
+/// Records are per network namespace and ifindex.
 fn path(dev: &Iface) -> Result<PathBuf> {
-    let netns = fs::metadata("/proc/self/ns/net").context("reading /proc/self/ns/net")?.ino();
-    Ok(Path::new(DIR).join(format!("{netns}-{}.json", dev.index)))
+    Ok(Path::new(DIR).join(format!("{}-{}.json", netns()?, dev.index)))
+}
+
+/// Every record file, in any network namespace.
+fn files() -> Result<Vec<PathBuf>> {
+    let entries = match fs::read_dir(DIR) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("listing {DIR}")),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let path = entry.with_context(|| format!("listing {DIR}"))?.path();
+        if path.extension().is_some_and(|e| e == "json") {
+            out.push(path);
+        }
+    }
+    Ok(out)
 }
 
 fn parse(path: &Path) -> Result<Option<Record>> {
@@ -49,17 +70,9 @@ pub fn read(dev: &Iface) -> Result<Option<Record>> {
 /// Records of every other interface, in any network namespace.
 pub fn others(dev: &Iface) -> Result<Vec<Record>> {
     let mine = path(dev)?;
-    let entries = match fs::read_dir(DIR) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("listing {DIR}")),
-    };
     let mut out = Vec::new();
-    for entry in entries {
-        let path = entry.with_context(|| format!("listing {DIR}"))?.path();
-        if path != mine && path.extension().is_some_and(|e| e == "json") {
-            out.extend(parse(&path)?);
-        }
+    for path in files()?.into_iter().filter(|p| *p != mine) {
+        out.extend(parse(&path)?);
     }
     Ok(out)
 }
@@ -67,16 +80,9 @@ pub fn others(dev: &Iface) -> Result<Vec<Record>> {
 /// Every record of this network namespace, with the ifindex it is about and
 /// its file.
 pub fn all_here() -> Result<Vec<(u32, PathBuf, Record)>> {
-    let netns = fs::metadata("/proc/self/ns/net").context("reading /proc/self/ns/net")?.ino();
-    let prefix = format!("{netns}-");
-    let entries = match fs::read_dir(DIR) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("listing {DIR}")),
-    };
+    let prefix = format!("{}-", netns()?);
     let mut out = Vec::new();
-    for entry in entries {
-        let path = entry.with_context(|| format!("listing {DIR}"))?.path();
+    for path in files()? {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let index = name.strip_prefix(&prefix).and_then(|n| n.strip_suffix(".json"));
         if let Some(index) = index.and_then(|i| i.parse::<u32>().ok()) {

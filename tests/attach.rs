@@ -195,33 +195,15 @@ fn custom_pin_dir_is_recorded_for_stats_status_and_unload() {
 fn a_user_object_built_by_the_test_loads_and_counts() {
     let lab = Lab::new();
     let tmp = common::TempDir::new();
-    let src = tmp.0.join("my_prog.bpf.c");
-    std::fs::write(
-        &src,
+    let obj = common::build_bpf(
+        &tmp.0,
+        "my_prog",
         "#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\n#include \"xdp_stats_kern.h\"\n\
          SEC(\"xdp\") int my_drop(struct xdp_md *ctx)\n\
          { return xdp_stats_record_action(ctx, XDP_DROP); }\n\
          SEC(\"xdp\") int my_pass(struct xdp_md *ctx)\n\
          { return xdp_stats_record_action(ctx, XDP_PASS); }\n\
          char LICENSE[] SEC(\"license\") = \"GPL\";\n",
-    )
-    .unwrap();
-    let obj = tmp.0.join("my_prog.o");
-    common::run(
-        "clang",
-        &[
-            "-O2",
-            "-g",
-            "-target",
-            "bpf",
-            "-I",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/include"),
-            env!("XDPCTL_MULTIARCH_INCLUDE"),
-            "-c",
-            src.to_str().unwrap(),
-            "-o",
-            obj.to_str().unwrap(),
-        ],
     );
     let loaded = load(&lab, &["--obj", obj.to_str().unwrap(), "--progname", "my_drop"]);
     assert_eq!(loaded["prog_name"], "my_drop");

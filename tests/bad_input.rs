@@ -108,30 +108,14 @@ fn native_mode_unsupported_says_try_skb_mode_for_load_and_sample() {
 fn verifier_rejection_exits_40_and_shows_the_log_tail() {
     let lab = Lab::new();
     let tmp = common::TempDir::new();
-    let dir = &tmp.0;
-    let src = dir.join("bad.bpf.c");
     // Reads the packet without a bounds check: the verifier must refuse it.
-    std::fs::write(
-        &src,
+    let obj = common::build_bpf(
+        &tmp.0,
+        "bad",
         "#include <linux/bpf.h>\n\
          __attribute__((section(\"xdp\"), used)) int unchecked(struct xdp_md *ctx)\n\
          { return *(unsigned char *)(long)ctx->data; }\n\
          char LICENSE[] __attribute__((section(\"license\"), used)) = \"GPL\";\n",
-    )
-    .unwrap();
-    let obj = dir.join("bad.o");
-    common::run(
-        "clang",
-        &[
-            "-O2",
-            "-target",
-            "bpf",
-            env!("XDPCTL_MULTIARCH_INCLUDE"),
-            "-c",
-            src.to_str().unwrap(),
-            "-o",
-            obj.to_str().unwrap(),
-        ],
     );
     let out = xdpctl(&[
         "load",

@@ -246,28 +246,6 @@ fn c04_trace_mounts_tracefs_when_it_is_missing() {
     before.assert_unchanged("trace with tracefs mounted by xdpctl");
 }
 
-/// Builds a BPF object from `src` in `dir`; its path.
-fn clang(dir: &Path, name: &str, src: &str) -> PathBuf {
-    let c = dir.join(format!("{name}.bpf.c"));
-    std::fs::write(&c, src).unwrap();
-    let obj = dir.join(format!("{name}.o"));
-    common::run(
-        "clang",
-        &[
-            "-O2",
-            "-g",
-            "-target",
-            "bpf",
-            env!("XDPCTL_MULTIARCH_INCLUDE"),
-            "-c",
-            c.to_str().unwrap(),
-            "-o",
-            obj.to_str().unwrap(),
-        ],
-    );
-    obj
-}
-
 const XDP_PASS_SRC: &str = "#include <linux/bpf.h>\n\
     __attribute__((section(\"xdp\"), used)) int foreign(struct xdp_md *ctx) { return 2; }\n\
     char LICENSE[] __attribute__((section(\"license\"), used)) = \"GPL\";\n";
@@ -281,13 +259,13 @@ fn c05_bad_objects_and_program_names() {
     let err = refused(&["load", "--dev", dev, "--progname", "xdp_bogus"], &["xdp_bogus"]);
     assert!(err.contains("xdp_pass") && err.contains("xdp_router"), "lists the names: {err}");
 
-    let good = clang(&tmp.0, "good", XDP_PASS_SRC);
+    let good = common::build_bpf(&tmp.0, "good", XDP_PASS_SRC);
     let good_s = good.to_str().unwrap();
     let err =
         refused(&["load", "--dev", dev, "--obj", good_s, "--progname", "nothere"], &["nothere"]);
     assert!(err.contains("foreign"), "lists what it has: {err}");
 
-    let sock = clang(
+    let sock = common::build_bpf(
         &tmp.0,
         "sock",
         "#include <linux/bpf.h>\n\
@@ -331,7 +309,7 @@ fn c07_c10_another_tools_program_is_left_alone_without_force() {
     let _s = serial();
     let lab = Lab::new();
     let tmp = common::TempDir::new();
-    let obj = clang(&tmp.0, "foreign", XDP_PASS_SRC);
+    let obj = common::build_bpf(&tmp.0, "foreign", XDP_PASS_SRC);
     ip_link_attach(&lab.outer, &obj);
     let id = lab.attached()[0]["prog_id"].as_u64().unwrap().to_string();
     let dev = lab.outer.as_str();
@@ -437,7 +415,7 @@ fn c12_stats_on_a_pin_that_is_not_a_stats_map() {
     refused(&stats, &[pin_s, "is a directory, not a pinned map"]);
     std::fs::remove_dir(&pin).unwrap();
 
-    let obj = clang(&tmp.0, "prog", XDP_PASS_SRC);
+    let obj = common::build_bpf(&tmp.0, "prog", XDP_PASS_SRC);
     common::run("bpftool", &["prog", "load", obj.to_str().unwrap(), pin_s]);
     System::settled();
     refused(&stats, &[pin_s, "not a pinned map"]);

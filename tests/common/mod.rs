@@ -515,6 +515,31 @@ impl Drop for TempDir {
     }
 }
 
+/// Builds the BPF object `name.o` from C source `src` (the project's
+/// include/ on the path) in `dir`; its path.
+pub fn build_bpf(dir: &Path, name: &str, src: &str) -> PathBuf {
+    let c = dir.join(format!("{name}.bpf.c"));
+    std::fs::write(&c, src).expect("writing the BPF source");
+    let obj = dir.join(format!("{name}.o"));
+    run(
+        "clang",
+        &[
+            "-O2",
+            "-g",
+            "-target",
+            "bpf",
+            "-I",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/include"),
+            env!("XDPCTL_MULTIARCH_INCLUDE"),
+            "-c",
+            c.to_str().expect("a UTF-8 path"),
+            "-o",
+            obj.to_str().expect("a UTF-8 path"),
+        ],
+    );
+    obj
+}
+
 /// One's complement sum (RFC 1071) of `data` as big-endian 16-bit words, an
 /// odd last byte padded with zero: the tests' own, independent of the BPF side.
 /// A checksum is its complement; data that carries a valid one sums to 0xffff.
