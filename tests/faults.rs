@@ -83,8 +83,8 @@ impl System {
     /// are freed after a grace period, not at once.
     fn settled() -> System {
         let mut last = System::now();
-        for _ in 0..50 {
-            sleep(Duration::from_millis(100));
+        for _ in 0..100 {
+            sleep(Duration::from_millis(50));
             let now = System::now();
             if now == last {
                 return now;
@@ -131,7 +131,7 @@ fn one_line(out: &Output, names: &[&str]) -> String {
 
 /// `xdpctl args` fails with one line naming `names`, and changes nothing.
 fn refused(args: &[&str], names: &[&str]) -> String {
-    let before = System::now();
+    let before = System::settled();
     let out = xdpctl(args);
     let err = one_line(&out, names);
     before.assert_unchanged(&format!("xdpctl {}", args.join(" ")));
@@ -177,7 +177,7 @@ fn c02_an_interface_name_bpffs_cannot_hold() {
     common::run("ip", &["link", "add", &name, "type", "veth", "peer", "name", &peer]);
     let _gone = DelLink(name.clone());
     common::run("ip", &["link", "set", &name, "up"]);
-    let before = System::now();
+    let before = System::settled();
     let dir = Path::new("/sys/fs/bpf").join(name.replace('.', ":"));
     xdpctl_ok(&["load", "--dev", &name, "--mode", "skb"]);
     assert!(dir.join("xdp_stats_map").exists(), "pinned in {}", dir.display());
@@ -231,7 +231,7 @@ fn c03_unload_deletes_nothing_outside_bpffs() {
 #[test]
 fn c04_trace_mounts_tracefs_when_it_is_missing() {
     let _s = serial();
-    let before = System::now();
+    let before = System::settled();
     let script = format!(
         "umount /sys/kernel/tracing 2>/dev/null; \
          ! grep -q ' /sys/kernel/tracing tracefs' /proc/self/mounts || exit 9; \
@@ -322,7 +322,7 @@ fn c07_c10_another_tools_program_is_left_alone_without_force() {
     // (exit 0, documented: unload is idempotent).
     xdpctl_ok(&["unload", "--dev", dev, "--force"]);
     assert!(lab.attached().is_empty());
-    let before = System::now();
+    let before = System::settled();
     let again = xdpctl_ok(&["unload", "--dev", dev]);
     assert!(again.contains("No XDP program attached"), "{again}");
     before.assert_unchanged("a second unload");
@@ -341,7 +341,6 @@ fn c08_a_pinned_bpf_link_holds_the_interface() {
         let mut link = skel.progs.xdp_pass.attach_xdp(ifindex as i32).unwrap();
         link.pin(&pin).unwrap();
     } // the pin alone holds it now
-    System::settled();
     let dev = lab.outer.as_str();
     for args in [
         &["load", "--dev", dev][..],
@@ -387,7 +386,6 @@ fn c11_a_stale_pinned_map_of_another_layout_with_reuse_maps() {
             "name", "stale",
         ],
     );
-    System::settled();
     let dev = lab.outer.as_str();
     let err = refused(&["load", "--dev", dev, "--reuse-maps"], &[stale_s, "--reuse-maps"]);
     for diff in ["type Hash, not PercpuArray", "value 8 B, not 16 B", "7 entries, not 5"] {
@@ -417,7 +415,6 @@ fn c12_stats_on_a_pin_that_is_not_a_stats_map() {
 
     let obj = common::build_bpf(&tmp.0, "prog", XDP_PASS_SRC);
     common::run("bpftool", &["prog", "load", obj.to_str().unwrap(), pin_s]);
-    System::settled();
     refused(&stats, &[pin_s, "not a pinned map"]);
     std::fs::remove_file(&pin).unwrap();
 
@@ -428,7 +425,6 @@ fn c12_stats_on_a_pin_that_is_not_a_stats_map() {
             "name", "stale",
         ],
     );
-    System::settled();
     refused(&stats, &[pin_s, "not a stats map"]);
 }
 
@@ -447,7 +443,7 @@ fn c13_missing_capabilities_are_named() {
         (&["trace", "-c", "1"], &["CAP_BPF", "CAP_PERFMON"]),
         (&["redirect", "--dev", dev, "--redirect-dev", dev], &["CAP_NET_ADMIN"]),
     ] {
-        let before = System::now();
+        let before = System::settled();
         let out = Command::new("setpriv")
             .args(["--inh-caps=-all", "--bounding-set=-all", common::XDPCTL])
             .args(args)
@@ -464,7 +460,7 @@ fn c14_signals_during_load_and_unload_leave_all_or_nothing() {
     let _s = serial();
     let lab = Lab::new();
     let dev = lab.outer.as_str();
-    let clean = System::now();
+    let clean = System::settled();
     let (mut whole, mut none) = (0, 0);
     // Delays that land before, in and after the attach on this machine.
     for (i, delay_us) in (0..24u64).map(|i| (i, i * 1500)).collect::<Vec<_>>() {
@@ -565,7 +561,7 @@ fn c16_an_interface_deleted_while_attached_then_made_again() {
     let _s = serial();
     let lab = Lab::new();
     let dev = lab.outer.clone();
-    let before = System::now();
+    let before = System::settled();
     xdpctl_ok(&["load", "--dev", &dev]);
     let pins = lab.pin_dir();
     common::run("ip", &["link", "del", "dev", &dev]);
@@ -629,7 +625,7 @@ fn c19_sample_to_a_full_disk_and_bad_snaplens() {
         refused(&["sample", "--dev", dev, "-w", "/dev/null", "--snaplen", snaplen], &[snaplen]);
     }
     // /dev/full: the first write fails; the sampler goes with its error.
-    let before = System::now();
+    let before = System::settled();
     let mut child = Command::new(common::XDPCTL)
         .args(["-q", "sample", "--dev", dev, "-w", "/dev/full", "-m", "skb"])
         .stderr(Stdio::piped())
