@@ -94,6 +94,13 @@ static __always_inline int skip_eth(void **pos, void *data_end)
 	return proto;
 }
 
+/* Whether the IPv4 header at @iph, options included, lies within the frame. */
+static __always_inline int ipv4_whole(struct iphdr *iph, void *data_end)
+{
+	return (void *)(iph + 1) <= data_end && iph->ihl >= 5 &&
+	       (void *)iph + iph->ihl * 4 <= data_end;
+}
+
 /* One 16-bit word of the checksummed data went from @from to @to (RFC 1624). */
 static __always_inline __sum16 csum_update(__sum16 check, __be16 from, __be16 to)
 {
@@ -121,7 +128,7 @@ int ref_parser(struct xdp_md *ctx)
 
 	if (proto == bpf_htons(ETH_P_IP)) {
 		iph = pos;
-		if ((void *)(iph + 1) > data_end || iph->ihl < 5 || pos + iph->ihl * 4 > data_end)
+		if (!ipv4_whole(iph, data_end))
 			return count(ctx, XDP_PASS);
 		if (iph->protocol != IPPROTO_ICMP || (bpf_ntohs(iph->frag_off) & 0x1fff))
 			return count(ctx, XDP_PASS);
@@ -167,7 +174,7 @@ int ref_port_rewrite(struct xdp_md *ctx)
 	v4 = proto == bpf_htons(ETH_P_IP);
 	if (v4) {
 		iph = pos;
-		if ((void *)(iph + 1) > data_end || iph->ihl < 5 || pos + iph->ihl * 4 > data_end)
+		if (!ipv4_whole(iph, data_end))
 			return count(ctx, XDP_PASS);
 		if (bpf_ntohs(iph->frag_off) & 0x1fff)
 			return count(ctx, XDP_PASS);
@@ -228,8 +235,7 @@ int ref_router(struct xdp_md *ctx)
 
 	if (proto == bpf_htons(ETH_P_IP)) {
 		iph = pos;
-		if ((void *)(iph + 1) > data_end || iph->ihl < 5 || pos + iph->ihl * 4 > data_end ||
-		    iph->ttl <= 1)
+		if (!ipv4_whole(iph, data_end) || iph->ttl <= 1)
 			return count(ctx, XDP_PASS);
 		fib.family = 2; /* AF_INET */
 		fib.tos = iph->tos;
@@ -338,7 +344,7 @@ int ref_icmp_echo(struct xdp_md *ctx)
 
 	if (proto == bpf_htons(ETH_P_IP)) {
 		iph = pos;
-		if ((void *)(iph + 1) > data_end || iph->ihl < 5 || pos + iph->ihl * 4 > data_end)
+		if (!ipv4_whole(iph, data_end))
 			return count(ctx, XDP_PASS);
 		if (iph->protocol != IPPROTO_ICMP || (bpf_ntohs(iph->frag_off) & 0x3fff) ||
 		    (bpf_ntohl(iph->daddr) & 0xf0000000) == 0xe0000000 || iph->daddr == 0xffffffff)

@@ -143,7 +143,7 @@ fn main() -> Result<()> {
     // The redirect programs send to the lab's gateway, the same in both.
     let zero = 0u32.to_ne_bytes();
     let out = lab.egress.to_ne_bytes();
-    let gw = mac(GW_MAC);
+    let gw = GW_MAC.parse::<xdpctl::mac::Mac>()?.0;
     let target = RedirectTarget { ifindex: lab.egress, dest_mac: gw, pad: [0; 2] };
     // SAFETY: RedirectTarget is Plain, its fields fill it with no padding.
     let target = unsafe { plain::as_bytes(&target) };
@@ -563,14 +563,6 @@ fn ipv6(next: u8, hop_limit: u8, src: [u8; 16], dst: [u8; 16], l4: &[u8]) -> Vec
     h.extend_from_slice(&dst);
     h.extend_from_slice(l4);
     ether(0x86dd, &h)
-}
-
-fn mac(text: &str) -> [u8; 6] {
-    let mut m = [0u8; 6];
-    for (byte, hex) in m.iter_mut().zip(text.split(':')) {
-        *byte = u8::from_str_radix(hex, 16).unwrap_or_default();
-    }
-    m
 }
 
 /// Sets the .rodata variable `name` of a reference object before loading,
