@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use nix::mount::{mount, MsFlags};
 use nix::sys::statfs::{statfs, TRACEFS_MAGIC};
 
@@ -30,7 +30,32 @@ pub fn ensure_mounted() -> Result<()> {
     })
 }
 
-/// Whether this kernel has tracepoint `category:name`.
+/// Whether this kernel has tracepoint `category:name`: its `id` file is what
+/// libbpf reads to attach, so that is what must be there.
 pub fn has_tracepoint(category: &str, name: &str) -> bool {
-    Path::new(ROOT).join("events").join(category).join(name).exists()
+    Path::new(ROOT).join("events").join(category).join(name).join("id").exists()
+}
+
+/// The tracepoints of `wanted` (in `category`) this kernel has; a notice on
+/// stderr for each one skipped, and an error if none is left for `what`.
+pub fn present<'a>(
+    category: &str,
+    wanted: &[&'a str],
+    what: &str,
+    note: impl Fn(&str),
+) -> Result<Vec<&'a str>> {
+    let (have, missing): (Vec<&str>, Vec<&str>) =
+        wanted.iter().partition(|name| has_tracepoint(category, name));
+    if have.is_empty() {
+        let names: Vec<String> = missing.iter().map(|m| format!("{category}:{m}")).collect();
+        bail!(
+            "{what}: this kernel has no {} tracepoint (no id file under {ROOT}/events/{category}/), \
+             so there is nothing to trace; `ls {ROOT}/events/{category}` shows what it has",
+            names.join(" or ")
+        );
+    }
+    for m in &missing {
+        note(&format!("note: this kernel has no {category}:{m} tracepoint; skipping it"));
+    }
+    Ok(have)
 }

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::mem::MaybeUninit;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags};
 use serde::Serialize;
@@ -82,9 +82,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
 
 fn exceptions(args: &Sampling, out: Output) -> Result<()> {
     tracefs::ensure_mounted()?;
-    if !tracefs::has_tracepoint("xdp", "xdp_exception") {
-        bail!("this kernel has no xdp:xdp_exception tracepoint (see {}/events/xdp)", tracefs::ROOT);
-    }
+    tracefs::present("xdp", &["xdp_exception"], "trace", |n| out.note(n))?;
     let mut storage = MaybeUninit::uninit();
     let mut open = TraceProgKernSkelBuilder::default()
         .open(&mut storage)

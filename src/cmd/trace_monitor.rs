@@ -32,7 +32,7 @@ pub struct Args {
 }
 
 /// Each tracepoint and the program that counts it.
-const TRACEPOINTS: [(&str, &str); 7] = [
+const TRACEPOINTS: [(&str, &str); 8] = [
     ("xdp_redirect", "trace_xdp_redirect"),
     ("xdp_redirect_err", "trace_xdp_redirect_err"),
     ("xdp_redirect_map", "trace_xdp_redirect_map"),
@@ -40,9 +40,8 @@ const TRACEPOINTS: [(&str, &str); 7] = [
     ("xdp_exception", "trace_xdp_exception"),
     ("xdp_cpumap_enqueue", "trace_xdp_cpumap_enqueue"),
     ("xdp_cpumap_kthread", "trace_xdp_cpumap_kthread"),
+    ("xdp_devmap_xmit", "trace_xdp_devmap_xmit"),
 ];
-/// Not in the array above only to keep its type short.
-const DEVMAP: (&str, &str) = ("xdp_devmap_xmit", "trace_xdp_devmap_xmit");
 
 const MAPS: [&str; 7] = [
     "redirect_ok",
@@ -88,14 +87,10 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     let mut open = TraceProgKernSkelBuilder::default()
         .open(&mut storage)
         .context("opening the shipped trace_prog_kern object")?;
-    let mut present = Vec::new();
-    for (tracepoint, prog) in TRACEPOINTS.iter().chain([&DEVMAP]) {
-        if tracefs::has_tracepoint("xdp", tracepoint) {
-            present.push(*prog);
-        } else {
-            out.note(&format!("note: this kernel has no xdp:{tracepoint}; skipping it"));
-        }
-    }
+    let names: Vec<&str> = TRACEPOINTS.iter().map(|(t, _)| *t).collect();
+    let have = tracefs::present("xdp", &names, "trace monitor", |n| out.note(n))?;
+    let present: Vec<&str> =
+        TRACEPOINTS.iter().filter(|(t, _)| have.contains(t)).map(|(_, p)| *p).collect();
     only(&mut open, &present, &MAPS)?;
     let mut skel = open.load().context("loading the xdp monitor (-v shows libbpf's log)")?;
     let links: Vec<Link> = skel

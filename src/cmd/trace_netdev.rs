@@ -9,7 +9,7 @@ use std::ffi::CStr;
 use std::mem::MaybeUninit;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, RingBufferBuilder, TracepointCategory, TracepointOpts};
 use serde::Serialize;
@@ -26,6 +26,10 @@ use crate::tracefs;
 /// Direction values of include/trace_common.h's enum netdev_dir.
 const NETDEV_RX: u32 = 0;
 const NETDEV_TX: u32 = 1;
+
+/// Each tracepoint with its direction: the attachment's cookie, and the word.
+const TRACEPOINTS: [(&str, u32, &str); 2] =
+    [("net_dev_queue", NETDEV_TX, "tx"), ("netif_receive_skb", NETDEV_RX, "rx")];
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -72,11 +76,9 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
         iface::check_name("--dev", dev)?;
     }
     tracefs::ensure_mounted()?;
-    for event in ["net_dev_queue", "netif_receive_skb"] {
-        if !tracefs::has_tracepoint("net", event) {
-            bail!("this kernel has no net:{event} tracepoint (see {}/events/net)", tracefs::ROOT);
-        }
-    }
+    let names: Vec<&str> = TRACEPOINTS.iter().map(|(t, _, _)| *t).collect();
+    let have = tracefs::present("net", &names, "trace netdev", |n| out.note(n))?;
+    let used: Vec<_> = TRACEPOINTS.iter().filter(|(t, _, _)| have.contains(t)).collect();
 
     let mut storage = MaybeUninit::uninit();
     let mut open = TraceProgKernSkelBuilder::default()
@@ -95,15 +97,16 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     }
     let skel = open.load().context("loading the net:* tracer (-v shows libbpf's log)")?;
     let prog = &skel.progs.trace_netdev;
-    // One program, attached twice; the cookie tells it the direction.
-    let attach = |event: &str, dir: u32| {
+    // One program, attached to each; the cookie tells it the direction.
+    let attach = |&&(event, dir, _): &&(&str, u32, &str)| {
         let opts = TracepointOpts { cookie: dir.into(), ..Default::default() };
         prog.attach_tracepoint_with_opts(TracepointCategory::Net, event, opts)
             .with_context(|| format!("attaching to net:{event}"))
     };
-    let _links = [attach("net_dev_queue", NETDEV_TX)?, attach("netif_receive_skb", NETDEV_RX)?];
+    let _links = used.iter().map(attach).collect::<Result<Vec<_>>>()?;
     let stop = Stop::install()?;
-    out.info("Tracing net:net_dev_queue (tx) and net:netif_receive_skb (rx); Ctrl-C stops");
+    let what: Vec<String> = used.iter().map(|(t, _, dir)| format!("net:{t} ({dir})")).collect();
+    out.info(format!("Tracing {}; Ctrl-C stops", what.join(" and ")));
 
     if args.events {
         return events(&skel.maps.netdev_events, args.count, &stop, out);
