@@ -166,7 +166,7 @@ fn monitor_counts_redirects_and_skips_missing_tracepoints() {
     // 6.x kernels have no xdp_redirect_map tracepoints: one notice each.
     for gone in ["xdp_redirect_map", "xdp_redirect_map_err"] {
         if !std::path::Path::new("/sys/kernel/tracing/events/xdp").join(gone).exists() {
-            let notice = format!("no xdp:{gone};");
+            let notice = format!("no xdp:{gone} tracepoint;");
             assert_eq!(err.matches(&notice).count(), 1, "{err}");
         }
     }
