@@ -315,7 +315,14 @@ impl Routed {
 
 impl Drop for Routed {
     fn drop(&mut self) {
-        // Deleting the namespaces deletes their veths and detaches the programs.
+        // Unload takes the records along; deleting the namespaces deletes
+        // their veths and whatever else is attached.
+        for dev in ["r1", "r2"] {
+            let _ = Command::new("nsenter")
+                .arg(format!("--net=/run/netns/{}", self.rt))
+                .args([XDPCTL, "-q", "unload", "--force", "--dev", dev])
+                .output();
+        }
         for ns in [&self.h1, &self.rt, &self.h2] {
             let _ = Command::new("ip").args(["netns", "del", ns]).output();
         }

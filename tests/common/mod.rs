@@ -335,8 +335,18 @@ impl Drop for Lab {
         if !self.created {
             return;
         }
+        // A program a test loaded inside takes its record and pins along
+        // only through unload; the namespace's end goes with it either way.
+        // (nsenter: under `ip netns exec` xdpctl refuses, bpffs being private.)
+        let unload = |ns: &str, dev: &str| {
+            let _ = Command::new("nsenter")
+                .arg(format!("--net=/run/netns/{ns}"))
+                .args([XDPCTL, "-q", "unload", "--force", "--dev", dev])
+                .output();
+        };
+        unload(&self.ns, "veth0");
         if let Some(outer_ns) = &self.outer_ns {
-            // The veth and anything attached to it go with the namespaces.
+            unload(outer_ns, &self.outer);
             let _ = Command::new("ip").args(["netns", "del", outer_ns]).output();
             let _ = Command::new("ip").args(["netns", "del", &self.ns]).output();
             return;
