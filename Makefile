@@ -7,9 +7,10 @@ XDPCTL := $(or $(CARGO_TARGET_DIR),target)/release/xdpctl
 # Building: clang/llvm for the BPF side, libelf/zlib/pkg-config for libbpf-sys.
 # Testing: iproute2/ping/tcpdump for the lab, tshark to read captures back,
 # libbpf-dev for objects the tests build, procps (sysctl, kill), jq and bpftool
-# for the tests, clang-format/shellcheck for lint.
+# for the tests, strace to signal a command at each of its system calls,
+# clang-format/shellcheck for lint.
 DEPS := clang llvm libelf-dev zlib1g-dev pkg-config gcc make iproute2 iputils-ping procps \
-	tcpdump tshark ethtool jq bpftool libbpf-dev clang-format shellcheck
+	tcpdump tshark ethtool jq bpftool libbpf-dev strace clang-format shellcheck
 # Benchmarks only: libxdp for the C reference of the AF_XDP benchmark,
 # xdp-tools for xdp-loader, a peer of the load benchmark.
 BENCH_DEPS := libxdp-dev xdp-tools

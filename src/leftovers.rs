@@ -2,13 +2,19 @@
 //! program that is no longer attached where xdpctl put it, because the
 //! interface was deleted (and maybe made again under the same name) or
 //! another tool took the program off. `status` reports them and `unload`
-//! clears them; a new interface of the same name is never touched.
+//! clears them; a new interface of the same name is never touched. Also what
+//! a load killed before it finished (SIGKILL) left: its staged pins, and
+//! maybe its program, attached before its record was written.
 
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use libbpf_rs::{MapCore, Program};
 use nix::net::if_::if_indextoname;
 
+use crate::bpffs;
+use crate::object;
 use crate::pins;
 use crate::record::{self, Record};
 use crate::xdp;
@@ -75,6 +81,59 @@ pub fn clear(left: &Leftover) -> Result<Vec<String>> {
         .collect();
     let removed = pins::remove(&left.rec.pin_dir, &mine);
     record::remove_file(&left.file)?;
-    removed?;
-    Ok(mine.iter().map(|p| left.rec.pin_dir.join(p).display().to_string()).collect())
+    removed
+}
+
+/// What one killed load left in a pin directory.
+pub struct Killed {
+    pub pid: u32,
+    pub dir: PathBuf,
+    /// Its staged pins' names in `dir`.
+    pub pins: Vec<String>,
+    map_ids: Vec<u32>,
+}
+
+impl Killed {
+    /// Whether program `prog_id` is the killed load's: it uses a staged map.
+    pub fn holds(&self, prog_id: u32) -> bool {
+        let Ok(fd) = Program::fd_from_id(prog_id) else { return false };
+        object::maps_used_by(fd.as_fd())
+            .is_ok_and(|ids| ids.iter().any(|id| self.map_ids.contains(id)))
+    }
+
+    /// One line for `status` and `unload`; `held` is the program it left
+    /// attached, if any.
+    pub fn describe(&self, ifname: &str, held: Option<&xdp::Attachment>) -> String {
+        let prog = held.map_or_else(String::new, |a| {
+            format!(" and its program (id {}, {} mode) attached", a.prog_id, a.mode)
+        });
+        format!(
+            "a load on {ifname} (pid {}) was killed before it finished: it left pins staged in \
+             {}: {}{prog}",
+            self.pid,
+            self.dir.display(),
+            self.pins.join(", ")
+        )
+    }
+}
+
+/// Loads on interface `ifname` killed before they finished, found by the
+/// pins they staged in its default pin directory or in `rec`'s.
+pub fn killed(ifname: &str, rec: Option<&Record>) -> Result<Vec<Killed>> {
+    let mut dirs = vec![bpffs::default_pin_dir(ifname)];
+    dirs.extend(rec.map(|r| r.pin_dir.clone()).filter(|d| *d != dirs[0]));
+    let mut out = Vec::new();
+    for dir in dirs {
+        for (pid, names) in pins::staged_by_dead(&dir)? {
+            let mut map_ids = Vec::new();
+            for name in &names {
+                // Gone since the listing: nothing of it to hold a program.
+                if let Ok(map) = pins::open_map(&dir.join(name)) {
+                    map_ids.push(map.info().context("reading a staged map's id")?.info.id);
+                }
+            }
+            out.push(Killed { pid, dir: dir.clone(), pins: names, map_ids });
+        }
+    }
+    Ok(out)
 }

@@ -1,6 +1,7 @@
 //! Map pins in a bpffs directory: which maps `load` reuses, pins and replaces,
 //! and which `unload` removes.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
@@ -84,6 +85,35 @@ fn is_map(map: &MapHandle) -> bool {
     fs::read_link(link).is_ok_and(|t| t.as_os_str() == "anon_inode:bpf-map")
 }
 
+/// How a staged pin's name starts; the staging process's pid follows.
+const STAGED: &str = "xdpctl-staged-";
+
+/// Pins in `dir` staged by a process that is gone (a load killed before it
+/// finished), by that process's pid.
+pub fn staged_by_dead(dir: &Path) -> Result<BTreeMap<u32, Vec<String>>> {
+    let mut out: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
+    };
+    for entry in entries {
+        let name = entry.with_context(|| format!("listing {}", dir.display()))?.file_name();
+        let name = name.to_string_lossy();
+        let pid = name.strip_prefix(STAGED).and_then(|rest| rest.split_once('-'));
+        let Some(pid) = pid.and_then(|(pid, _)| pid.parse::<u32>().ok()) else { continue };
+        if !is_xdpctl(pid) {
+            out.entry(pid).or_default().push(name.into_owned());
+        }
+    }
+    Ok(out)
+}
+
+/// Whether process `pid` runs xdpctl (a pid reused by another program is not).
+fn is_xdpctl(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim_end() == "xdpctl")
+}
+
 /// Pins made under temporary names, so that the pins they replace stay intact
 /// until everything else has worked. Dropped uncommitted, they are removed.
 pub struct Staged {
@@ -120,7 +150,7 @@ pub fn stage(obj: &mut Object, dir: &Path, reused: &[String], used: &[u32]) -> R
         }
         if !reused.contains(&name) {
             // No '.' allowed; the pid keeps concurrent loads apart.
-            let tmp = format!("xdpctl-staged-{}-{name}", std::process::id());
+            let tmp = format!("{STAGED}{}-{name}", std::process::id());
             let path = dir.join(&tmp);
             map.pin(&path).with_context(|| format!("pinning map {name} in {}", dir.display()))?;
             staged.staged.push((tmp, name.clone()));
@@ -163,8 +193,9 @@ impl Drop for Staged {
     }
 }
 
-/// Remove the pins `names` from `dir`, then `dir` itself if that left it empty.
-pub fn remove(dir: &Path, names: &[String]) -> Result<()> {
+/// Remove the pins `names` from `dir`, then `dir` itself if that left it
+/// empty. Returns the paths of the pins that were there.
+pub fn remove(dir: &Path, names: &[String]) -> Result<Vec<String>> {
     // Only pins, only there: the record could name anything by now (edited,
     // or the directory swapped for a symlink leading out of bpffs).
     let plain = |n: &String| {
@@ -177,24 +208,29 @@ pub fn remove(dir: &Path, names: &[String]) -> Result<()> {
     if dir.exists() && !bpffs::on_bpffs(dir)? {
         bail!("{} is not on a BPF filesystem (anymore); its files are left alone", dir.display());
     }
+    let mut removed = Vec::new();
     for name in names {
-        remove_pin(&dir.join(name))?;
+        let path = dir.join(name);
+        if remove_pin(&path)? {
+            removed.push(path.display().to_string());
+        }
     }
     match fs::remove_dir(dir) {
-        Ok(()) => Ok(()),
+        Ok(()) => Ok(removed),
         // Not empty (someone else's pins), a mount point, or already gone: fine.
         Err(e) if matches!(e.raw_os_error(), Some(nix::libc::ENOTEMPTY | nix::libc::EBUSY)) => {
-            Ok(())
+            Ok(removed)
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(removed),
         Err(e) => Err(e).with_context(|| format!("removing pin directory {}", dir.display())),
     }
 }
 
-fn remove_pin(path: &Path) -> Result<()> {
+/// Remove the pin at `path`; false if there was none.
+fn remove_pin(path: &Path) -> Result<bool> {
     match fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(e).with_context(|| format!("removing pin {}", path.display())),
     }
 }

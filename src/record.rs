@@ -112,11 +112,9 @@ pub fn write(dev: &Iface, rec: &Record) -> Result<()> {
     fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))
 }
 
+/// Remove `dev`'s record, and the half-written one a killed `write` left.
 pub fn remove(dev: &Iface) -> Result<()> {
     let path = path(dev)?;
-    match fs::remove_file(&path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("removing {}", path.display())),
-    }
+    remove_file(&path.with_extension("tmp"))?;
+    remove_file(&path)
 }

@@ -28,7 +28,8 @@ struct System {
     links: BTreeSet<u32>,
     /// (interface, program id, mode) of this namespace.
     attached: BTreeSet<(String, u32, String)>,
-    /// Every path under /sys/fs/bpf but xdpctl's lock directories.
+    /// Every path under /sys/fs/bpf but xdpctl's locks, and xdpctl's
+    /// attachment records.
     pins: BTreeSet<PathBuf>,
 }
 
@@ -45,15 +46,12 @@ fn ids(next: unsafe extern "C" fn(u32, *mut u32) -> i32) -> BTreeSet<u32> {
     }
 }
 
-fn walk(dir: &Path, skip: &Path, out: &mut BTreeSet<PathBuf>) {
+fn walk(dir: &Path, out: &mut BTreeSet<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
         let path = entry.path();
-        if path == skip {
-            continue;
-        }
         if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            walk(&path, skip, out);
+            walk(&path, out);
         }
         out.insert(path);
     }
@@ -68,7 +66,11 @@ impl System {
             }
         }
         let mut pins = BTreeSet::new();
-        walk(Path::new("/sys/fs/bpf"), &xdpctl::lock::root(), &mut pins);
+        walk(Path::new("/sys/fs/bpf"), &mut pins);
+        walk(Path::new("/run/xdpctl"), &mut pins);
+        // A lock directory stays when the process is killed before it lets
+        // go; the next lock taken removes it (see `no_lock_left`).
+        pins.retain(|p| !p.starts_with(xdpctl::lock::root()));
         System {
             progs: ids(libbpf_sys::bpf_prog_get_next_id),
             maps: ids(libbpf_sys::bpf_map_get_next_id),
@@ -108,6 +110,15 @@ impl System {
             sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// No lock directory is left: each goes with its lock, and those of killed
+/// processes with the next lock taken (the unload that ends each case).
+fn no_lock_left() {
+    let left: Vec<_> = std::fs::read_dir(xdpctl::lock::root())
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "lock directories left: {left:?}");
 }
 
 /// One case at a time.
@@ -454,60 +465,194 @@ fn c13_missing_capabilities_are_named() {
     }
 }
 
+/// How many calls of each of `syscalls` `xdpctl args` makes, from a run under
+/// strace.
+fn calls(args: &[&str], syscalls: &[&str]) -> Vec<(String, usize)> {
+    let tmp = common::TempDir::new();
+    let log = tmp.0.join("strace.log");
+    let out = Command::new("strace")
+        .args(["-f", "-qq", "-o", log.to_str().unwrap(), "-e"])
+        .arg(format!("trace={}", syscalls.join(",")))
+        .arg(common::XDPCTL)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let log = std::fs::read_to_string(&log).unwrap();
+    syscalls
+        .iter()
+        .map(|sc| {
+            let call = format!(" {sc}(");
+            (sc.to_string(), log.lines().filter(|l| l.contains(&call)).count())
+        })
+        .collect()
+}
+
+/// `xdpctl args`, sent `sig` as it enters its `k`-th call of `syscall`. A run
+/// that hangs is killed after 30 s, and fails.
+fn signalled_at(args: &[&str], syscall: &str, k: usize, sig: &str) -> Output {
+    Command::new("timeout")
+        .args(["-s", "KILL", "30", "strace", "-f", "-qq", "-o", "/dev/null", "-e"])
+        .arg(format!("trace={syscall}"))
+        .arg("-e")
+        .arg(format!("inject={syscall}:signal={sig}:when={k}"))
+        .arg(common::XDPCTL)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// The system calls by which load and unload change things: pin directory,
+/// pins and BPF objects, the netlink attach, the record.
+const CHANGING: [&str; 5] = ["mkdir", "bpf", "sendto", "rename", "unlink"];
+
+/// SIGINT or SIGTERM as load or unload enters each system call that changes
+/// something: afterwards all of it is done (and the exit is 0) or none.
 #[test]
-fn c14_signals_during_load_and_unload_leave_all_or_nothing() {
+fn c14_sigint_and_sigterm_at_each_step_of_load_and_unload() {
     let _s = serial();
     let lab = Lab::new();
     let dev = lab.outer.as_str();
     let clean = System::settled();
-    let (mut whole, mut none) = (0, 0);
-    // Delays that land before, in and after the attach on this machine.
-    for (i, delay_us) in (0..24u64).map(|i| (i, i * 1500)).collect::<Vec<_>>() {
-        let sig = if i % 2 == 0 { "-INT" } else { "-TERM" };
-        let child = Command::new(common::XDPCTL)
-            .args(["-q", "load", "--dev", dev, "--force", "--progname", "xdp_drop"])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        sleep(Duration::from_micros(delay_us));
-        common::run("kill", &[sig, &child.id().to_string()]);
-        let out = child.wait_with_output().unwrap();
+    let load = ["-q", "load", "--dev", dev, "--progname", "xdp_drop"];
+    let unload = ["-q", "unload", "--dev", dev];
+    let complete = |what: &str| {
         let attached = lab.attached();
-        let pinned = lab.pin_dir().join("xdp_stats_map").exists();
-        match attached.as_slice() {
-            [] => {
-                assert!(!pinned, "nothing attached, yet pins stay ({sig} after {delay_us} µs)");
+        assert_eq!(attached.len(), 1, "{what}: {attached:?}");
+        assert_eq!(attached[0]["pin_dir"], lab.pin_dir().to_str().unwrap(), "{what}: record");
+        let pins: Vec<_> = std::fs::read_dir(lab.pin_dir()).unwrap().flatten().collect();
+        assert_eq!(pins.len(), 1, "{what}: only xdp_stats_map: {pins:?}");
+    };
+    let (mut done, mut none) = (0, 0);
+    for (syscall, n) in calls(&load, &CHANGING) {
+        xdpctl_ok(&unload);
+        for k in 1..=n {
+            let sig = if k % 2 == 0 { "INT" } else { "TERM" };
+            let what = format!("load, SIG{sig} at {syscall} #{k}");
+            let out = signalled_at(&load, &syscall, k, sig);
+            if out.status.success() {
+                complete(&what);
+                done += 1;
+                xdpctl_ok(&unload);
+            } else {
+                assert!(out.status.code().is_none(), "{what}: killed by it: {out:?}");
                 none += 1;
             }
-            [one] => {
-                whole += 1;
-                assert!(pinned, "attached without its pins ({sig} after {delay_us} µs)");
-                assert_eq!(one["name"], "xdp_drop");
-                assert_eq!(one["pin_dir"], lab.pin_dir().to_str().unwrap(), "with its record");
-                // Attached means past the point where signals wait: it finished.
-                assert!(out.status.success(), "{sig} after {delay_us} µs: {out:?}");
-            }
-            more => panic!("{more:?}"),
+            clean.assert_unchanged(&what);
         }
-        // Unload under the same signals: all gone or all there.
-        let child = Command::new(common::XDPCTL)
-            .args(["-q", "unload", "--dev", dev])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        sleep(Duration::from_micros(delay_us));
-        let _ = Command::new("kill").args([sig, &child.id().to_string()]).output();
-        let _ = child.wait_with_output().unwrap();
-        let attached = lab.attached();
-        assert_eq!(
-            attached.is_empty(),
-            !lab.pin_dir().exists(),
-            "unload half done ({sig} after {delay_us} µs)"
-        );
-        xdpctl_ok(&["-q", "unload", "--dev", dev]);
     }
-    assert!(whole > 0 && none > 0, "the signals came only before or only after: {whole} {none}");
-    clean.assert_unchanged("24 interrupted loads and unloads, then unload");
+    xdpctl_ok(&load);
+    for (syscall, n) in calls(&unload, &CHANGING) {
+        for k in 1..=n {
+            xdpctl_ok(&unload);
+            xdpctl_ok(&load);
+            let loaded = System::settled();
+            let what = format!("unload, SIGINT at {syscall} #{k}");
+            let out = signalled_at(&unload, &syscall, k, "INT");
+            if out.status.success() {
+                clean.assert_unchanged(&what);
+            } else {
+                assert!(out.status.code().is_none(), "{what}: killed by it: {out:?}");
+                complete(&what);
+                loaded.assert_unchanged(&what);
+            }
+        }
+    }
+    xdpctl_ok(&unload);
+    no_lock_left();
+    eprintln!("load: {done} finished, {none} stopped before changing anything");
+    assert!(done > 0 && none > 0, "the signals came only before or only after: {done} {none}");
+    clean.assert_unchanged("interrupted loads and unloads, then unload");
+}
+
+/// SIGKILL as load enters each system call that changes something. Whatever
+/// it left half done, `status` reports and `unload` clears.
+#[test]
+fn c14_sigkill_at_each_step_of_load_is_reported_and_cleared() {
+    let _s = serial();
+    let lab = Lab::new();
+    let dev = lab.outer.as_str();
+    let clean = System::settled();
+    let load = ["-q", "load", "--dev", dev, "--progname", "xdp_drop"];
+    let (mut half, mut none) = (0, 0);
+    for (syscall, n) in calls(&load, &CHANGING) {
+        xdpctl_ok(&["-q", "unload", "--dev", dev]);
+        for k in 1..=n {
+            let what = format!("load, SIGKILL at {syscall} #{k}");
+            let out = signalled_at(&load, &syscall, k, "KILL");
+            assert!(!out.status.success(), "{what}: {out:?}");
+            // An empty pin directory (killed between making it and pinning)
+            // holds nothing to report; unload removes it.
+            let empty = std::fs::read_dir(lab.pin_dir()).map_or(true, |mut d| d.next().is_none());
+            let untouched = lab.attached().is_empty() && empty;
+            let status = xdpctl(&["status", "--dev", dev]);
+            let notes = stderr(&status);
+            if untouched {
+                assert_eq!(notes, "", "{what}: nothing to report");
+                none += 1;
+            } else {
+                let line = one_line_note(&status, &["leftovers", dev, "killed", "unload --dev"]);
+                assert!(status.status.success(), "{what}: {line}");
+                half += 1;
+            }
+            let out = xdpctl(&["unload", "--dev", dev]);
+            assert!(out.status.success(), "{what}: unload: {}", stderr(&out));
+            clean.assert_unchanged(&what);
+        }
+    }
+    no_lock_left();
+    eprintln!("SIGKILL: {half} left things half done, {none} nothing");
+    assert!(half > 0 && none > 0, "no kill left anything half done: {half} {none}");
+}
+
+/// SIGINT or SIGTERM as sample, afxdp and trace enter each call that sets
+/// them up or takes them down: each exits 0 or dies of the signal, and either
+/// way leaves nothing behind (its programs hang on bpf_links and perf events,
+/// which go with the process). Stride: every n-th call, for trace monitor's
+/// hundreds of bpf calls.
+#[test]
+fn c14_signals_at_each_step_of_sample_afxdp_and_trace() {
+    let _s = serial();
+    let lab = Lab::new();
+    let dev = lab.outer.as_str();
+    // `sample -c 1` ends at the first frame: keep frames coming.
+    let _ping = KillOnDrop(
+        lab.outer_command("ping")
+            .args(["-6", "-q", "-i", "0.02", &lab.inner_ip])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let clean = System::settled();
+    let cases: [(&[&str], &[&str], usize); 4] = [
+        (&["sample", "--dev", dev, "-w", "/dev/null", "-c", "1"], &["bpf", "rt_sigaction"], 1),
+        (
+            &["afxdp", "--dev", dev, "--count", "1", "--interval", "0.2"],
+            &["bpf", "bind", "setsockopt", "rt_sigaction"],
+            1,
+        ),
+        (&["trace", "-c", "1", "-i", "0.2"], &["bpf", "perf_event_open", "rt_sigaction"], 1),
+        (&["trace", "monitor", "-c", "1", "-i", "0.2"], &["bpf", "perf_event_open"], 7),
+    ];
+    let (mut finished, mut died) = (0, 0);
+    for (args, syscalls, stride) in cases {
+        let args: Vec<&str> = ["-q"].iter().chain(args).copied().collect();
+        for (syscall, n) in calls(&args, syscalls) {
+            for k in (1..=n).step_by(stride) {
+                let sig = if k % 2 == 0 { "INT" } else { "TERM" };
+                let what = format!("{}, SIG{sig} at {syscall} #{k}", args[1..].join(" "));
+                let out = signalled_at(&args, &syscall, k, sig);
+                match out.status.code() {
+                    Some(0) => finished += 1,
+                    None => died += 1,
+                    Some(_) => panic!("{what}: {out:?}"),
+                }
+                clean.assert_unchanged(&what);
+            }
+        }
+    }
+    eprintln!("{finished} stopped cleanly, {died} died of the signal");
+    assert!(finished > 0 && died > 0, "{finished} {died}");
 }
 
 #[test]
@@ -552,8 +697,10 @@ fn c15_racing_loads_one_wins_the_rest_are_told_why() {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         assert_eq!(pins, ["xdp_stats_map"], "no staged or orphan pins");
+        no_lock_left();
     }
     xdpctl_ok(&["unload", "--dev", dev]);
+    no_lock_left();
 }
 
 #[test]
@@ -824,6 +971,16 @@ impl Drop for DelLink {
             .args(["-q", "unload", "--force", "--dev", &self.0])
             .output();
         let _ = Command::new("ip").args(["link", "del", "dev", &self.0]).output();
+    }
+}
+
+/// A helper process, killed at the end of the test.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 

@@ -14,6 +14,7 @@ use crate::catalog;
 use crate::cmd::{is_ours, prog_name, refuse_if_link_held};
 use crate::error::Exit;
 use crate::iface::{self, Iface};
+use crate::leftovers;
 use crate::lock::IfaceLock;
 use crate::logging;
 use crate::object::{self, Opened, Source};
@@ -111,11 +112,12 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     };
     let current = xdp::query(dev.index)?;
     let previous = record::read(&dev)?;
+    let killed = leftovers::killed(&dev.name, previous.as_ref())?;
     for att in &current {
         refuse_if_link_held(&dev, *att)?;
     }
     if let (false, Some(att)) = (args.force, current.first()) {
-        let whose = if is_ours(*att, previous.as_ref()) {
+        let whose = if is_ours(*att, previous.as_ref(), &killed) {
             "loaded by xdpctl"
         } else {
             "not loaded by xdpctl; another tool's"
@@ -156,8 +158,10 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
 
     // From here on, returning early puts the interface back as it was: the
     // swap guard restores the old program, staged pins remove themselves;
-    // and no signal cuts that short.
+    // and no signal cuts that short. The pins are staged before the attach,
+    // so that even a SIGKILL leaves a program `status` can tell is xdpctl's.
     stop::defer_signals()?;
+    let staged = pins::stage(loaded.object_mut(), &pin_dir, &reused, &used_maps)?;
     let swap = Swap::attach(&dev, prog_fd, prog_id, args.mode(), &current)
         .with_context(|| Exit::attach(format!("loading {prog_name} on {}", dev.name)))?;
     let mode = match swap.mode() {
@@ -171,7 +175,6 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
             anyhow!("program {prog_id} is not attached to {} after attach", dev.name)
         })?,
     };
-    let staged = pins::stage(loaded.object_mut(), &pin_dir, &reused, &used_maps)?;
 
     let (maps, stale) = carry_over(previous.as_ref(), staged.names(), &pin_dir, args.reuse_maps);
     let rec = Record {
@@ -197,6 +200,12 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     swap.commit();
     if let Some(Err(e)) = stale.map(|(dir, names)| pins::remove(&dir, &names)) {
         eprintln!("xdpctl: warning: stale pins of the replaced program stay: {e:#}");
+    }
+    // A killed load's program, if it had one here, was replaced just now.
+    for k in &killed {
+        if let Err(e) = pins::remove(&k.dir, &k.pins) {
+            eprintln!("xdpctl: warning: pins staged by a killed load stay: {e:#}");
+        }
     }
 
     if out.json {

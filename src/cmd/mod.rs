@@ -18,6 +18,7 @@ use anyhow::{bail, Result};
 use libbpf_rs::ProgramHandle;
 
 use crate::iface::Iface;
+use crate::leftovers::Killed;
 use crate::record::Record;
 use crate::xdp::{self, Attachment};
 
@@ -63,8 +64,9 @@ pub(crate) fn refuse_if_link_held(dev: &Iface, att: Attachment) -> Result<()> {
     Ok(())
 }
 
-/// Whether xdpctl attached `att` (its record names it), as opposed to
-/// another tool or an xdpctl command that holds it through a link.
-pub(crate) fn is_ours(att: Attachment, rec: Option<&Record>) -> bool {
-    rec.is_some_and(|r| r.prog_id == att.prog_id)
+/// Whether xdpctl attached `att` (its record names it, or a load killed
+/// before writing the record left it), as opposed to another tool or an
+/// xdpctl command that holds it through a link.
+pub(crate) fn is_ours(att: Attachment, rec: Option<&Record>, killed: &[Killed]) -> bool {
+    rec.is_some_and(|r| r.prog_id == att.prog_id) || killed.iter().any(|k| k.holds(att.prog_id))
 }

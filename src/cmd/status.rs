@@ -54,10 +54,15 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     let mut rows = Vec::new();
     for dev in &devs {
         let attached = xdp::query(dev.index)?;
-        if attached.is_empty() {
-            continue;
-        }
         let rec = record::read(dev)?;
+        for k in leftovers::killed(&dev.name, rec.as_ref())? {
+            let held = attached.iter().find(|a| k.holds(a.prog_id));
+            eprintln!(
+                "xdpctl: leftovers: {}; `xdpctl unload --dev {}` removes them",
+                k.describe(&dev.name, held),
+                dev.name
+            );
+        }
         for att in attached {
             // The program can vanish between query and open; show what we know.
             let (name, tag) = match ProgramHandle::from_prog_id(att.prog_id) {

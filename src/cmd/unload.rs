@@ -4,6 +4,7 @@
 use anyhow::{bail, Result};
 use serde::Serialize;
 
+use crate::bpffs;
 use crate::cmd::{full_name, is_ours, prog_name, refuse_if_link_held};
 use crate::iface;
 use crate::leftovers::{self, Leftover};
@@ -63,9 +64,10 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     }
 
     let rec = record::read(&dev)?;
+    let killed = leftovers::killed(&dev.name, rec.as_ref())?;
     for att in &targets {
         refuse_if_link_held(&dev, *att)?;
-        if !args.force && !is_ours(*att, rec.as_ref()) {
+        if !args.force && !is_ours(*att, rec.as_ref(), &killed) {
             bail!(
                 "{}: {} (id {}, {} mode) was not loaded by xdpctl; use --force to detach \
                  another tool's program",
@@ -96,16 +98,28 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
 
     // Our pins go once the program they served is gone, or when nothing is left.
     let mut removed_pins = Vec::new();
-    if let Some(rec) = rec {
-        if left.is_empty() || targets.iter().any(|a| a.prog_id == rec.prog_id) {
+    match rec {
+        Some(rec) if left.is_empty() || targets.iter().any(|a| a.prog_id == rec.prog_id) => {
             // The record goes even if a pin will not: a record that can never
             // be cleared would fail every later unload.
             let removed = pins::remove(&rec.pin_dir, &rec.pins);
             record::remove(&dev)?;
-            removed?;
-            removed_pins =
-                rec.pins.iter().map(|p| rec.pin_dir.join(p).display().to_string()).collect();
+            removed_pins = removed?;
         }
+        Some(_) => {}
+        // A load killed before its record was complete may have left a
+        // half-written one.
+        None => record::remove(&dev)?,
+    }
+
+    // A killed load's staged pins go once no program here uses them.
+    for k in killed.iter().filter(|k| !left.iter().any(|a| k.holds(a.prog_id))) {
+        removed_pins.extend(pins::remove(&k.dir, &k.pins)?);
+    }
+    // A load killed between making its pin directory and pinning left it
+    // empty; with nothing in it, it is no one's.
+    if left.is_empty() {
+        pins::remove(&bpffs::default_pin_dir(&dev.name), &[])?;
     }
 
     // An earlier interface of this name (deleted, its index gone) may have
