@@ -744,6 +744,40 @@ fn c16_an_interface_deleted_while_attached_then_made_again() {
     before.assert_unchanged("load, delete and unload by name");
 }
 
+/// `redirect` with malformed MACs or an unknown interface: one line each, and
+/// neither the system nor the program's tx_port map changes.
+#[test]
+fn c17_redirect_refuses_malformed_macs_and_unknown_interfaces() {
+    let _s = serial();
+    let (left, right) = (Lab::new(), Lab::new());
+    xdpctl_ok(&["load", "--dev", &left.outer, "--progname", "xdp_redirect_map"]);
+    let tx_port = left.pin_dir().join("tx_port");
+    let dump = || common::run("bpftool", &["map", "dump", "pinned", tx_port.to_str().unwrap()]);
+    let before = dump();
+    for flag in ["--src-mac", "--dest-mac"] {
+        for bad in
+            ["aa:bb:cc:dd:ee", "aa:bb:cc:dd:ee:ff:00", "0xa:b:c:d:e:f", "aa:bb:cc:dd:ee:ffjunk", ""]
+        {
+            let args =
+                ["redirect", "--dev", &left.outer, "--redirect-dev", &right.outer, flag, bad];
+            let err = refused(&args, &[&format!("{flag}: {bad:?}")]);
+            assert!(err.contains("six two-digit hex octets"), "hint: {err}");
+        }
+    }
+    let nowhere = unique("xnone");
+    refused(
+        &["redirect", "--dev", &left.outer, "--redirect-dev", &nowhere],
+        &[&format!("--redirect-dev {nowhere}")],
+    );
+    assert_eq!(before.stdout, dump().stdout, "tx_port is as before");
+    // No redirect program loaded on the right lab: nothing to write into.
+    refused(
+        &["redirect", "--dev", &right.outer, "--redirect-dev", &left.outer],
+        &[&right.outer, "xdp_redirect_map"],
+    );
+    xdpctl_ok(&["-q", "unload", "--dev", &left.outer]);
+}
+
 /// A note on stderr, one line, that names each of `names`.
 fn one_line_note(out: &Output, names: &[&str]) -> String {
     let err = stderr(out);
