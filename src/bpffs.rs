@@ -3,12 +3,16 @@
 
 use std::fs;
 use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use nix::errno::Errno;
+use nix::fcntl::{openat, OFlag, AT_FDCWD as CWD};
 use nix::mount::{mount, MsFlags};
-use nix::sys::statfs::{statfs, BPF_FS_MAGIC};
+use nix::sys::stat::{mkdirat, Mode};
+use nix::sys::statfs::{fstatfs, statfs, BPF_FS_MAGIC};
 use nix::unistd::getppid;
 
 /// Where bpffs is conventionally mounted, and where per-interface pins go.
@@ -56,6 +60,45 @@ pub fn on_bpffs(path: &Path) -> Result<bool> {
     let existing = path.ancestors().find(|p| p.exists()).unwrap_or(Path::new("/"));
     let fs = statfs(existing).with_context(|| format!("statfs {}", existing.display()))?;
     Ok(fs.filesystem_type() == BPF_FS_MAGIC)
+}
+
+/// Make pin directory `dir` and what is missing above it, each by a handle
+/// on its parent that is checked to be on bpffs and never follows a
+/// symlink: a path swapped for a symlink out of bpffs after the checks gets
+/// nothing made out there.
+pub fn make_pin_dir(dir: &Path) -> Result<()> {
+    let missing: Vec<&Path> =
+        dir.ancestors().take_while(|p| fs::symlink_metadata(p).is_err()).collect();
+    let Some(base) = missing.last().and_then(|top| top.parent()) else {
+        return Ok(());
+    };
+    // The fd's filesystem is what counts, so the existing base may be
+    // reached through a symlink; what is made below it may not.
+    let open_dir = |at: BorrowedFd<'_>, name: &Path, shown: &Path, follow: bool| {
+        let mut flags = OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        if !follow {
+            flags |= OFlag::O_NOFOLLOW;
+        }
+        let fd = openat(at, name, flags, Mode::empty())
+            .with_context(|| format!("opening {} (a symlink?)", shown.display()))?;
+        let here = fstatfs(&fd).with_context(|| format!("statfs {}", shown.display()))?;
+        if here.filesystem_type() != BPF_FS_MAGIC {
+            bail!("{} is not on a BPF filesystem (anymore); nothing made there", shown.display());
+        }
+        Ok::<OwnedFd, anyhow::Error>(fd)
+    };
+    let mut at = open_dir(CWD, base, base, true)?;
+    for d in missing.iter().rev() {
+        let name = Path::new(d.file_name().unwrap_or_default());
+        match mkdirat(&at, name, Mode::from_bits_truncate(0o755)) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => {
+                return Err(e).with_context(|| format!("creating pin directory {}", d.display()))
+            }
+        }
+        at = open_dir(at.as_fd(), name, d, false)?;
+    }
+    Ok(())
 }
 
 /// Check a user-given pin directory before anything is loaded.

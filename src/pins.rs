@@ -131,7 +131,7 @@ pub struct Staged {
 /// The object's other maps belong to programs that were not loaded.
 pub fn stage(obj: &mut Object, dir: &Path, reused: &[String], used: &[u32]) -> Result<Staged> {
     let created_dir = !dir.exists();
-    fs::create_dir_all(dir).with_context(|| format!("creating pin directory {}", dir.display()))?;
+    bpffs::make_pin_dir(dir)?;
     let mut staged = Staged {
         dir: dir.to_path_buf(),
         created_dir,

@@ -217,6 +217,35 @@ fn c03_pin_dirs_outside_bpffs_are_refused() {
     assert_eq!(std::fs::read_dir(&tmp.0).unwrap().count(), 0, "nothing made outside");
 }
 
+/// A checked pin directory's parent swapped for a symlink out of bpffs while
+/// load makes the directory (held up there by strace): nothing is made out
+/// there, and the load fails with nothing attached.
+#[test]
+fn c03_a_pin_dir_swapped_while_it_is_made() {
+    let _s = serial();
+    let lab = Lab::new();
+    let tmp = common::TempDir::new();
+    let base = Path::new("/sys/fs/bpf").join(unique("xrace"));
+    let moved = base.with_file_name(unique("xmoved"));
+    std::fs::create_dir(&base).unwrap();
+    let (_rm_base, _rm_moved) = (RemoveFile(base.clone()), common::RemoveDir(&moved));
+    let pin_dir = base.join("b").join("c");
+    let child = Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=mkdirat"])
+        .args(["-e", "inject=mkdirat:delay_enter=1500000:when=1", common::XDPCTL, "load"])
+        .args(["--dev", &lab.outer, "--pin-dir", pin_dir.to_str().unwrap()])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    sleep(Duration::from_millis(700));
+    std::fs::rename(&base, &moved).unwrap();
+    std::os::unix::fs::symlink(&tmp.0, &base).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "{out:?}");
+    assert_eq!(std::fs::read_dir(&tmp.0).unwrap().count(), 0, "nothing made outside bpffs");
+    assert!(lab.attached().is_empty());
+}
+
 /// A pin directory swapped for a symlink out of bpffs after the load:
 /// unload detaches but deletes nothing there.
 #[test]
