@@ -8,6 +8,8 @@ use std::sync::Mutex;
 
 use libbpf_rs::PrintLevel;
 
+use crate::error::Exit;
+
 static VERBOSE: AtomicBool = AtomicBool::new(false);
 static WARNINGS: Mutex<VecDeque<String>> = Mutex::new(VecDeque::new());
 /// Enough for the end of a verifier log without keeping all of it.
@@ -39,6 +41,27 @@ fn on_message(level: PrintLevel, msg: String) {
             buf.push_back(line.to_string());
         }
     }
+}
+
+/// Run `load` with libbpf's warnings collected afresh. If the kernel refuses,
+/// the end of the verifier log goes to stderr first (with -v all of it went
+/// there already) and the error, named `what`, exits as a failed load.
+pub fn load<T>(what: &str, load: impl FnOnce() -> libbpf_rs::Result<T>) -> anyhow::Result<T> {
+    clear();
+    load().map_err(|err| {
+        let tail = verifier_tail(20);
+        if !verbose() {
+            for line in &tail {
+                eprintln!("  {line}");
+            }
+        }
+        let msg = if tail.is_empty() {
+            format!("loading {what} failed (-v shows libbpf's log)")
+        } else {
+            format!("the kernel refused {what}; the end of its log is above (-v shows all)")
+        };
+        anyhow::Error::new(err).context(Exit::load(msg))
+    })
 }
 
 /// Forget earlier warnings, so what follows belongs to the next operation.

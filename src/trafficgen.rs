@@ -17,6 +17,7 @@ use nix::net::if_::if_nametoindex;
 use nix::sched::{unshare, CloneFlags};
 
 use crate::iface::Iface;
+use crate::logging;
 use crate::netlink;
 use crate::skel::trafficgen::{TrafficgenSkel, TrafficgenSkelBuilder};
 use crate::xdp::{self, Mode};
@@ -68,7 +69,7 @@ impl<'obj> Generator<'obj> {
         let (first, last) = setup.dst_ports;
         config.port_first = first;
         config.port_count = last.saturating_sub(first).saturating_add(1);
-        let skel = open.load().context("loading the trafficgen program")?;
+        let skel = logging::load("the trafficgen program", || open.load())?;
         let (hold_link, hold_ns) = hold(skel.progs.xdp_trafficgen.as_fd())?;
         Ok(Generator {
             skel,

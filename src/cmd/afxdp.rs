@@ -162,10 +162,7 @@ fn load(every_other: bool, storage: &mut MaybeUninit<OpenObject>) -> Result<AfXd
         .context("opening the shipped AF_XDP object")?;
     let config = open.maps.rodata_data.as_deref_mut().ok_or_else(|| anyhow!("no .rodata"))?;
     config.every_other = u8::from(every_other);
-    logging::clear();
-    open.load().map_err(|e| {
-        anyhow::Error::new(e).context(Exit::load("loading xdp_sock (-v shows the verifier's log)"))
-    })
+    logging::load("the shipped xdp_sock", || open.load())
 }
 
 pub fn run(args: &Args, out: Output) -> Result<()> {

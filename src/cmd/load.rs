@@ -142,8 +142,8 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     check_pins_are_ours(&dev, &pin_dir, opened.object_mut())?;
     let reused =
         if args.reuse_maps { pins::reuse(opened.object_mut(), &pin_dir)? } else { Vec::new() };
-    logging::clear();
-    let mut loaded = opened.load().map_err(|e| load_error(e, &prog_name, &origin))?;
+    let mut loaded =
+        logging::load(&format!("program {prog_name} from {origin}"), || opened.load())?;
 
     let (prog_fd, prog_id, used_maps) = {
         let prog = loaded
@@ -281,23 +281,6 @@ fn check_pins_are_ours(dev: &Iface, dir: &Path, obj: &OpenObject) -> Result<()> 
         }
     }
     Ok(())
-}
-
-fn load_error(err: libbpf_rs::Error, prog: &str, origin: &str) -> anyhow::Error {
-    let tail = logging::verifier_tail(20);
-    if !logging::verbose() {
-        for line in &tail {
-            eprintln!("  {line}");
-        }
-    }
-    let what = if tail.is_empty() {
-        format!("loading program {prog} from {origin} failed (-v shows libbpf's log)")
-    } else {
-        format!(
-            "the kernel refused program {prog} from {origin}; the end of its log is above (-v shows all)"
-        )
-    };
-    anyhow::Error::new(err).context(Exit::load(what))
 }
 
 #[cfg(test)]

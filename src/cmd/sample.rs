@@ -210,11 +210,7 @@ fn load<'obj>(
     // Wake xdpctl when a quarter of the ring is waiting; the timer drains the rest.
     config.wakeup_bytes = u64::from(plan.ring_bytes / 4);
     open.maps.samples.set_max_entries(plan.ring_bytes).context("sizing the sample ring")?;
-    logging::clear();
-    open.load().map_err(|e| {
-        anyhow::Error::new(e)
-            .context(Exit::load("loading the sampler (-v shows the verifier's log)"))
-    })
+    logging::load("the shipped sampler xdp_sample", || open.load())
 }
 
 fn capture(plan: &Plan, out: Output) -> Result<Summary> {

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::cmd::{parse_interval, trace_monitor, trace_netdev, trace_printk};
 use crate::iface;
+use crate::logging;
 use crate::object;
 use crate::output::{unix_time, Output};
 use crate::skel::trace_prog::{OpenTraceProgKernSkel, TraceProgKernSkelBuilder};
@@ -88,8 +89,7 @@ fn exceptions(args: &Sampling, out: Output) -> Result<()> {
         .open(&mut storage)
         .context("opening the shipped trace_prog_kern object")?;
     only(&mut open, &["trace_xdp_exception"], &["exceptions"])?;
-    let skel =
-        open.load().context("loading the xdp:xdp_exception counter (-v shows libbpf's log)")?;
+    let skel = logging::load("the xdp:xdp_exception counter", || open.load())?;
     let _link = skel
         .progs
         .trace_xdp_exception

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::cmd::parse_interval;
 use crate::cmd::trace::{only, read_counts};
+use crate::logging;
 use crate::output::{unix_time, Output};
 use crate::skel::trace_prog::{TraceProgKernMaps, TraceProgKernSkelBuilder};
 use crate::skel::MonitorRec;
@@ -92,7 +93,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     let present: Vec<&str> =
         TRACEPOINTS.iter().filter(|(t, _)| have.contains(t)).map(|(_, p)| *p).collect();
     only(&mut open, &present, &MAPS)?;
-    let mut skel = open.load().context("loading the xdp monitor (-v shows libbpf's log)")?;
+    let mut skel = logging::load("the xdp monitor", || open.load())?;
     let links: Vec<Link> = skel
         .object_mut()
         .progs_mut()

@@ -17,6 +17,7 @@ use serde::Serialize;
 use crate::cmd::parse_interval;
 use crate::cmd::trace::only;
 use crate::iface;
+use crate::logging;
 use crate::output::{unix_time, Output};
 use crate::skel::trace_prog::TraceProgKernSkelBuilder;
 use crate::skel::{NetdevCounts, NetdevEvent, NetdevKey};
@@ -95,7 +96,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
             *slot = byte as i8;
         }
     }
-    let skel = open.load().context("loading the net:* tracer (-v shows libbpf's log)")?;
+    let skel = logging::load("the net:* tracer", || open.load())?;
     let prog = &skel.progs.trace_netdev;
     // One program, attached to each; the cookie tells it the direction.
     let attach = |&&(event, dir, _): &&(&str, u32, &str)| {
