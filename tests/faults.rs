@@ -494,9 +494,9 @@ fn c13_missing_capabilities_are_named() {
     }
 }
 
-/// How many calls of each of `syscalls` `xdpctl args` makes, from a run under
-/// strace.
-fn calls(args: &[&str], syscalls: &[&str]) -> Vec<(String, usize)> {
+/// Each call (syscall, k-th) of `syscalls` that `xdpctl args` makes, every
+/// `stride`-th of each, from a run under strace.
+fn steps(args: &[&str], syscalls: &[&str], stride: usize) -> Vec<(String, usize)> {
     let tmp = common::TempDir::new();
     let log = tmp.0.join("strace.log");
     let out = Command::new("strace")
@@ -510,9 +510,10 @@ fn calls(args: &[&str], syscalls: &[&str]) -> Vec<(String, usize)> {
     let log = std::fs::read_to_string(&log).unwrap();
     syscalls
         .iter()
-        .map(|sc| {
+        .flat_map(|sc| {
             let call = format!(" {sc}(");
-            (sc.to_string(), log.lines().filter(|l| l.contains(&call)).count())
+            let n = log.lines().filter(|l| l.contains(&call)).count();
+            (1..=n).step_by(stride).map(|k| (sc.to_string(), k))
         })
         .collect()
 }
@@ -533,7 +534,7 @@ fn signalled_at(args: &[&str], syscall: &str, k: usize, sig: &str) -> Output {
 
 /// The system calls by which load and unload change things: pin directory,
 /// pins and BPF objects, the netlink attach, the record.
-const CHANGING: [&str; 5] = ["mkdir", "bpf", "sendto", "rename", "unlink"];
+const CHANGING: [&str; 6] = ["mkdir", "mkdirat", "bpf", "sendto", "rename", "unlink"];
 
 /// SIGINT or SIGTERM as load or unload enters each system call that changes
 /// something: afterwards all of it is done (and the exit is 0) or none.
@@ -553,41 +554,37 @@ fn c14_sigint_and_sigterm_at_each_step_of_load_and_unload() {
         assert_eq!(pins.len(), 1, "{what}: only xdp_stats_map: {pins:?}");
     };
     let (mut done, mut none) = (0, 0);
-    for (syscall, n) in calls(&load, &CHANGING) {
-        xdpctl_ok(&unload);
-        for k in 1..=n {
-            let sig = if k % 2 == 0 { "INT" } else { "TERM" };
-            let what = format!("load, SIG{sig} at {syscall} #{k}");
-            let out = signalled_at(&load, &syscall, k, sig);
-            if out.status.success() {
-                complete(&what);
-                done += 1;
-                xdpctl_ok(&unload);
-            } else {
-                assert!(out.status.code().is_none(), "{what}: killed by it: {out:?}");
-                none += 1;
-            }
-            clean.assert_unchanged(&what);
+    let load_steps = steps(&load, &CHANGING, 1);
+    xdpctl_ok(&unload);
+    for (syscall, k) in load_steps {
+        let sig = if k % 2 == 0 { "INT" } else { "TERM" };
+        let what = format!("load, SIG{sig} at {syscall} #{k}");
+        let out = signalled_at(&load, &syscall, k, sig);
+        if out.status.success() {
+            complete(&what);
+            done += 1;
+            xdpctl_ok(&unload);
+        } else {
+            assert!(out.status.code().is_none(), "{what}: killed by it: {out:?}");
+            none += 1;
         }
+        clean.assert_unchanged(&what);
     }
     xdpctl_ok(&load);
-    for (syscall, n) in calls(&unload, &CHANGING) {
-        for k in 1..=n {
+    for (syscall, k) in steps(&unload, &CHANGING, 1) {
+        xdpctl_ok(&load);
+        let loaded = System::settled();
+        let what = format!("unload, SIGINT at {syscall} #{k}");
+        let out = signalled_at(&unload, &syscall, k, "INT");
+        if out.status.success() {
+            clean.assert_unchanged(&what);
+        } else {
+            assert!(out.status.code().is_none(), "{what}: killed by it: {out:?}");
+            complete(&what);
+            loaded.assert_unchanged(&what);
             xdpctl_ok(&unload);
-            xdpctl_ok(&load);
-            let loaded = System::settled();
-            let what = format!("unload, SIGINT at {syscall} #{k}");
-            let out = signalled_at(&unload, &syscall, k, "INT");
-            if out.status.success() {
-                clean.assert_unchanged(&what);
-            } else {
-                assert!(out.status.code().is_none(), "{what}: killed by it: {out:?}");
-                complete(&what);
-                loaded.assert_unchanged(&what);
-            }
         }
     }
-    xdpctl_ok(&unload);
     no_lock_left();
     eprintln!("load: {done} finished, {none} stopped before changing anything");
     assert!(done > 0 && none > 0, "the signals came only before or only after: {done} {none}");
@@ -604,30 +601,29 @@ fn c14_sigkill_at_each_step_of_load_is_reported_and_cleared() {
     let clean = System::settled();
     let load = ["-q", "load", "--dev", dev, "--progname", "xdp_drop"];
     let (mut half, mut none) = (0, 0);
-    for (syscall, n) in calls(&load, &CHANGING) {
-        xdpctl_ok(&["-q", "unload", "--dev", dev]);
-        for k in 1..=n {
-            let what = format!("load, SIGKILL at {syscall} #{k}");
-            let out = signalled_at(&load, &syscall, k, "KILL");
-            assert!(!out.status.success(), "{what}: {out:?}");
-            // An empty pin directory (killed between making it and pinning)
-            // holds nothing to report; unload removes it.
-            let empty = std::fs::read_dir(lab.pin_dir()).map_or(true, |mut d| d.next().is_none());
-            let untouched = lab.attached().is_empty() && empty;
-            let status = xdpctl(&["status", "--dev", dev]);
-            let notes = stderr(&status);
-            if untouched {
-                assert_eq!(notes, "", "{what}: nothing to report");
-                none += 1;
-            } else {
-                let line = one_line_note(&status, &["leftovers", dev, "killed", "unload --dev"]);
-                assert!(status.status.success(), "{what}: {line}");
-                half += 1;
-            }
-            let out = xdpctl(&["unload", "--dev", dev]);
-            assert!(out.status.success(), "{what}: unload: {}", stderr(&out));
-            clean.assert_unchanged(&what);
+    let load_steps = steps(&load, &CHANGING, 1);
+    xdpctl_ok(&["-q", "unload", "--dev", dev]);
+    for (syscall, k) in load_steps {
+        let what = format!("load, SIGKILL at {syscall} #{k}");
+        let out = signalled_at(&load, &syscall, k, "KILL");
+        assert!(!out.status.success(), "{what}: {out:?}");
+        // An empty pin directory (killed between making it and pinning)
+        // holds nothing to report; unload removes it.
+        let empty = std::fs::read_dir(lab.pin_dir()).map_or(true, |mut d| d.next().is_none());
+        let untouched = lab.attached().is_empty() && empty;
+        let status = xdpctl(&["status", "--dev", dev]);
+        let notes = stderr(&status);
+        if untouched {
+            assert_eq!(notes, "", "{what}: nothing to report");
+            none += 1;
+        } else {
+            let line = one_line_note(&status, &["leftovers", dev, "killed", "unload --dev"]);
+            assert!(status.status.success(), "{what}: {line}");
+            half += 1;
         }
+        let out = xdpctl(&["unload", "--dev", dev]);
+        assert!(out.status.success(), "{what}: unload: {}", stderr(&out));
+        clean.assert_unchanged(&what);
     }
     no_lock_left();
     eprintln!("SIGKILL: {half} left things half done, {none} nothing");
@@ -666,18 +662,16 @@ fn c14_signals_at_each_step_of_sample_afxdp_and_trace() {
     let (mut finished, mut died) = (0, 0);
     for (args, syscalls, stride) in cases {
         let args: Vec<&str> = ["-q"].iter().chain(args).copied().collect();
-        for (syscall, n) in calls(&args, syscalls) {
-            for k in (1..=n).step_by(stride) {
-                let sig = if k % 2 == 0 { "INT" } else { "TERM" };
-                let what = format!("{}, SIG{sig} at {syscall} #{k}", args[1..].join(" "));
-                let out = signalled_at(&args, &syscall, k, sig);
-                match out.status.code() {
-                    Some(0) => finished += 1,
-                    None => died += 1,
-                    Some(_) => panic!("{what}: {out:?}"),
-                }
-                clean.assert_unchanged(&what);
+        for (syscall, k) in steps(&args, syscalls, stride) {
+            let sig = if k % 2 == 0 { "INT" } else { "TERM" };
+            let what = format!("{}, SIG{sig} at {syscall} #{k}", args[1..].join(" "));
+            let out = signalled_at(&args, &syscall, k, sig);
+            match out.status.code() {
+                Some(0) => finished += 1,
+                None => died += 1,
+                Some(_) => panic!("{what}: {out:?}"),
             }
+            clean.assert_unchanged(&what);
         }
     }
     eprintln!("{finished} stopped cleanly, {died} died of the signal");
