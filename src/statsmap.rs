@@ -55,6 +55,16 @@ impl StatsMap {
                 map.value_size()
             );
         }
+        // One slot per action: a larger map is not a stats map, and its
+        // size is not ours to allocate.
+        if map.max_entries() as usize > ACTIONS.len() {
+            bail!(
+                "{what} has {} entries, more than the {} XDP actions: not a stats map \
+                 (xdp_stats_map has one entry per action)",
+                map.max_entries(),
+                ACTIONS.len()
+            );
+        }
         let id = map.info().context("reading map info")?.info.id;
         let copies = if map.map_type() == MapType::PercpuArray {
             // SAFETY: a plain query of libbpf's cached CPU count.
