@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use nix::errno::Errno;
 use nix::fcntl::{openat, OFlag, AT_FDCWD as CWD};
 use nix::mount::{mount, MsFlags};
-use nix::sys::stat::{mkdirat, Mode};
+use nix::sys::stat::{fchmod, mkdirat, Mode};
 use nix::sys::statfs::{fstatfs, statfs, BPF_FS_MAGIC};
 use nix::unistd::getppid;
 
@@ -90,13 +90,19 @@ pub fn make_pin_dir(dir: &Path) -> Result<()> {
     let mut at = open_dir(CWD, base, base, true)?;
     for d in missing.iter().rev() {
         let name = Path::new(d.file_name().unwrap_or_default());
-        match mkdirat(&at, name, Mode::from_bits_truncate(0o755)) {
-            Ok(()) | Err(Errno::EEXIST) => {}
+        // Only root reads pins: 0700 whatever the umask.
+        let made = match mkdirat(&at, name, Mode::S_IRWXU) {
+            Ok(()) => true,
+            Err(Errno::EEXIST) => false,
             Err(e) => {
                 return Err(e).with_context(|| format!("creating pin directory {}", d.display()))
             }
-        }
+        };
         at = open_dir(at.as_fd(), name, d, false)?;
+        if made {
+            fchmod(&at, Mode::S_IRWXU)
+                .with_context(|| format!("making pin directory {} private", d.display()))?;
+        }
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ use anyhow::{bail, Context, Result};
 pub enum Cap {
     NetAdmin,
     NetRaw,
+    IpcLock,
     SysAdmin,
     Perfmon,
     Bpf,
@@ -20,6 +21,7 @@ impl Cap {
         match self {
             Cap::NetAdmin => 12,
             Cap::NetRaw => 13,
+            Cap::IpcLock => 14,
             Cap::SysAdmin => 21,
             Cap::Perfmon => 38,
             Cap::Bpf => 39,
@@ -32,6 +34,7 @@ impl fmt::Display for Cap {
         f.write_str(match self {
             Cap::NetAdmin => "CAP_NET_ADMIN",
             Cap::NetRaw => "CAP_NET_RAW",
+            Cap::IpcLock => "CAP_IPC_LOCK",
             Cap::SysAdmin => "CAP_SYS_ADMIN",
             Cap::Perfmon => "CAP_PERFMON",
             Cap::Bpf => "CAP_BPF",
@@ -51,6 +54,13 @@ fn missing(eff: u64, needed: &[Cap]) -> Vec<Cap> {
     let has = |c: Cap| eff & (1 << c.bit()) != 0;
     let covered = |c: Cap| has(c) || (matches!(c, Cap::Bpf | Cap::Perfmon) && has(Cap::SysAdmin));
     needed.iter().copied().filter(|&c| !covered(c)).collect()
+}
+
+/// Whether this process has `cap` in its effective set.
+pub fn has(cap: Cap) -> Result<bool> {
+    let status =
+        std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
+    Ok(parse_effective(&status).is_some_and(|eff| eff & (1 << cap.bit()) != 0))
 }
 
 /// Refuse to run `command` without the capabilities it needs.

@@ -14,14 +14,14 @@ use libbpf_rs::{MapCore, Program};
 use nix::net::if_::if_indextoname;
 
 use crate::bpffs;
+use crate::netns;
 use crate::object;
 use crate::pins;
-use crate::record::{self, Record};
+use crate::record::{self, Key, Record};
 use crate::xdp;
 
 pub struct Leftover {
-    pub ifindex: u32,
-    pub file: PathBuf,
+    pub key: Key,
     pub rec: Record,
     /// Why it is stale, for messages.
     pub why: &'static str,
@@ -33,7 +33,7 @@ impl Leftover {
         format!(
             "{} (ifindex {}) left {} (id {}) behind: {}; its pins in {}: {}",
             self.rec.ifname,
-            self.ifindex,
+            self.key.ifindex,
             self.rec.prog_name,
             self.rec.prog_id,
             self.why,
@@ -43,45 +43,135 @@ impl Leftover {
     }
 }
 
+/// A record of this namespace whose interface runs its program under
+/// another name now.
+pub struct Renamed {
+    pub key: Key,
+    pub rec: Record,
+    pub now: String,
+}
+
+impl Renamed {
+    /// One line for `status` and `unload`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} (ifindex {}) was renamed to {}; it still runs {} (id {}) that xdpctl loaded, \
+             with its pins in {}",
+            self.rec.ifname,
+            self.key.ifindex,
+            self.now,
+            self.rec.prog_name,
+            self.rec.prog_id,
+            self.rec.pin_dir.display()
+        )
+    }
+}
+
+/// What a record of this namespace says now.
+enum Found {
+    Current,
+    Renamed(String),
+    Stale(&'static str),
+}
+
+fn classify(key: Key, rec: &Record) -> Result<Found> {
+    let now_named = if_indextoname(key.ifindex).ok().map(|n| n.to_string_lossy().into_owned());
+    let Some(now) = now_named else {
+        return Ok(Found::Stale("the interface was deleted"));
+    };
+    let runs_it = xdp::query(key.ifindex)?.iter().any(|a| a.prog_id == rec.prog_id);
+    Ok(match (runs_it, now == rec.ifname) {
+        (true, true) => Found::Current,
+        (true, false) => Found::Renamed(now),
+        (false, true) => Found::Stale("the program was detached by something else"),
+        (false, false) => {
+            Found::Stale("the interface was deleted or renamed, and its program is gone")
+        }
+    })
+}
+
 /// Stale records of this network namespace about interfaces named `name`
 /// (all names if None).
 pub fn find(name: Option<&str>) -> Result<Vec<Leftover>> {
     let mut out = Vec::new();
-    for (ifindex, file, rec) in record::all_here()? {
+    for (key, rec) in record::all_here()? {
         if name.is_some_and(|n| n != rec.ifname) {
             continue;
         }
-        let now_named = if_indextoname(ifindex).ok().map(|n| n.to_string_lossy().into_owned());
-        let why = if now_named.as_deref() != Some(rec.ifname.as_str()) {
-            "the interface was deleted"
-        } else if xdp::query(ifindex)?.iter().all(|a| a.prog_id != rec.prog_id) {
-            "the program was detached by something else"
-        } else {
+        if let Found::Stale(why) = classify(key, &rec)? {
+            out.push(Leftover { key, rec, why });
+        }
+    }
+    Ok(out)
+}
+
+/// Records of this network namespace whose interface was renamed from
+/// `name` (any name if None) and still runs their program.
+pub fn renamed(name: Option<&str>) -> Result<Vec<Renamed>> {
+    let mut out = Vec::new();
+    for (key, rec) in record::all_here()? {
+        if name.is_some_and(|n| n != rec.ifname) {
             continue;
-        };
-        out.push(Leftover { ifindex, file, rec, why });
+        }
+        if let Found::Renamed(now) = classify(key, &rec)? {
+            out.push(Renamed { key, rec, now });
+        }
     }
     Ok(out)
 }
 
 /// Remove a leftover's pins and record. Pins that a live record claims (a
-/// new load into the same directory) are not its to remove.
+/// new load into the same directory) are not its to remove, nor pins whose
+/// map a live program uses.
 pub fn clear(left: &Leftover) -> Result<Vec<String>> {
-    let live: Vec<Record> = record::all_here()?
-        .into_iter()
-        .filter(|(_, file, _)| *file != left.file)
-        .map(|(_, _, rec)| rec)
-        .collect();
-    let mine: Vec<String> = left
-        .rec
+    clear_record(left.key, &left.rec)
+}
+
+fn clear_record(key: Key, rec: &Record) -> Result<Vec<String>> {
+    let live: Vec<Record> =
+        record::all()?.into_iter().filter(|(k, _)| *k != key).map(|(_, rec)| rec).collect();
+    let mine: Vec<String> = rec
         .pins
         .iter()
-        .filter(|p| !live.iter().any(|r| r.pin_dir == left.rec.pin_dir && r.pins.contains(p)))
+        .filter(|p| !live.iter().any(|r| r.pin_dir == rec.pin_dir && r.pins.contains(p)))
         .cloned()
         .collect();
-    let removed = pins::remove(&left.rec.pin_dir, &mine);
-    record::remove_file(&left.file)?;
+    let removed = pins::remove(&rec.pin_dir, &mine, &[rec.prog_id]);
+    record::remove_key(key)?;
     removed
+}
+
+/// Remove the records, and the pins no live program uses, of network
+/// namespaces that no longer exist: nobody could reach them to unload. A
+/// record whose program still exists is kept, wherever it is attached.
+/// Returns one line per record removed.
+pub fn prune_dead_namespaces() -> Result<Vec<String>> {
+    let here = netns::cookie()?;
+    let mut out = Vec::new();
+    for (key, rec) in record::all()?.into_iter().filter(|(k, _)| k.netns != here) {
+        match Program::fd_from_id(rec.prog_id) {
+            Ok(_) => continue,
+            Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("checking program id {} of a record (needs CAP_SYS_ADMIN)", rec.prog_id)
+                })
+            }
+        }
+        if netns::alive(key.netns, rec.netns_inode)? {
+            continue;
+        }
+        let removed = clear_record(key, &rec)?;
+        out.push(format!(
+            "removed the record of {} on {} (ifindex {}) in a network namespace that no longer \
+             exists; pins removed: {}",
+            rec.prog_name,
+            rec.ifname,
+            key.ifindex,
+            if removed.is_empty() { "none".to_string() } else { removed.join(", ") }
+        ));
+    }
+    Ok(out)
 }
 
 /// What one killed load left in a pin directory.
@@ -95,10 +185,16 @@ pub struct Killed {
 
 impl Killed {
     /// Whether program `prog_id` is the killed load's: it uses a staged map.
-    pub fn holds(&self, prog_id: u32) -> bool {
-        let Ok(fd) = Program::fd_from_id(prog_id) else { return false };
-        object::maps_used_by(fd.as_fd())
-            .is_ok_and(|ids| ids.iter().any(|id| self.map_ids.contains(id)))
+    pub fn holds(&self, prog_id: u32) -> Result<bool> {
+        let fd = match Program::fd_from_id(prog_id) {
+            Ok(fd) => fd,
+            Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => return Ok(false),
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("opening program id {prog_id} (needs CAP_SYS_ADMIN)"))
+            }
+        };
+        Ok(object::maps_used_by(fd.as_fd())?.iter().any(|id| self.map_ids.contains(id)))
     }
 
     /// One line for `status` and `unload`; `held` is the program it left

@@ -48,6 +48,16 @@ impl Output {
     }
 }
 
+impl Output {
+    /// Something the user should know that is not an error, on stderr;
+    /// dropped with --quiet.
+    pub fn warn(&self, msg: &str) {
+        if !self.quiet {
+            eprintln!("xdpctl: {msg}");
+        }
+    }
+}
+
 /// Whether `err` comes from writing into a pipe whose reader has gone.
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|e| {

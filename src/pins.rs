@@ -7,10 +7,11 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use libbpf_rs::{MapCore, MapHandle, Object, OpenObject};
 
 use crate::bpffs;
+use crate::object;
 
 /// The file a map is pinned as. libbpf's internal maps (`obj.rodata`) carry a
 /// '.', which bpffs refuses.
@@ -67,13 +68,23 @@ pub fn reuse(obj: &mut OpenObject, dir: &Path) -> Result<Vec<String>> {
 
 /// The map pinned at `path`, or an error that says what is there instead.
 pub fn open_map(path: &Path) -> Result<MapHandle> {
-    match MapHandle::from_pinned_path(path) {
+    let err = match MapHandle::from_pinned_path(path) {
         // A program or link pin opens too, and its info reads as nonsense.
-        Ok(map) if is_map(&map) => Ok(map),
+        Ok(map) if is_map(&map) => return Ok(map),
         Ok(_) => bail!("{} is not a pinned map (a program or link pin?)", path.display()),
-        Err(_) if !path.exists() => bail!("nothing is pinned at {}", path.display()),
-        Err(_) if path.is_dir() => bail!("{} is a directory, not a pinned map", path.display()),
-        Err(e) => Err(e).with_context(|| {
+        Err(e) => e,
+    };
+    let denied = || {
+        anyhow!("{}: permission denied: pins are root's; run xdpctl as root", path.display())
+    };
+    match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            bail!("nothing is pinned at {}", path.display())
+        }
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Err(denied()),
+        Ok(m) if m.is_dir() => bail!("{} is a directory, not a pinned map", path.display()),
+        _ if err.kind() == libbpf_rs::ErrorKind::PermissionDenied => Err(denied()),
+        _ => Err(err).with_context(|| {
             format!("{} is not a pinned map (a program or link pin?)", path.display())
         }),
     }
@@ -194,8 +205,11 @@ impl Drop for Staged {
 }
 
 /// Remove the pins `names` from `dir`, then `dir` itself if that left it
-/// empty. Returns the paths of the pins that were there.
-pub fn remove(dir: &Path, names: &[String]) -> Result<Vec<String>> {
+/// empty. Returns the paths of the pins removed. A pin whose map a live
+/// program other than `owners` uses stays, with a warning: the record that
+/// names it may be older than whoever pinned there since (another
+/// namespace's interface of the same name, another --pin-dir).
+pub fn remove(dir: &Path, names: &[String], owners: &[u32]) -> Result<Vec<String>> {
     // Only pins, only there: the record could name anything by now (edited,
     // or the directory swapped for a symlink leading out of bpffs).
     let plain = |n: &String| {
@@ -208,9 +222,20 @@ pub fn remove(dir: &Path, names: &[String]) -> Result<Vec<String>> {
     if dir.exists() && !bpffs::on_bpffs(dir)? {
         bail!("{} is not on a BPF filesystem (anymore); its files are left alone", dir.display());
     }
+    let present: Vec<&String> = names.iter().filter(|n| dir.join(n).exists()).collect();
+    let in_use =
+        if present.is_empty() { Vec::new() } else { used_by_others(dir, &present, owners)? };
     let mut removed = Vec::new();
-    for name in names {
+    for name in present {
         let path = dir.join(name);
+        if let Some((_, prog)) = in_use.iter().find(|(n, _)| n == name) {
+            eprintln!(
+                "xdpctl: warning: {} stays: its map is used by program id {prog}, which xdpctl \
+                 did not load here",
+                path.display()
+            );
+            continue;
+        }
         if remove_pin(&path)? {
             removed.push(path.display().to_string());
         }
@@ -224,6 +249,35 @@ pub fn remove(dir: &Path, names: &[String]) -> Result<Vec<String>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(removed),
         Err(e) => Err(e).with_context(|| format!("removing pin directory {}", dir.display())),
     }
+}
+
+/// Of the pins `names` in `dir`, those whose map a live program outside
+/// `owners` uses, each with such a program's id.
+fn used_by_others(dir: &Path, names: &[&String], owners: &[u32]) -> Result<Vec<(String, u32)>> {
+    let mut maps = Vec::new();
+    for name in names {
+        let path = dir.join(name);
+        match MapHandle::from_pinned_path(&path) {
+            Ok(map) => {
+                let id = map.info().with_context(|| format!("reading {}", path.display()))?.info.id;
+                maps.push((name.to_string(), id));
+            }
+            // Gone meanwhile: nothing to keep.
+            Err(_) if !path.exists() => {}
+            Err(e) => return Err(e).with_context(|| format!("opening pin {}", path.display())),
+        }
+    }
+    let ids: Vec<u32> = maps.iter().map(|(_, id)| *id).collect();
+    let users = object::programs_using(&ids)?;
+    Ok(maps
+        .into_iter()
+        .filter_map(|(name, id)| {
+            users
+                .iter()
+                .find(|(prog, map)| *map == id && !owners.contains(prog))
+                .map(|(p, _)| (name, *p))
+        })
+        .collect())
 }
 
 /// Remove the pin at `path`; false if there was none.

@@ -1,120 +1,172 @@
 //! What xdpctl attached and pinned per interface, kept under /run/xdpctl (which
 //! lives exactly as long as attachments do: until reboot). `status` and `unload`
 //! read it to find the pin directory, which --pin-dir may have moved; `load`
-//! reads all of them so it never replaces another interface's pins.
+//! reads the others so it never replaces another interface's pins.
+//!
+//! A record is found by its key, the interface's network namespace (by
+//! cookie, which the kernel never reuses) and ifindex. The directory is
+//! root's alone (0700, records 0600), and a record that is not a regular file
+//! of root's, writable by no one else, is ignored: root acts on what it says.
 
-use std::fs;
-use std::io;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::iface::Iface;
+use crate::netns;
+use crate::private::{tmp_name, PrivateDir};
+use crate::xdp::{self, Attachment};
 
 const DIR: &str = "/run/xdpctl";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
+    /// The interface's name when the program was loaded (it may be renamed).
     pub ifname: String,
     pub prog_id: u32,
     pub prog_name: String,
     pub pin_dir: PathBuf,
     /// Pin file names in `pin_dir` that xdpctl created.
     pub pins: Vec<String>,
+    /// The namespace's nsfs inode when the record was written: where to look
+    /// for the namespace later (inodes are reused; the key's cookie decides).
+    #[serde(default)]
+    pub netns_inode: u64,
 }
 
-/// This network namespace, by inode: ifindexes repeat across namespaces.
-pub fn netns() -> Result<u64> {
-    Ok(fs::metadata("/proc/self/ns/net").context("reading /proc/self/ns/net")?.ino())
+impl Record {
+    /// Whether this record, found at `dev`'s key, is about `dev` (whose
+    /// programs are `attached`): under its name, or under an earlier name
+    /// of it, which its program still running there shows. A record of an
+    /// earlier interface of that ifindex is not.
+    pub fn is_about(&self, dev: &Iface, attached: &[Attachment]) -> bool {
+        self.ifname == dev.name || attached.iter().any(|a| a.prog_id == self.prog_id)
+    }
 }
 
-/// Records are per network namespace and ifindex.
-fn path(dev: &Iface) -> Result<PathBuf> {
-    Ok(Path::new(DIR).join(format!("{}-{}.json", netns()?, dev.index)))
+/// Which interface a record is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Key {
+    /// Network namespace cookie.
+    pub netns: u64,
+    pub ifindex: u32,
 }
 
-/// Every record file, in any network namespace.
-fn files() -> Result<Vec<PathBuf>> {
-    let entries = match fs::read_dir(DIR) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("listing {DIR}")),
-    };
+impl Key {
+    /// `dev`, in this network namespace.
+    pub fn of(dev: &Iface) -> Result<Key> {
+        Ok(Key { netns: netns::cookie()?, ifindex: dev.index })
+    }
+
+    fn file(self) -> String {
+        format!("n{}-i{}.json", self.netns, self.ifindex)
+    }
+
+    fn parse(file: &str) -> Option<Key> {
+        let (netns, ifindex) = file.strip_prefix('n')?.strip_suffix(".json")?.split_once("-i")?;
+        Some(Key { netns: netns.parse().ok()?, ifindex: ifindex.parse().ok()? })
+    }
+}
+
+/// The directory, if it exists (None: no record anywhere).
+fn open() -> Result<Option<PrivateDir>> {
+    PrivateDir::open(Path::new(DIR))
+}
+
+fn parse(dir: &PrivateDir, file: &str) -> Result<Option<Record>> {
+    // Unreadable JSON describes nothing we can trust.
+    Ok(dir.read(file)?.and_then(|text| serde_json::from_slice(&text).ok()))
+}
+
+/// The record at `key`, whatever interface name it gives.
+pub fn read_key(key: Key) -> Result<Option<Record>> {
+    match open()? {
+        Some(dir) => parse(&dir, &key.file()),
+        None => Ok(None),
+    }
+}
+
+/// The record of `dev`, given what is `attached` there (see `is_about`).
+pub fn read(dev: &Iface, attached: &[Attachment]) -> Result<Option<Record>> {
+    Ok(read_key(Key::of(dev)?)?.filter(|r| r.is_about(dev, attached)))
+}
+
+/// The record of `dev`, asking the kernel what is attached there.
+pub fn read_now(dev: &Iface) -> Result<Option<Record>> {
+    read(dev, &xdp::query(dev.index)?)
+}
+
+/// Every record, by key. Files of other forms (an older xdpctl's, or
+/// half-written ones) are left out.
+pub fn all() -> Result<Vec<(Key, Record)>> {
+    let Some(dir) = open()? else { return Ok(Vec::new()) };
     let mut out = Vec::new();
-    for entry in entries {
-        let path = entry.with_context(|| format!("listing {DIR}"))?.path();
-        if path.extension().is_some_and(|e| e == "json") {
-            out.push(path);
+    for name in dir.names()? {
+        if let Some(key) = Key::parse(&name) {
+            out.extend(parse(&dir, &name)?.map(|rec| (key, rec)));
         }
     }
+    out.sort_by_key(|(key, _)| *key);
     Ok(out)
 }
 
-fn parse(path: &Path) -> Result<Option<Record>> {
-    match fs::read_to_string(path) {
-        // An unreadable record describes nothing we can trust.
-        Ok(text) => Ok(serde_json::from_str(&text).ok()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
-    }
+/// Records of every interface but `dev`, in any network namespace.
+pub fn others(dev: &Iface) -> Result<Vec<(Key, Record)>> {
+    let mine = Key::of(dev)?;
+    Ok(all()?.into_iter().filter(|(key, _)| *key != mine).collect())
 }
 
-/// The record for `dev`, if there is one about this interface (a record left
-/// by a deleted interface whose index was reused does not count).
-pub fn read(dev: &Iface) -> Result<Option<Record>> {
-    Ok(parse(&path(dev)?)?.filter(|rec| rec.ifname == dev.name))
-}
-
-/// Records of every other interface, in any network namespace.
-pub fn others(dev: &Iface) -> Result<Vec<Record>> {
-    let mine = path(dev)?;
-    let mut out = Vec::new();
-    for path in files()?.into_iter().filter(|p| *p != mine) {
-        out.extend(parse(&path)?);
-    }
-    Ok(out)
-}
-
-/// Every record of this network namespace, with the ifindex it is about and
-/// its file.
-pub fn all_here() -> Result<Vec<(u32, PathBuf, Record)>> {
-    let prefix = format!("{}-", netns()?);
-    let mut out = Vec::new();
-    for path in files()? {
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let index = name.strip_prefix(&prefix).and_then(|n| n.strip_suffix(".json"));
-        if let Some(index) = index.and_then(|i| i.parse::<u32>().ok()) {
-            if let Some(rec) = parse(&path)? {
-                out.push((index, path, rec));
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Remove the record file at `path` (one of `all_here`'s).
-pub fn remove_file(path: &Path) -> Result<()> {
-    match fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("removing {}", path.display())),
-    }
+/// Records of this network namespace.
+pub fn all_here() -> Result<Vec<(Key, Record)>> {
+    let here = netns::cookie()?;
+    Ok(all()?.into_iter().filter(|(key, _)| key.netns == here).collect())
 }
 
 pub fn write(dev: &Iface, rec: &Record) -> Result<()> {
-    let path = path(dev)?;
-    fs::create_dir_all(DIR).with_context(|| format!("creating {DIR}"))?;
-    let tmp = path.with_extension("tmp");
-    let text = serde_json::to_string_pretty(rec).context("encoding the attachment record")?;
-    fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-    fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))
+    write_key(Key::of(dev)?, rec)
 }
 
-/// Remove `dev`'s record, and the half-written one a killed `write` left.
+pub fn write_key(key: Key, rec: &Record) -> Result<()> {
+    let dir = PrivateDir::make(Path::new(DIR))?;
+    let text = serde_json::to_vec_pretty(rec).context("encoding the attachment record")?;
+    dir.write(&key.file(), &text)
+}
+
+/// Remove the record at `key`, and the half-written one a writer killed
+/// before its rename left beside it.
+pub fn remove_key(key: Key) -> Result<()> {
+    let Some(dir) = open()? else { return Ok(()) };
+    let file = key.file();
+    dir.remove(&tmp_name(&file))?;
+    dir.remove(&file)
+}
+
 pub fn remove(dev: &Iface) -> Result<()> {
-    let path = path(dev)?;
-    remove_file(&path.with_extension("tmp"))?;
-    remove_file(&path)
+    remove_key(Key::of(dev)?)
+}
+
+/// Remove only what a write killed before its rename left at `dev`'s key.
+pub fn remove_half_written(dev: &Iface) -> Result<()> {
+    let Some(dir) = open()? else { return Ok(()) };
+    dir.remove(&tmp_name(&Key::of(dev)?.file()))
+}
+
+/// The nsfs inode of this namespace, for new records.
+pub fn netns_inode() -> Result<u64> {
+    netns::inode()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip_and_old_names_are_not_keys() {
+        let key = Key { netns: 4097, ifindex: 12 };
+        assert_eq!(key.file(), "n4097-i12.json");
+        assert_eq!(Key::parse(&key.file()), Some(key));
+        assert_eq!(Key::parse("4026531840-12.json"), None, "an older xdpctl's record");
+        assert_eq!(Key::parse("n4097-i12.json.tmp"), None);
+    }
 }

@@ -220,15 +220,22 @@ pub fn holding_link(ifindex: u32, att: Attachment) -> Result<Option<u32>> {
     loop {
         let mut next = 0u32;
         // SAFETY: `next` is a live u32 the call writes.
-        if unsafe { libbpf_sys::bpf_link_get_next_id(id, &mut next) } != 0 {
-            return Ok(None); // ENOENT: no more links
+        match unsafe { libbpf_sys::bpf_link_get_next_id(id, &mut next) } {
+            0 => {}
+            // No more links. Anything else (EPERM) is no answer at all.
+            ret if ret == -libc::ENOENT => return Ok(None),
+            ret => {
+                return Err(io::Error::from_raw_os_error(-ret))
+                    .context("listing BPF links (needs CAP_SYS_ADMIN)")
+            }
         }
         id = next;
         // SAFETY: plain syscall wrapper; a non-negative return is a new fd we own.
         let fd = unsafe { libbpf_sys::bpf_link_get_fd_by_id(id) };
-        if fd < 0 {
+        if fd == -libc::ENOENT {
             continue; // gone meanwhile
         }
+        check(fd).with_context(|| format!("opening BPF link {id} (needs CAP_SYS_ADMIN)"))?;
         // SAFETY: `fd` was just returned to us and nothing else owns it.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         let mut info = libbpf_sys::bpf_link_info::default();

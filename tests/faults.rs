@@ -473,14 +473,12 @@ fn c13_missing_capabilities_are_named() {
     let lab = Lab::new();
     let dev = lab.outer.as_str();
     for (args, caps) in [
-        (&["load", "--dev", dev][..], &["CAP_BPF", "CAP_NET_ADMIN"][..]),
-        (&["unload", "--dev", dev], &["CAP_BPF", "CAP_NET_ADMIN"]),
-        (&["stats", "--dev", dev], &["CAP_BPF"]),
+        (&["load", "--dev", dev][..], &["CAP_NET_ADMIN", "CAP_SYS_ADMIN"][..]),
+        (&["unload", "--dev", dev], &["CAP_NET_ADMIN", "CAP_SYS_ADMIN"]),
         (&["sample", "--dev", dev, "-w", "-"], &["CAP_BPF", "CAP_NET_ADMIN"]),
-        (&["afxdp", "--dev", dev], &["CAP_NET_RAW"]),
+        (&["afxdp", "--dev", dev], &["CAP_NET_RAW", "CAP_IPC_LOCK"]),
         (&["trafficgen", "--dev", dev], &["CAP_SYS_ADMIN"]),
         (&["trace", "-c", "1"], &["CAP_BPF", "CAP_PERFMON"]),
-        (&["redirect", "--dev", dev, "--redirect-dev", dev], &["CAP_NET_ADMIN"]),
     ] {
         let before = System::settled();
         let out = Command::new("setpriv")

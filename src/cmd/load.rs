@@ -15,7 +15,7 @@ use crate::cmd::{is_ours, prog_name, refuse_if_link_held};
 use crate::error::Exit;
 use crate::iface::{self, Iface};
 use crate::leftovers;
-use crate::lock::IfaceLock;
+use crate::lock::Lock;
 use crate::logging;
 use crate::object::{self, Opened, Source};
 use crate::output::Output;
@@ -102,7 +102,6 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
         }
     };
     bpffs::ensure_mounted()?;
-    let _lock = IfaceLock::take(&dev)?;
     let pin_dir = match &args.pin_dir {
         Some(dir) => {
             bpffs::check_pin_dir(dir)?;
@@ -110,14 +109,19 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
         }
         None => bpffs::default_pin_dir(&dev.name),
     };
+    let _lock = Lock::interface(&dev)?;
+    let _pin_lock = Lock::pin_dir(&pin_dir)?;
+    for note in leftovers::prune_dead_namespaces()? {
+        out.warn(&note);
+    }
     let current = xdp::query(dev.index)?;
-    let previous = record::read(&dev)?;
+    let previous = record::read(&dev, &current)?;
     let killed = leftovers::killed(&dev.name, previous.as_ref())?;
     for att in &current {
         refuse_if_link_held(&dev, *att)?;
     }
     if let (false, Some(att)) = (args.force, current.first()) {
-        let whose = if is_ours(*att, previous.as_ref(), &killed) {
+        let whose = if is_ours(*att, previous.as_ref(), &killed)? {
             "loaded by xdpctl"
         } else {
             "not loaded by xdpctl; another tool's"
@@ -183,6 +187,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
         prog_name: prog_name.clone(),
         pin_dir: pin_dir.clone(),
         pins: maps.clone(),
+        netns_inode: record::netns_inode()?,
     };
     record::write(&dev, &rec)?;
     if let Err(e) = staged.commit() {
@@ -198,12 +203,15 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     }
     let replaced: Vec<Attachment> = swap.replaced().copied().collect();
     swap.commit();
-    if let Some(Err(e)) = stale.map(|(dir, names)| pins::remove(&dir, &names)) {
+    // The replaced programs may still use those maps for a moment; nobody else may.
+    let mut owners: Vec<u32> = replaced.iter().map(|a| a.prog_id).collect();
+    owners.extend(previous.as_ref().map(|p| p.prog_id));
+    if let Some(Err(e)) = stale.map(|(dir, names)| pins::remove(&dir, &names, &owners)) {
         eprintln!("xdpctl: warning: stale pins of the replaced program stay: {e:#}");
     }
     // A killed load's program, if it had one here, was replaced just now.
     for k in &killed {
-        if let Err(e) = pins::remove(&k.dir, &k.pins) {
+        if let Err(e) = pins::remove(&k.dir, &k.pins, &owners) {
             eprintln!("xdpctl: warning: pins staged by a killed load stay: {e:#}");
         }
     }
@@ -267,10 +275,22 @@ fn check_pins_are_ours(dev: &Iface, dir: &Path, obj: &OpenObject) -> Result<()> 
         .filter(|m| m.autocreate())
         .map(|m| pins::pin_name(&m.name().to_string_lossy()))
         .collect();
-    for rec in record::others(dev)? {
+    for (_, rec) in record::others(dev)? {
         let clash: Vec<&str> =
             rec.pins.iter().filter(|p| names.contains(p)).map(String::as_str).collect();
-        if rec.pin_dir == dir && !clash.is_empty() && Program::fd_from_id(rec.prog_id).is_ok() {
+        if rec.pin_dir != dir || clash.is_empty() {
+            continue;
+        }
+        let live = match Program::fd_from_id(rec.prog_id) {
+            Ok(_) => true,
+            Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => false,
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("checking program id {} of another interface's record", rec.prog_id)
+                })
+            }
+        };
+        if live {
             bail!(
                 "--pin-dir {} holds the pins of {} on {} ({}); use another directory",
                 dir.display(),
@@ -294,6 +314,7 @@ mod tests {
             prog_name: "xdp_pass".into(),
             pin_dir: dir.into(),
             pins: pins.iter().map(|p| p.to_string()).collect(),
+            netns_inode: 0,
         }
     }
 

@@ -67,6 +67,14 @@ pub(crate) fn refuse_if_link_held(dev: &Iface, att: Attachment) -> Result<()> {
 /// Whether xdpctl attached `att` (its record names it, or a load killed
 /// before writing the record left it), as opposed to another tool or an
 /// xdpctl command that holds it through a link.
-pub(crate) fn is_ours(att: Attachment, rec: Option<&Record>, killed: &[Killed]) -> bool {
-    rec.is_some_and(|r| r.prog_id == att.prog_id) || killed.iter().any(|k| k.holds(att.prog_id))
+pub(crate) fn is_ours(att: Attachment, rec: Option<&Record>, killed: &[Killed]) -> Result<bool> {
+    if rec.is_some_and(|r| r.prog_id == att.prog_id) {
+        return Ok(true);
+    }
+    for k in killed {
+        if k.holds(att.prog_id)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }

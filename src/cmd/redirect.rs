@@ -72,7 +72,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
             dir.clone()
         }
         None => {
-            record::read(&dev)?.map_or_else(|| bpffs::default_pin_dir(&dev.name), |r| r.pin_dir)
+            record::read_now(&dev)?.map_or_else(|| bpffs::default_pin_dir(&dev.name), |r| r.pin_dir)
         }
     };
     let program = if dir.join("tx_port").exists() {

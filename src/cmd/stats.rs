@@ -61,9 +61,12 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     let dev = iface::resolve(&args.dev)?;
     bpffs::ensure_mounted()?;
     let dir = match &args.pin_dir {
-        Some(d) => d.clone(),
+        Some(d) => {
+            bpffs::check_pin_dir(d)?;
+            d.clone()
+        }
         None => {
-            record::read(&dev)?.map_or_else(|| bpffs::default_pin_dir(&dev.name), |r| r.pin_dir)
+            record::read_now(&dev)?.map_or_else(|| bpffs::default_pin_dir(&dev.name), |r| r.pin_dir)
         }
     };
     let path = dir.join(MAP_NAME);

@@ -2,15 +2,16 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use libbpf_rs::ProgramHandle;
 use serde::Serialize;
 
+use crate::caps::{self, Cap};
 use crate::cmd::full_name;
 use crate::iface;
 use crate::leftovers;
 use crate::output::Output;
-use crate::record;
+use crate::record::{self, Record};
 use crate::xdp::{self, Mode};
 
 #[derive(clap::Args, Debug)]
@@ -25,28 +26,30 @@ struct Row {
     ifname: String,
     ifindex: u32,
     prog_id: u32,
-    name: String,
-    tag: String,
+    /// None without the privilege to ask the kernel.
+    name: Option<String>,
+    tag: Option<String>,
     mode: Mode,
     /// Set when xdpctl pinned this program's maps.
     pin_dir: Option<PathBuf>,
 }
 
 pub fn run(args: &Args, out: Output) -> Result<()> {
-    // Leftovers first: they outlive the interface they were about.
-    let left = leftovers::find(args.dev.as_deref())?;
-    for l in &left {
-        eprintln!(
-            "xdpctl: leftovers: {}; `xdpctl unload --dev {}` removes them",
-            l.describe(),
-            l.rec.ifname
+    // Program names and xdpctl's records need root; netlink answers anyone.
+    let privileged = caps::has(Cap::SysAdmin)?;
+    if privileged {
+        report_leftovers(args.dev.as_deref(), out)?;
+    } else {
+        out.warn(
+            "note: not root (no CAP_SYS_ADMIN): showing what netlink tells anyone; program \
+             names, tags, pin directories and leftovers need root",
         );
     }
     let devs = match &args.dev {
         Some(name) => match iface::resolve(name) {
             Ok(dev) => vec![dev],
             // Said above: the name is only what an old interface left.
-            Err(_) if !left.is_empty() => return Ok(()),
+            Err(_) if privileged && !leftovers::find(Some(name))?.is_empty() => return Ok(()),
             Err(e) => return Err(e),
         },
         None => iface::all()?,
@@ -54,24 +57,25 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     let mut rows = Vec::new();
     for dev in &devs {
         let attached = xdp::query(dev.index)?;
-        let rec = record::read(dev)?;
-        for k in leftovers::killed(&dev.name, rec.as_ref())? {
-            let held = attached.iter().find(|a| k.holds(a.prog_id));
-            eprintln!(
-                "xdpctl: leftovers: {}; `xdpctl unload --dev {}` removes them",
-                k.describe(&dev.name, held),
-                dev.name
-            );
+        let rec = if privileged { record::read(dev, &attached)? } else { None };
+        if privileged {
+            for k in leftovers::killed(&dev.name, rec.as_ref())? {
+                let mut held = None;
+                for a in &attached {
+                    if k.holds(a.prog_id)? {
+                        held = Some(a);
+                    }
+                }
+                eprintln!(
+                    "xdpctl: leftovers: {}; `xdpctl unload --dev {}` removes them",
+                    k.describe(&dev.name, held),
+                    dev.name
+                );
+            }
         }
         for att in attached {
-            // The program can vanish between query and open; show what we know.
-            let (name, tag) = match ProgramHandle::from_prog_id(att.prog_id) {
-                Ok(h) => {
-                    let name = h.name().to_string_lossy().into_owned();
-                    (full_name(att.prog_id, name, rec.as_ref()), hex(&h.tag()))
-                }
-                Err(_) => ("?".to_string(), "?".to_string()),
-            };
+            let (name, tag) =
+                if privileged { describe(att.prog_id, rec.as_ref())? } else { (None, None) };
             let pin_dir =
                 rec.as_ref().filter(|r| r.prog_id == att.prog_id).map(|r| r.pin_dir.clone());
             rows.push(Row {
@@ -105,12 +109,48 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
             "{:<16} {:>7}  {:<16} {:<16}  {:<6}  {pin_dir}\n",
             r.ifname,
             r.prog_id,
-            r.name,
-            r.tag,
+            r.name.as_deref().unwrap_or("-"),
+            r.tag.as_deref().unwrap_or("-"),
             r.mode.to_string()
         ));
     }
     out.print(&text)
+}
+
+/// Leftovers, renames and dead namespaces' records, on stderr with the fix.
+fn report_leftovers(dev: Option<&str>, out: Output) -> Result<()> {
+    for note in leftovers::prune_dead_namespaces()? {
+        out.warn(&note);
+    }
+    // Leftovers first: they outlive the interface they were about.
+    for l in leftovers::find(dev)? {
+        eprintln!(
+            "xdpctl: leftovers: {}; `xdpctl unload --dev {}` removes them",
+            l.describe(),
+            l.rec.ifname
+        );
+    }
+    for r in leftovers::renamed(None)? {
+        if dev.is_none_or(|d| d == r.rec.ifname || d == r.now) {
+            out.warn(&format!("note: {}", r.describe()));
+        }
+    }
+    Ok(())
+}
+
+/// The program's name and tag. One that vanished since the query shows
+/// as "?"; being refused is an error, never "nothing there".
+fn describe(id: u32, rec: Option<&Record>) -> Result<(Option<String>, Option<String>)> {
+    match ProgramHandle::from_prog_id(id) {
+        Ok(h) => {
+            let name = h.name().to_string_lossy().into_owned();
+            Ok((Some(full_name(id, name, rec)), Some(hex(&h.tag()))))
+        }
+        Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => {
+            Ok((Some("?".to_string()), Some("?".to_string())))
+        }
+        Err(e) => Err(e).with_context(|| format!("reading program id {id}")),
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -8,7 +8,7 @@ use crate::bpffs;
 use crate::cmd::{full_name, is_ours, prog_name, refuse_if_link_held};
 use crate::iface;
 use crate::leftovers::{self, Leftover};
-use crate::lock::IfaceLock;
+use crate::lock::Lock;
 use crate::output::Output;
 use crate::pins;
 use crate::record;
@@ -45,13 +45,27 @@ struct Report<'a> {
 pub fn run(args: &Args, out: Output) -> Result<()> {
     let dev = match iface::resolve(&args.dev) {
         Ok(dev) => dev,
-        // Gone, but it left pins: clearing them is what is left to do.
-        Err(e) => match leftovers::find(Some(&args.dev))? {
-            left if left.is_empty() => return Err(e),
-            left => return clear_leftovers(&left, out, &args.dev),
-        },
+        Err(e) => {
+            // Renamed: its program and pins are to be reached by the new name.
+            if let Some(r) = leftovers::renamed(Some(&args.dev))?.first() {
+                bail!(
+                    "--dev {}: no such interface here: {}; `xdpctl unload --dev {}` detaches it",
+                    args.dev,
+                    r.describe(),
+                    r.now
+                );
+            }
+            // Gone, but it left pins: clearing them is what is left to do.
+            match leftovers::find(Some(&args.dev))? {
+                left if left.is_empty() => return Err(e),
+                left => return clear_leftovers(&left, out, &args.dev),
+            }
+        }
     };
-    let _lock = IfaceLock::take(&dev)?;
+    let _lock = Lock::interface(&dev)?;
+    for note in leftovers::prune_dead_namespaces()? {
+        out.warn(&note);
+    }
     let attached = xdp::query(dev.index)?;
     let targets: Vec<Attachment> =
         attached.iter().copied().filter(|a| args.id.is_none_or(|id| id == a.prog_id)).collect();
@@ -63,11 +77,12 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
         bail!("--id {id}: no such program on {}; attached there: {}", dev.name, have.join(", "));
     }
 
-    let rec = record::read(&dev)?;
+    let rec = record::read(&dev, &attached)?;
+    let _pin_lock = rec.as_ref().map(|r| Lock::pin_dir(&r.pin_dir)).transpose()?;
     let killed = leftovers::killed(&dev.name, rec.as_ref())?;
     for att in &targets {
         refuse_if_link_held(&dev, *att)?;
-        if !args.force && !is_ours(*att, rec.as_ref(), &killed) {
+        if !args.force && !is_ours(*att, rec.as_ref(), &killed)? {
             bail!(
                 "{}: {} (id {}, {} mode) was not loaded by xdpctl; use --force to detach \
                  another tool's program",
@@ -96,36 +111,47 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
         );
     }
 
-    // Our pins go once the program they served is gone, or when nothing is left.
+    // Our pins go once the program they served is gone, or when nothing is
+    // left; the programs just detached may still hold their maps a moment.
+    let mut owners: Vec<u32> = detached.iter().map(|d| d.prog_id).collect();
+    owners.extend(rec.as_ref().map(|r| r.prog_id));
     let mut removed_pins = Vec::new();
     match rec {
         Some(rec) if left.is_empty() || targets.iter().any(|a| a.prog_id == rec.prog_id) => {
             // The record goes even if a pin will not: a record that can never
             // be cleared would fail every later unload.
-            let removed = pins::remove(&rec.pin_dir, &rec.pins);
+            let removed = pins::remove(&rec.pin_dir, &rec.pins, &owners);
             record::remove(&dev)?;
             removed_pins = removed?;
         }
         Some(_) => {}
         // A load killed before its record was complete may have left a
         // half-written one.
-        None => record::remove(&dev)?,
+        None => record::remove_half_written(&dev)?,
     }
 
     // A killed load's staged pins go once no program here uses them.
-    for k in killed.iter().filter(|k| !left.iter().any(|a| k.holds(a.prog_id))) {
-        removed_pins.extend(pins::remove(&k.dir, &k.pins)?);
+    for k in &killed {
+        let mut held = false;
+        for a in &left {
+            held |= k.holds(a.prog_id)?;
+        }
+        if !held {
+            removed_pins.extend(pins::remove(&k.dir, &k.pins, &owners)?);
+        }
     }
     // A load killed between making its pin directory and pinning left it
     // empty; with nothing in it, it is no one's.
     if left.is_empty() {
-        pins::remove(&bpffs::default_pin_dir(&dev.name), &[])?;
+        pins::remove(&bpffs::default_pin_dir(&dev.name), &[], &[])?;
     }
 
     // An earlier interface of this name (deleted, its index gone) may have
     // left pins: those go too; this interface's own are not among them.
-    let left: Vec<_> =
-        leftovers::find(Some(&dev.name))?.into_iter().filter(|l| l.ifindex != dev.index).collect();
+    let left: Vec<_> = leftovers::find(Some(&dev.name))?
+        .into_iter()
+        .filter(|l| l.key.ifindex != dev.index)
+        .collect();
     removed_pins.extend(clear(&left, out)?);
 
     if out.json {
