@@ -322,7 +322,9 @@ int ref_vlan_swap(struct xdp_md *ctx)
 	return count(ctx, ok ? XDP_PASS : XDP_ABORTED);
 }
 
-/* Answer unicast ICMP and ICMPv6 echo requests that are not fragments. */
+/* Answer ICMP and ICMPv6 echo requests to a unicast MAC and IP address that
+ * are not fragments.
+ */
 SEC("xdp")
 int ref_icmp_echo(struct xdp_md *ctx)
 {
@@ -341,6 +343,8 @@ int ref_icmp_echo(struct xdp_md *ctx)
 	proto = skip_eth(&pos, data_end);
 	if (proto < 0)
 		return count(ctx, XDP_ABORTED);
+	if (eth->h_dest[0] & 0x01) /* a multicast or broadcast MAC */
+		return count(ctx, XDP_PASS);
 
 	if (proto == bpf_htons(ETH_P_IP)) {
 		iph = pos;

@@ -189,9 +189,9 @@ static __always_inline int ipv4_is_unicast(__be32 addr)
 	return (a & 0xf0000000) != 0xe0000000 && a != 0xffffffff;
 }
 
-/* packet03: answer ICMP and ICMPv6 echo requests from XDP. Multicast or
- * broadcast requests and fragments are left to the kernel: a reply from
- * their destination address, or to one fragment, would be wrong.
+/* packet03: answer ICMP and ICMPv6 echo requests from XDP. Requests to a
+ * multicast or broadcast MAC or IP address, and fragments, are left to the
+ * kernel: a reply from a group address, or to one fragment, would be wrong.
  */
 SEC("xdp")
 int xdp_icmp_echo(struct xdp_md *ctx)
@@ -209,6 +209,9 @@ int xdp_icmp_echo(struct xdp_md *ctx)
 	eth_type = parse_ethhdr_vlan(&nh, data_end, &eth, NULL);
 	if (eth_type < 0)
 		return xdp_stats_record_action(ctx, XDP_ABORTED);
+	/* The reply's source MAC is the request's destination. */
+	if (eth_addr_is_group(eth->h_dest))
+		goto pass;
 
 	if (eth_type == bpf_htons(ETH_P_IP)) {
 		if (parse_iphdr(&nh, data_end, &iph) != IPPROTO_ICMP || ipv4_is_fragment(iph) ||

@@ -105,6 +105,15 @@ static __always_inline int parse_ethhdr_vlan(struct hdr_cursor *nh, void *data_e
 	return h_proto;
 }
 
+/* A group MAC (multicast or broadcast) has the I/G bit, the lowest bit of its
+ * first octet, set. Such an address names no single station, so it is never
+ * a source.
+ */
+static __always_inline int eth_addr_is_group(const __u8 *addr)
+{
+	return addr[0] & 0x01;
+}
+
 static __always_inline int parse_ethhdr(struct hdr_cursor *nh, void *data_end,
 					struct ethhdr **ethhdr)
 {

@@ -14,10 +14,12 @@ const ICMP: usize = ETH_HLEN + IPV6_HLEN;
 
 /// Turn an ICMPv6 echo request into its reply: swap the MAC and IPv6
 /// addresses, make type 128 type 129, and fix the checksum for that one
-/// change. Anything else (and echo requests to a multicast address, which
-/// need an answer from a unicast one) is left untouched and returns false.
+/// change. Anything else is left untouched and returns false, echo requests
+/// to a multicast or broadcast MAC or a multicast IPv6 address included: the
+/// reply would carry that group address as its source.
 pub fn icmp6_echo_reply(frame: &mut [u8]) -> bool {
     if frame.len() < ICMP + 8
+        || is_group_mac(frame[0])
         || u16::from_be_bytes([frame[12], frame[13]]) != ETH_P_IPV6
         || frame[ETH_HLEN] >> 4 != 6
         || frame[ETH_HLEN + 6] != IPPROTO_ICMPV6
@@ -42,6 +44,12 @@ pub fn icmp6_echo_reply(frame: &mut [u8]) -> bool {
     );
     frame[ICMP + 2..ICMP + 4].copy_from_slice(&check.to_be_bytes());
     true
+}
+
+/// Whether a MAC whose first octet is `first` is a group address (multicast
+/// or broadcast): the I/G bit, the lowest of the first octet, is set.
+fn is_group_mac(first: u8) -> bool {
+    first & 0x01 != 0
 }
 
 /// The checksum `check` after one 16-bit word of the data went from `old`
@@ -156,5 +164,22 @@ mod tests {
         multicast[38] = 0xff;
         untouched(multicast);
         untouched(request(&[])[..60].to_vec());
+    }
+
+    #[test]
+    fn requests_to_a_group_mac_are_left_alone() {
+        for mac in [
+            [0xff; 6],                      // broadcast
+            [0x33, 0x33, 0, 0, 0, 0x01],    // IPv6 all-nodes
+            [0x33, 0x33, 0xff, 0, 0, 0x02], // IPv6 solicited-node
+            [0x01, 0x00, 0x5e, 0, 0, 0x01], // IPv4 all-hosts
+            [0x03, 0, 0, 0, 0, 0x0b],       // locally administered group
+        ] {
+            let mut f = request(&[0xab; 8]);
+            f[..6].copy_from_slice(&mac);
+            let before = f.clone();
+            assert!(!icmp6_echo_reply(&mut f), "to {mac:02x?}");
+            assert_eq!(f, before, "to {mac:02x?}");
+        }
     }
 }

@@ -235,6 +235,11 @@ impl Frame {
         self
     }
 
+    fn dst_mac(mut self, mac: Mac) -> Frame {
+        self.dst = mac;
+        self
+    }
+
     fn dst4(mut self, addr: [u8; 4]) -> Frame {
         *self.v4_mut().1 = addr;
         self
@@ -1028,6 +1033,45 @@ fn icmp_echo_leaves_other_packets_to_the_kernel() {
         }
         let three = ping4(1).tags(&[(ETH_P_8021AD, 1), (ETH_P_8021Q, 2), (ETH_P_8021Q, 3)]);
         r.unchanged(Prog::IcmpEcho, &three.bytes(), XDP_PASS, "three tags");
+    });
+}
+
+/// Group MACs (the I/G bit, 0x01 of the first octet, set): a reply would
+/// carry one as its source.
+const GROUP_MACS: [(&str, Mac); 5] = [
+    ("broadcast", [0xff; 6]),
+    ("IPv4 multicast 01:00:5e:00:00:01", [0x01, 0x00, 0x5e, 0x00, 0x00, 0x01]),
+    ("IPv6 multicast 33:33:00:00:00:01", [0x33, 0x33, 0x00, 0x00, 0x00, 0x01]),
+    ("IPv6 multicast 33:33:ff:00:00:02", [0x33, 0x33, 0xff, 0x00, 0x00, 0x02]),
+    ("locally administered group 03:..", [0x03, 0x00, 0x00, 0x00, 0x00, 0x0b]),
+];
+
+#[test]
+fn icmp_echo_leaves_requests_to_group_macs_to_the_kernel() {
+    // `ping -b` to a subnet's broadcast address: an IPv4 destination that
+    // looks unicast, sent to the broadcast MAC.
+    let subnet_broadcast = [198, 51, 100, 255];
+    let requests: Vec<(&str, Frame)> = vec![
+        ("IPv4", ping4(1)),
+        ("IPv4 to 198.51.100.255", ping4(2).dst4(subnet_broadcast)),
+        ("IPv6", ping6(1)),
+        ("IPv6, 56-byte payload", ping6(2).payload((0..56).collect())),
+    ];
+    with_loaded(|r| {
+        for (mac_what, mac) in GROUP_MACS {
+            for (what, frame) in &requests {
+                for tags in TAG_SETS {
+                    let f = frame.clone().dst_mac(mac).tags(tags).bytes();
+                    let what = format!("{what} to {mac_what}, tags {tags:04x?}");
+                    r.unchanged(Prog::IcmpEcho, &f, XDP_PASS, &what);
+                }
+            }
+            // Cut short: still ABORTED inside the tags, PASS from then on.
+            let f = ping6(3).dst_mac(mac).tags(TAG_SETS[3]);
+            let bounds = (f.eth_len(), f.eth_len());
+            let what = format!("IPv6, QinQ, to {mac_what}");
+            r.sweep(Prog::IcmpEcho, &f.bytes(), bounds, &what, |cut| (XDP_PASS, cut.to_vec()));
+        }
     });
 }
 
