@@ -69,9 +69,11 @@ impl Command {
             // The generator's private network namespace needs CAP_SYS_ADMIN.
             Command::Trafficgen(_) => ("trafficgen", &[NetAdmin, SysAdmin]),
             Command::Trace(_) => ("trace", &[Bpf, Perfmon]),
-            // Read and write pinned maps: root's files, no capability.
+            // Reads pinned maps: root's files, no capability.
             Command::Stats(_) => ("stats", &[]),
-            Command::Redirect(_) => ("redirect", &[]),
+            // Writes pinned maps, and asks for veth peers in other
+            // namespaces, which takes CAP_NET_ADMIN.
+            Command::Redirect(_) => ("redirect", &[NetAdmin]),
             // Work without privileges, telling less.
             Command::Status(_) => ("status", &[]),
             Command::List => ("list", &[]),

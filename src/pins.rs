@@ -74,9 +74,8 @@ pub fn open_map(path: &Path) -> Result<MapHandle> {
         Ok(_) => bail!("{} is not a pinned map (a program or link pin?)", path.display()),
         Err(e) => e,
     };
-    let denied = || {
-        anyhow!("{}: permission denied: pins are root's; run xdpctl as root", path.display())
-    };
+    let denied =
+        || anyhow!("{}: permission denied: pins are root's; run xdpctl as root", path.display());
     match fs::symlink_metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             bail!("nothing is pinned at {}", path.display())

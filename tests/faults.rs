@@ -479,6 +479,7 @@ fn c13_missing_capabilities_are_named() {
         (&["afxdp", "--dev", dev], &["CAP_NET_RAW", "CAP_IPC_LOCK"]),
         (&["trafficgen", "--dev", dev], &["CAP_SYS_ADMIN"]),
         (&["trace", "-c", "1"], &["CAP_BPF", "CAP_PERFMON"]),
+        (&["redirect", "--dev", dev, "--redirect-dev", dev], &["CAP_NET_ADMIN"]),
     ] {
         let before = System::settled();
         let out = Command::new("setpriv")
@@ -1294,4 +1295,474 @@ fn s10_afxdp_echo_answers_only_unicast() {
     assert_eq!(report["tx"]["packets"], 1, "{report}");
     assert!(report["rx"]["packets"].as_u64().unwrap() > requests.len() as u64, "{report}");
     before.assert_unchanged("xdpctl afxdp under group-addressed pings");
+}
+
+// Issue 16, items 2-6 and 8: xdpctl's state, namespaces, pin directories,
+// renamed interfaces, capabilities, and map sizes it did not choose
+
+/// `sh -c script` run as nobody, with `args` as $1...
+fn as_nobody(script: &str, args: &[&str]) -> Output {
+    Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "sh", "-c", script, "sh"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn mode_of(path: &Path) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).mode()
+        & 0o7777
+}
+
+fn ifindex(dev: &str) -> u32 {
+    nix::net::if_::if_nametoindex(dev).unwrap()
+}
+
+/// Sets a path's mode when dropped.
+struct RestoreMode(PathBuf, u32);
+
+impl Drop for RestoreMode {
+    fn drop(&mut self) {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&self.0, std::fs::Permissions::from_mode(self.1));
+    }
+}
+
+/// Where an older xdpctl, or one run under `umask 000`, left /run/xdpctl
+/// writable by all, another user plants a record naming another tool's
+/// program and pin, and a `.tmp` symlink where root writes a record first.
+/// Root's `unload` ignores the record (a warning names it) and refuses the
+/// program; root's `load` under `umask 000` writes nothing through the
+/// symlink, and what it makes is root's alone.
+#[test]
+fn s02_state_other_users_planted_is_not_trusted() {
+    let _s = serial();
+    let (mine, theirs) = (Lab::new(), Lab::new());
+    let tmp = common::TempDir::new();
+    let obj = common::build_bpf(&tmp.0, "foreign", XDP_PASS_SRC);
+    ip_link_attach(&theirs.outer, &obj);
+    let their_id = theirs.attached()[0]["prog_id"].as_u64().unwrap();
+    let victim_dir = Path::new("/sys/fs/bpf").join(unique("xvictim"));
+    let _rm = common::RemoveDir(&victim_dir);
+    std::fs::create_dir(&victim_dir).unwrap();
+    let victim = victim_dir.join("their_map");
+    common::run(
+        "bpftool",
+        &[
+            "map",
+            "create",
+            victim.to_str().unwrap(),
+            "type",
+            "array",
+            "key",
+            "4",
+            "value",
+            "8",
+            "entries",
+            "1",
+            "name",
+            "their_map",
+        ],
+    );
+    let precious = tmp.0.join("precious");
+    std::fs::write(&precious, "root's own\n").unwrap();
+
+    let run_dir = Path::new("/run/xdpctl");
+    std::fs::create_dir_all(run_dir).unwrap();
+    let _restore = RestoreMode(run_dir.to_path_buf(), 0o700);
+    let before = System::settled();
+    common::run("chmod", &["0777", "/run/xdpctl"]);
+    let (cookie, ino) = (xdpctl::netns::cookie().unwrap(), xdpctl::netns::inode().unwrap());
+    let (their_if, my_if) = (ifindex(&theirs.outer), ifindex(&mine.outer));
+    let forged = serde_json::json!({
+        "ifname": theirs.outer, "prog_id": their_id, "prog_name": "xdp_pass",
+        "pin_dir": victim_dir, "pins": ["their_map"], "netns_inode": ino,
+    })
+    .to_string();
+    // Under the names this xdpctl and the one before it read and write.
+    let planted = [
+        format!("n{cookie}-i{their_if}.json"),
+        format!("{ino}-{their_if}.json"),
+        format!("n{cookie}-i{my_if}.json.tmp"),
+        format!("{ino}-{my_if}.tmp"),
+    ];
+    let _gone: Vec<RemoveFile> = planted.iter().map(|p| RemoveFile(run_dir.join(p))).collect();
+    let precious_s = precious.to_str().unwrap();
+    for name in &planted[..2] {
+        let out =
+            as_nobody("printf %s \"$1\" > \"$2\"", &[&forged, &format!("/run/xdpctl/{name}")]);
+        assert!(out.status.success(), "planting: {}", stderr(&out));
+    }
+    for name in &planted[2..] {
+        let out = as_nobody("ln -s \"$1\" \"$2\"", &[precious_s, &format!("/run/xdpctl/{name}")]);
+        assert!(out.status.success(), "planting: {}", stderr(&out));
+    }
+
+    let out = xdpctl(&["unload", "--dev", &theirs.outer]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "another tool's program detached: {err}");
+    assert!(err.contains("not loaded by xdpctl"), "{err}");
+    assert!(err.contains("ignoring") && err.contains(&planted[0]), "a warning names it: {err}");
+    assert_eq!(theirs.attached()[0]["prog_id"].as_u64(), Some(their_id));
+    assert!(victim.exists(), "another tool's pin removed");
+
+    let out = Command::new("sh")
+        .args(["-c", "umask 000; exec \"$0\" -q load --dev \"$1\"", common::XDPCTL, &mine.outer])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&precious).unwrap(), "root's own\n");
+    assert_eq!(mode_of(run_dir), 0o700, "/run/xdpctl");
+    let record = run_dir.join(format!("n{cookie}-i{my_if}.json"));
+    assert_eq!(mode_of(&record), 0o600, "{}", record.display());
+    assert!(!run_dir.join(&planted[2]).exists(), "the planted .tmp went, not through");
+    assert_eq!(mode_of(&xdpctl::lock::root()), 0o700, "the lock root");
+    assert_eq!(mode_of(&mine.pin_dir()), 0o700, "the pin directory");
+    assert_eq!(mode_of(&mine.pin_dir().join("xdp_stats_map")), 0o600);
+
+    xdpctl_ok(&["-q", "unload", "--dev", &mine.outer]);
+    drop(_gone);
+    before.assert_unchanged("planted records, then load and unload");
+}
+
+/// A reader program of `xdp_stats_map`'s layout, as another tool that
+/// shares xdpctl's pinned map would load it.
+const STATS_READER_SRC: &str = "#include <linux/bpf.h>\n\
+    #include <bpf/bpf_helpers.h>\n\
+    #include \"common_kern_user.h\"\n\
+    struct {\n\
+        __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);\n\
+        __type(key, __u32);\n\
+        __type(value, struct datarec);\n\
+        __uint(max_entries, XDP_ACTION_MAX);\n\
+    } xdp_stats_map SEC(\".maps\");\n\
+    SEC(\"xdp\") int reader(struct xdp_md *ctx)\n\
+    {\n\
+        __u32 key = XDP_PASS;\n\
+        struct datarec *rec = bpf_map_lookup_elem(&xdp_stats_map, &key);\n\
+        if (rec)\n\
+            rec->rx_packets++;\n\
+        return XDP_PASS;\n\
+    }\n\
+    char LICENSE[] SEC(\"license\") = \"GPL\";\n";
+
+/// Deletes a network namespace when dropped.
+struct DelNetns(String);
+
+impl Drop for DelNetns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+    }
+}
+
+/// A namespace `ns` with a veth pair `dev`/`peer` inside, up.
+fn netns_with_veth(ns: &str, dev: &str, peer: &str) -> DelNetns {
+    common::run("ip", &["netns", "add", ns]);
+    let guard = DelNetns(ns.to_string());
+    common::run("ip", &["-n", ns, "link", "add", dev, "type", "veth", "peer", "name", peer]);
+    common::run("ip", &["-n", ns, "link", "set", dev, "up"]);
+    common::run("ip", &["-n", ns, "link", "set", peer, "up"]);
+    guard
+}
+
+fn xdpctl_in(ns: &str, args: &[&str]) -> Output {
+    Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{ns}"))
+        .arg(common::XDPCTL)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn map_id_of(pin: &Path) -> u32 {
+    use libbpf_rs::MapCore;
+    libbpf_rs::MapHandle::from_pinned_path(pin).unwrap().info().unwrap().info.id
+}
+
+/// A namespace deleted with xdpctl's program attached; its pinned map is
+/// shared by another tool's live program. A new namespace gets the dead
+/// one's inode number (the kernel hands it on at once) and an interface of
+/// the same name and ifindex. It inherits nothing: the old record goes with
+/// the next command that looks, and no unload anywhere removes the pin the
+/// live program uses.
+#[test]
+fn s03_a_dead_namespace_leaves_nothing_to_inherit() {
+    let _s = serial();
+    let tmp = common::TempDir::new();
+    let (dev, peer) = (unique("xd"), unique("xe"));
+    let pins = Path::new("/sys/fs/bpf").join(&dev);
+    let other = Path::new("/sys/fs/bpf").join(unique("xother"));
+    let (_rm_pins, _rm_other) = (common::RemoveDir(&pins), common::RemoveDir(&other));
+    let before = System::settled();
+
+    let ns_a = unique("xa");
+    let guard_a = netns_with_veth(&ns_a, &dev, &peer);
+    let out = xdpctl_in(&ns_a, &["--json", "load", "--dev", &dev]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let loaded: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let prog_a = loaded["prog_id"].as_u64().unwrap();
+    let cookie_a = {
+        let file = std::fs::File::open(format!("/run/netns/{ns_a}")).unwrap();
+        xdpctl::netns::cookie_of(&file).unwrap()
+    };
+    let pin = pins.join("xdp_stats_map");
+    let shared = map_id_of(&pin);
+    // Another tool's program shares the pinned map.
+    let obj = common::build_bpf(&tmp.0, "reader", STATS_READER_SRC);
+    std::fs::create_dir(&other).unwrap();
+    let reader_pin = other.join("reader");
+    common::run(
+        "bpftool",
+        &[
+            "prog",
+            "load",
+            obj.to_str().unwrap(),
+            reader_pin.to_str().unwrap(),
+            "map",
+            "name",
+            "xdp_stats_map",
+            "pinned",
+            pin.to_str().unwrap(),
+        ],
+    );
+
+    use std::os::unix::fs::MetadataExt;
+    let ino_a = std::fs::metadata(format!("/run/netns/{ns_a}")).unwrap().ino();
+    drop(guard_a);
+    assert!(common::freed("prog", prog_a), "the namespace's program went with it");
+    // The next namespace made takes the freed inode number.
+    let mut ns_b = None;
+    for _ in 0..20 {
+        let name = unique("xb");
+        let guard = netns_with_veth(&name, &dev, &peer);
+        if std::fs::metadata(format!("/run/netns/{name}")).unwrap().ino() == ino_a {
+            ns_b = Some((name, guard));
+            break;
+        }
+    }
+    let (ns_b, guard_b) = ns_b.expect("no new namespace got the dead one's inode number");
+
+    let out = xdpctl_in(&ns_b, &["status", "--dev", &dev]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("leftovers"), "inherited: {}", stderr(&out));
+    let records: Vec<String> = std::fs::read_dir("/run/xdpctl")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !records.iter().any(|r| r.starts_with(&format!("n{cookie_a}-"))),
+        "the dead namespace's record stays: {records:?}"
+    );
+    let out = xdpctl_in(&ns_b, &["unload", "--dev", &dev]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(pin.exists(), "the pin a live program uses was removed");
+    assert_eq!(map_id_of(&pin), shared);
+
+    drop(guard_b);
+    std::fs::remove_file(&reader_pin).unwrap();
+    std::fs::remove_file(&pin).unwrap();
+    std::fs::remove_dir(&pins).unwrap();
+    std::fs::remove_dir(&other).unwrap();
+    before.assert_unchanged("a namespace deleted while attached, and one after it");
+}
+
+/// Two interfaces loaded into one --pin-dir at the same moment: one wins;
+/// the other is told the directory is busy or holds the winner's pins. The
+/// pinned map is the winner's, whose record says so.
+#[test]
+fn s04_two_interfaces_racing_into_one_pin_dir() {
+    use libbpf_rs::Program;
+    let _s = serial();
+    let (a, b) = (Lab::new(), Lab::new());
+    let dir = Path::new("/sys/fs/bpf").join(unique("xshared"));
+    let _rm = common::RemoveDir(&dir);
+    let dir_s = dir.to_str().unwrap();
+    let before = System::settled();
+    for round in 0..10 {
+        let children: Vec<_> = [&a, &b]
+            .iter()
+            .map(|lab| {
+                Command::new(common::XDPCTL)
+                    .args(["-q", "load", "--dev", &lab.outer, "--pin-dir", dir_s])
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let outs: Vec<Output> =
+            children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
+        let won: Vec<usize> = (0..2).filter(|&i| outs[i].status.success()).collect();
+        assert_eq!(won.len(), 1, "round {round}: exactly one wins: {outs:?}");
+        let (winner, loser) = if won[0] == 0 { (&a, 1) } else { (&b, 0) };
+        let err = one_line(&outs[loser], &[dir_s]);
+        assert!(err.contains("busy") || err.contains("holds the pins"), "{err}");
+        let status = winner.attached();
+        assert_eq!(status[0]["pin_dir"], dir_s, "round {round}: {status:?}");
+        let prog = status[0]["prog_id"].as_u64().unwrap() as u32;
+        let fd = Program::fd_from_id(prog).unwrap();
+        let maps = xdpctl::object::maps_used_by(std::os::fd::AsFd::as_fd(&fd)).unwrap();
+        assert!(maps.contains(&map_id_of(&dir.join("xdp_stats_map"))), "round {round}");
+        xdpctl_ok(&["-q", "unload", "--dev", &winner.outer]);
+    }
+    no_lock_left();
+    before.assert_unchanged("ten races into one pin directory");
+}
+
+/// An interface renamed under its running program: status notes the
+/// rename, `unload` by the old name points at the new one and removes
+/// nothing, and `unload` by the new name needs no --force.
+#[test]
+fn s05_a_renamed_interface_keeps_its_program() {
+    let _s = serial();
+    let lab = Lab::new();
+    let (old, new) = (lab.outer.clone(), unique("xr"));
+    let _back = DelLink(new.clone());
+    let before = System::settled();
+    xdpctl_ok(&["-q", "load", "--dev", &old]);
+    let pin = lab.pin_dir().join("xdp_stats_map");
+    for args in [["link", "set", &old, "down"], ["link", "set", &old, "name"]] {
+        let mut args = args.to_vec();
+        if args[3] == "name" {
+            args.push(&new);
+        }
+        common::run("ip", &args);
+    }
+    common::run("ip", &["link", "set", &new, "up"]);
+
+    let out = xdpctl(&["--json", "status", "--dev", &new]);
+    let note = one_line_note(&out, &[&old, "renamed", &new, "xdp_pass"]);
+    assert!(!note.contains("leftovers"), "{note}");
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["pin_dir"], lab.pin_dir().to_str().unwrap(), "{rows}");
+
+    let held = System::settled();
+    refused(&["unload", "--dev", &old], &[&old, &format!("xdpctl unload --dev {new}")]);
+    held.assert_unchanged("unload by the old name");
+    assert!(pin.exists());
+
+    let out = xdpctl_ok(&["unload", "--dev", &new]);
+    assert!(out.contains("Detached xdp_pass"), "{out}");
+    assert!(!pin.exists(), "its pins went with it");
+    common::run("ip", &["link", "set", &new, "down"]);
+    common::run("ip", &["link", "set", &new, "name", &old]);
+    common::run("ip", &["link", "set", &old, "up"]);
+    before.assert_unchanged("load, rename, unload");
+}
+
+/// setpriv's name of a capability.
+fn setpriv_name(cap: xdpctl::caps::Cap) -> String {
+    cap.to_string().trim_start_matches("CAP_").to_lowercase()
+}
+
+/// `xdpctl args` with exactly the capabilities `caps` (and root's uid); a
+/// command that runs until stopped gets SIGINT after `run_for`.
+fn with_caps(caps: &[String], args: &[&str], run_for: Option<&str>) -> Output {
+    let bounding: String = caps.iter().map(|c| format!(",+{c}")).collect();
+    let mut cmd = Command::new("timeout");
+    cmd.args(["--preserve-status", "-s", "INT", run_for.unwrap_or("20")]);
+    cmd.args(["setpriv", "--inh-caps=-all", &format!("--bounding-set=-all{bounding}")]);
+    cmd.arg(common::XDPCTL).args(args).output().unwrap()
+}
+
+/// Each command works with exactly the capabilities it names, and without
+/// any one of them is refused up front with one line naming it: the set is
+/// what the kernel asks, not a guess. `status` works for a normal user.
+#[test]
+fn s06_each_command_works_with_exactly_the_capabilities_it_names() {
+    let _s = serial();
+    let (lab, other) = (Lab::new(), Lab::new());
+    let dev = lab.outer.as_str();
+    // trafficgen sends to the lab's inner end, which must take the frames.
+    lab.exec(&["ethtool", "-K", "veth0", "gro", "on"]);
+    let load = |args: &[&str]| xdpctl_ok(&[&["-q", "load", "--dev", dev][..], args].concat());
+    let unload = || xdpctl_ok(&["-q", "unload", "--dev", dev, "--force"]);
+    type Setup<'a> = Box<dyn Fn() + 'a>;
+    let nothing: Setup = Box::new(|| {});
+    let xdpctl_prog: Setup = Box::new(|| {
+        load(&[]);
+    });
+    let redirect_prog: Setup = Box::new(|| {
+        load(&["--progname", "xdp_redirect_map"]);
+    });
+    let cases: Vec<(Vec<&str>, &Setup, Option<&str>)> = vec![
+        (vec!["load", "--dev", dev, "--progname", "xdp_parser"], &nothing, None),
+        (vec!["load", "--dev", dev, "--force"], &xdpctl_prog, None),
+        (vec!["unload", "--dev", dev], &xdpctl_prog, None),
+        (vec!["stats", "--dev", dev, "-c", "1", "-i", "0.05"], &xdpctl_prog, None),
+        (vec!["redirect", "--dev", dev, "--redirect-dev", &other.outer], &redirect_prog, None),
+        (vec!["sample", "--dev", dev, "-w", "-"], &nothing, Some("1")),
+        (vec!["afxdp", "--dev", dev], &nothing, Some("1")),
+        (vec!["trafficgen", "--dev", dev, "-n", "100"], &nothing, None),
+        (vec!["trace", "-c", "1", "-i", "0.05"], &nothing, None),
+        (vec!["trace", "monitor", "-c", "1", "-i", "0.05"], &nothing, None),
+        (vec!["trace", "netdev", "-c", "1", "-i", "0.05"], &nothing, None),
+        (vec!["status"], &xdpctl_prog, None),
+    ];
+    for (args, setup, run_for) in cases {
+        let cli = xdpctl::cli::Cli::try_parse_from([&["xdpctl"][..], &args].concat()).unwrap();
+        let needed: Vec<String> = cli.command.needs().1.iter().map(|c| setpriv_name(*c)).collect();
+        let what = format!("xdpctl {} with {needed:?}", args.join(" "));
+        setup();
+        let out = with_caps(&needed, &args, run_for);
+        assert!(out.status.success(), "{what}: {}", stderr(&out));
+        unload();
+        for drop in &needed {
+            setup();
+            let fewer: Vec<String> = needed.iter().filter(|c| *c != drop).cloned().collect();
+            let before = System::settled();
+            let out = with_caps(&fewer, &args, run_for);
+            let err = one_line(&out, &[&format!("CAP_{}", drop.to_uppercase())]);
+            assert!(err.contains("run it as root"), "{what} without {drop}: {err}");
+            before.assert_unchanged(&format!("{what} without {drop}"));
+            unload();
+        }
+    }
+
+    // A normal user sees what netlink tells: the program, not its name.
+    load(&[]);
+    let id = lab.attached()[0]["prog_id"].clone();
+    let out = as_nobody("exec \"$1\" --json status --dev \"$2\"", &[common::XDPCTL, dev]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["prog_id"], id, "{rows}");
+    assert_eq!(rows[0]["name"], serde_json::Value::Null, "{rows}");
+    one_line_note(&out, &["not root", "netlink"]);
+    unload();
+}
+
+/// A pinned map with more entries than there are XDP actions is no stats
+/// map, and stats does not allocate or print by its size.
+#[test]
+fn s08_stats_refuses_a_map_larger_than_the_actions() {
+    let _s = serial();
+    let lab = Lab::new();
+    let dir = Path::new("/sys/fs/bpf").join(unique("xbig"));
+    let _rm = common::RemoveDir(&dir);
+    std::fs::create_dir(&dir).unwrap();
+    let pin = dir.join("xdp_stats_map");
+    let pin_s = pin.to_str().unwrap();
+    common::run(
+        "bpftool",
+        &[
+            "map",
+            "create",
+            pin_s,
+            "type",
+            "percpu_array",
+            "key",
+            "4",
+            "value",
+            "16",
+            "entries",
+            "65536",
+            "name",
+            "big",
+        ],
+    );
+    let dir_s = dir.to_str().unwrap();
+    let stats = ["stats", "--dev", &lab.outer, "--pin-dir", dir_s, "-c", "1", "-i", "0.01"];
+    let err = refused(&stats, &[pin_s, "65536 entries"]);
+    assert!(err.contains("not a stats map"), "{err}");
 }
