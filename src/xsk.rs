@@ -8,6 +8,7 @@ use std::io;
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::os::fd::{BorrowedFd, RawFd};
 use std::ptr::NonNull;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use nix::sys::mman::{mmap_anonymous, munmap, MapFlags, ProtFlags};
@@ -183,7 +184,18 @@ impl Xsk {
             .context("AF_XDP RX/TX rings")?;
         let rx = user.map_rx().map_err(os).context("mapping the RX ring")?;
         let tx = user.map_tx().map_err(os).context("mapping the TX ring")?;
-        umem.bind(&user).map_err(|e| bind_error(dev, cfg, e.get_raw()))?;
+        // A socket that just closed on this queue lets go of it a moment
+        // later (the kernel defers its release): EBUSY is then no other user.
+        let deadline = Instant::now() + Duration::from_secs(1);
+        loop {
+            match umem.bind(&user) {
+                Ok(()) => break,
+                Err(e) if e.get_raw() == libc::EBUSY && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => return Err(bind_error(dev, cfg, e.get_raw())),
+            }
+        }
         let zero_copy = zero_copy(device.as_raw_fd())?;
 
         let mut xsk = Xsk {
