@@ -146,9 +146,8 @@ fn clear_record(key: Key, rec: &Record) -> Result<Vec<String>> {
 /// record whose program still exists is kept, wherever it is attached.
 /// Returns one line per record removed.
 pub fn prune_dead_namespaces() -> Result<Vec<String>> {
-    let here = netns::cookie()?;
     let mut out = Vec::new();
-    for (key, rec) in record::all()?.into_iter().filter(|(k, _)| k.netns != here) {
+    for (key, rec) in record::elsewhere()? {
         match Program::fd_from_id(rec.prog_id) {
             Ok(_) => continue,
             Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => {}

@@ -89,7 +89,20 @@ pub fn read_key(key: Key) -> Result<Option<Record>> {
 
 /// The record of `dev`, given what is `attached` there (see `is_about`).
 pub fn read(dev: &Iface, attached: &[Attachment]) -> Result<Option<Record>> {
-    Ok(read_key(Key::of(dev)?)?.filter(|r| r.is_about(dev, attached)))
+    let Some(dir) = open()? else { return Ok(None) };
+    if let Some(rec) = parse(&dir, &Key::of(dev)?.file())? {
+        return Ok(Some(rec).filter(|r| r.is_about(dev, attached)));
+    }
+    // An older xdpctl keyed records by namespace inode, which the kernel
+    // reuses: one counts only while its program still runs here. The next
+    // write or removal for `dev` retires the old file.
+    let old = parse(&dir, &legacy_file(dev)?)?;
+    Ok(old.filter(|r| attached.iter().any(|a| a.prog_id == r.prog_id)))
+}
+
+/// The name an older xdpctl gave `dev`'s record.
+fn legacy_file(dev: &Iface) -> Result<String> {
+    Ok(format!("{}-{}.json", netns::inode()?, dev.index))
 }
 
 /// The record of `dev`, asking the kernel what is attached there.
@@ -97,8 +110,8 @@ pub fn read_now(dev: &Iface) -> Result<Option<Record>> {
     read(dev, &xdp::query(dev.index)?)
 }
 
-/// Every record, by key. Files of other forms (an older xdpctl's, or
-/// half-written ones) are left out.
+/// Every record, by key. Files of other forms (an older xdpctl's, which
+/// `read` finds, or half-written ones) are left out.
 pub fn all() -> Result<Vec<(Key, Record)>> {
     let Some(dir) = open()? else { return Ok(Vec::new()) };
     let mut out = Vec::new();
@@ -108,6 +121,20 @@ pub fn all() -> Result<Vec<(Key, Record)>> {
         }
     }
     out.sort_by_key(|(key, _)| *key);
+    Ok(out)
+}
+
+/// Records of network namespaces other than this one; only those files
+/// are read.
+pub fn elsewhere() -> Result<Vec<(Key, Record)>> {
+    let Some(dir) = open()? else { return Ok(Vec::new()) };
+    let here = netns::cookie()?;
+    let mut out = Vec::new();
+    for name in dir.names()? {
+        if let Some(key) = Key::parse(&name).filter(|k| k.netns != here) {
+            out.extend(parse(&dir, &name)?.map(|rec| (key, rec)));
+        }
+    }
     Ok(out)
 }
 
@@ -124,7 +151,16 @@ pub fn all_here() -> Result<Vec<(Key, Record)>> {
 }
 
 pub fn write(dev: &Iface, rec: &Record) -> Result<()> {
-    write_key(Key::of(dev)?, rec)
+    write_key(Key::of(dev)?, rec)?;
+    remove_legacy(dev)
+}
+
+/// Retire an older xdpctl's record of `dev` (and its half-written file).
+fn remove_legacy(dev: &Iface) -> Result<()> {
+    let Some(dir) = open()? else { return Ok(()) };
+    let old = legacy_file(dev)?;
+    dir.remove(&old.replace(".json", ".tmp"))?;
+    dir.remove(&old)
 }
 
 pub fn write_key(key: Key, rec: &Record) -> Result<()> {
@@ -143,7 +179,8 @@ pub fn remove_key(key: Key) -> Result<()> {
 }
 
 pub fn remove(dev: &Iface) -> Result<()> {
-    remove_key(Key::of(dev)?)
+    remove_key(Key::of(dev)?)?;
+    remove_legacy(dev)
 }
 
 /// Remove only what a write killed before its rename left at `dev`'s key.
