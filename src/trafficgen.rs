@@ -68,7 +68,7 @@ impl<'obj> Generator<'obj> {
         config.udp_offset = u32::try_from(setup.udp_offset).context("UDP offset")?;
         let (first, last) = setup.dst_ports;
         config.port_first = first;
-        config.port_count = last.saturating_sub(first).saturating_add(1);
+        config.port_count = u32::from(last.saturating_sub(first)) + 1;
         let skel = logging::load("the trafficgen program", || open.load())?;
         let (hold_link, hold_ns) = hold(skel.progs.xdp_trafficgen.as_fd())?;
         Ok(Generator {
