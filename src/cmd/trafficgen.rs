@@ -37,11 +37,11 @@ pub struct Args {
     /// Frame size in bytes, Ethernet header included, FCS excluded
     #[arg(short, long, value_name = "B", default_value_t = 64)]
     pub size: usize,
-    /// Destination MAC [default: the veth peer's]
+    /// Destination MAC, unicast or group [default: the veth peer's]
     #[arg(long, value_name = "MAC")]
     pub dst_mac: Option<Mac>,
-    /// Source MAC [default: the interface's]
-    #[arg(long, value_name = "MAC")]
+    /// Source MAC, unicast [default: the interface's]
+    #[arg(long, value_name = "MAC", value_parser = parse_src_mac)]
     pub src_mac: Option<Mac>,
     /// Source address (RFC 2544's benchmarking range by default)
     #[arg(long, value_name = "IP")]
@@ -65,6 +65,19 @@ fn parse_rate(s: &str) -> Result<f64, String> {
         Ok(v) if v.is_finite() && (1.0..=1e9).contains(&v) => Ok(v),
         _ => Err(format!("{s:?} is not a rate between 1 and 1000000000 frames per second")),
     }
+}
+
+/// A source MAC names one station: a group address (multicast, broadcast)
+/// is only ever a destination.
+fn parse_src_mac(s: &str) -> Result<Mac, String> {
+    let mac: Mac = s.parse().map_err(|e| format!("{e}"))?;
+    if mac.is_group() {
+        return Err(format!(
+            "{s:?} is a group (multicast or broadcast) address, which no frame may come from; \
+             give a unicast MAC (first octet even, like 02:00:5e:10:00:01)"
+        ));
+    }
+    Ok(mac)
 }
 
 fn parse_ports(s: &str) -> Result<(u16, u16), String> {
