@@ -497,7 +497,7 @@ int ref_sock(struct xdp_md *ctx)
 /* Set by the bench before loading, as xdpctl sets its programs' own. */
 const volatile __u32 gen_udp_offset = 0;
 const volatile __u16 gen_port_first = 0;
-const volatile __u16 gen_port_count = 0;
+const volatile __u32 gen_port_count = 0;
 const volatile __u32 sample_snaplen = 9216;
 const volatile __u64 sample_wakeup = 1 << 20;
 
@@ -520,7 +520,7 @@ int ref_trafficgen(struct xdp_md *ctx)
 		return XDP_ABORTED;
 	next = gen_next;
 	gen_next = next + 1 >= gen_port_count ? 0 : next + 1;
-	port = bpf_htons(gen_port_first + next);
+	port = bpf_htons((__u16)(gen_port_first + next));
 	if (udph->check) {
 		udph->check = csum_update(udph->check, udph->dest, port);
 		if (!udph->check)

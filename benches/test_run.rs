@@ -57,7 +57,7 @@ const ECHO_CALLS: usize = 2000;
 const SAMPLE_REPEAT: u32 = 10_000;
 const SAMPLE_CALLS: usize = (REPEAT / SAMPLE_REPEAT) as usize;
 /// The trafficgen programs' port range, as `--udp-dst 5000-5009` sets it.
-const GEN_PORTS: (u16, u16) = (5000, 10);
+const GEN_PORTS: (u16, u32) = (5000, 10);
 const FRAME_LEN: usize = 64;
 
 const XDP_ABORTED: u32 = 0;

@@ -13,10 +13,11 @@
 
 /* Set by xdpctl before loading: where the UDP header starts, and the
  * destination ports to cycle through (port_count 0 or 1: a fixed port).
+ * 32 bits: the whole range 0-65535 is 65536 ports.
  */
 const volatile __u32 udp_offset = 0;
 const volatile __u16 port_first = 0;
-const volatile __u16 port_count = 0;
+const volatile __u32 port_count = 0;
 
 /* Frames handed out so far, and the next port's index in the range. One
  * generator runs one test run at a time, so plain counters are enough.
@@ -44,7 +45,7 @@ int xdp_trafficgen(struct xdp_md *ctx)
 
 	next = port_next;
 	port_next = next + 1 >= port_count ? 0 : next + 1;
-	port = bpf_htons(port_first + next);
+	port = bpf_htons((__u16)(port_first + next));
 
 	/* The page may come back recycled with the last port still in it, or
 	 * freshly copied from the template: update from whatever is there.

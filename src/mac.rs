@@ -9,6 +9,14 @@ use anyhow::{bail, Result};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mac(pub [u8; 6]);
 
+impl Mac {
+    /// A group address (multicast, broadcast included): the I/G bit, the
+    /// lowest bit of the first octet, is set. Valid as a destination only.
+    pub fn is_group(&self) -> bool {
+        self.0[0] & 1 == 1
+    }
+}
+
 impl FromStr for Mac {
     type Err = anyhow::Error;
 
@@ -52,6 +60,21 @@ mod tests {
         let mac: Mac = "02:aB:cd:EF:00:ff".parse().unwrap();
         assert_eq!(mac.0, [0x02, 0xab, 0xcd, 0xef, 0x00, 0xff]);
         assert_eq!(mac.to_string(), "02:ab:cd:ef:00:ff");
+    }
+
+    #[test]
+    fn group_addresses_have_the_ig_bit() {
+        for (mac, group) in [
+            ("ff:ff:ff:ff:ff:ff", true),
+            ("01:00:5e:00:00:01", true),
+            ("33:33:00:00:00:01", true),
+            ("03:00:00:00:00:00", true),
+            ("02:00:00:00:00:01", false),
+            ("fe:ff:ff:ff:ff:ff", false),
+            ("00:00:00:00:00:00", false),
+        ] {
+            assert_eq!(mac.parse::<Mac>().unwrap().is_group(), group, "{mac}");
+        }
     }
 
     #[test]

@@ -63,6 +63,8 @@ pub struct Link {
     pub mtu: Option<u32>,
     /// Frames received, from the device's 64-bit counters (IFLA_STATS64).
     pub rx_packets: Option<u64>,
+    /// Frames transmitted, from the same counters.
+    pub tx_packets: Option<u64>,
 }
 
 /// The interface `index` of this namespace, or of the namespace this one
@@ -189,6 +191,10 @@ fn u32_at(buf: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_ne_bytes(buf.get(at..at + 4)?.try_into().ok()?))
 }
 
+fn u64_at(buf: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_ne_bytes(buf.get(at..at + 8)?.try_into().ok()?))
+}
+
 /// Attributes as (type, payload), stopping at the first malformed one.
 fn attrs(mut buf: &[u8]) -> Vec<(u16, &[u8])> {
     let mut out = Vec::new();
@@ -231,10 +237,10 @@ fn parse_reply(buf: &[u8]) -> Result<Option<Link>> {
                     IFLA_MTU => link.mtu = u32_at(data, 0),
                     IFLA_LINK_NETNSID => link.link_netnsid = u32_at(data, 0).map(|v| v as i32),
                     IFLA_NUM_RX_QUEUES => link.rx_queues = u32_at(data, 0),
-                    // struct rtnl_link_stats64 starts with rx_packets.
+                    // struct rtnl_link_stats64 starts with rx_packets, tx_packets.
                     IFLA_STATS64 => {
-                        link.rx_packets =
-                            data.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_ne_bytes);
+                        link.rx_packets = u64_at(data, 0);
+                        link.tx_packets = u64_at(data, 8);
                     }
                     IFLA_LINKINFO => {
                         link.kind = attrs(data)
@@ -279,6 +285,7 @@ mod tests {
         body.extend_from_slice(&(IFF_UP | IFF_LOWER_UP).to_ne_bytes());
         body.extend_from_slice(&[0; 4]);
         let mut stats = 1234u64.to_ne_bytes().to_vec();
+        stats.extend_from_slice(&5678u64.to_ne_bytes());
         stats.resize(200, 0);
         body.extend(attr(IFLA_STATS64, &stats));
         body.extend(attr(IFLA_MTU, &1500u32.to_ne_bytes()));
@@ -304,6 +311,7 @@ mod tests {
                 flags: IFF_UP | IFF_LOWER_UP,
                 mtu: Some(1500),
                 rx_packets: Some(1234),
+                tx_packets: Some(5678),
             }
         );
     }

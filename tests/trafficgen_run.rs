@@ -31,7 +31,7 @@ fn with_generator(ip: IpAddr, first: u16, last: u16, test: impl FnOnce(&Trafficg
     let config = open.maps.rodata_data.as_deref_mut().expect(".rodata");
     config.udp_offset = frame::udp_offset(ip) as u32;
     config.port_first = first;
-    config.port_count = last - first + 1;
+    config.port_count = u32::from(last - first) + 1;
     let skel = open.load().expect("load xdp_trafficgen (root needed)");
     test(&skel);
 }
@@ -69,6 +69,35 @@ fn ports_cycle_and_checksums_stay_right_ipv4_and_ipv6() {
             assert_eq!(frames_sent(skel), 7);
         });
     }
+}
+
+/// `--udp-dst 0-65535`: 65536 ports, the last one included, then port 0 again.
+#[test]
+fn the_whole_port_range_reaches_65535_and_wraps() {
+    let (src, dst) = ("198.18.0.1", "198.18.0.2");
+    let ip: IpAddr = dst.parse().expect("IP");
+    with_generator(ip, 0, 65535, |skel| {
+        let template = frame::udp(&spec(src, dst, 0, 64)).expect("template");
+        // 65535 runs on one buffer (a plain test run repeats in place):
+        // ports 0 to 65534, each rewrite on top of the last.
+        let mut out = vec![0u8; template.len() + 256];
+        let input = ProgramInput {
+            data_in: Some(&template),
+            data_out: Some(&mut out),
+            repeat: 65535,
+            ..Default::default()
+        };
+        let output = skel.progs.xdp_trafficgen.test_run(input).expect("test_run");
+        assert_eq!(output.return_value, XDP_TX);
+        let len = output.data.expect("data out").len();
+        out.truncate(len);
+        assert_eq!(out, frame::udp(&spec(src, dst, 65534, 64)).expect("frame"), "port 65534");
+        for port in [65535, 0, 1] {
+            let want = frame::udp(&spec(src, dst, port, 64)).expect("reference frame");
+            assert_eq!(run(skel, &template), (XDP_TX, want), "port {port}");
+        }
+        assert_eq!(frames_sent(skel), 65535 + 3);
+    });
 }
 
 #[test]

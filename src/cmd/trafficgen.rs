@@ -1,12 +1,13 @@
 //! `xdpctl trafficgen`: send UDP frames out of an interface at a set rate, or
-//! as fast as one CPU can, without pktgen (see `trafficgen`). Reports the
-//! rate sent and, for a veth, the rate its peer received.
+//! as fast as one CPU can, without pktgen (see `trafficgen`). Reports what
+//! the interface transmitted by its own counters, the program runs it did not
+//! send, and for a veth what its peer received.
 
 use std::mem::MaybeUninit;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use crate::cmd::parse_interval;
@@ -36,11 +37,11 @@ pub struct Args {
     /// Frame size in bytes, Ethernet header included, FCS excluded
     #[arg(short, long, value_name = "B", default_value_t = 64)]
     pub size: usize,
-    /// Destination MAC [default: the veth peer's]
+    /// Destination MAC, unicast or group [default: the veth peer's]
     #[arg(long, value_name = "MAC")]
     pub dst_mac: Option<Mac>,
-    /// Source MAC [default: the interface's]
-    #[arg(long, value_name = "MAC")]
+    /// Source MAC, unicast [default: the interface's]
+    #[arg(long, value_name = "MAC", value_parser = parse_src_mac)]
     pub src_mac: Option<Mac>,
     /// Source address (RFC 2544's benchmarking range by default)
     #[arg(long, value_name = "IP")]
@@ -66,6 +67,19 @@ fn parse_rate(s: &str) -> Result<f64, String> {
     }
 }
 
+/// A source MAC names one station: a group address (multicast, broadcast)
+/// is only ever a destination.
+fn parse_src_mac(s: &str) -> Result<Mac, String> {
+    let mac: Mac = s.parse().map_err(|e| format!("{e}"))?;
+    if mac.is_group() {
+        return Err(format!(
+            "{s:?} is a group (multicast or broadcast) address, which no frame may come from; \
+             give a unicast MAC (first octet even, like 02:00:5e:10:00:01)"
+        ));
+    }
+    Ok(mac)
+}
+
 fn parse_ports(s: &str) -> Result<(u16, u16), String> {
     let bad = || format!("{s:?} is not a port (0-65535) or a range FIRST-LAST with FIRST <= LAST");
     let (first, last) = s.split_once('-').unwrap_or((s, s));
@@ -77,7 +91,7 @@ fn parse_ports(s: &str) -> Result<(u16, u16), String> {
     Ok((first, last))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Clone, Copy)]
 struct Rate {
     packets: u64,
     pps: f64,
@@ -89,9 +103,14 @@ struct JsonSample<'a> {
     prog_id: u32,
     time: f64,
     period: f64,
+    /// Frames the interface transmitted, by its own counter (tx_packets).
     sent: Rate,
     /// Megabits per second of frame data sent.
     mbps: f64,
+    /// Runs of the generator program: frames handed to the interface.
+    runs: Rate,
+    /// Runs the interface did not transmit: `runs` - `sent`.
+    not_sent: Rate,
     #[serde(skip_serializing_if = "Option::is_none")]
     peer: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -134,9 +153,9 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
         duration: args.duration.map(Duration::from_secs_f64),
         interval: Duration::from_secs_f64(args.interval),
     };
-    let mut meter = Meter::new(&dev, gen.prog_id()?, &link, peer.as_ref(), spec.size, out);
-    let sent = gen.run(&plan, || stop.requested(), |sent| meter.report(sent, false))?;
-    meter.finish(sent)
+    let mut meter = Meter::new(&dev, gen.prog_id()?, &link, peer.as_ref(), spec.size, out)?;
+    let runs = gen.run(&plan, || stop.requested(), |runs| meter.report(runs, false))?;
+    meter.finish(runs)
 }
 
 /// Refuse what would send nothing: a down interface, or one whose frames
@@ -212,7 +231,8 @@ fn frame_spec(args: &Args, dev: &Iface, link: &Link, peer: Option<&Link>) -> Res
     Ok(spec)
 }
 
-/// Progress lines: frames sent, and what the veth peer counted received.
+/// Progress lines: frames the interface transmitted, program runs it did
+/// not, and what the veth peer counted received.
 struct Meter<'a> {
     dev: &'a Iface,
     prog_id: u32,
@@ -221,9 +241,18 @@ struct Meter<'a> {
     out: Output,
     start: Instant,
     at: Instant,
-    sent: u64,
+    /// Totals at the last report.
+    last: Totals,
+    tx_base: u64,
     peer_base: Option<u64>,
-    received: u64,
+}
+
+/// Counts since the start of the run.
+#[derive(Clone, Copy, Default)]
+struct Totals {
+    runs: u64,
+    sent: u64,
+    received: Option<u64>,
 }
 
 impl<'a> Meter<'a> {
@@ -234,7 +263,7 @@ impl<'a> Meter<'a> {
         peer: Option<&'a Link>,
         size: usize,
         out: Output,
-    ) -> Self {
+    ) -> Result<Self> {
         let peer = peer.map(|p| (p, link.link_netnsid));
         let mut meter = Meter {
             dev,
@@ -244,12 +273,23 @@ impl<'a> Meter<'a> {
             out,
             start: Instant::now(),
             at: Instant::now(),
-            sent: 0,
+            last: Totals::default(),
+            tx_base: 0,
             peer_base: None,
-            received: 0,
         };
+        meter.tx_base = meter.tx()?;
         meter.peer_base = meter.peer_rx();
-        meter
+        meter.last.received = meter.peer_base.map(|_| 0);
+        Ok(meter)
+    }
+
+    /// The interface's transmitted-frames counter. A veth counts there the
+    /// frames its peer took; those it refused or had nowhere to put are not.
+    fn tx(&self) -> Result<u64> {
+        netlink::get_link(self.dev.index, None)
+            .with_context(|| format!("reading {}'s counters", self.dev.name))?
+            .tx_packets
+            .with_context(|| format!("netlink gave no counters for {}", self.dev.name))
     }
 
     /// The peer's received-frames counter; None if it cannot be read (the
@@ -259,49 +299,61 @@ impl<'a> Meter<'a> {
         netlink::get_link(peer.index, netnsid).ok()?.rx_packets
     }
 
-    fn report(&mut self, sent: u64, last: bool) -> Result<()> {
-        self.report_at(sent, last, Instant::now())
-    }
-
-    fn report_at(&mut self, sent: u64, last: bool, now: Instant) -> Result<()> {
-        let (since, period) = if last {
-            (0, now.duration_since(self.start).as_secs_f64())
-        } else {
-            (self.sent, now.duration_since(self.at).as_secs_f64())
-        };
-        let rate = |n: u64| if period > 0.0 { n as f64 / period } else { 0.0 };
+    fn totals(&self, runs: u64) -> Result<Totals> {
         let received = match (self.peer_base, self.peer_rx()) {
-            (Some(base), Some(rx)) => {
-                let total = rx.saturating_sub(base);
-                let before = if last { 0 } else { self.received };
-                self.received = total;
-                Some(Rate { packets: total, pps: rate(total.saturating_sub(before)) })
-            }
+            (Some(base), Some(rx)) => Some(rx.saturating_sub(base)),
             _ => None,
         };
+        Ok(Totals { runs, sent: self.tx()?.saturating_sub(self.tx_base), received })
+    }
+
+    fn report(&mut self, runs: u64, last: bool) -> Result<()> {
+        let now = Instant::now();
+        let totals = self.totals(runs)?;
+        self.report_at(totals, last, now)
+    }
+
+    fn report_at(&mut self, now: Totals, last: bool, at: Instant) -> Result<()> {
+        // The final report covers the whole run; progress lines the interval.
+        let (before, period) = if last {
+            (Totals { received: now.received.map(|_| 0), ..Totals::default() }, at - self.start)
+        } else {
+            (self.last, at - self.at)
+        };
+        let period = period.as_secs_f64();
+        let rate = |total: u64, before: u64| Rate {
+            packets: total,
+            pps: if period > 0.0 { total.saturating_sub(before) as f64 / period } else { 0.0 },
+        };
+        let not_sent = |t: &Totals| t.runs.saturating_sub(t.sent);
+        let sent = rate(now.sent, before.sent);
         let sample = JsonSample {
             dev: &self.dev.name,
             prog_id: self.prog_id,
             time: unix_time(),
             period,
-            mbps: rate(sent - since) * (self.size * 8) as f64 / 1e6,
-            sent: Rate { packets: sent, pps: rate(sent - since) },
+            sent,
+            mbps: sent.pps * (self.size * 8) as f64 / 1e6,
+            runs: rate(now.runs, before.runs),
+            not_sent: rate(not_sent(&now), not_sent(&before)),
             peer: self.peer.map(|(p, _)| p.name.as_str()),
-            received,
+            received: now.received.map(|r| rate(r, before.received.unwrap_or(0))),
             last,
         };
-        self.at = now;
-        self.sent = sent;
+        self.at = at;
+        self.last = now;
         if self.out.json {
             return self.out.json(&sample);
         }
         let mut line = format!(
-            "{}{}: sent {} frames ({:.0} pps, {:.1} Mbit/s)",
+            "{}{}: sent {} frames ({:.0} pps, {:.1} Mbit/s), {} of {} program runs not sent",
             if last { "total over the run, " } else { "" },
             sample.dev,
             sample.sent.packets,
             sample.sent.pps,
-            sample.mbps
+            sample.mbps,
+            sample.not_sent.packets,
+            sample.runs.packets,
         );
         if let (Some(peer), Some(r)) = (sample.peer, &sample.received) {
             line.push_str(&format!("; {peer} received {} ({:.0} pps)", r.packets, r.pps));
@@ -310,11 +362,12 @@ impl<'a> Meter<'a> {
         self.out.print(&line)
     }
 
-    fn finish(&mut self, sent: u64) -> Result<()> {
+    fn finish(&mut self, runs: u64) -> Result<()> {
         let end = Instant::now();
-        // The peer counts a frame once its receive path has run: a moment
-        // after the last run returns.
+        // The counters move once the frames have passed the receive path of
+        // the peer: a moment after the last run returns.
         std::thread::sleep(Duration::from_millis(50));
-        self.report_at(sent, true, end)
+        let totals = self.totals(runs)?;
+        self.report_at(totals, true, end)
     }
 }
