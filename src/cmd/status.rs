@@ -7,6 +7,7 @@ use libbpf_rs::ProgramHandle;
 use serde::Serialize;
 
 use crate::cmd::full_name;
+use crate::escape;
 use crate::iface;
 use crate::leftovers;
 use crate::output::Output;
@@ -39,7 +40,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
         eprintln!(
             "xdpctl: leftovers: {}; `xdpctl unload --dev {}` removes them",
             l.describe(),
-            l.rec.ifname
+            escape::text(&l.rec.ifname)
         );
     }
     let devs = match &args.dev {
@@ -60,7 +61,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
             eprintln!(
                 "xdpctl: leftovers: {}; `xdpctl unload --dev {}` removes them",
                 k.describe(&dev.name, held),
-                dev.name
+                escape::text(&dev.name)
             );
         }
         for att in attached {
@@ -91,7 +92,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     }
     if rows.is_empty() {
         return out.print(&match &args.dev {
-            Some(name) => format!("{name}: no XDP program attached\n"),
+            Some(name) => format!("{}: no XDP program attached\n", escape::text(name)),
             None => "No XDP programs attached\n".to_string(),
         });
     }
@@ -100,12 +101,12 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
         "INTERFACE", "PROG ID", "NAME", "TAG", "MODE"
     );
     for r in rows {
-        let pin_dir = r.pin_dir.map_or_else(|| "-".to_string(), |p| p.display().to_string());
+        let pin_dir = r.pin_dir.map_or_else(|| "-".to_string(), |p| escape::path(&p));
         text.push_str(&format!(
             "{:<16} {:>7}  {:<16} {:<16}  {:<6}  {pin_dir}\n",
-            r.ifname,
+            escape::text(&r.ifname),
             r.prog_id,
-            r.name,
+            escape::text(&r.name),
             r.tag,
             r.mode.to_string()
         ));
