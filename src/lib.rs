@@ -19,6 +19,7 @@ pub mod lock;
 pub mod logging;
 pub mod mac;
 pub mod netlink;
+pub mod netns;
 pub mod object;
 pub mod output;
 pub mod pins;
