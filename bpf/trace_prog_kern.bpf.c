@@ -5,46 +5,74 @@
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
 
 #include "trace_common.h"
 
-/* The record of xdp:xdp_exception, as events/xdp/xdp_exception/format
- * lays it out after the 8 bytes of common fields.
+/* The few kernel fields read here, no more: CO-RE moves each read to where
+ * this kernel's BTF puts the field.
  */
-struct xdp_exception_ctx {
-	__u64 common;
-	__s32 prog_id;
-	__u32 act;
-	__s32 ifindex;
+#pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
+struct net {
+	__u64 net_cookie;
 };
+
+struct net_device {
+	char name[NETDEV_NAME_LEN];
+	int ifindex;
+	struct {
+		struct net *net;
+	} nd_net; /* possible_net_t */
+};
+
+struct sk_buff {
+	struct net_device *dev;
+};
+#pragma clang attribute pop
+
+/* The namespace `dev` lives in, as user space's SO_NETNS_COOKIE names it. */
+static __always_inline __u64 netns_of(const struct net_device *dev)
+{
+	return BPF_CORE_READ(dev, nd_net.net, net_cookie);
+}
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__type(key, struct exception_key);
-	__type(value, __u64);
+	__type(value, struct exception_count);
 	__uint(max_entries, 1024);
 } exceptions SEC(".maps");
 
-SEC("tracepoint/xdp/xdp_exception")
-int trace_xdp_exception(struct xdp_exception_ctx *ctx)
+/* A raw tracepoint, not tracepoint/xdp/xdp_exception: that record carries the
+ * ifindex but not the namespace it belongs to. The raw arguments are
+ * TP_PROTO(const struct net_device *dev, const struct bpf_prog *xdp, u32 act).
+ */
+SEC("raw_tp/xdp_exception")
+int trace_xdp_exception(struct bpf_raw_tracepoint_args *ctx)
 {
-	struct exception_key key = {.ifindex = ctx->ifindex, .action = ctx->act};
-	__u64 one = 1;
-	__u64 *count;
+	const struct net_device *dev = (const void *)ctx->args[0];
+	struct exception_key key = {
+	    .netns = netns_of(dev),
+	    .ifindex = BPF_CORE_READ(dev, ifindex),
+	    .action = (__u32)ctx->args[2],
+	};
+	struct exception_count first = {.count = 1};
+	struct exception_count *rec;
 
-	count = bpf_map_lookup_elem(&exceptions, &key);
-	if (count) {
+	rec = bpf_map_lookup_elem(&exceptions, &key);
+	if (rec) {
 		/* This CPU's own slot: no atomics needed. */
-		(*count)++;
+		rec->count++;
 		return 0;
 	}
+	bpf_core_read_str(first.name, sizeof(first.name), &dev->name);
 	/* First event for the key; if another CPU created it meanwhile, the
 	 * insert fails and the new entry takes the count instead.
 	 */
-	if (bpf_map_update_elem(&exceptions, &key, &one, BPF_NOEXIST)) {
-		count = bpf_map_lookup_elem(&exceptions, &key);
-		if (count)
-			(*count)++;
+	if (bpf_map_update_elem(&exceptions, &key, &first, BPF_NOEXIST)) {
+		rec = bpf_map_lookup_elem(&exceptions, &key);
+		if (rec)
+			rec->count++;
 	}
 	return 0;
 }
@@ -265,6 +293,7 @@ SEC("tracepoint")
 int trace_netdev(struct netdev_ctx *ctx)
 {
 	struct netdev_key key = {};
+	const struct sk_buff *skb;
 	struct netdev_counts *counts;
 	struct netdev_event *event;
 
@@ -272,6 +301,12 @@ int trace_netdev(struct netdev_ctx *ctx)
 				  (void *)ctx + (ctx->name_loc & 0xffff));
 	if (filter_on && !name_matches(key.name))
 		return 0;
+	/* Names repeat across namespaces: the skb's device tells which. (The
+	 * pointer is taken first: inside BPF_CORE_READ the record's own field
+	 * would get a CO-RE relocation too.)
+	 */
+	skb = (const struct sk_buff *)(unsigned long)ctx->skbaddr;
+	key.netns = BPF_CORE_READ(skb, dev, nd_net.net, net_cookie);
 	/* Each attachment carries its direction as the BPF cookie: the
 	 * record's common_type is overwritten before a program sees it.
 	 */
@@ -283,6 +318,7 @@ int trace_netdev(struct netdev_ctx *ctx)
 		if (!event)
 			return 0;
 		event->skbaddr = ctx->skbaddr;
+		event->netns = key.netns;
 		event->len = ctx->len;
 		event->dir = key.dir;
 		__builtin_memcpy(event->name, key.name, sizeof(event->name));

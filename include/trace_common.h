@@ -5,14 +5,27 @@
 
 #include <linux/types.h>
 
-/* Key of the exceptions map: which interface, which XDP action. */
+/* Interface names as the kernel keeps them (IFNAMSIZ). */
+#define NETDEV_NAME_LEN 16
+
+/* Key of the exceptions map: which namespace, which interface, which XDP
+ * action. Interface indexes are per namespace, so the index alone would
+ * put another namespace's events under this namespace's interface.
+ */
 struct exception_key {
+	__u64 netns; /* the device's namespace: net_cookie, as SO_NETNS_COOKIE */
 	__s32 ifindex;
 	__u32 action;
 };
 
-/* Interface names as the kernel keeps them (IFNAMSIZ). */
-#define NETDEV_NAME_LEN 16
+/* Value of the exceptions map, per CPU: the events, and on the CPU that made
+ * the entry the device's name then (other namespaces' indexes cannot be
+ * looked up from user space).
+ */
+struct exception_count {
+	__u64 count;
+	char name[NETDEV_NAME_LEN];
+};
 
 /* Direction of a net:* event: netif_receive_skb is RX, net_dev_queue TX. */
 enum netdev_dir {
@@ -20,10 +33,14 @@ enum netdev_dir {
 	NETDEV_TX = 1,
 };
 
-/* Key of the netdev_stats map: one device, one direction. */
+/* Key of the netdev_stats map: one device (namespace and name), one
+ * direction.
+ */
 struct netdev_key {
+	__u64 netns;
 	char name[NETDEV_NAME_LEN];
 	__u32 dir;
+	__u32 pad; /* zero: a hash key has no room for stray bytes */
 };
 
 struct netdev_counts {
@@ -34,6 +51,7 @@ struct netdev_counts {
 /* One event on the netdev_events ring buffer (trace netdev --events). */
 struct netdev_event {
 	__u64 skbaddr;
+	__u64 netns;
 	__u32 len;
 	__u32 dir;
 	char name[NETDEV_NAME_LEN];

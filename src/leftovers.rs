@@ -14,6 +14,7 @@ use libbpf_rs::{MapCore, Program};
 use nix::net::if_::if_indextoname;
 
 use crate::bpffs;
+use crate::escape;
 use crate::netns;
 use crate::object;
 use crate::pins;
@@ -32,13 +33,17 @@ impl Leftover {
     pub fn describe(&self) -> String {
         format!(
             "{} (ifindex {}) left {} (id {}) behind: {}; its pins in {}: {}",
-            self.rec.ifname,
+            escape::text(&self.rec.ifname),
             self.key.ifindex,
-            self.rec.prog_name,
+            escape::text(&self.rec.prog_name),
             self.rec.prog_id,
             self.why,
-            self.rec.pin_dir.display(),
-            if self.rec.pins.is_empty() { "none".to_string() } else { self.rec.pins.join(", ") }
+            escape::path(&self.rec.pin_dir),
+            if self.rec.pins.is_empty() {
+                "none".to_string()
+            } else {
+                escape::text(&self.rec.pins.join(", ")).into_owned()
+            }
         )
     }
 }
@@ -57,12 +62,12 @@ impl Renamed {
         format!(
             "{} (ifindex {}) was renamed to {}; it still runs {} (id {}) that xdpctl loaded, \
              with its pins in {}",
-            self.rec.ifname,
+            escape::text(&self.rec.ifname),
             self.key.ifindex,
-            self.now,
-            self.rec.prog_name,
+            escape::text(&self.now),
+            escape::text(&self.rec.prog_name),
             self.rec.prog_id,
-            self.rec.pin_dir.display()
+            escape::path(&self.rec.pin_dir)
         )
     }
 }
@@ -164,10 +169,14 @@ pub fn prune_dead_namespaces() -> Result<Vec<String>> {
         out.push(format!(
             "removed the record of {} on {} (ifindex {}) in a network namespace that no longer \
              exists; pins removed: {}",
-            rec.prog_name,
-            rec.ifname,
+            escape::text(&rec.prog_name),
+            escape::text(&rec.ifname),
             key.ifindex,
-            if removed.is_empty() { "none".to_string() } else { removed.join(", ") }
+            if removed.is_empty() {
+                "none".to_string()
+            } else {
+                escape::text(&removed.join(", ")).into_owned()
+            }
         ));
     }
     Ok(out)
@@ -203,11 +212,12 @@ impl Killed {
             format!(" and its program (id {}, {} mode) attached", a.prog_id, a.mode)
         });
         format!(
-            "a load on {ifname} (pid {}) was killed before it finished: it left pins staged in \
+            "a load on {} (pid {}) was killed before it finished: it left pins staged in \
              {}: {}{prog}",
+            escape::text(ifname),
             self.pid,
-            self.dir.display(),
-            self.pins.join(", ")
+            escape::path(&self.dir),
+            escape::text(&self.pins.join(", "))
         )
     }
 }

@@ -10,6 +10,7 @@ pub mod clock;
 pub mod cmd;
 pub mod echo;
 pub mod error;
+pub mod escape;
 pub mod ethtool;
 pub mod frame;
 pub mod iface;

@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use libbpf_rs::PrintLevel;
 
 use crate::error::Exit;
+use crate::escape;
 
 static VERBOSE: AtomicBool = AtomicBool::new(false);
 static WARNINGS: Mutex<VecDeque<String>> = Mutex::new(VecDeque::new());
@@ -27,7 +28,7 @@ pub fn verbose() -> bool {
 
 fn on_message(level: PrintLevel, msg: String) {
     if verbose() {
-        eprint!("{msg}");
+        eprint!("{}", escape::controls(&msg));
     }
     if !matches!(level, PrintLevel::Warn) {
         return;
@@ -52,7 +53,7 @@ pub fn load<T>(what: &str, load: impl FnOnce() -> libbpf_rs::Result<T>) -> anyho
         let tail = verifier_tail(20);
         if !verbose() {
             for line in &tail {
-                eprintln!("  {line}");
+                eprintln!("  {}", escape::controls(line));
             }
         }
         let msg = if tail.is_empty() {

@@ -9,6 +9,7 @@ use xdpctl::caps;
 use xdpctl::cli::{Cli, Command};
 use xdpctl::cmd::{afxdp, list, load, redirect, sample, stats, status, trace, trafficgen, unload};
 use xdpctl::error::exit_code;
+use xdpctl::escape;
 use xdpctl::logging;
 use xdpctl::output::{is_broken_pipe, Output};
 
@@ -37,7 +38,7 @@ fn main() -> ExitCode {
         // `xdpctl stats --json | head -1`: the reader has what it wanted.
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("xdpctl: error: {err:#}");
+            eprintln!("xdpctl: error: {}", escape::controls(&format!("{err:#}")));
             ExitCode::from(exit_code(&err))
         }
     }
@@ -61,6 +62,7 @@ fn usage_error(err: &clap::Error) -> ExitCode {
         text.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect();
     let what = what.join(" ");
     let what = what.strip_prefix("error: ").unwrap_or(&what);
+    let what = escape::controls(what);
     eprintln!("xdpctl: error: {what}; `xdpctl --help` lists the commands and options");
     ExitCode::from(2)
 }

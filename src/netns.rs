@@ -1,50 +1,49 @@
-//! Network namespaces by cookie. The kernel numbers each namespace once and
-//! never reuses the number (SO_NETNS_COOKIE), where the inode of
-//! /proc/self/ns/net is handed to the next namespace as soon as one dies.
+//! Network namespaces, identified by their cookie (what SO_NETNS_COOKIE gives
+//! user space and `struct net`'s net_cookie holds in the kernel): never
+//! reused while the machine runs, unlike inode numbers, which the kernel
+//! hands to the next namespace as soon as one dies.
 
+use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io;
-use std::mem::size_of;
+use std::io::{self, ErrorKind};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Context, Result};
+use nix::errno::Errno;
 use nix::sched::{setns, CloneFlags};
 use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
+use serde::Serialize;
 
-/// asm-generic's value (libc does not export it); sparc numbers its socket
-/// options apart.
-#[cfg(target_arch = "sparc64")]
-const SO_NETNS_COOKIE: i32 = 0x0050;
-#[cfg(not(target_arch = "sparc64"))]
-const SO_NETNS_COOKIE: i32 = 71;
+/// Where `ip netns add` keeps its namespaces (bind mounts of ns files).
+pub const NAMED: &str = "/run/netns";
 
-/// The cookie of the network namespace this thread is in (kernel 5.14+).
+/// The cookie of the network namespace this thread is in.
 pub fn cookie() -> Result<u64> {
-    // Any socket answers for its namespace; a unix one needs no privilege.
+    // Any socket tells the cookie of the namespace it was made in.
     let sock = socket(AddressFamily::Unix, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)
-        .context("making a socket to ask for the network namespace cookie")?;
+        .context("opening a socket to read this network namespace's cookie")?;
     socket_cookie(sock.as_fd())
 }
 
 fn socket_cookie(sock: BorrowedFd<'_>) -> Result<u64> {
     let mut value = 0u64;
-    let mut len = size_of::<u64>() as libc::socklen_t;
-    // SAFETY: `value` is a live u64 and `len` its size; the kernel writes at
-    // most `len` bytes there.
-    let ret = unsafe {
+    let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+    // SAFETY: `value` and `len` are live locals; the kernel writes at most
+    // `len` (8) bytes into `value` and the length it wrote into `len`.
+    let rc = unsafe {
         libc::getsockopt(
             sock.as_raw_fd(),
             libc::SOL_SOCKET,
-            SO_NETNS_COOKIE,
-            (&mut value as *mut u64).cast(),
+            libc::SO_NETNS_COOKIE,
+            (&raw mut value).cast(),
             &mut len,
         )
     };
-    if ret < 0 {
-        return Err(io::Error::last_os_error())
-            .context("reading the network namespace cookie (SO_NETNS_COOKIE, kernel 5.14+)");
+    if rc != 0 {
+        return Err(Errno::last()).context("getsockopt(SO_NETNS_COOKIE) (kernel 5.14 or newer)");
     }
     Ok(value)
 }
@@ -104,17 +103,168 @@ fn matches_inode(path: &Path, ino: u64) -> bool {
     fs::metadata(path).is_ok_and(|m| m.ino() == ino)
 }
 
+/// The cookie of every namespace `ip netns` names, by cookie. Entries that
+/// are not (or no longer) namespaces are skipped; other failures are errors.
+pub fn named() -> Result<HashMap<u64, Vec<u8>>> {
+    let entries = match fs::read_dir(NAMED) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(HashMap::new()),
+        Err(e) => return Err(e).with_context(|| format!("listing {NAMED}")),
+    };
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry.with_context(|| format!("listing {NAMED}"))?;
+        let name = entry.file_name().as_bytes().to_vec();
+        // A bind mount is a file; a symlink planted here is not followed.
+        let file = match fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(entry.path())
+        {
+            Ok(f) => f,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ELOOP)) => continue,
+            Err(e) => return Err(e).with_context(|| format!("opening {}", entry.path().display())),
+        };
+        files.push((name, file));
+    }
+    // setns changes only the calling thread: a short-lived one enters each.
+    std::thread::scope(|s| {
+        s.spawn(|| cookies_of(&files))
+            .join()
+            .map_err(|_| anyhow!("the thread reading {NAMED} panicked"))?
+    })
+}
+
+fn cookies_of(files: &[(Vec<u8>, File)]) -> Result<HashMap<u64, Vec<u8>>> {
+    let mut out = HashMap::new();
+    for (name, file) in files {
+        match setns(file.as_fd(), CloneFlags::CLONE_NEWNET) {
+            Ok(()) => {}
+            // Not a network namespace (an unmounted or stray file).
+            Err(Errno::EINVAL) => continue,
+            Err(e) => {
+                let path = Path::new(NAMED).join(std::ffi::OsStr::from_bytes(name));
+                return Err(e).with_context(|| format!("entering {}", path.display()));
+            }
+        }
+        out.insert(cookie()?, name.clone());
+    }
+    Ok(out)
+}
+
+/// A namespace as JSON shows it: the cookie, and its `ip netns` name if any.
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+pub struct Netns {
+    pub cookie: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// Names of the namespaces a command meets, looked up in /run/netns once per
+/// cookie not seen before.
+pub struct Names {
+    own: u64,
+    known: HashMap<u64, Option<Vec<u8>>>,
+    /// Set once a lookup failed: cookies only from then on.
+    failed: bool,
+}
+
+impl Names {
+    pub fn new() -> Result<Names> {
+        Ok(Names { own: cookie()?, known: HashMap::new(), failed: false })
+    }
+
+    /// Names known from the start, none looked up: for tests.
+    #[cfg(test)]
+    pub(crate) fn fixed(own: u64, named: impl IntoIterator<Item = (u64, Vec<u8>)>) -> Names {
+        let known = named.into_iter().map(|(c, n)| (c, Some(n))).collect();
+        Names { own, known, failed: true }
+    }
+
+    /// The caller's namespace.
+    pub fn own(&self) -> u64 {
+        self.own
+    }
+
+    /// Learn the names of `cookies` not met before; a failed lookup is said
+    /// once through `note` and leaves the cookies unnamed.
+    pub fn learn(&mut self, cookies: impl IntoIterator<Item = u64>, note: impl Fn(&str)) {
+        let new: Vec<u64> = cookies.into_iter().filter(|c| !self.known.contains_key(c)).collect();
+        if new.is_empty() {
+            return;
+        }
+        let found = if self.failed {
+            HashMap::new()
+        } else {
+            named().unwrap_or_else(|e| {
+                note(&format!(
+                    "warning: cannot name network namespaces ({e:#}); showing their cookies"
+                ));
+                self.failed = true;
+                HashMap::new()
+            })
+        };
+        for (cookie, name) in &found {
+            self.known.insert(*cookie, Some(name.clone()));
+        }
+        for cookie in new {
+            self.known.entry(cookie).or_insert(None);
+        }
+    }
+
+    /// The `ip netns` name of `cookie`, if [`Names::learn`] found one.
+    pub fn name(&self, cookie: u64) -> Option<&[u8]> {
+        self.known.get(&cookie)?.as_deref()
+    }
+
+    /// `cookie` for JSON.
+    pub fn json(&self, cookie: u64) -> Netns {
+        let name = self.name(cookie).map(|n| String::from_utf8_lossy(n).into_owned());
+        Netns { cookie, name }
+    }
+
+    /// `cookie` for text: None for the caller's own namespace, else its
+    /// name or `cookie N`, escaped.
+    pub fn label(&self, cookie: u64) -> Option<String> {
+        if cookie == self.own {
+            return None;
+        }
+        Some(match self.name(cookie) {
+            Some(name) => crate::escape::bytes(name),
+            None => format!("cookie {cookie}"),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn this_namespace_has_one_cookie_and_is_alive() {
+    fn this_namespace_has_one_cookie() {
+        let here = cookie().unwrap();
+        assert_ne!(here, 0);
+        assert_eq!(cookie().unwrap(), here);
+        // A thread shares the namespace, so the cookie too.
+        assert_eq!(std::thread::spawn(cookie).join().unwrap().unwrap(), here);
+    }
+
+    #[test]
+    fn this_namespace_is_alive_and_no_other_has_its_cookie() {
         let c = cookie().unwrap();
-        assert_eq!(c, cookie().unwrap());
         let own = File::open("/proc/self/ns/net").unwrap();
         assert_eq!(cookie_of(&own).unwrap(), c);
         assert!(alive(c, inode().unwrap()).unwrap());
         assert!(!alive(u64::MAX, inode().unwrap()).unwrap(), "no namespace has that cookie");
+    }
+
+    #[test]
+    fn labels_name_other_namespaces_only() {
+        let names = Names::fixed(1, [(2, b"lab\x1b".to_vec())]);
+        assert_eq!(names.label(1), None);
+        assert_eq!(names.label(2).as_deref(), Some("lab\\x1b"));
+        assert_eq!(names.label(3).as_deref(), Some("cookie 3"));
+        assert_eq!(names.json(2), Netns { cookie: 2, name: Some("lab\u{1b}".into()) });
+        assert_eq!(names.json(3), Netns { cookie: 3, name: None });
     }
 }

@@ -1,9 +1,13 @@
-//! How results reach the user: human text, or JSON for scripts.
+//! How results reach the user: human text, or JSON for scripts. Text goes
+//! out with control characters escaped: names in it are escaped where they
+//! are formatted (crate::escape), and this catches whatever else slips by.
 
 use std::io::{self, Write};
 
 use anyhow::{Context, Result};
 use serde::Serialize;
+
+use crate::escape;
 
 /// Global output switches, passed to every command.
 #[derive(Debug, Clone, Copy, Default)]
@@ -16,22 +20,21 @@ impl Output {
     /// Data the user asked for. A failed write (a closed pipe: `| head`) ends
     /// the command; `main` treats a broken pipe as a quiet exit.
     pub fn print(&self, text: &str) -> Result<()> {
-        let mut out = io::stdout().lock();
-        out.write_all(text.as_bytes()).and_then(|()| out.flush()).context("writing to stdout")
+        write_stdout(&escape::controls(text))
     }
 
     /// One JSON document on its own line (NDJSON when called per sample).
     pub fn json<T: Serialize>(&self, value: &T) -> Result<()> {
         let mut line = serde_json::to_string(value).context("encoding JSON output")?;
         line.push('\n');
-        self.print(&line)
+        write_stdout(&escape::json(&line))
     }
 
     /// Informational text: dropped with --quiet and when JSON is the output.
     /// Best effort: what it reports has already happened.
     pub fn info(&self, text: impl AsRef<str>) {
         if !self.quiet && !self.json {
-            let _ = writeln!(io::stdout(), "{}", text.as_ref());
+            let _ = writeln!(io::stdout(), "{}", escape::controls(text.as_ref()));
         }
     }
 }
@@ -41,7 +44,7 @@ impl Output {
     /// JSON, so NDJSON stays clean.
     pub fn note(&self, msg: &str) {
         if self.json {
-            eprintln!("xdpctl: {msg}");
+            eprintln!("xdpctl: {}", escape::controls(msg));
         } else {
             self.info(msg);
         }
@@ -53,9 +56,14 @@ impl Output {
     /// dropped with --quiet.
     pub fn warn(&self, msg: &str) {
         if !self.quiet {
-            eprintln!("xdpctl: {msg}");
+            eprintln!("xdpctl: {}", escape::controls(msg));
         }
     }
+}
+
+fn write_stdout(text: &str) -> Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(text.as_bytes()).and_then(|()| out.flush()).context("writing to stdout")
 }
 
 /// Whether `err` comes from writing into a pipe whose reader has gone.

@@ -231,7 +231,7 @@ pub fn remove(dir: &Path, names: &[String], owners: &[u32]) -> Result<Vec<String
             eprintln!(
                 "xdpctl: warning: {} stays: its map is used by program id {prog}, which xdpctl \
                  did not load here",
-                path.display()
+                crate::escape::path(&path)
             );
             continue;
         }

@@ -25,25 +25,29 @@ pub use xdp_prog::types::redirect_target as RedirectTarget;
 // exactly (4 + 6 + 2 bytes): no padding, no pointers, any bits valid.
 unsafe impl plain::Plain for RedirectTarget {}
 
-/// Key of `exceptions` (trace): `struct exception_key`.
-pub use trace_prog::types::exception_key as ExceptionKey;
+/// Key and per-CPU value of `exceptions` (trace): `struct exception_key`
+/// and `struct exception_count`.
+pub use trace_prog::types::{exception_count as ExceptionCount, exception_key as ExceptionKey};
 
-// SAFETY: generated from BTF as an i32 and a u32: 8 bytes, no padding, no
-// pointers, any bits valid.
+// SAFETY: generated from BTF as a u64, an i32 and a u32: 16 bytes, no
+// padding, no pointers, any bits valid.
 unsafe impl plain::Plain for ExceptionKey {}
+// SAFETY: a u64 and 16 name bytes (24 bytes, align 8): no padding, no
+// pointers, any bits valid.
+unsafe impl plain::Plain for ExceptionCount {}
 
 /// `netdev_stats` key and value, and a `netdev_events` record (trace netdev).
 pub use trace_prog::types::{
     netdev_counts as NetdevCounts, netdev_event as NetdevEvent, netdev_key as NetdevKey,
 };
 
-// SAFETY: 16 name bytes and a u32 (20 bytes, align 4): no padding, no
-// pointers, any bits valid.
+// SAFETY: a u64, 16 name bytes and two u32 (32 bytes, align 8): no padding,
+// no pointers, any bits valid.
 unsafe impl plain::Plain for NetdevKey {}
 // SAFETY: two u64: no padding, no pointers, any bits valid.
 unsafe impl plain::Plain for NetdevCounts {}
-// SAFETY: u64, two u32 and 16 name bytes (32 bytes, align 8): no padding, no
-// pointers, any bits valid.
+// SAFETY: two u64, two u32 and 16 name bytes (40 bytes, align 8): no
+// padding, no pointers, any bits valid.
 unsafe impl plain::Plain for NetdevEvent {}
 
 /// Value of the monitor's per-CPU arrays (trace monitor).

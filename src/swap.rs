@@ -90,7 +90,8 @@ impl Drop for Swap<'_> {
             return;
         }
         if let Err(e) = self.restore() {
-            eprintln!("xdpctl: could not restore the programs of {}: {e:#}", self.dev.name);
+            let msg = format!("could not restore the programs of {}: {e:#}", self.dev.name);
+            eprintln!("xdpctl: {}", crate::escape::controls(&msg));
         }
     }
 }

@@ -1978,3 +1978,182 @@ fn s11_trafficgen_refuses_a_group_source_mac() {
     assert_eq!(packets(&final_report(out.lines()), "sent"), 3);
     before.assert_unchanged("trafficgen to a broadcast MAC");
 }
+
+// Issue 16, item 7: untrusted names
+
+/// The whole process group of a hostile helper, killed at the end of the
+/// test (also on failure): the shell, what it started, and with them the
+/// namespaces they hold.
+struct KillGroup(u32);
+
+impl Drop for KillGroup {
+    fn drop(&mut self) {
+        let pgid = nix::unistd::Pid::from_raw(self.0 as i32);
+        let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
+/// `script` (sh, with `args` as $1...) run as nobody, in a process group of
+/// its own; `unshare` adds `unshare -Urn` (its own user and net namespace).
+fn spawn_as_nobody(unshare: bool, script: &str, args: &[&str]) -> (common::Streaming, KillGroup) {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"]);
+    if unshare {
+        cmd.args(["unshare", "-Urn"]);
+    }
+    cmd.args(["sh", "-c", script, "sh"]).args(args).process_group(0);
+    let child = common::Streaming::spawn_command(cmd);
+    let group = KillGroup(child.pid());
+    (child, group)
+}
+
+/// Text a terminal shows as it is: no C0 control but line breaks, no DEL,
+/// no C1 control (raw or UTF-8 encoded).
+fn assert_no_control(what: &str, out: &[u8]) {
+    let text = String::from_utf8_lossy(out);
+    let bad: Vec<char> =
+        text.chars().filter(|&c| c != '\n' && (c.is_control() || c == '\u{fffd}')).collect();
+    assert!(bad.is_empty(), "{what} printed raw control characters {bad:?}:\n{text:?}");
+}
+
+/// A user without privileges names a device with an escape sequence in a
+/// namespace of its own and sends traffic over it, and names a task (comm)
+/// with one: root's `trace netdev` and `trace printk` show both escaped.
+#[test]
+fn s07_hostile_interface_names_are_escaped() {
+    let _s = serial();
+    let lab = Lab::new();
+    let before = System::settled();
+    xdpctl_ok(&["load", "--dev", &lab.outer, "--progname", "xdp_printk"]);
+
+    // The device `x ESC [2J` and a peer in a second namespace, pinged.
+    let (hostile, _group) = spawn_as_nobody(
+        true,
+        r#"set -e
+        a=$(printf 'x\033[2J')
+        ip link set lo up
+        ip link add "$a" type veth peer name y
+        unshare -n sleep 300 &
+        peer=$!
+        while [ "$(readlink /proc/$peer/ns/net)" = "$(readlink /proc/self/ns/net)" ]; do
+            sleep 0.05
+        done
+        ip link set y netns "$peer"
+        ip addr add 10.99.0.1/24 dev "$a"
+        ip link set "$a" up
+        nsenter -t "$peer" -n sh -c 'ip addr add 10.99.0.2/24 dev y && ip link set y up'
+        exec ping -n -i 0.2 10.99.0.2"#,
+        &[],
+    );
+    hostile.wait_for("pings over the hostile device", |l| l.contains("bytes from"));
+    let escaped = r"x\x1b[2J";
+
+    let out = xdpctl(&["trace", "netdev", "--count", "2", "--interval", "0.5"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_no_control("trace netdev", &out.stdout);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let row = text.lines().find(|l| l.starts_with(escaped)).unwrap_or_else(|| panic!("{text}"));
+    // Not this namespace's device: its namespace (no `ip netns` name) shows.
+    assert!(row.contains("  cookie "), "{row}");
+
+    let out = xdpctl(&["trace", "netdev", "--events", "--count", "20"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_no_control("trace netdev --events", &out.stdout);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let seen = format!(" {escaped} len=");
+    assert!(text.lines().any(|l| l.contains(&seen) && l.contains(" netns=cookie ")), "{text}");
+
+    // JSON stays JSON, and carries the name itself.
+    let out = xdpctl(&["--json", "trace", "netdev", "--count", "1", "--interval", "0.5"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let sample: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let devices = sample["devices"].as_array().expect("devices");
+    assert!(devices.iter().any(|d| d["dev"] == "x\u{1b}[2J"), "{sample}");
+
+    // A task named `p ESC [2J` (a link to ping) pings the lab, whose
+    // xdp_printk logs each reply under the task's name.
+    let tmp = common::TempDir::new();
+    let plant = tmp.0.join("plant");
+    std::fs::create_dir(&plant).unwrap();
+    common::run("chown", &["nobody:nogroup", plant.to_str().unwrap()]);
+    let (_pinger, _pinger_group) = spawn_as_nobody(
+        false,
+        r#"cd "$1" && t=$(printf 'p\033[2J') && ln -s /bin/ping "$t" && exec "./$t" -6 -n -i 0.2 "$2""#,
+        &[plant.to_str().unwrap(), &lab.inner_ip],
+    );
+    let reader = common::Streaming::spawn(&["trace", "printk"]);
+    let lines = std::cell::RefCell::new(Vec::new());
+    reader.wait_for("the hostile task's line", |l| {
+        lines.borrow_mut().push(l.to_string());
+        l.contains(r"p\x1b[2J-") && l.contains("bpf_trace_printk: src: ")
+    });
+    let (status, err) = reader.interrupt();
+    assert!(status.success(), "{err}");
+    assert_no_control("trace printk", lines.borrow().join("\n").as_bytes());
+
+    drop((hostile, _group, _pinger, _pinger_group));
+    xdpctl_ok(&["unload", "--dev", &lab.outer]);
+    before.assert_unchanged("tracing hostile names");
+}
+
+/// Interface indexes repeat across namespaces: aborts on a lab's veth0 whose
+/// index is that of another lab's interface here show under that lab's
+/// namespace, never under this namespace's interface.
+#[test]
+fn s07_trace_keys_exceptions_per_namespace() {
+    let _s = serial();
+    let host = Lab::new();
+    let index = xdpctl::iface::resolve(&host.outer).unwrap().index;
+    let other = Lab::with_inner_index(index);
+    let before = System::settled();
+    let netns = format!("--net=/run/netns/{}", other.ns);
+    common::run(
+        "nsenter",
+        &[&netns, common::XDPCTL, "load", "--dev", "veth0", "--progname", "xdp_abort"],
+    );
+
+    let trace = common::Streaming::spawn(&["--json", "trace", "--interval", "0.1"]);
+    trace.wait_for("a first sample", |l| l.contains("\"exceptions\""));
+    // Echo requests reach veth0 in the other lab, and are aborted there.
+    assert!(!other.ping(5), "xdp_abort lets no request through");
+    let rows = |l: &str| -> Vec<serde_json::Value> {
+        let v: serde_json::Value = serde_json::from_str(l).expect("trace JSON");
+        v["exceptions"].as_array().expect("exceptions").clone()
+    };
+    let counted = |r: &serde_json::Value| r["count"].as_u64().unwrap_or(0);
+    let line = trace.wait_for("5 aborted in the other lab", |l| {
+        rows(l).iter().any(|r| r["netns"]["name"] == other.ns.as_str() && counted(r) >= 5)
+    });
+    let rows = rows(&line);
+    assert_eq!(rows.len(), 1, "{line}");
+    let row = &rows[0];
+    assert_eq!(
+        (row["ifname"].as_str(), row["ifindex"].as_u64(), row["action"].as_str(), counted(row)),
+        (Some("veth0"), Some(u64::from(index)), Some("XDP_ABORTED"), 5),
+        "{line}"
+    );
+    let sample: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_ne!(row["netns"]["cookie"], sample["netns"]["cookie"], "{line}");
+    let (status, err) = trace.interrupt();
+    assert!(status.success(), "{err}");
+
+    // Text: the namespace by its `ip netns` name; the host's interface of
+    // that index never shows.
+    let trace = common::Streaming::spawn(&["trace", "--interval", "0.1"]);
+    trace.wait_for("the banner", |l| l.contains("Ctrl-C stops"));
+    assert!(!other.ping(3));
+    let want = format!("veth0 in netns {} (3) XDP_ABORTED", other.ns);
+    let seen = std::cell::RefCell::new(Vec::new());
+    trace.wait_for(&want, |l| {
+        seen.borrow_mut().push(l.to_string());
+        l == want
+    });
+    let seen = seen.into_inner();
+    assert!(!seen.iter().any(|l| l.contains(&host.outer)), "{seen:?}");
+    let (status, err) = trace.interrupt();
+    assert!(status.success(), "{err}");
+
+    common::run("nsenter", &[&netns, common::XDPCTL, "unload", "--dev", "veth0"]);
+    before.assert_unchanged("trace across namespaces");
+}

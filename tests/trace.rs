@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::{xdpctl_ok, Lab, Streaming, PING6_REPLY_BYTES};
 use serde_json::Value;
 
@@ -23,15 +21,6 @@ fn programs_of(pid: u32) -> Vec<u64> {
     ids.sort_unstable();
     ids.dedup();
     ids
-}
-
-fn program_exists(id: u64) -> bool {
-    Command::new("bpftool")
-        .args(["prog", "show", "id", &id.to_string()])
-        .output()
-        .expect("bpftool")
-        .status
-        .success()
 }
 
 /// The count for `ifname` and `action` in one JSON sample, 0 if absent.
@@ -63,7 +52,8 @@ fn counts_aborted_packets_per_interface_by_name() {
 
     let (status, err) = trace.interrupt();
     assert!(status.success(), "Ctrl-C is a clean exit: {status} {err}");
-    assert!(!program_exists(progs[0]), "the tracer went with xdpctl");
+    // A raw tracepoint's program is freed after an RCU grace period.
+    assert!(common::freed("prog", progs[0]), "the tracer went with xdpctl");
 
     // Text, as the tutorial prints it: a new tracer counts from zero.
     let trace = Streaming::spawn(&["trace", "--interval", "0.1"]);

@@ -18,6 +18,7 @@ use serde::Serialize;
 use crate::cmd::{parse_interval, prog_name};
 use crate::echo::icmp6_echo_reply;
 use crate::error::Exit;
+use crate::escape;
 use crate::ethtool;
 use crate::iface::{self, Iface};
 use crate::logging;
@@ -186,7 +187,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
         let mode = xdp::query(dev.index)?.first().map_or("?".into(), |a| a.mode.to_string());
         eprintln!(
             "xdpctl: AF_XDP on {} queue {} ({} mode, program in {mode} mode); {}; Ctrl-C stops",
-            dev.name,
+            escape::text(&dev.name),
             plan.xsk.queue,
             if sock.zero_copy() { "zero-copy" } else { "copy" },
             if args.drop { "dropping every frame" } else { "answering ICMPv6 echo requests" }
@@ -386,7 +387,7 @@ fn text(s: &Sample) -> String {
         return format!(
             "AF_XDP on {} queue {}: received {} packets ({} bytes), sent {} ({} bytes) in \
              {:.1} s; xdp_sock redirected {}, passed {}; {drops} dropped\n",
-            s.dev,
+            escape::text(&s.dev),
             s.queue,
             s.rx.packets,
             s.rx.bytes,

@@ -13,6 +13,7 @@ use crate::bpffs;
 use crate::catalog;
 use crate::cmd::{is_ours, prog_name, refuse_if_link_held};
 use crate::error::Exit;
+use crate::escape;
 use crate::iface::{self, Iface};
 use crate::leftovers;
 use crate::lock::Lock;
@@ -197,7 +198,8 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
             None => record::remove(&dev),
         };
         if let Err(re) = restored {
-            eprintln!("xdpctl: could not restore the record of {}: {re:#}", dev.name);
+            let msg = format!("could not restore the record of {}: {re:#}", dev.name);
+            eprintln!("xdpctl: {}", escape::controls(&msg));
         }
         return Err(e);
     }
@@ -207,12 +209,12 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     let mut owners: Vec<u32> = replaced.iter().map(|a| a.prog_id).collect();
     owners.extend(previous.as_ref().map(|p| p.prog_id));
     if let Some(Err(e)) = stale.map(|(dir, names)| pins::remove(&dir, &names, &owners)) {
-        eprintln!("xdpctl: warning: stale pins of the replaced program stay: {e:#}");
+        out.warn(&format!("warning: stale pins of the replaced program stay: {e:#}"));
     }
     // A killed load's program, if it had one here, was replaced just now.
     for k in &killed {
         if let Err(e) = pins::remove(&k.dir, &k.pins, &owners) {
-            eprintln!("xdpctl: warning: pins staged by a killed load stay: {e:#}");
+            out.warn(&format!("warning: pins staged by a killed load stay: {e:#}"));
         }
     }
 
@@ -230,15 +232,25 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
         });
     }
     out.info(format!(
-        "Loaded {prog_name} from {origin}: program id {prog_id} attached to {} (ifindex {}) in {mode} mode",
-        dev.name, dev.index
+        "Loaded {} from {}: program id {prog_id} attached to {} (ifindex {}) in {mode} mode",
+        escape::text(&prog_name),
+        escape::text(&origin),
+        escape::text(&dev.name),
+        dev.index
     ));
     for a in &replaced {
         out.info(format!(" - replaced program id {} ({} mode)", a.prog_id, a.mode));
     }
-    let reuse_note =
-        if reused.is_empty() { String::new() } else { format!(" (reused: {})", reused.join(", ")) };
-    out.info(format!(" - pinned maps in {}: {}{reuse_note}", pin_dir.display(), maps.join(", ")));
+    let reuse_note = if reused.is_empty() {
+        String::new()
+    } else {
+        format!(" (reused: {})", escape::text(&reused.join(", ")))
+    };
+    out.info(format!(
+        " - pinned maps in {}: {}{reuse_note}",
+        escape::path(&pin_dir),
+        escape::text(&maps.join(", "))
+    ));
     Ok(())
 }
 

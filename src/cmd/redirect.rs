@@ -9,6 +9,7 @@ use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType};
 use serde::Serialize;
 
 use crate::bpffs;
+use crate::escape;
 use crate::iface::{self, Iface};
 use crate::mac::Mac;
 use crate::netlink;
@@ -143,10 +144,10 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
         let from = src_mac.map_or_else(|| "*".to_string(), |m| m.to_string());
         out.print(&format!(
             "map dir: {}\nredirect from {} (ifindex {}) to {} (ifindex {})\nforward: {from} -> {dest_mac}\n",
-            dir.display(),
-            dev.name,
+            escape::path(&dir),
+            escape::text(&dev.name),
             dev.index,
-            target.name,
+            escape::text(&target.name),
             target.index
         ))?;
     }
@@ -183,7 +184,8 @@ fn note_unreachable_veth(target: &Iface, peer: Option<&netlink::Link>, out: Outp
             out.note(&format!(
                 "note: {} is a veth; redirected frames reach its peer ({}) only while that has \
                  an XDP program or GRO on (`ethtool -K {1} gro on` where it lives)",
-                target.name, peer.name
+                escape::text(&target.name),
+                escape::text(&peer.name)
             ));
         }
     }

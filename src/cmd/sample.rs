@@ -22,6 +22,7 @@ use crate::capture::{CaptureWriter, Format, Totals};
 use crate::clock::WallClock;
 use crate::cmd::prog_name;
 use crate::error::Exit;
+use crate::escape;
 use crate::iface::{self, Iface};
 use crate::logging;
 use crate::output::{is_broken_pipe, Output};
@@ -233,8 +234,8 @@ fn capture(plan: &Plan, out: Output) -> Result<Summary> {
         let mode = xdp::query(dev.index)?.first().map_or("?".into(), |a| a.mode.to_string());
         eprintln!(
             "xdpctl: sampling {} ({mode} mode) to {} ({}, snaplen {}); Ctrl-C stops",
-            dev.name,
-            plan.dest.name(),
+            escape::text(&dev.name),
+            escape::text(&plan.dest.name()),
             plan.format.name(),
             plan.snaplen
         );
@@ -391,11 +392,15 @@ fn report(s: &Summary, to_stdout: bool, out: Output) -> Result<()> {
     }
     let text = format!(
         "{} samples written to {}, {} packets seen, {} lost\n",
-        s.written, s.file, s.seen, s.lost
+        s.written,
+        escape::text(&s.file),
+        s.seen,
+        s.lost
     );
     if to_stdout {
         if out.json {
-            eprintln!("{}", serde_json::to_string(s).context("encoding JSON output")?);
+            let line = serde_json::to_string(s).context("encoding JSON output")?;
+            eprintln!("{}", escape::json(&line));
         } else if !out.quiet {
             eprint!("{text}");
         }

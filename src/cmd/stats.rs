@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::bpffs;
 use crate::cmd::parse_interval;
+use crate::escape;
 use crate::iface;
 use crate::output::{unix_time, Output};
 use crate::record;
@@ -81,7 +82,11 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
 
     let stop = Stop::install()?;
 
-    out.info(format!("Collecting stats from {} (map id {}); Ctrl-C stops", path.display(), map.id));
+    out.info(format!(
+        "Collecting stats from {} (map id {}); Ctrl-C stops",
+        escape::path(&path),
+        map.id
+    ));
     let interval = Duration::from_secs_f64(args.interval);
     let mut prev = Sample { at: Instant::now(), recs: map.read()? };
     let mut printed = 0u64;
@@ -107,7 +112,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
                 if !waiting {
                     out.note(&format!(
                         "{} is gone (program unloaded?); waiting for it",
-                        path.display()
+                        escape::path(&path)
                     ));
                     waiting = true;
                 }

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::caps::{self, Cap};
 use crate::cmd::full_name;
+use crate::escape;
 use crate::iface;
 use crate::leftovers;
 use crate::output::Output;
@@ -69,7 +70,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
                 eprintln!(
                     "xdpctl: leftovers: {}; `xdpctl unload --dev {}` removes them",
                     k.describe(&dev.name, held),
-                    dev.name
+                    escape::text(&dev.name)
                 );
             }
         }
@@ -95,7 +96,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     }
     if rows.is_empty() {
         return out.print(&match &args.dev {
-            Some(name) => format!("{name}: no XDP program attached\n"),
+            Some(name) => format!("{}: no XDP program attached\n", escape::text(name)),
             None => "No XDP programs attached\n".to_string(),
         });
     }
@@ -104,12 +105,12 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
         "INTERFACE", "PROG ID", "NAME", "TAG", "MODE"
     );
     for r in rows {
-        let pin_dir = r.pin_dir.map_or_else(|| "-".to_string(), |p| p.display().to_string());
+        let pin_dir = r.pin_dir.map_or_else(|| "-".to_string(), |p| escape::path(&p));
         text.push_str(&format!(
             "{:<16} {:>7}  {:<16} {:<16}  {:<6}  {pin_dir}\n",
-            r.ifname,
+            escape::text(&r.ifname),
             r.prog_id,
-            r.name.as_deref().unwrap_or("-"),
+            escape::text(r.name.as_deref().unwrap_or("-")),
             r.tag.as_deref().unwrap_or("-"),
             r.mode.to_string()
         ));
@@ -127,7 +128,7 @@ fn report_leftovers(dev: Option<&str>, out: Output) -> Result<()> {
         eprintln!(
             "xdpctl: leftovers: {}; `xdpctl unload --dev {}` removes them",
             l.describe(),
-            l.rec.ifname
+            escape::text(&l.rec.ifname)
         );
     }
     for r in leftovers::renamed(None)? {

@@ -1,22 +1,25 @@
 //! `xdpctl trace`: XDP exceptions (aborted packets, bad verdicts) per
-//! interface and action, counted on the xdp:xdp_exception tracepoint
-//! (tracing01). Runs until Ctrl-C or --count; the tracepoint goes with it.
+//! interface and action, counted on the xdp_exception tracepoint (tracing01),
+//! per network namespace: interface indexes repeat across namespaces. Runs
+//! until Ctrl-C or --count; the tracepoint goes with it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::mem::MaybeUninit;
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Context, Result};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags};
 use serde::Serialize;
 
 use crate::cmd::{parse_interval, trace_monitor, trace_netdev, trace_printk};
+use crate::escape;
 use crate::iface;
 use crate::logging;
+use crate::netns::{Names, Netns};
 use crate::object;
 use crate::output::{unix_time, Output};
 use crate::skel::trace_prog::{OpenTraceProgKernSkel, TraceProgKernSkelBuilder};
-use crate::skel::ExceptionKey;
+use crate::skel::{ExceptionCount, ExceptionKey};
 use crate::statsmap::action_name;
 use crate::stop::Stop;
 use crate::tracefs;
@@ -57,19 +60,38 @@ pub struct Sampling {
 #[derive(Serialize, Debug, Clone, PartialEq)]
 struct Row {
     ifindex: i32,
-    /// `ifindex N` if no interface of this namespace has that index (any more).
+    /// The interface's name (in this namespace looked up by index, in another
+    /// as it was at its first event); `ifindex N` if neither is known.
     ifname: String,
+    /// The namespace the interface lives in.
+    netns: Netns,
     action: String,
     count: u64,
     /// Events per second over the last period.
     rate: f64,
+    /// The interface for text: escaped, with its namespace unless ours.
+    #[serde(skip)]
+    shown: String,
 }
 
 #[derive(Serialize)]
 struct JsonSample<'a> {
     time: f64,
     period: f64,
+    /// The namespace xdpctl runs in.
+    netns: Netns,
     exceptions: &'a [Row],
+}
+
+/// A key of the exceptions map: namespace cookie, interface index, action.
+pub(crate) type Key = (u64, i32, u32);
+
+/// One key's events summed over CPUs, and the interface's name as the
+/// program read it (empty if it could not).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Counted {
+    pub count: u64,
+    pub name: Vec<u8>,
 }
 
 pub fn run(args: &Args, out: Output) -> Result<()> {
@@ -83,6 +105,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
 
 fn exceptions(args: &Sampling, out: Output) -> Result<()> {
     tracefs::ensure_mounted()?;
+    // The raw tracepoint exists exactly where the classic one does.
     tracefs::present("xdp", &["xdp_exception"], "trace", |n| out.note(n))?;
     let mut storage = MaybeUninit::uninit();
     let mut open = TraceProgKernSkelBuilder::default()
@@ -94,20 +117,23 @@ fn exceptions(args: &Sampling, out: Output) -> Result<()> {
         .progs
         .trace_xdp_exception
         .attach()
-        .context("attaching to the xdp:xdp_exception tracepoint")?;
+        .context("attaching to the xdp_exception raw tracepoint")?;
+    let mut namespaces = Names::new()?;
     let stop = Stop::install()?;
     out.info("Counting xdp:xdp_exception events per interface and action; Ctrl-C stops");
 
-    let mut prev: HashMap<(i32, u32), u64> = HashMap::new();
+    let mut prev: HashMap<Key, Counted> = HashMap::new();
     stop.every(args.interval, args.count, |period| {
         let counts = read_counts(&skel.maps.exceptions)?;
-        let rows = rows(&counts, &prev, period, &names()?);
+        namespaces.learn(counts.keys().map(|k| k.0), |n| out.note(n));
+        let rows = rows(&counts, &prev, period, &names()?, &namespaces);
         prev = counts;
         if out.json {
-            return out.json(&JsonSample { time: unix_time(), period, exceptions: &rows });
+            let netns = namespaces.json(namespaces.own());
+            return out.json(&JsonSample { time: unix_time(), period, netns, exceptions: &rows });
         }
         let text: String =
-            rows.iter().map(|r| format!("{} ({}) {}\n", r.ifname, r.count, r.action)).collect();
+            rows.iter().map(|r| format!("{} ({}) {}\n", r.shown, r.count, r.action)).collect();
         out.print(&text)
     })
 }
@@ -122,13 +148,13 @@ pub(crate) fn only(open: &mut OpenTraceProgKernSkel, progs: &[&str], maps: &[&st
     object::keep_maps(open.open_object_mut(), maps)
 }
 
-/// Every key's count, summed over CPUs.
-pub(crate) fn read_counts(map: &impl MapCore) -> Result<HashMap<(i32, u32), u64>> {
+/// Every key's events, summed over CPUs, with the name a CPU recorded.
+pub(crate) fn read_counts(map: &impl MapCore) -> Result<HashMap<Key, Counted>> {
     let mut counts = HashMap::new();
     for raw_key in map.keys() {
         let mut key = ExceptionKey::default();
         plain::copy_from_bytes(&mut key, &raw_key)
-            .map_err(|e| anyhow::anyhow!("exceptions map key of {} bytes: {e:?}", raw_key.len()))?;
+            .map_err(|e| anyhow!("exceptions map key of {} bytes: {e:?}", raw_key.len()))?;
         // An entry can go between listing and lookup only if the map is
         // cleared, which nothing does; skip it rather than fail.
         let Some(per_cpu) =
@@ -136,13 +162,25 @@ pub(crate) fn read_counts(map: &impl MapCore) -> Result<HashMap<(i32, u32), u64>
         else {
             continue;
         };
-        let total = per_cpu
-            .iter()
-            .filter_map(|v| v.get(..8)?.try_into().ok().map(u64::from_ne_bytes))
-            .sum();
-        counts.insert((key.ifindex, key.action), total);
+        let mut total = Counted::default();
+        for value in per_cpu {
+            let mut rec = ExceptionCount::default();
+            plain::copy_from_bytes(&mut rec, &value)
+                .map_err(|e| anyhow!("exceptions map value of {} bytes: {e:?}", value.len()))?;
+            total.count += rec.count;
+            // Only the CPU that made the entry wrote a name.
+            if total.name.is_empty() {
+                total.name = c_name(&rec.name);
+            }
+        }
+        counts.insert((key.netns, key.ifindex, key.action), total);
     }
     Ok(counts)
+}
+
+/// A kernel name buffer's bytes, up to the first NUL.
+pub(crate) fn c_name(raw: &[i8]) -> Vec<u8> {
+    raw.iter().map(|&b| b as u8).take_while(|&b| b != 0).collect()
 }
 
 /// Interface names of this namespace by index.
@@ -153,29 +191,44 @@ fn names() -> Result<HashMap<i32, String>> {
         .collect())
 }
 
-/// Rows ordered by interface index and action.
+/// Rows of this namespace first, then by namespace, interface index and
+/// action.
 fn rows(
-    counts: &HashMap<(i32, u32), u64>,
-    prev: &HashMap<(i32, u32), u64>,
+    counts: &HashMap<Key, Counted>,
+    prev: &HashMap<Key, Counted>,
     period: f64,
-    names: &HashMap<i32, String>,
+    here: &HashMap<i32, String>,
+    namespaces: &Names,
 ) -> Vec<Row> {
-    let sorted: BTreeMap<_, _> = counts.iter().collect();
+    let own = namespaces.own();
+    let sorted: BTreeMap<_, _> = counts.iter().map(|(k, v)| ((k.0 != own, *k), v)).collect();
     sorted
         .into_iter()
-        .map(|(&(ifindex, action), &count)| {
-            let before = prev.get(&(ifindex, action)).copied().unwrap_or(0);
+        .map(|((_, key), counted)| {
+            let (netns, ifindex, action) = key;
+            let count = counted.count;
+            let before = prev.get(&key).map_or(0, |c| c.count);
             let rate =
                 if period > 0.0 { count.saturating_sub(before) as f64 / period } else { 0.0 };
+            // Ours by index now (it may have been renamed since); another
+            // namespace's as the program read it.
+            let live = here.get(&ifindex).filter(|_| netns == own).map(String::as_bytes);
+            let name = live.or_else(|| Some(counted.name.as_slice()).filter(|n| !n.is_empty()));
+            let (ifname, mut shown) = match name {
+                Some(n) => (String::from_utf8_lossy(n).into_owned(), escape::bytes(n)),
+                None => (format!("ifindex {ifindex}"), format!("ifindex {ifindex}")),
+            };
+            if let Some(ns) = namespaces.label(netns) {
+                shown.push_str(&format!(" in netns {ns}"));
+            }
             Row {
                 ifindex,
-                ifname: names
-                    .get(&ifindex)
-                    .cloned()
-                    .unwrap_or_else(|| format!("ifindex {ifindex}")),
+                ifname,
+                netns: namespaces.json(netns),
                 action: action_name(action),
                 count,
                 rate,
+                shown,
             }
         })
         .collect()
@@ -185,23 +238,60 @@ fn rows(
 mod tests {
     use super::*;
 
+    fn counted(count: u64, name: &[u8]) -> Counted {
+        Counted { count, name: name.to_vec() }
+    }
+
     #[test]
     fn rows_name_interfaces_and_actions_and_rate_the_period() {
-        let names = HashMap::from([(1, "lo".to_string())]);
-        let prev = HashMap::from([((1, 0), 4)]);
-        let counts = HashMap::from([((7, 2), 3), ((1, 0), 10), ((1, 9), 1)]);
-        let got = rows(&counts, &prev, 2.0, &names);
+        let names = Names::fixed(10, [(20, b"lab".to_vec())]);
+        let here = HashMap::from([(1, "lo".to_string())]);
+        let prev = HashMap::from([((10, 1, 0), counted(4, b"lo"))]);
+        let counts = HashMap::from([
+            ((10, 7, 2), counted(3, b"")),
+            ((10, 1, 0), counted(10, b"old")),
+            ((10, 1, 9), counted(1, b"")),
+            // Index 1 again, in two other namespaces: never "lo".
+            ((20, 1, 0), counted(5, b"veth0")),
+            ((30, 1, 0), counted(2, b"x\x1b[2J")),
+            ((30, 2, 0), counted(2, b"")),
+        ]);
+        let got = rows(&counts, &prev, 2.0, &here, &names);
         let want = [
-            (1, "lo", "XDP_ABORTED", 10, 3.0),
-            (1, "lo", "XDP_ACTION_9", 1, 0.5),
-            (7, "ifindex 7", "XDP_PASS", 3, 1.5),
+            (1, "lo", "lo", 10, "XDP_ABORTED", 10, 3.0),
+            (1, "lo", "lo", 10, "XDP_ACTION_9", 1, 0.5),
+            (7, "ifindex 7", "ifindex 7", 10, "XDP_PASS", 3, 1.5),
+            (1, "veth0", "veth0 in netns lab", 20, "XDP_ABORTED", 5, 2.5),
+            (1, "x\u{1b}[2J", "x\\x1b[2J in netns cookie 30", 30, "XDP_ABORTED", 2, 1.0),
+            (2, "ifindex 2", "ifindex 2 in netns cookie 30", 30, "XDP_ABORTED", 2, 1.0),
         ];
-        assert_eq!(got.len(), want.len());
-        for (row, (ifindex, ifname, action, count, rate)) in got.iter().zip(want) {
+        assert_eq!(got.len(), want.len(), "{got:#?}");
+        for (row, want) in got.iter().zip(want) {
+            let (ifindex, ifname, shown, cookie, action, count, rate) = want;
             assert_eq!(
-                (row.ifindex, row.ifname.as_str(), row.action.as_str(), row.count, row.rate),
-                (ifindex, ifname, action, count, rate)
+                (
+                    row.ifindex,
+                    row.ifname.as_str(),
+                    row.shown.as_str(),
+                    row.netns.cookie,
+                    row.action.as_str(),
+                    row.count,
+                    row.rate
+                ),
+                (ifindex, ifname, shown, cookie, action, count, rate)
             );
         }
+        assert_eq!(got[3].netns.name.as_deref(), Some("lab"));
+        assert_eq!(got[4].netns.name, None);
+    }
+
+    #[test]
+    fn names_end_at_the_first_nul() {
+        let mut raw = [0i8; 16];
+        for (slot, b) in raw.iter_mut().zip(b"veth0") {
+            *slot = *b as i8;
+        }
+        assert_eq!(c_name(&raw), b"veth0");
+        assert_eq!(c_name(&[b'x' as i8; 16]), b"xxxxxxxxxxxxxxxx");
     }
 }

@@ -152,8 +152,8 @@ fn snapshot(maps: &TraceProgKernMaps<'_>) -> Result<Snapshot> {
     }
     // Exceptions per action, all interfaces together; all of them drops.
     let mut by_action: BTreeMap<u32, u64> = BTreeMap::new();
-    for ((_, action), count) in read_counts(&maps.exceptions)? {
-        *by_action.entry(action).or_default() += count;
+    for ((_, _, action), counted) in read_counts(&maps.exceptions)? {
+        *by_action.entry(action).or_default() += counted.count;
     }
     for (action, count) in by_action {
         let rec = MonitorRec { dropped: count, ..Default::default() };

@@ -1,11 +1,11 @@
 //! `xdpctl trace netdev`: packets and bytes per device and direction, from
 //! one program attached to net:net_dev_queue (TX) and net:netif_receive_skb
 //! (RX) that reads the device name out of the record's `__data_loc` field
-//! (seed 002). Counted in the kernel; `--events` streams each one instead.
+//! (seed 002) and its namespace out of the skb. Counted in the kernel per
+//! namespace and name; `--events` streams each one instead.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::ffi::CStr;
 use std::mem::MaybeUninit;
 use std::time::Duration;
 
@@ -15,9 +15,11 @@ use libbpf_rs::{MapCore, MapFlags, RingBufferBuilder, TracepointCategory, Tracep
 use serde::Serialize;
 
 use crate::cmd::parse_interval;
-use crate::cmd::trace::only;
+use crate::cmd::trace::{c_name, only};
+use crate::escape;
 use crate::iface;
 use crate::logging;
+use crate::netns::{Names, Netns};
 use crate::output::{unix_time, Output};
 use crate::skel::trace_prog::TraceProgKernSkelBuilder;
 use crate::skel::{NetdevCounts, NetdevEvent, NetdevKey};
@@ -49,13 +51,21 @@ pub struct Args {
 }
 
 /// Totals of one device since tracing began.
-#[derive(Serialize, Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
 struct Device {
     dev: String,
+    /// The namespace the device lives in.
+    netns: Netns,
     rx_packets: u64,
     rx_bytes: u64,
     tx_packets: u64,
     tx_bytes: u64,
+    /// The name for text, escaped.
+    #[serde(skip)]
+    shown: String,
+    /// For text: the namespace unless it is ours.
+    #[serde(skip)]
+    shown_netns: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -68,6 +78,7 @@ struct JsonSample<'a> {
 struct JsonEvent<'a> {
     dir: &'a str,
     dev: &'a str,
+    netns: Netns,
     len: u32,
     skbaddr: String,
 }
@@ -105,15 +116,18 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
             .with_context(|| format!("attaching to net:{event}"))
     };
     let _links = used.iter().map(attach).collect::<Result<Vec<_>>>()?;
+    let mut namespaces = Names::new()?;
     let stop = Stop::install()?;
     let what: Vec<String> = used.iter().map(|(t, _, dir)| format!("net:{t} ({dir})")).collect();
     out.info(format!("Tracing {}; Ctrl-C stops", what.join(" and ")));
 
     if args.events {
-        return events(&skel.maps.netdev_events, args.count, &stop, out);
+        return events(&skel.maps.netdev_events, args.count, &stop, &mut namespaces, out);
     }
     stop.every(args.interval, args.count, |_| {
-        let devices = read_totals(&skel.maps.netdev_stats)?;
+        let totals = read_totals(&skel.maps.netdev_stats)?;
+        namespaces.learn(totals.keys().map(|k| k.1), |n| out.note(n));
+        let devices = devices(totals, &namespaces);
         if out.json {
             return out.json(&JsonSample { time: unix_time(), devices: &devices });
         }
@@ -121,16 +135,15 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     })
 }
 
-fn name(raw: &[i8]) -> String {
-    let bytes: Vec<u8> = raw.iter().map(|&b| b as u8).collect();
-    CStr::from_bytes_until_nul(&bytes)
-        .map(|c| c.to_string_lossy().into_owned())
-        .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned())
-}
+/// How devices are ordered: this namespace's first, then by namespace and name.
+type DeviceKey = (bool, u64, Vec<u8>);
 
-/// Every device's totals, summed over CPUs, ordered by name.
-fn read_totals(map: &impl MapCore) -> Result<Vec<Device>> {
-    let mut devices: BTreeMap<String, Device> = BTreeMap::new();
+/// (rx packets, rx bytes, tx packets, tx bytes)
+type Totals = (u64, u64, u64, u64);
+
+/// Every device's totals, summed over CPUs, keyed by namespace and name.
+fn read_totals(map: &impl MapCore) -> Result<BTreeMap<(Vec<u8>, u64), Totals>> {
+    let mut totals: BTreeMap<(Vec<u8>, u64), Totals> = BTreeMap::new();
     for raw_key in map.keys() {
         let mut key = NetdevKey::default();
         plain::copy_from_bytes(&mut key, &raw_key)
@@ -140,41 +153,81 @@ fn read_totals(map: &impl MapCore) -> Result<Vec<Device>> {
         else {
             continue;
         };
-        let dev = name(&key.name);
-        let entry =
-            devices.entry(dev.clone()).or_insert_with(|| Device { dev, ..Default::default() });
+        let entry = totals.entry((c_name(&key.name), key.netns)).or_default();
         for value in per_cpu {
             let mut counts = NetdevCounts::default();
             plain::copy_from_bytes(&mut counts, &value)
                 .map_err(|e| anyhow!("netdev_stats value of {} bytes: {e:?}", value.len()))?;
             if key.dir == NETDEV_TX {
-                entry.tx_packets += counts.packets;
-                entry.tx_bytes += counts.bytes;
+                entry.2 += counts.packets;
+                entry.3 += counts.bytes;
             } else {
-                entry.rx_packets += counts.packets;
-                entry.rx_bytes += counts.bytes;
+                entry.0 += counts.packets;
+                entry.1 += counts.bytes;
             }
         }
     }
-    Ok(devices.into_values().collect())
+    Ok(totals)
 }
 
+/// The devices of `totals`, this namespace's first, then by namespace and name.
+fn devices(totals: BTreeMap<(Vec<u8>, u64), Totals>, namespaces: &Names) -> Vec<Device> {
+    let own = namespaces.own();
+    let sorted: BTreeMap<DeviceKey, Totals> =
+        totals.into_iter().map(|((name, netns), t)| ((netns != own, netns, name), t)).collect();
+    sorted
+        .into_iter()
+        .map(|((_, netns, name), (rx_packets, rx_bytes, tx_packets, tx_bytes))| Device {
+            dev: String::from_utf8_lossy(&name).into_owned(),
+            netns: namespaces.json(netns),
+            rx_packets,
+            rx_bytes,
+            tx_packets,
+            tx_bytes,
+            shown: escape::bytes(&name),
+            shown_netns: namespaces.label(netns),
+        })
+        .collect()
+}
+
+/// The totals as a table; a last column names the namespace of devices not
+/// in ours, when there are any.
 fn table(devices: &[Device]) -> String {
+    let others = devices.iter().any(|d| d.shown_netns.is_some());
     let mut text = format!(
-        "{:<16} {:>10} {:>12} {:>10} {:>12}\n",
-        "DEV", "RX-PKTS", "RX-BYTES", "TX-PKTS", "TX-BYTES"
+        "{:<16} {:>10} {:>12} {:>10} {:>12}{}\n",
+        "DEV",
+        "RX-PKTS",
+        "RX-BYTES",
+        "TX-PKTS",
+        "TX-BYTES",
+        if others { "  NETNS" } else { "" }
     );
     for d in devices {
-        text.push_str(&format!(
-            "{:<16} {:>10} {:>12} {:>10} {:>12}\n",
-            d.dev, d.rx_packets, d.rx_bytes, d.tx_packets, d.tx_bytes
-        ));
+        let line = format!(
+            "{:<16} {:>10} {:>12} {:>10} {:>12}  {}",
+            d.shown,
+            d.rx_packets,
+            d.rx_bytes,
+            d.tx_packets,
+            d.tx_bytes,
+            d.shown_netns.as_deref().unwrap_or("")
+        );
+        text.push_str(line.trim_end());
+        text.push('\n');
     }
     text
 }
 
 /// Print events off the ring buffer until `count` or a stop request.
-fn events(map: &impl MapCore, count: Option<u64>, stop: &Stop, out: Output) -> Result<()> {
+fn events(
+    map: &impl MapCore,
+    count: Option<u64>,
+    stop: &Stop,
+    namespaces: &mut Names,
+    out: Output,
+) -> Result<()> {
+    let namespaces = RefCell::new(namespaces);
     let seen = RefCell::new(0u64);
     let failed = RefCell::new(None);
     let mut builder = RingBufferBuilder::new();
@@ -189,12 +242,20 @@ fn events(map: &impl MapCore, count: Option<u64>, stop: &Stop, out: Output) -> R
             }
             *seen.borrow_mut() += 1;
             let dir = if event.dir == NETDEV_TX { "tx" } else { "rx" };
-            let dev = name(&event.name);
+            let name = c_name(&event.name);
             let skbaddr = format!("{:#x}", event.skbaddr);
+            let mut namespaces = namespaces.borrow_mut();
+            namespaces.learn([event.netns], |n| out.note(n));
             let printed = if out.json {
-                out.json(&JsonEvent { dir, dev: &dev, len: event.len, skbaddr })
+                let dev = String::from_utf8_lossy(&name);
+                let netns = namespaces.json(event.netns);
+                out.json(&JsonEvent { dir, dev: &dev, netns, len: event.len, skbaddr })
             } else {
-                out.print(&format!("{dir} {dev} len={} skbaddr={skbaddr}\n", event.len))
+                let netns = namespaces
+                    .label(event.netns)
+                    .map_or_else(String::new, |ns| format!(" netns={ns}"));
+                let dev = escape::bytes(&name);
+                out.print(&format!("{dir} {dev} len={} skbaddr={skbaddr}{netns}\n", event.len))
             };
             match printed {
                 Ok(()) => 0,
@@ -221,28 +282,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_end_at_the_first_nul() {
-        let mut raw = [0i8; 16];
-        for (slot, b) in raw.iter_mut().zip(b"veth0") {
-            *slot = *b as i8;
-        }
-        assert_eq!(name(&raw), "veth0");
-        assert_eq!(name(&[b'x' as i8; 16]), "xxxxxxxxxxxxxxxx");
-    }
-
-    #[test]
     fn the_table_lines_up_its_columns() {
-        let devices = [Device {
-            dev: "veth0".into(),
-            rx_packets: 5,
-            rx_bytes: 520,
-            tx_packets: 5,
-            tx_bytes: 590,
-        }];
+        let names = Names::fixed(1, [(2, b"lab".to_vec())]);
+        let totals = BTreeMap::from([
+            ((b"veth0".to_vec(), 2), (1, 2, 3, 4)),
+            ((b"x\x1b[2J".to_vec(), 3), (0, 0, 1, 42)),
+            ((b"veth0".to_vec(), 1), (5, 520, 5, 590)),
+        ]);
+        let devices = devices(totals, &names);
         let text = table(&devices);
         let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        assert!(lines[1].starts_with("veth0 ") && lines[1].ends_with(" 590"), "{text}");
+        assert!(lines[2].starts_with("veth0 ") && lines[2].ends_with("  lab"), "{text}");
+        assert!(lines[3].starts_with("x\\x1b[2J ") && lines[3].ends_with("  cookie 3"), "{text}");
+        // Every row's numbers end where the header's TX-BYTES does.
+        let end = lines[0].find("TX-BYTES").unwrap() + "TX-BYTES".len();
+        for l in &lines[1..] {
+            assert!(l[..end].ends_with(|c: char| c.is_ascii_digit()), "{l}");
+        }
+        assert_eq!(devices[1].dev, "veth0");
+        assert_eq!(devices[1].netns, Netns { cookie: 2, name: Some("lab".into()) });
+        assert_eq!(devices[2].dev, "x\u{1b}[2J");
+
+        // Only ours: no namespace column, header and rows equally long.
+        let ours =
+            super::devices(BTreeMap::from([((b"veth0".to_vec(), 1), (5, 520, 5, 590))]), &names);
+        let text = table(&ours);
+        let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2);
-        assert_eq!(lines[0].len(), lines[1].len());
-        assert!(lines[1].starts_with("veth0 ") && lines[1].ends_with(" 590"));
+        assert_eq!(lines[0].len(), lines[1].len(), "{text}");
     }
 }

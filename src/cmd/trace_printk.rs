@@ -1,6 +1,6 @@
 //! `xdpctl trace printk`: read the kernel's trace buffer (trace_pipe) and
 //! decode the lines of the shipped `xdp_printk` program (tracing03); every
-//! other line passes through untouched.
+//! other line passes through, with control characters escaped.
 
 use std::fs::File;
 use std::io::{ErrorKind, Read};
@@ -12,6 +12,7 @@ use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use serde::Serialize;
 
+use crate::escape;
 use crate::mac::Mac;
 use crate::output::Output;
 use crate::stop::Stop;
@@ -97,7 +98,9 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
         pending.extend_from_slice(&buf[..len.min(buf.len())]);
         while let Some(end) = pending.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = pending.drain(..=end).collect();
-            let line = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
+            // Any task can name itself anything, and its name (comm) leads
+            // every line it causes: escaped before anything else.
+            let line = escape::bytes(&line[..line.len() - 1]);
             match decode(&line) {
                 Some((text, frame)) => {
                     decoded += 1;
@@ -133,6 +136,17 @@ mod tests {
             "    ping-1207    [001] ..s2.  2411.503617: bpf_trace_printk: \
              src: 02:00:00:00:00:02 dst: 02:00:00:00:00:01 proto: 0x86dd"
         );
+        assert_eq!(frame.proto, 0x86dd);
+    }
+
+    #[test]
+    fn a_hostile_task_name_is_escaped_and_the_line_still_decoded() {
+        let raw = b"  p\x1b[2J\x9b-77  [001] ..s2.  1.0: bpf_trace_printk: \
+                    src: 2199023255554 dst: 2199023255553 proto: 34525";
+        let line = escape::bytes(raw);
+        let (text, frame) = decode(&line).unwrap();
+        assert!(text.starts_with("  p\\x1b[2J\\x9b-77  [001]"), "{text}");
+        assert!(!text.chars().any(char::is_control), "{text}");
         assert_eq!(frame.proto, 0x86dd);
     }
 

@@ -11,6 +11,7 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use crate::cmd::parse_interval;
+use crate::escape;
 use crate::frame::{self, UdpSpec};
 use crate::iface::{self, Iface};
 use crate::mac::Mac;
@@ -144,7 +145,12 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     let rate = args.rate.map_or("as fast as possible".to_string(), |r| format!("at {r:.0} pps"));
     out.info(format!(
         "Sending {}-byte UDP frames {}:{} -> {}:{ports} ({}) out of {} {rate}; Ctrl-C stops",
-        spec.size, spec.src_ip, spec.src_port, spec.dst_ip, spec.dst_mac, dev.name
+        spec.size,
+        spec.src_ip,
+        spec.src_port,
+        spec.dst_ip,
+        spec.dst_mac,
+        escape::text(&dev.name)
     ));
 
     let plan = Plan {
@@ -348,7 +354,7 @@ impl<'a> Meter<'a> {
         let mut line = format!(
             "{}{}: sent {} frames ({:.0} pps, {:.1} Mbit/s), {} of {} program runs not sent",
             if last { "total over the run, " } else { "" },
-            sample.dev,
+            escape::text(sample.dev),
             sample.sent.packets,
             sample.sent.pps,
             sample.mbps,
@@ -356,6 +362,7 @@ impl<'a> Meter<'a> {
             sample.runs.packets,
         );
         if let (Some(peer), Some(r)) = (sample.peer, &sample.received) {
+            let peer = escape::text(peer);
             line.push_str(&format!("; {peer} received {} ({:.0} pps)", r.packets, r.pps));
         }
         line.push('\n');

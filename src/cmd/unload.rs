@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::bpffs;
 use crate::cmd::{full_name, is_ours, prog_name, refuse_if_link_held};
+use crate::escape;
 use crate::iface;
 use crate::leftovers::{self, Leftover};
 use crate::lock::Lock;
@@ -158,16 +159,19 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
         return out.json(&Report { ifname: &dev.name, detached, removed_pins });
     }
     if detached.is_empty() {
-        out.info(format!("No XDP program attached to {}", dev.name));
+        out.info(format!("No XDP program attached to {}", escape::text(&dev.name)));
     }
     for d in &detached {
         out.info(format!(
             "Detached {} (id {}, {} mode) from {}",
-            d.prog_name, d.prog_id, d.mode, dev.name
+            escape::text(&d.prog_name),
+            d.prog_id,
+            d.mode,
+            escape::text(&dev.name)
         ));
     }
     if !removed_pins.is_empty() {
-        out.info(format!(" - removed pins: {}", removed_pins.join(", ")));
+        out.info(format!(" - removed pins: {}", escape::text(&removed_pins.join(", "))));
     }
     Ok(())
 }
@@ -189,6 +193,6 @@ fn clear_leftovers(left: &[Leftover], out: Output, name: &str) -> Result<()> {
     if out.json {
         return out.json(&Report { ifname: name, detached: Vec::new(), removed_pins });
     }
-    out.info(format!("No interface {name} here any more; nothing to detach"));
+    out.info(format!("No interface {} here any more; nothing to detach", escape::text(name)));
     Ok(())
 }

@@ -79,20 +79,28 @@ pub struct Lab {
     /// Unique per lab, so that tests joining labs can tell frames apart.
     pub outer_mac: String,
     pub inner_mac: String,
+    /// The index `veth0` must have in its namespace; None: the kernel's pick.
+    inner_index: Option<u32>,
     created: bool,
 }
 
 impl Lab {
     pub fn new() -> Lab {
-        Lab::build(false)
+        Lab::build(false, None)
     }
 
     /// A lab whose outer end lives in a namespace of its own too.
     pub fn isolated() -> Lab {
-        Lab::build(true)
+        Lab::build(true, None)
     }
 
-    fn build(isolated: bool) -> Lab {
+    /// A lab whose `veth0` has interface index `index` in its namespace (an
+    /// index that means another interface here).
+    pub fn with_inner_index(index: u32) -> Lab {
+        Lab::build(false, Some(index))
+    }
+
+    fn build(isolated: bool, inner_index: Option<u32>) -> Lab {
         let (pid, n) = (pid(), next());
         let mut lab = Lab {
             ns: format!("xn{pid:x}x{n}"),
@@ -102,6 +110,7 @@ impl Lab {
             inner_ip: canonical(&format!("fd78:{pid:x}:{n:x}::2")),
             outer_mac: mac(pid, n, 1),
             inner_mac: mac(pid, n, 2),
+            inner_index,
             created: false,
         };
         lab.create();
@@ -116,22 +125,52 @@ impl Lab {
         if let Some(outer_ns) = &self.outer_ns {
             run("ip", &["netns", "add", outer_ns]);
         }
-        self.outer_ip_cmd(&[
-            "link",
-            "add",
-            out,
-            "address",
-            &self.outer_mac,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "veth0",
-            "address",
-            &self.inner_mac,
-            "netns",
-            ns,
-        ]);
+        match self.inner_index {
+            None => self.outer_ip_cmd(&[
+                "link",
+                "add",
+                out,
+                "address",
+                &self.outer_mac,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "veth0",
+                "address",
+                &self.inner_mac,
+                "netns",
+                ns,
+            ]),
+            Some(index) => {
+                // ip sets no index on a veth's peer: the pair is made inside
+                // the namespace, and the outer end moved out to this one.
+                assert!(self.outer_ns.is_none(), "an isolated lab with an inner index");
+                run(
+                    "ip",
+                    &[
+                        "-n",
+                        ns,
+                        "link",
+                        "add",
+                        "veth0",
+                        "index",
+                        &index.to_string(),
+                        "address",
+                        &self.inner_mac,
+                        "type",
+                        "veth",
+                        "peer",
+                        "name",
+                        out,
+                        "address",
+                        &self.outer_mac,
+                    ],
+                );
+                let here = std::process::id().to_string();
+                run("ip", &["-n", ns, "link", "set", "dev", out, "netns", &here]);
+            }
+        }
         self.outer_ip_cmd(&["link", "set", "dev", out, "addrgenmode", "none"]);
         run("ip", &["-n", ns, "link", "set", "dev", "veth0", "addrgenmode", "none"]);
         // MLD reports cannot be turned off; make them all go out at once.
