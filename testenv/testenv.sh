@@ -3,6 +3,8 @@
 # environment) stays in this namespace and whose inner end (veth0) lives in a
 # network namespace of the same name. load/unload/stats/redirect call xdpctl.
 set -Eeuo pipefail # -E: the ERR trap of setup also fires inside functions
+# State is root's alone, whatever umask the caller had.
+umask 077
 
 STATEDIR=${TESTENV_STATEDIR:-/run/xdpctl-testenv}
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -80,17 +82,46 @@ state_file() {
 	echo "$STATEDIR/$1.env"
 }
 
+# The state directory, made 0700 if missing. Root acts on what it holds, so
+# one that is a symlink, or that another user owns or can write, is refused.
+state_dir() {
+	if [[ ! -e $STATEDIR ]]; then
+		mkdir -p -- "$(dirname -- "$STATEDIR")"
+		mkdir -m 0700 -- "$STATEDIR"
+	fi
+	[[ -d $STATEDIR && ! -L $STATEDIR ]] || die "$STATEDIR is not a directory (a symlink?); remove it"
+	trusted "$STATEDIR" || die "$STATEDIR is not root's alone; remove it (rm -r $STATEDIR)"
+}
+
+# Whether $1 is owned by this user and writable by no one else.
+trusted() {
+	local owner mode
+	read -r owner mode < <(stat -c '%u %a' -- "$1")
+	[[ $owner -eq $(id -u) && $((8#$mode & 8#022)) -eq 0 ]]
+}
+
+# The value of KEY=... in state file $1 (never sourced: it is data).
+state_value() {
+	sed -n "s/^$2=//p" -- "$1" | head -n 1
+}
+
 # Load NAME, NUM, LEGACY_IP and VLAN of the environment to act on.
 load_state() {
+	state_dir
 	if [[ -z $NAME ]]; then
 		[[ -f $STATEDIR/current ]] || die "no environment set up; run 'setup' first (or give --name)"
 		NAME=$(<"$STATEDIR/current")
+		valid_name "$NAME"
 	fi
 	local file
 	file=$(state_file "$NAME")
-	[[ -f $file ]] || die "no environment '$NAME'; run 'setup --name $NAME' first"
-	# shellcheck source=/dev/null
-	. "$file"
+	[[ -f $file && ! -L $file ]] || die "no environment '$NAME'; run 'setup --name $NAME' first"
+	trusted "$file" || die "$file is not root's alone; remove it"
+	NUM=$(state_value "$file" NUM)
+	LEGACY_IP=$(state_value "$file" LEGACY_IP)
+	VLAN=$(state_value "$file" VLAN)
+	[[ $NUM =~ ^[0-9]+$ && $LEGACY_IP =~ ^[01]$ && $VLAN =~ ^[01]$ ]] ||
+		die "$file is damaged; remove it and the environment by hand"
 }
 
 # The lowest environment number neither recorded nor addressed on this host.
@@ -153,7 +184,7 @@ cmd_setup() {
 	[[ ! -f $(state_file "$NAME") ]] || die "environment '$NAME' exists; use 'reset' or 'teardown'"
 	ip link show dev "$NAME" >/dev/null 2>&1 && die "an interface named '$NAME' exists; pick another --name"
 	ip netns list | grep -qw -- "$NAME" && die "a network namespace '$NAME' exists; pick another --name"
-	mkdir -p "$STATEDIR"
+	state_dir
 	NUM=$(free_number)
 
 	# From here on, a failure removes what this run made (and nothing else:

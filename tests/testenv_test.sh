@@ -98,4 +98,23 @@ gone "${NAME}v"
 "$T" alias | grep -q "^alias t='sudo .*/testenv.sh'$" || fail "alias prints a usable alias"
 "$T" setup --name "bad.name" 2>/dev/null && fail "a name with '.' must be refused"
 gone "bad.name"
+# State another user could have written is never acted on, and never run.
+evil=$TESTENV_STATEDIR/evil
+mkdir -m 0777 "$evil"
+if TESTENV_STATEDIR=$evil "$T" setup --name "${NAME}e" 2>"$TESTENV_STATEDIR/err"; then
+	TESTENV_STATEDIR=$evil "$T" --name "${NAME}e" teardown >/dev/null 2>&1 || true
+	fail "a state directory others can write was used"
+fi
+grep -q "not root's alone" "$TESTENV_STATEDIR/err" || fail "state dir: $(cat "$TESTENV_STATEDIR/err")"
+gone "${NAME}e"
+chmod 0700 "$evil"
+printf 'NAME=x\nNUM=1\nLEGACY_IP=0\nVLAN=0\n' >"$evil/x.env"
+chown nobody "$evil/x.env"
+TESTENV_STATEDIR=$evil "$T" --name x status 2>"$TESTENV_STATEDIR/err" && fail "another user's state file was used"
+grep -q "not root's alone" "$TESTENV_STATEDIR/err" || fail "state file: $(cat "$TESTENV_STATEDIR/err")"
+# shellcheck disable=SC2016 # the $(...) is the planted code, kept literal
+printf 'NAME=y\nNUM=1$(touch %s)\nLEGACY_IP=0\nVLAN=0\n' "$evil/ran" >"$evil/y.env"
+TESTENV_STATEDIR=$evil "$T" --name y status 2>/dev/null && fail "a damaged state file was used"
+[[ ! -e $evil/ran ]] || fail "a state file was run as code"
+
 echo "testenv: all checks passed"
