@@ -20,6 +20,7 @@ pub mod mac;
 pub mod netlink;
 pub mod netns;
 pub mod object;
+pub mod outfile;
 pub mod output;
 pub mod pins;
 pub mod private;

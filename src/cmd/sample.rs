@@ -4,7 +4,6 @@
 //! through a bpf_link, so it goes when xdpctl does, however that happens.
 
 use std::cell::RefCell;
-use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::mem::{size_of, MaybeUninit};
 use std::os::fd::{AsFd, BorrowedFd};
@@ -24,6 +23,7 @@ use crate::cmd::prog_name;
 use crate::error::Exit;
 use crate::iface::{self, Iface};
 use crate::logging;
+use crate::outfile::NewFile;
 use crate::output::{is_broken_pipe, Output};
 use crate::skel::sample_prog::types::sample;
 use crate::skel::sample_prog::{XdpSamplePktsKernSkel, XdpSamplePktsKernSkelBuilder};
@@ -77,7 +77,7 @@ struct Summary {
     lost: u64,
 }
 
-/// What the user asked for, checked, with the output already open.
+/// What the user asked for, checked, with the output ready.
 struct Plan {
     dev: Iface,
     mode: Option<xdp::Mode>,
@@ -89,15 +89,15 @@ struct Plan {
 }
 
 pub fn run(args: &Args, out: Output) -> Result<()> {
-    let plan = plan(args, out)?;
-    let result = capture(&plan, out);
-    if result.is_err() {
-        plan.dest.discard_if_empty();
-    }
-    report(&result?, matches!(plan.dest, Dest::Stdout), out)
+    // First: from here Ctrl-C and SIGTERM end the capture through its
+    // cleanup, so no temporary file outlives them.
+    let stop = Stop::install()?;
+    let mut plan = plan(args, out)?;
+    let summary = capture(&mut plan, out, &stop)?;
+    report(&summary, matches!(plan.dest, Dest::Stdout), out)
 }
 
-/// Everything is checked, and the file opened, before anything is attached.
+/// Everything is checked, and the file created, before anything is attached.
 fn plan(args: &Args, out: Output) -> Result<Plan> {
     let dev = iface::resolve(&args.dev)?;
     let mode = match args.mode {
@@ -153,8 +153,8 @@ fn ring_size(kib: u32) -> u32 {
 /// Where the capture goes.
 enum Dest {
     Stdout,
-    /// A file, and whether xdpctl created it (so a failed start removes it).
-    File(PathBuf, File, bool),
+    /// A new file, put in place over the path once the sampler is attached.
+    File(NewFile),
 }
 
 impl Dest {
@@ -162,37 +162,29 @@ impl Dest {
         if path.as_os_str() == "-" {
             return Ok(Dest::Stdout);
         }
-        let existed = path.exists();
-        let file =
-            OpenOptions::new().write(true).create(true).truncate(true).open(path).with_context(
-                || format!("-w {}: cannot write there; pick a writable path", path.display()),
-            )?;
-        Ok(Dest::File(path.to_path_buf(), file, !existed))
+        Ok(Dest::File(NewFile::create(path)?))
+    }
+
+    fn put_in_place(&mut self) -> Result<()> {
+        match self {
+            Dest::Stdout => Ok(()),
+            Dest::File(file) => file.put_in_place(),
+        }
     }
 
     fn writer(&self) -> Result<Box<dyn Write + '_>> {
         Ok(match self {
             Dest::Stdout => Box::new(io::stdout().lock()),
-            Dest::File(path, file, _) => {
-                Box::new(file.try_clone().with_context(|| format!("writing {}", path.display()))?)
-            }
+            Dest::File(file) => Box::new(
+                file.file().try_clone().with_context(|| format!("writing {}", file.shown()))?,
+            ),
         })
-    }
-
-    /// After a failed start: remove the file if xdpctl created it and
-    /// nothing was written.
-    fn discard_if_empty(&self) {
-        if let Dest::File(path, file, true) = self {
-            if file.metadata().is_ok_and(|m| m.len() == 0) {
-                let _ = fs::remove_file(path);
-            }
-        }
     }
 
     fn name(&self) -> String {
         match self {
             Dest::Stdout => "stdout".into(),
-            Dest::File(path, ..) => path.display().to_string(),
+            Dest::File(file) => file.shown().to_string(),
         }
     }
 }
@@ -213,22 +205,22 @@ fn load<'obj>(
     logging::load("the shipped sampler xdp_sample", || open.load())
 }
 
-fn capture(plan: &Plan, out: Output) -> Result<Summary> {
-    let dev = &plan.dev;
+fn capture(plan: &mut Plan, out: Output, stop: &Stop) -> Result<Summary> {
     let mut storage = MaybeUninit::uninit();
     let skel = load(plan, &mut storage)?;
+    let dev = &plan.dev;
     let clock = RefCell::new(WallClock::new()?);
     let start = WallClock::now()?;
     let link = xdp::attach_link(dev, skel.progs.xdp_sample.as_fd(), plan.mode)
         .with_context(|| Exit::attach(format!("attaching the sampler to {}", dev.name)))?;
-    // Written once attached, so a failed start leaves the file empty.
+    // Only now does the capture replace what was at the path.
+    plan.dest.put_in_place()?;
     let writer = CaptureWriter::new(
         BufWriter::with_capacity(1 << 20, plan.dest.writer()?),
         plan.format,
         &dev.name,
         plan.snaplen,
     )?;
-    let stop = Stop::install()?;
     if !out.quiet {
         let mode = xdp::query(dev.index)?.first().map_or("?".into(), |a| a.mode.to_string());
         eprintln!(
@@ -247,7 +239,7 @@ fn capture(plan: &Plan, out: Output) -> Result<Summary> {
         .context("reading the sample ring")?;
     let ring = builder.build().context("reading the sample ring")?;
     let writing = || format!("-w {}: writing the capture failed (disk full?)", plan.dest.name());
-    let pipe_closed = drain(&ring, &state, &clock, &stop).with_context(writing)?;
+    let pipe_closed = drain(&ring, &state, &clock, stop).with_context(writing)?;
 
     // Detach first, then take what is still in the ring: nothing more comes.
     drop(link);
