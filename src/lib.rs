@@ -26,6 +26,7 @@ pub mod pins;
 pub mod private;
 pub mod record;
 pub mod skel;
+pub mod spool;
 pub mod statsmap;
 pub mod stop;
 pub mod swap;

@@ -1324,7 +1324,7 @@ fn s10_afxdp_echo_answers_only_unicast() {
     before.assert_unchanged("xdpctl afxdp under group-addressed pings");
 }
 
-// Issue 16, items 1 and 4: sample's output file
+// Issue 16, items 1, 4 and 9: sample's output
 
 /// `args` run by nobody; they must succeed.
 fn as_nobody(args: &[&str]) {
@@ -1412,6 +1412,14 @@ fn pcap_records(data: &[u8]) -> usize {
 fn tcpdump_count(file: &Path) -> usize {
     let out = common::run("tcpdump", &["-r", file.to_str().unwrap(), "-n"]);
     String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+/// The numbers of sample's summary line: (written, seen).
+fn summary(err: &str) -> (u64, u64) {
+    let line = err.lines().find(|l| l.contains("samples written to")).expect("a summary");
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let seen = words.iter().position(|w| *w == "packets").unwrap() - 1;
+    (words[0].parse().unwrap(), words[seen].parse().unwrap())
 }
 
 /// Whatever nobody plants at the capture's path, root's `sample -w` never
@@ -1529,4 +1537,57 @@ fn s04_two_samplers_racing_for_one_file() {
         assert_eq!(listing(&dir.0), ["race.pcap"], "round {round}: no temporary file");
     }
     before.assert_unchanged("racing samplers");
+}
+
+/// A reader that never reads: a signal still ends `sample -w -` within a
+/// second, detached, and it counts only the records that went into the pipe.
+#[test]
+fn s09_a_stalled_pipe_does_not_hold_up_a_stop() {
+    use nix::sys::signal::{kill, Signal};
+    use std::io::Read;
+    let _s = serial();
+    let lab = Lab::new();
+    let dev = lab.outer.as_str();
+    let before = System::settled();
+    for sig in [Signal::SIGINT, Signal::SIGTERM] {
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let mut child = Command::new(common::XDPCTL)
+            .args(["sample", "--dev", dev, "-w", "-"])
+            .stdout(Stdio::from(write))
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_attached(&lab);
+        // 200 replies of 1462 bytes: far more than the pipe's 64 KiB.
+        let flood = ["-6", "-q", "-f", "-c", "200", "-s", "1400", &lab.inner_ip];
+        let ping = lab.outer_command("ping").args(flood).output().unwrap();
+        assert!(ping.status.success(), "{}", stderr(&ping));
+        sleep(Duration::from_millis(300));
+
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let signalled = Instant::now();
+        kill(pid, sig).unwrap();
+        let deadline = signalled + Duration::from_secs(5);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{sig}: sample still runs 5 s after the signal");
+            }
+            sleep(Duration::from_millis(5));
+        }
+        let took = signalled.elapsed();
+        assert!(took < Duration::from_secs(1), "{sig}: exited {took:?} after the signal");
+        assert!(lab.attached().is_empty(), "{sig}: detached");
+        let out = child.wait_with_output().unwrap();
+        let err = stderr(&out);
+        assert!(out.status.success(), "{sig}: {err}");
+        let mut data = Vec::new();
+        std::fs::File::from(read).read_to_end(&mut data).unwrap();
+        let (written, seen) = summary(&err);
+        assert!(written < seen, "{sig}: the pipe stalled: {err}");
+        assert_eq!(pcap_records(&data) as u64, written, "{sig}: {err}");
+        eprintln!("{sig}: exited {took:?} after it; {written} of {seen} written");
+    }
+    before.assert_unchanged("samplers stopped on a stalled pipe");
 }
