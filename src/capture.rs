@@ -139,7 +139,7 @@ impl<W: Write> CaptureWriter<W> {
 
     /// End the capture: pcapng records `totals` in an interface statistics
     /// block (pcap has nowhere to put them); then flush.
-    pub fn finish(mut self, totals: Totals) -> Result<()> {
+    pub fn finish(&mut self, totals: Totals) -> Result<()> {
         if let Inner::Pcapng(w) = &mut self.format {
             let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
             let stats = InterfaceStatisticsBlock {
@@ -155,6 +155,21 @@ impl<W: Write> CaptureWriter<W> {
             w.write_pcapng_block(stats).map_err(error)?;
         }
         self.flush()
+    }
+}
+
+/// Encoding into memory, for a writer elsewhere to write out.
+impl CaptureWriter<Vec<u8>> {
+    /// Bytes encoded and not yet taken.
+    pub fn buffered(&self) -> usize {
+        self.out.0.borrow().len()
+    }
+
+    /// Take what is encoded: it is swapped with `buf`, which the writer
+    /// continues into (cleared first; its allocation is kept).
+    pub fn swap(&mut self, buf: &mut Vec<u8>) {
+        buf.clear();
+        std::mem::swap(&mut *self.out.0.borrow_mut(), buf);
     }
 }
 
@@ -222,6 +237,7 @@ mod tests {
         let mut w = CaptureWriter::new(&mut file, Format::Pcap, "veth0", 96).unwrap();
         w.packet(Duration::new(1_700_000_000, 123_456_789), 118, &[0xab; 60]).unwrap();
         w.finish(Totals::default()).unwrap();
+        drop(w);
         // Global header (24 bytes), then 16 bytes of record header and the data.
         assert_eq!(file.len(), 24 + 16 + 60);
         assert_eq!(u32_at(&file, 0), 0xa1b2_3c4d, "nanosecond magic");
@@ -232,6 +248,26 @@ mod tests {
         assert_eq!(u32_at(&file, 32), 60, "captured length");
         assert_eq!(u32_at(&file, 36), 118, "original length");
         assert!(file[40..].iter().all(|&b| b == 0xab));
+    }
+
+    #[test]
+    fn encoded_bytes_are_taken_in_pieces_that_join_up() {
+        let mut w = CaptureWriter::new(Vec::new(), Format::Pcap, "veth0", 96).unwrap();
+        w.packet(Duration::new(1, 0), 60, &[1; 60]).unwrap();
+        assert_eq!(w.buffered(), 24 + 16 + 60);
+        let mut first = vec![0xee; 8];
+        w.swap(&mut first);
+        assert_eq!(w.buffered(), 0, "a cleared buffer goes back to the writer");
+        w.packet(Duration::new(2, 0), 30, &[2; 30]).unwrap();
+        let mut second = Vec::new();
+        w.swap(&mut second);
+
+        let mut whole = Vec::new();
+        let mut once = CaptureWriter::new(&mut whole, Format::Pcap, "veth0", 96).unwrap();
+        once.packet(Duration::new(1, 0), 60, &[1; 60]).unwrap();
+        once.packet(Duration::new(2, 0), 30, &[2; 30]).unwrap();
+        drop(once);
+        assert_eq!([first, second].concat(), whole);
     }
 
     #[test]
@@ -277,6 +313,7 @@ mod tests {
         let totals =
             Totals { start: Duration::new(1, 0), end: Duration::new(3, 0), seen: 40, lost: 3 };
         w.finish(totals).unwrap();
+        drop(w);
 
         let blocks = blocks(&file);
         let kinds: Vec<u32> = blocks.iter().map(|b| b.0).collect();

@@ -647,9 +647,12 @@ fn c14_signals_at_each_step_of_sample_afxdp_and_trace() {
             .spawn()
             .unwrap(),
     );
+    let tmp = common::TempDir::new();
+    let capture = tmp.0.join("c14.pcap");
+    let capture = capture.to_str().unwrap();
     let clean = System::settled();
     let cases: [(&[&str], &[&str], usize); 4] = [
-        (&["sample", "--dev", dev, "-w", "/dev/null", "-c", "1"], &["bpf", "rt_sigaction"], 1),
+        (&["sample", "--dev", dev, "-w", capture, "-c", "1"], &["bpf", "rt_sigaction"], 1),
         (
             &["afxdp", "--dev", dev, "--count", "1", "--interval", "0.2"],
             &["bpf", "bind", "setsockopt", "rt_sigaction"],
@@ -675,6 +678,8 @@ fn c14_signals_at_each_step_of_sample_afxdp_and_trace() {
     }
     eprintln!("{finished} stopped cleanly, {died} died of the signal");
     assert!(finished > 0 && died > 0, "{finished} {died}");
+    let left: Vec<String> = listing(&tmp.0).into_iter().filter(|n| n != "c14.pcap").collect();
+    assert!(left.is_empty(), "sample left temporary files: {left:?}");
 }
 
 #[test]
@@ -825,12 +830,17 @@ fn c19_sample_to_a_full_disk_and_bad_snaplens() {
     let lab = Lab::new();
     let dev = lab.outer.as_str();
     for snaplen in ["65536", "-1", "many"] {
-        refused(&["sample", "--dev", dev, "-w", "/dev/null", "--snaplen", snaplen], &[snaplen]);
+        refused(&["sample", "--dev", dev, "-w", "-", "--snaplen", snaplen], &[snaplen]);
     }
-    // /dev/full: the first write fails; the sampler goes with its error.
+    // A full disk: the first write fails; the sampler goes with its error.
+    let disk = Tmpfs::new("64k");
+    let filler = std::fs::write(disk.0 .0.join("filler"), vec![0u8; 1 << 17]).unwrap_err();
+    assert_eq!(filler.raw_os_error(), Some(nix::errno::Errno::ENOSPC as i32), "full");
+    let file = disk.0 .0.join("full.pcap");
+    let file = file.to_str().unwrap();
     let before = System::settled();
     let mut child = Command::new(common::XDPCTL)
-        .args(["-q", "sample", "--dev", dev, "-w", "/dev/full", "-m", "skb"])
+        .args(["-q", "sample", "--dev", dev, "-w", file, "-m", "skb"])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -839,9 +849,27 @@ fn c19_sample_to_a_full_disk_and_bad_snaplens() {
         lab.ping(1);
     }
     let out = child.wait_with_output().unwrap();
-    let err = one_line(&out, &["/dev/full", "No space left on device"]);
+    let err = one_line(&out, &[file, "No space left on device"]);
     assert!(err.contains("disk full"), "{err}");
-    before.assert_unchanged("sample to /dev/full");
+    before.assert_unchanged("sample to a full disk");
+}
+
+/// A tmpfs of `size` mounted on a scratch directory, unmounted when dropped.
+struct Tmpfs(common::TempDir);
+
+impl Tmpfs {
+    fn new(size: &str) -> Tmpfs {
+        let dir = common::TempDir::new();
+        let at = dir.0.to_str().unwrap();
+        common::run("mount", &["-t", "tmpfs", "-o", &format!("size={size}"), "xdpctl-test", at]);
+        Tmpfs(dir)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0 .0).output();
+    }
 }
 
 /// Runs `xdpctl args` in a mount namespace of its own where the tracepoints
@@ -2156,4 +2184,272 @@ fn s07_trace_keys_exceptions_per_namespace() {
 
     common::run("nsenter", &[&netns, common::XDPCTL, "unload", "--dev", "veth0"]);
     before.assert_unchanged("trace across namespaces");
+}
+
+// Issue 16, items 1, 4 and 9: sample's output
+
+/// `args` run by nobody; they must succeed.
+fn run_as_nobody(args: &[&str]) {
+    let nobody = ["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"];
+    common::run("setpriv", &[&nobody[..], args].concat());
+}
+
+/// A scratch directory anyone may write to, sticky, like /tmp.
+fn shared_dir() -> common::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = common::TempDir::new();
+    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    dir
+}
+
+/// The names in `dir`, sorted.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A child's output, killed (and the test failed) if it runs past `secs`.
+fn output_within(mut child: std::process::Child, secs: u64, what: &str) -> Output {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("{what}: still running after {secs} s; stderr: {}", stderr(&out));
+        }
+        sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn spawn_xdpctl(args: &[&str]) -> std::process::Child {
+    Command::new(common::XDPCTL)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Like `refused`, for commands that would otherwise run until stopped.
+fn refused_at_once(args: &[&str], names: &[&str]) -> String {
+    let before = System::settled();
+    let out = output_within(spawn_xdpctl(args), 10, "refusing");
+    let err = one_line(&out, names);
+    before.assert_unchanged(&format!("xdpctl {}", args.join(" ")));
+    err
+}
+
+fn wait_attached(lab: &Lab) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lab.attached().is_empty() {
+        assert!(Instant::now() < deadline, "the sampler never attached");
+        sleep(Duration::from_millis(20));
+    }
+}
+
+/// Complete records in a pcap stream, read from the format's definition: a
+/// 24-byte header, then records of a 16-byte header (incl_len at 8..12) and
+/// incl_len bytes. A record cut short at the end is not counted.
+fn pcap_records(data: &[u8]) -> usize {
+    assert!(data.len() >= 24, "no pcap header: {} bytes", data.len());
+    let u32_at = |at: usize| u32::from_ne_bytes(data[at..at + 4].try_into().unwrap());
+    assert_eq!(u32_at(0), 0xa1b2_3c4d, "nanosecond pcap magic");
+    let (mut at, mut n) = (24, 0);
+    while at + 16 <= data.len() {
+        let next = at + 16 + u32_at(at + 8) as usize;
+        if next > data.len() {
+            break;
+        }
+        (at, n) = (next, n + 1);
+    }
+    n
+}
+
+/// The frames tcpdump reads from `file`.
+fn tcpdump_count(file: &Path) -> usize {
+    let out = common::run("tcpdump", &["-r", file.to_str().unwrap(), "-n"]);
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+/// The numbers of sample's summary line: (written, seen).
+fn summary(err: &str) -> (u64, u64) {
+    let line = err.lines().find(|l| l.contains("samples written to")).expect("a summary");
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let seen = words.iter().position(|w| *w == "packets").unwrap() - 1;
+    (words[0].parse().unwrap(), words[seen].parse().unwrap())
+}
+
+/// Whatever nobody plants at the capture's path, root's `sample -w` never
+/// writes through it nor into it; a new capture is private; a failed start
+/// leaves the file there as it was.
+#[test]
+fn s01_sample_writes_only_its_own_new_file() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let _s = serial();
+    let lab = Lab::new();
+    let dev = lab.outer.as_str();
+    let shared = shared_dir();
+    let private = common::TempDir::new();
+    std::fs::set_permissions(&private.0, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let secret = private.0.join("secret");
+    std::fs::write(&secret, b"root's secret\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let at = |name: &str| shared.0.join(name).to_str().unwrap().to_string();
+
+    // (a) A symlink to root's file.
+    let (a, secret_s) = (at("a.pcap"), secret.to_str().unwrap());
+    run_as_nobody(&["ln", "-s", secret_s, &a]);
+    refused_at_once(&["sample", "--dev", dev, "-w", &a], &[&a, "symlink", "nobody", "remove it"]);
+    assert_eq!(std::fs::read(&secret).unwrap(), b"root's secret\n", "the victim is untouched");
+
+    // (b) A dangling symlink into root's directory.
+    let (b, planted) = (at("b.pcap"), private.0.join("planted"));
+    run_as_nobody(&["ln", "-s", planted.to_str().unwrap(), &b]);
+    refused_at_once(&["sample", "--dev", dev, "-w", &b], &[&b, "symlink"]);
+    assert!(!planted.exists(), "nothing created through the link");
+
+    // (c) A file nobody made for root to fill, readable by all.
+    let c = at("c.pcap");
+    run_as_nobody(&["sh", "-c", "printf 'nobody was here' > \"$1\"; chmod 666 \"$1\"", "sh", &c]);
+    refused_at_once(&["sample", "--dev", dev, "-w", &c], &[&c, "nobody", "remove it"]);
+    assert_eq!(std::fs::read(&c).unwrap(), b"nobody was here");
+    let planted = ["a.pcap", "b.pcap", "c.pcap"];
+    assert_eq!(listing(&shared.0), planted, "no temporary file left");
+
+    // (d) A new capture is root's and private, whatever the umask.
+    let d = at("d.pcap");
+    let script = format!("umask 000; exec {} sample --dev {dev} -w {d} -c 3", common::XDPCTL);
+    let child = Command::new("sh")
+        .args(["-c", &script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_attached(&lab);
+    assert!(lab.ping(3), "the pings come back");
+    let out = output_within(child, 10, "sample -c 3");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let meta = std::fs::metadata(&d).unwrap();
+    assert_eq!((meta.mode() & 0o7777, meta.uid()), (0o600, 0), "mode and owner");
+    assert_eq!(tcpdump_count(Path::new(&d)), 3);
+    assert!(lab.attached().is_empty(), "detached on exit");
+
+    // (e) A start that fails leaves root's earlier capture as it was.
+    let e = at("e.pcap");
+    std::fs::write(&e, b"an earlier capture").unwrap();
+    let jumbo = Lab::new();
+    common::run("ip", &["link", "set", "dev", &jumbo.outer, "mtu", "9000"]);
+    common::run("ip", &["-n", &jumbo.ns, "link", "set", "dev", "veth0", "mtu", "9000"]);
+    let out =
+        refused(&["sample", "--dev", &jumbo.outer, "-m", "native", "-w", &e], &[&jumbo.outer]);
+    assert!(out.contains("native unsupported at this MTU"), "{out}");
+    assert_eq!(std::fs::read(&e).unwrap(), b"an earlier capture");
+    assert_eq!(listing(&shared.0), [&planted[..], &["d.pcap", "e.pcap"]].concat());
+
+    // (f) stdout as before.
+    let child = spawn_xdpctl(&["sample", "--dev", dev, "-w", "-", "-c", "2"]);
+    wait_attached(&lab);
+    assert!(lab.ping(2), "the pings come back");
+    let out = output_within(child, 10, "sample -w - -c 2");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(pcap_records(&out.stdout), 2);
+    assert!(stderr(&out).contains("2 samples written to stdout"), "{}", stderr(&out));
+}
+
+/// Two samplers started at once on one interface and one file: one runs,
+/// the other is refused and leaves the winner's capture alone.
+#[test]
+fn s04_two_samplers_racing_for_one_file() {
+    let _s = serial();
+    let lab = Lab::new();
+    let dev = lab.outer.as_str();
+    let dir = common::TempDir::new();
+    let file = dir.0.join("race.pcap");
+    let path = file.to_str().unwrap();
+    let before = System::settled();
+    for round in 0..3 {
+        let args = ["sample", "--dev", dev, "-w", path, "-c", "4"];
+        let mut racers = [spawn_xdpctl(&args), spawn_xdpctl(&args)];
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let lost = loop {
+            if let Some(i) = (0..2).find(|&i| racers[i].try_wait().unwrap().is_some()) {
+                break i;
+            }
+            assert!(Instant::now() < deadline, "round {round}: both still run");
+            sleep(Duration::from_millis(10));
+        };
+        let [first, second] = racers;
+        let (loser, winner) = if lost == 0 { (first, second) } else { (second, first) };
+        let out = loser.wait_with_output().unwrap();
+        let err = one_line(&out, &[dev]);
+        assert!(
+            err.contains("already has an XDP program") || err.contains("another XDP program"),
+            "round {round}: {err}"
+        );
+        wait_attached(&lab);
+        assert!(lab.ping(4), "the pings come back");
+        let out = output_within(winner, 10, "the winner");
+        assert!(out.status.success(), "round {round}: {}", stderr(&out));
+        assert_eq!(tcpdump_count(&file), 4, "round {round}: the winner's capture");
+        assert_eq!(listing(&dir.0), ["race.pcap"], "round {round}: no temporary file");
+    }
+    before.assert_unchanged("racing samplers");
+}
+
+/// A reader that never reads: a signal still ends `sample -w -` within a
+/// second, detached, and it counts only the records that went into the pipe.
+#[test]
+fn s09_a_stalled_pipe_does_not_hold_up_a_stop() {
+    use nix::sys::signal::{kill, Signal};
+    use std::io::Read;
+    let _s = serial();
+    let lab = Lab::new();
+    let dev = lab.outer.as_str();
+    let before = System::settled();
+    for sig in [Signal::SIGINT, Signal::SIGTERM] {
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let mut child = Command::new(common::XDPCTL)
+            .args(["sample", "--dev", dev, "-w", "-"])
+            .stdout(Stdio::from(write))
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_attached(&lab);
+        // 200 replies of 1462 bytes: far more than the pipe's 64 KiB.
+        let flood = ["-6", "-q", "-f", "-c", "200", "-s", "1400", &lab.inner_ip];
+        let ping = lab.outer_command("ping").args(flood).output().unwrap();
+        assert!(ping.status.success(), "{}", stderr(&ping));
+        sleep(Duration::from_millis(300));
+
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let signalled = Instant::now();
+        kill(pid, sig).unwrap();
+        let deadline = signalled + Duration::from_secs(5);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{sig}: sample still runs 5 s after the signal");
+            }
+            sleep(Duration::from_millis(5));
+        }
+        let took = signalled.elapsed();
+        assert!(took < Duration::from_secs(1), "{sig}: exited {took:?} after the signal");
+        assert!(lab.attached().is_empty(), "{sig}: detached");
+        let out = child.wait_with_output().unwrap();
+        let err = stderr(&out);
+        assert!(out.status.success(), "{sig}: {err}");
+        let mut data = Vec::new();
+        std::fs::File::from(read).read_to_end(&mut data).unwrap();
+        let (written, seen) = summary(&err);
+        assert!(written < seen, "{sig}: the pipe stalled: {err}");
+        assert_eq!(pcap_records(&data) as u64, written, "{sig}: {err}");
+        eprintln!("{sig}: exited {took:?} after it; {written} of {seen} written");
+    }
+    before.assert_unchanged("samplers stopped on a stalled pipe");
 }

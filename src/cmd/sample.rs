@@ -2,14 +2,16 @@
 //! pcapng file, from an XDP program that copies the head of each frame to a
 //! ring buffer and passes the frame on (tracing04). The program is attached
 //! through a bpf_link, so it goes when xdpctl does, however that happens.
+//! A writer thread owns the output (spool.rs): a stalled reader never holds
+//! up a stop request.
 
 use std::cell::RefCell;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::fs::File;
+use std::io;
 use std::mem::{size_of, MaybeUninit};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
@@ -25,10 +27,12 @@ use crate::error::Exit;
 use crate::escape;
 use crate::iface::{self, Iface};
 use crate::logging;
-use crate::output::{is_broken_pipe, Output};
+use crate::outfile::NewFile;
+use crate::output::Output;
 use crate::skel::sample_prog::types::sample;
 use crate::skel::sample_prog::{XdpSamplePktsKernSkel, XdpSamplePktsKernSkelBuilder};
 use crate::skel::{SampleCounts, SampleHdr};
+use crate::spool::{Chunk, Offer, Outcome, Spool};
 use crate::stop::Stop;
 use crate::xdp::{self, ModeRequest};
 
@@ -37,8 +41,14 @@ const MAX_SNAPLEN: u32 = (size_of::<sample>() - size_of::<SampleHdr>()) as u32;
 /// How long samples may wait in the ring before they are written, when too
 /// few arrive to wake xdpctl: a reader on a pipe sees them this late at most.
 const DRAIN_EVERY: Duration = Duration::from_millis(50);
-/// Records taken per pass, so Ctrl-C is seen under a flood.
+/// Records taken from the ring per call, at most.
 const BATCH: usize = 8192;
+/// Bytes encoded before they go to the writer thread (one record more at
+/// most): with its short queue, this bounds the capture's memory.
+const CHUNK_BYTES: usize = 1 << 20;
+/// How long the output has, once sampling stops, to take what is left: a
+/// stop request ends xdpctl well within a second, whatever the output does.
+const GRACE: Duration = Duration::from_millis(300);
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -78,7 +88,7 @@ struct Summary {
     lost: u64,
 }
 
-/// What the user asked for, checked, with the output already open.
+/// What the user asked for, checked, with the output ready.
 struct Plan {
     dev: Iface,
     mode: Option<xdp::Mode>,
@@ -90,15 +100,15 @@ struct Plan {
 }
 
 pub fn run(args: &Args, out: Output) -> Result<()> {
-    let plan = plan(args, out)?;
-    let result = capture(&plan, out);
-    if result.is_err() {
-        plan.dest.discard_if_empty();
-    }
-    report(&result?, matches!(plan.dest, Dest::Stdout), out)
+    // First: from here Ctrl-C and SIGTERM end the capture through its
+    // cleanup, so no temporary file outlives them.
+    let stop = Stop::install()?;
+    let mut plan = plan(args, out)?;
+    let summary = capture(&mut plan, out, &stop)?;
+    report(&summary, matches!(plan.dest, Dest::Stdout), out)
 }
 
-/// Everything is checked, and the file opened, before anything is attached.
+/// Everything is checked, and the file created, before anything is attached.
 fn plan(args: &Args, out: Output) -> Result<Plan> {
     let dev = iface::resolve(&args.dev)?;
     let mode = match args.mode {
@@ -154,8 +164,8 @@ fn ring_size(kib: u32) -> u32 {
 /// Where the capture goes.
 enum Dest {
     Stdout,
-    /// A file, and whether xdpctl created it (so a failed start removes it).
-    File(PathBuf, File, bool),
+    /// A new file, put in place over the path once the sampler is attached.
+    File(NewFile),
 }
 
 impl Dest {
@@ -163,37 +173,29 @@ impl Dest {
         if path.as_os_str() == "-" {
             return Ok(Dest::Stdout);
         }
-        let existed = path.exists();
-        let file =
-            OpenOptions::new().write(true).create(true).truncate(true).open(path).with_context(
-                || format!("-w {}: cannot write there; pick a writable path", path.display()),
-            )?;
-        Ok(Dest::File(path.to_path_buf(), file, !existed))
+        Ok(Dest::File(NewFile::create(path)?))
     }
 
-    fn writer(&self) -> Result<Box<dyn Write + '_>> {
-        Ok(match self {
-            Dest::Stdout => Box::new(io::stdout().lock()),
-            Dest::File(path, file, _) => {
-                Box::new(file.try_clone().with_context(|| format!("writing {}", path.display()))?)
-            }
-        })
-    }
-
-    /// After a failed start: remove the file if xdpctl created it and
-    /// nothing was written.
-    fn discard_if_empty(&self) {
-        if let Dest::File(path, file, true) = self {
-            if file.metadata().is_ok_and(|m| m.len() == 0) {
-                let _ = fs::remove_file(path);
-            }
+    fn put_in_place(&mut self) -> Result<()> {
+        match self {
+            Dest::Stdout => Ok(()),
+            Dest::File(file) => file.put_in_place(),
         }
+    }
+
+    /// The output for the writer thread, which owns it.
+    fn output(&self) -> Result<File> {
+        let fd = match self {
+            Dest::Stdout => io::stdout().as_fd().try_clone_to_owned(),
+            Dest::File(file) => file.file().as_fd().try_clone_to_owned(),
+        };
+        Ok(File::from(fd.with_context(|| format!("writing to {}", self.name()))?))
     }
 
     fn name(&self) -> String {
         match self {
             Dest::Stdout => "stdout".into(),
-            Dest::File(path, ..) => path.display().to_string(),
+            Dest::File(file) => file.shown().to_string(),
         }
     }
 }
@@ -214,22 +216,28 @@ fn load<'obj>(
     logging::load("the shipped sampler xdp_sample", || open.load())
 }
 
-fn capture(plan: &Plan, out: Output) -> Result<Summary> {
-    let dev = &plan.dev;
+/// Why sampling ended.
+#[derive(PartialEq, Eq)]
+enum End {
+    Stop,
+    Count,
+    /// The writer ended: the output failed or its reader has gone.
+    Output,
+}
+
+fn capture(plan: &mut Plan, out: Output, stop: &Stop) -> Result<Summary> {
     let mut storage = MaybeUninit::uninit();
     let skel = load(plan, &mut storage)?;
+    let dev = &plan.dev;
     let clock = RefCell::new(WallClock::new()?);
     let start = WallClock::now()?;
     let link = xdp::attach_link(dev, skel.progs.xdp_sample.as_fd(), plan.mode)
         .with_context(|| Exit::attach(format!("attaching the sampler to {}", dev.name)))?;
-    // Written once attached, so a failed start leaves the file empty.
-    let writer = CaptureWriter::new(
-        BufWriter::with_capacity(1 << 20, plan.dest.writer()?),
-        plan.format,
-        &dev.name,
-        plan.snaplen,
-    )?;
-    let stop = Stop::install()?;
+    // Only now does the capture replace what was at the path.
+    plan.dest.put_in_place()?;
+    let spool = Spool::start(plan.dest.output()?)?;
+    let mut outbox = Outbox { spool, pending: None };
+    let encoder = CaptureWriter::new(Vec::new(), plan.format, &dev.name, plan.snaplen)?;
     if !out.quiet {
         let mode = xdp::query(dev.index)?.first().map_or("?".into(), |a| a.mode.to_string());
         eprintln!(
@@ -241,34 +249,55 @@ fn capture(plan: &Plan, out: Output) -> Result<Summary> {
         );
     }
 
-    let state = RefCell::new(Writing { writer, written: 0, limit: plan.count, failed: None });
+    let state = RefCell::new(Encoding {
+        encoder,
+        ends: Vec::new(),
+        taken: 0,
+        limit: plan.count,
+        failed: None,
+    });
     let mut builder = RingBufferBuilder::new();
     builder
         .add(&skel.maps.samples, |record: &[u8]| state.borrow_mut().record(record, &clock.borrow()))
         .context("reading the sample ring")?;
     let ring = builder.build().context("reading the sample ring")?;
-    let writing = || format!("-w {}: writing the capture failed (disk full?)", plan.dest.name());
-    let pipe_closed = drain(&ring, &state, &clock, &stop).with_context(writing)?;
+    // A record's data and its pcap (16 bytes) or pcapng (32, padding 3) header.
+    let pump = Pump { ring: &ring, state: &state, max_record: plan.snaplen as usize + 64 };
+    let end = pump.run(&mut outbox, &clock, stop)?;
 
-    // Detach first, then take what is still in the ring: nothing more comes.
+    // Detach at once; what is still in the ring, and the end of the file,
+    // go out as far as the output takes them within the grace.
     drop(link);
-    if !pipe_closed {
-        while ring.consume_raw_n(BATCH) > 0 && !state.borrow().done() {}
+    let deadline = Instant::now() + GRACE;
+    if end != End::Output {
+        pump.drain(&mut outbox, deadline)?;
     }
     drop(ring);
     let counts = read_counts(&skel.maps.sample_stats)?;
-    let end = WallClock::now()?;
-    let Writing { writer, written, failed, .. } = state.into_inner();
-    let finished = match failed {
-        Some(e) => Err(e),
-        None if pipe_closed => Ok(()),
-        None => writer.finish(Totals { start, end, seen: counts.seen, lost: counts.lost }),
-    };
-    // A reader that has gone (`| head`) ends the capture; it is no failure.
-    if let Err(e) = finished {
-        if !is_broken_pipe(&e) {
-            return Err(e.context(writing()));
+    let mut st = state.into_inner();
+    if end != End::Output && outbox.flush(deadline) {
+        let totals = Totals { start, end: WallClock::now()?, seen: counts.seen, lost: counts.lost };
+        st.encoder.finish(totals)?;
+        outbox.take(&mut st);
+        outbox.flush(deadline);
+    }
+    let outcome = outbox.spool.finish(deadline);
+    let written = outbox.spool.written();
+    match outcome {
+        Outcome::Written => {}
+        // A reader that has gone (`| head`) ends the capture; it is no failure.
+        Outcome::Failed(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+        Outcome::Failed(e) => {
+            return Err(anyhow::Error::new(e).context(format!(
+                "-w {}: writing the capture failed (disk full?)",
+                plan.dest.name()
+            )))
         }
+        Outcome::Stalled => eprintln!(
+            "xdpctl: warning: {} took no more data; {} samples taken were not written",
+            plan.dest.name(),
+            st.taken - written
+        ),
     }
     Ok(Summary {
         dev: dev.name.clone(),
@@ -281,55 +310,139 @@ fn capture(plan: &Plan, out: Output) -> Result<Summary> {
     })
 }
 
-/// Write samples as they come until --count, a stop request or an error.
-/// Returns whether the output pipe was closed by its reader.
-fn drain<W: Write>(
-    ring: &RingBuffer<'_>,
-    state: &RefCell<Writing<W>>,
-    clock: &RefCell<WallClock>,
-    stop: &Stop,
-) -> Result<bool> {
-    // SAFETY: the epoll fd belongs to `ring`, which outlives this function.
-    let ready = unsafe { BorrowedFd::borrow_raw(ring.epoll_fd()) };
-    let timeout = PollTimeout::try_from(DRAIN_EVERY).unwrap_or(PollTimeout::NONE);
-    loop {
-        // Woken when the ring is a quarter full, else after DRAIN_EVERY.
-        match poll(&mut [PollFd::new(ready, PollFlags::POLLIN)], timeout) {
-            Ok(_) | Err(Errno::EINTR) => {}
-            Err(e) => return Err(e).context("waiting for samples"),
+/// Moves records from the ring through the encoder towards the writer.
+struct Pump<'a, 'r> {
+    ring: &'a RingBuffer<'r>,
+    state: &'a RefCell<Encoding>,
+    /// The most one record can take encoded.
+    max_record: usize,
+}
+
+impl Pump<'_, '_> {
+    /// Sample until a stop request, --count, or the end of the output.
+    /// While the writer is behind, records wait in the ring, which counts
+    /// those it has no room for.
+    fn run(&self, outbox: &mut Outbox, clock: &RefCell<WallClock>, stop: &Stop) -> Result<End> {
+        // SAFETY: the epoll fd belongs to the ring, which outlives this function.
+        let ready = unsafe { BorrowedFd::borrow_raw(self.ring.epoll_fd()) };
+        let timeout = PollTimeout::try_from(DRAIN_EVERY).unwrap_or(PollTimeout::NONE);
+        loop {
+            if stop.requested() {
+                return Ok(End::Stop);
+            }
+            if outbox.spool.ended() {
+                return Ok(End::Output);
+            }
+            if !outbox.hand_over() {
+                outbox.spool.wait(DRAIN_EVERY);
+                continue;
+            }
+            if self.state.borrow().done() {
+                return Ok(End::Count);
+            }
+            // Woken when the ring is a quarter full, else after DRAIN_EVERY.
+            match poll(&mut [PollFd::new(ready, PollFlags::POLLIN)], timeout) {
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(e) => return Err(e).context("waiting for samples"),
+            }
+            self.fill()?;
+            outbox.take(&mut self.state.borrow_mut());
+            clock.borrow_mut().refresh()?;
         }
-        // A failure inside the callback is kept in `state`.
-        let _ = ring.consume_raw_n(BATCH);
-        let mut st = state.borrow_mut();
-        if st.failed.is_none() {
-            st.failed = st.flush().err();
+    }
+
+    /// After the detach: what is left in the ring, as far as the writer
+    /// takes it by `deadline`.
+    fn drain(&self, outbox: &mut Outbox, deadline: Instant) -> Result<()> {
+        while outbox.flush(deadline) && !self.state.borrow().done() {
+            self.fill()?;
+            outbox.take(&mut self.state.borrow_mut());
+            if outbox.pending.is_none() {
+                break;
+            }
         }
-        if st.failed.as_ref().is_some_and(is_broken_pipe) {
-            st.failed = None;
-            return Ok(true);
+        Ok(())
+    }
+
+    /// Encode records from the ring until a chunk's worth or none is left.
+    fn fill(&self) -> Result<()> {
+        loop {
+            let room = CHUNK_BYTES.saturating_sub(self.state.borrow().encoder.buffered());
+            if room == 0 || self.state.borrow().done() {
+                return Ok(());
+            }
+            let n = (room / self.max_record).clamp(1, BATCH);
+            // A failure inside the callback is kept in the state.
+            let got = self.ring.consume_raw_n(n);
+            if let Some(e) = self.state.borrow_mut().failed.take() {
+                return Err(e);
+            }
+            if usize::try_from(got).map_or(true, |got| got < n) {
+                return Ok(());
+            }
         }
-        if let Some(e) = st.failed.take() {
-            return Err(e);
-        }
-        if st.done() || stop.requested() {
-            return Ok(false);
-        }
-        drop(st);
-        clock.borrow_mut().refresh()?;
     }
 }
 
-/// The ring callback's state: records become packets in the capture.
-struct Writing<W: Write> {
-    writer: CaptureWriter<W>,
-    written: u64,
+/// Encoded chunks on their way to the writer thread: one waits here while
+/// the writer's queue is full, and meanwhile the ring is left alone.
+struct Outbox {
+    spool: Spool,
+    pending: Option<Chunk>,
+}
+
+impl Outbox {
+    /// Queue the waiting chunk if there is room; whether none waits now.
+    fn hand_over(&mut self) -> bool {
+        let Some(chunk) = self.pending.take() else { return true };
+        match self.spool.offer(chunk) {
+            // Ended: the chunk is dropped; the writer's end is seen next.
+            Offer::Taken | Offer::Ended => true,
+            Offer::Full(chunk) => {
+                self.pending = Some(chunk);
+                false
+            }
+        }
+    }
+
+    /// Hand over the waiting chunk by `deadline`; whether the writer has it.
+    fn flush(&mut self, deadline: Instant) -> bool {
+        loop {
+            if self.hand_over() {
+                return !self.spool.ended();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            self.spool.wait(left.min(DRAIN_EVERY));
+        }
+    }
+
+    /// What the encoder holds becomes the waiting chunk.
+    fn take(&mut self, st: &mut Encoding) {
+        if self.pending.is_none() && st.encoder.buffered() > 0 {
+            let mut chunk = self.spool.chunk();
+            st.encoder.swap(&mut chunk.bytes);
+            std::mem::swap(&mut st.ends, &mut chunk.ends);
+            self.pending = Some(chunk);
+        }
+    }
+}
+
+/// The ring callback's state: records become packets in the current chunk.
+struct Encoding {
+    encoder: CaptureWriter<Vec<u8>>,
+    /// Where each record encoded since the last chunk ends.
+    ends: Vec<usize>,
+    taken: u64,
     limit: Option<u64>,
     failed: Option<anyhow::Error>,
 }
 
-impl<W: Write> Writing<W> {
+impl Encoding {
     fn done(&self) -> bool {
-        self.limit.is_some_and(|n| self.written >= n)
+        self.limit.is_some_and(|n| self.taken >= n)
     }
 
     /// Returns what libbpf expects: negative stops this pass.
@@ -339,7 +452,8 @@ impl<W: Write> Writing<W> {
         }
         match self.write(record, clock) {
             Ok(()) => {
-                self.written += 1;
+                self.taken += 1;
+                self.ends.push(self.encoder.buffered());
                 0
             }
             Err(e) => {
@@ -356,11 +470,7 @@ impl<W: Write> Writing<W> {
         let data = record
             .get(size_of::<SampleHdr>()..size_of::<SampleHdr>() + hdr.cap_len as usize)
             .ok_or_else(|| anyhow!("sample record of {} bytes is cut short", record.len()))?;
-        self.writer.packet(clock.wall(hdr.tstamp_ns), hdr.orig_len, data)
-    }
-
-    fn flush(&mut self) -> Result<()> {
-        self.writer.flush()
+        self.encoder.packet(clock.wall(hdr.tstamp_ns), hdr.orig_len, data)
     }
 }
 
