@@ -252,7 +252,7 @@ pub fn remove(dir: &Path, names: &[String], owners: &[u32]) -> Result<Vec<String
 
 /// Of the pins `names` in `dir`, those whose map a live program outside
 /// `owners` uses, each with such a program's id.
-fn used_by_others(dir: &Path, names: &[&String], owners: &[u32]) -> Result<Vec<(String, u32)>> {
+pub fn used_by_others(dir: &Path, names: &[&String], owners: &[u32]) -> Result<Vec<(String, u32)>> {
     let mut maps = Vec::new();
     for name in names {
         let path = dir.join(name);

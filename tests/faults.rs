@@ -1596,6 +1596,72 @@ fn s03_a_dead_namespace_leaves_nothing_to_inherit() {
     before.assert_unchanged("a namespace deleted while attached, and one after it");
 }
 
+/// A pin in the interface's directory whose map another tool's live program
+/// uses: load refuses to replace it (naming the program), `--reuse-maps`
+/// shares the map, and unload leaves the pin to its other user.
+#[test]
+fn s03_a_pin_another_program_uses_is_never_replaced() {
+    let _s = serial();
+    let lab = Lab::new();
+    let tmp = common::TempDir::new();
+    let dir = lab.pin_dir();
+    let other = Path::new("/sys/fs/bpf").join(unique("xother"));
+    let (_rm, _rm_other) = (common::RemoveDir(&dir), common::RemoveDir(&other));
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::create_dir(&other).unwrap();
+    let pin = dir.join("xdp_stats_map");
+    let pin_s = pin.to_str().unwrap();
+    common::run(
+        "bpftool",
+        &[
+            "map",
+            "create",
+            pin_s,
+            "type",
+            "percpu_array",
+            "key",
+            "4",
+            "value",
+            "16",
+            "entries",
+            "5",
+            "name",
+            "xdp_stats_map",
+        ],
+    );
+    let obj = common::build_bpf(&tmp.0, "reader", STATS_READER_SRC);
+    let reader = other.join("reader");
+    common::run(
+        "bpftool",
+        &[
+            "prog",
+            "load",
+            obj.to_str().unwrap(),
+            reader.to_str().unwrap(),
+            "map",
+            "name",
+            "xdp_stats_map",
+            "pinned",
+            pin_s,
+        ],
+    );
+    let theirs = map_id_of(&pin);
+    let dev = lab.outer.as_str();
+    let err = refused(&["load", "--dev", dev], &[pin_s, "program id", "--reuse-maps"]);
+    assert!(err.contains("did not load here"), "{err}");
+    assert_eq!(map_id_of(&pin), theirs);
+
+    let before = System::settled();
+    xdpctl_ok(&["-q", "load", "--dev", dev, "--reuse-maps"]);
+    assert_eq!(map_id_of(&pin), theirs, "shared, not replaced");
+    let out = xdpctl(&["unload", "--dev", dev]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("stays"), "a warning says why: {}", stderr(&out));
+    assert_eq!(map_id_of(&pin), theirs, "left to its other user");
+    before.assert_unchanged("load --reuse-maps and unload beside another tool");
+    std::fs::remove_file(&reader).unwrap();
+}
+
 /// Two interfaces loaded into one --pin-dir at the same moment: one wins;
 /// the other is told the directory is busy or holds the winner's pins. The
 /// pinned map is the winner's, whose record says so.

@@ -144,7 +144,10 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     if let Some(maps) = maps {
         object::keep_maps(opened.object_mut(), maps)?;
     }
-    check_pins_are_ours(&dev, &pin_dir, opened.object_mut())?;
+    // Programs whose maps may be pinned here: the one this load replaces.
+    let mut owners: Vec<u32> = current.iter().map(|a| a.prog_id).collect();
+    owners.extend(previous.as_ref().map(|p| p.prog_id));
+    check_pins_are_ours(&dev, &pin_dir, opened.object_mut(), &owners, args.reuse_maps)?;
     let reused =
         if args.reuse_maps { pins::reuse(opened.object_mut(), &pin_dir)? } else { Vec::new() };
     let mut loaded =
@@ -281,7 +284,16 @@ fn carry_over(
 
 /// Refuse a pin directory where another interface's live program has pins of
 /// the same names: replacing them would cut that program off from its readers.
-fn check_pins_are_ours(dev: &Iface, dir: &Path, obj: &OpenObject) -> Result<()> {
+///
+/// Nor a pin whose map a live program xdpctl did not load here (not one of
+/// `owners`) uses: its pin would be replaced, unless `reuse_maps` shares it.
+fn check_pins_are_ours(
+    dev: &Iface,
+    dir: &Path,
+    obj: &OpenObject,
+    owners: &[u32],
+    reuse_maps: bool,
+) -> Result<()> {
     let names: Vec<String> = obj
         .maps()
         .filter(|m| m.autocreate())
@@ -311,6 +323,17 @@ fn check_pins_are_ours(dev: &Iface, dir: &Path, obj: &OpenObject) -> Result<()> 
                 clash.join(", ")
             );
         }
+    }
+    if reuse_maps {
+        return Ok(());
+    }
+    let present: Vec<&String> = names.iter().filter(|n| dir.join(n).exists()).collect();
+    if let Some((name, prog)) = pins::used_by_others(dir, &present, owners)?.first() {
+        bail!(
+            "{} is the map of program id {prog}, which xdpctl did not load here, and loading \
+             would replace that pin; use another --pin-dir, or --reuse-maps to share the map",
+            dir.join(name).display()
+        );
     }
     Ok(())
 }
