@@ -12,6 +12,7 @@ pub mod echo;
 pub mod error;
 pub mod escape;
 pub mod ethtool;
+pub mod features;
 pub mod frame;
 pub mod iface;
 pub mod leftovers;

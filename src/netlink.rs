@@ -38,9 +38,12 @@ pub const IFF_UP: u32 = 1;
 pub const IFF_LOWER_UP: u32 = 1 << 16;
 const IFLA_XDP: u16 = 43;
 const IFLA_XDP_ATTACHED: u16 = 2;
+const IFLA_NUM_TX_QUEUES: u16 = 31;
 const IFLA_NUM_RX_QUEUES: u16 = 32;
 const IFLA_LINK_NETNSID: u16 = 37;
 const IFLA_TARGET_NETNSID: u16 = 46;
+const IFLA_MIN_MTU: u16 = 50;
+const IFLA_MAX_MTU: u16 = 51;
 
 /// What xdpctl wants to know of an interface.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -58,9 +61,14 @@ pub struct Link {
     pub xdp_attached: bool,
     /// Receive queues the device has (IFLA_NUM_RX_QUEUES).
     pub rx_queues: Option<u32>,
+    /// Transmit queues the device has (IFLA_NUM_TX_QUEUES).
+    pub tx_queues: Option<u32>,
     /// IFF_* flags of ifinfomsg.
     pub flags: u32,
     pub mtu: Option<u32>,
+    /// The MTU range the device accepts (IFLA_MIN_MTU, IFLA_MAX_MTU).
+    pub min_mtu: Option<u32>,
+    pub max_mtu: Option<u32>,
     /// Frames received, from the device's 64-bit counters (IFLA_STATS64).
     pub rx_packets: Option<u64>,
     /// Frames transmitted, from the same counters.
@@ -237,6 +245,9 @@ fn parse_reply(buf: &[u8]) -> Result<Option<Link>> {
                     IFLA_MTU => link.mtu = u32_at(data, 0),
                     IFLA_LINK_NETNSID => link.link_netnsid = u32_at(data, 0).map(|v| v as i32),
                     IFLA_NUM_RX_QUEUES => link.rx_queues = u32_at(data, 0),
+                    IFLA_NUM_TX_QUEUES => link.tx_queues = u32_at(data, 0),
+                    IFLA_MIN_MTU => link.min_mtu = u32_at(data, 0),
+                    IFLA_MAX_MTU => link.max_mtu = u32_at(data, 0),
                     // struct rtnl_link_stats64 starts with rx_packets, tx_packets.
                     IFLA_STATS64 => {
                         link.rx_packets = u64_at(data, 0);
@@ -296,6 +307,9 @@ mod tests {
         body.extend(attr(IFLA_LINKINFO | 0x8000, &attr(IFLA_INFO_KIND, b"veth\0")));
         body.extend(attr(IFLA_XDP | 0x8000, &attr(IFLA_XDP_ATTACHED, &[1])));
         body.extend(attr(IFLA_NUM_RX_QUEUES, &4u32.to_ne_bytes()));
+        body.extend(attr(IFLA_NUM_TX_QUEUES, &3u32.to_ne_bytes()));
+        body.extend(attr(IFLA_MIN_MTU, &68u32.to_ne_bytes()));
+        body.extend(attr(IFLA_MAX_MTU, &65535u32.to_ne_bytes()));
         let link = parse_reply(&message(RTM_NEWLINK, &body)).unwrap().unwrap();
         assert_eq!(
             link,
@@ -308,8 +322,11 @@ mod tests {
                 link_netnsid: Some(3),
                 xdp_attached: true,
                 rx_queues: Some(4),
+                tx_queues: Some(3),
                 flags: IFF_UP | IFF_LOWER_UP,
                 mtu: Some(1500),
+                min_mtu: Some(68),
+                max_mtu: Some(65535),
                 rx_packets: Some(1234),
                 tx_packets: Some(5678),
             }

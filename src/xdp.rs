@@ -106,6 +106,22 @@ pub const XDP_ACT_NDO_XMIT: u64 = 1 << 2;
 /// The XDP features `ifindex` announces (enum netdev_xdp_act bits); None on
 /// kernels before 6.3, which announce none for any device.
 pub fn features(ifindex: u32) -> Result<Option<u64>> {
+    Ok(announced(ifindex)?.map(|a| a.flags))
+}
+
+/// What a device announces of XDP through the kernel's netdev family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Announced {
+    /// enum netdev_xdp_act bits.
+    pub flags: u64,
+    /// For zero-copy AF_XDP: the most buffers one frame may span (0 if
+    /// the device has no zero-copy).
+    pub zc_max_segs: u32,
+}
+
+/// What `ifindex` announces; None on kernels before 6.3, which announce
+/// nothing for any device.
+pub fn announced(ifindex: u32) -> Result<Option<Announced>> {
     let mut opts =
         bpf_xdp_query_opts { sz: size_of::<bpf_xdp_query_opts>() as _, ..Default::default() };
     // SAFETY: `opts` is a live, correctly sized bpf_xdp_query_opts for the call.
@@ -113,7 +129,10 @@ pub fn features(ifindex: u32) -> Result<Option<u64>> {
     check(ret).with_context(|| format!("querying the XDP features of ifindex {ifindex}"))?;
     // libbpf leaves 0 when the kernel has no netdev netlink family; newer
     // kernels say 0 for devices without any XDP support.
-    Ok(Some(opts.feature_flags).filter(|&f| f != 0 || announces_features()))
+    if opts.feature_flags == 0 && !announces_features() {
+        return Ok(None);
+    }
+    Ok(Some(Announced { flags: opts.feature_flags, zc_max_segs: opts.xdp_zc_max_segs }))
 }
 
 /// Whether this kernel (6.3 or later) announces XDP features.
