@@ -4,7 +4,9 @@
 use clap::{Parser, Subcommand};
 
 use crate::caps::Cap;
-use crate::cmd::{afxdp, load, redirect, sample, stats, status, trace, trafficgen, unload};
+use crate::cmd::{
+    afxdp, features, load, redirect, sample, stats, status, trace, trafficgen, unload,
+};
 
 /// Load, attach, pin, inspect and measure XDP programs: the XDP tutorial as one tool.
 #[derive(Parser, Debug)]
@@ -45,6 +47,8 @@ pub enum Command {
     Afxdp(afxdp::Args),
     /// Send UDP frames out of an interface, at a set rate or flat out (no pktgen needed)
     Trafficgen(trafficgen::Args),
+    /// What an interface can do with XDP before anything is attached: flags, MTU limits, queues
+    Features(features::Args),
 }
 
 impl Command {
@@ -77,6 +81,9 @@ impl Command {
             // Work without privileges, telling less.
             Command::Status(_) => ("status", &[]),
             Command::List => ("list", &[]),
+            // rtnetlink, the netdev family and ethtool's reads answer anyone;
+            // a veth peer in another namespace then shows by index only.
+            Command::Features(_) => ("features", &[]),
         }
     }
 }

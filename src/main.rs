@@ -7,7 +7,9 @@ use clap::Parser;
 
 use xdpctl::caps;
 use xdpctl::cli::{Cli, Command};
-use xdpctl::cmd::{afxdp, list, load, redirect, sample, stats, status, trace, trafficgen, unload};
+use xdpctl::cmd::{
+    afxdp, features, list, load, redirect, sample, stats, status, trace, trafficgen, unload,
+};
 use xdpctl::error::exit_code;
 use xdpctl::escape;
 use xdpctl::logging;
@@ -32,6 +34,7 @@ fn main() -> ExitCode {
         Command::Sample(args) => sample::run(args, out),
         Command::Afxdp(args) => afxdp::run(args, out),
         Command::Trafficgen(args) => trafficgen::run(args, out),
+        Command::Features(args) => features::run(args, out),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

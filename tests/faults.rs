@@ -165,6 +165,7 @@ fn c01_malformed_and_unknown_interface_names() {
             &["afxdp", "--dev", bad],
             &["trafficgen", "--dev", bad, "-n", "1"],
             &["redirect", "--dev", "lo", "--redirect-dev", bad],
+            &["features", "--dev", bad],
         ] {
             let err = refused(cmd, &[&format!("{bad:?}"), "ip link"][usize::from(valid_form)..]);
             if valid_form {
@@ -959,6 +960,7 @@ fn random_arguments_never_panic_the_parser() {
         "sample",
         "afxdp",
         "trafficgen",
+        "features",
         "printk",
         "netdev",
         "monitor",
@@ -1793,6 +1795,7 @@ fn s06_each_command_works_with_exactly_the_capabilities_it_names() {
         (vec!["trace", "monitor", "-c", "1", "-i", "0.05"], &nothing, None),
         (vec!["trace", "netdev", "-c", "1", "-i", "0.05"], &nothing, None),
         (vec!["status"], &xdpctl_prog, None),
+        (vec!["features", "--dev", dev], &xdpctl_prog, None),
     ];
     for (args, setup, run_for) in cases {
         let cli = xdpctl::cli::Cli::try_parse_from([&["xdpctl"][..], &args].concat()).unwrap();
@@ -2518,4 +2521,38 @@ fn s09_a_stalled_pipe_does_not_hold_up_a_stop() {
         eprintln!("{sig}: exited {took:?} after it; {written} of {seen} written");
     }
     before.assert_unchanged("samplers stopped on a stalled pipe");
+}
+
+// Issue 17, item 8: features
+
+/// `features` only asks: on a veth with and without a program on its peer,
+/// from either end, and on a bridge, it attaches, loads and pins nothing.
+#[test]
+fn f01_features_changes_nothing() {
+    let _s = serial();
+    let lab = Lab::new();
+    let br = DelLink(unique("xfbr"));
+    common::run("ip", &["link", "add", &br.0, "type", "bridge"]);
+    let netns = format!("--net=/run/netns/{}", lab.ns);
+    let features = |cmd: &mut Command, dev: &str| {
+        let out = cmd.args([common::XDPCTL, "features", "--dev", dev]).output().unwrap();
+        assert!(out.status.success(), "features --dev {dev}: {}", stderr(&out));
+    };
+    let check = |what: &str| {
+        let before = System::settled();
+        features(&mut Command::new("env"), &lab.outer);
+        features(Command::new("nsenter").arg(&netns), "veth0");
+        features(&mut Command::new("env"), &br.0);
+        before.assert_unchanged(what);
+    };
+    check("features of a veth pair and a bridge");
+    let pins = Path::new("/sys/fs/bpf").join(unique("xf01"));
+    let _rm = common::RemoveDir(&pins); // after the lab's own cleanup
+    let pin_dir = pins.to_str().unwrap();
+    common::run(
+        "nsenter",
+        &[&netns, common::XDPCTL, "-q", "load", "--dev", "veth0", "--pin-dir", pin_dir],
+    );
+    check("features with a program on the peer");
+    common::run("nsenter", &[&netns, common::XDPCTL, "-q", "unload", "--dev", "veth0"]);
 }

@@ -1,6 +1,7 @@
 //! One module per subcommand; each owns its arguments and its output.
 
 pub mod afxdp;
+pub mod features;
 pub mod list;
 pub mod load;
 pub mod redirect;
