@@ -358,7 +358,7 @@ fn afxdp_text(r: &Report) -> String {
         "copy mode: with the program in skb mode (--mode skb)"
     };
     let zc = match (r.zero_copy, r.zc_max_segs) {
-        (Some(true), Some(n)) => format!("yes (xsk-zerocopy, frames of up to {n} buffers)"),
+        (Some(true), Some(n)) => format!("yes (xsk-zerocopy; a frame may span up to {n} buffers)"),
         (Some(true), None) => "yes (xsk-zerocopy)".into(),
         _ => "no (no xsk-zerocopy)".into(),
     };
