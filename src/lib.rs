@@ -21,6 +21,7 @@ pub mod mac;
 pub mod netlink;
 pub mod netns;
 pub mod object;
+pub mod offload;
 pub mod outfile;
 pub mod output;
 pub mod pins;

@@ -2519,3 +2519,32 @@ fn s09_a_stalled_pipe_does_not_hold_up_a_stop() {
     }
     before.assert_unchanged("samplers stopped on a stalled pipe");
 }
+
+// Issue 17, items 5-6: hw mode, libxdp's dispatcher
+
+/// NETDEV_XDP_ACT_HW_OFFLOAD (linux/netdev.h): the device offloads XDP.
+const XDP_ACT_HW_OFFLOAD: u64 = 1 << 4;
+
+/// `--mode hw` on a device that does not offload (a veth; this VM has no
+/// netdevsim) is refused in one line before anything is loaded: exit 1, where
+/// an attach refused after loading exits 30.
+#[test]
+fn i17_hw_mode_without_offload_is_refused_up_front() {
+    let _s = serial();
+    let lab = Lab::new();
+    let dev = lab.outer.as_str();
+    let features = xdpctl::xdp::features(ifindex(dev)).unwrap().expect("6.18 announces features");
+    assert_eq!(features & XDP_ACT_HW_OFFLOAD, 0, "a veth offloads nothing");
+    let names = [dev, "--mode hw", "no XDP hardware offload", "--mode native", "--mode skb"];
+    for args in [
+        &["load", "--dev", dev, "--mode", "hw"][..],
+        &["load", "--dev", dev, "--progname", "xdp_drop", "--mode", "hw", "--force"],
+    ] {
+        refused(args, &names);
+        assert_eq!(xdpctl(args).status.code(), Some(1), "refused before loading");
+    }
+    // A program running in another mode stays as it is.
+    xdpctl_ok(&["load", "--dev", dev, "--mode", "skb"]);
+    refused(&["load", "--dev", dev, "--mode", "hw", "--force"], &names);
+    xdpctl_ok(&["unload", "--dev", dev]);
+}

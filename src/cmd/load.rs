@@ -19,6 +19,7 @@ use crate::leftovers;
 use crate::lock::Lock;
 use crate::logging;
 use crate::object::{self, Opened, Source};
+use crate::offload;
 use crate::output::Output;
 use crate::pins;
 use crate::record::{self, Record};
@@ -92,6 +93,7 @@ struct Loaded<'a> {
 pub fn run(args: &Args, out: Output) -> Result<()> {
     // Everything the user typed is checked before anything is loaded.
     let dev = iface::resolve(&args.dev)?;
+    offload::check(&dev, args.mode())?;
     let (source, wanted, maps) = match &args.obj {
         Some(path) => {
             let name = args.progname.as_deref().unwrap_or(catalog::DEFAULT);
@@ -150,6 +152,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     check_pins_are_ours(&dev, &pin_dir, opened.object_mut(), &owners, args.reuse_maps)?;
     let reused =
         if args.reuse_maps { pins::reuse(opened.object_mut(), &pin_dir)? } else { Vec::new() };
+    offload::bind(opened.object_mut(), &dev, args.mode());
     let mut loaded =
         logging::load(&format!("program {prog_name} from {origin}"), || opened.load())?;
 
