@@ -15,6 +15,7 @@ pub mod ethtool;
 pub mod frame;
 pub mod iface;
 pub mod leftovers;
+pub mod libxdp;
 pub mod lock;
 pub mod logging;
 pub mod mac;

@@ -16,6 +16,7 @@ use crate::error::Exit;
 use crate::escape;
 use crate::iface::{self, Iface};
 use crate::leftovers;
+use crate::libxdp;
 use crate::lock::Lock;
 use crate::logging;
 use crate::object::{self, Opened, Source};
@@ -54,6 +55,9 @@ pub struct Args {
     /// Replace a program already attached to the interface
     #[arg(short = 'F', long)]
     pub force: bool,
+    /// Replace even libxdp's dispatcher, stopping the programs behind it (implies --force)
+    #[arg(long)]
+    pub force_dispatcher: bool,
     /// Reuse the maps pinned for the interface, so counters survive the swap
     #[arg(short = 'M', long)]
     pub reuse_maps: bool,
@@ -120,10 +124,12 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     let current = xdp::query(dev.index)?;
     let previous = record::read(&dev, &current)?;
     let killed = leftovers::killed(&dev.name, previous.as_ref())?;
+    let dispatchers =
+        libxdp::refuse(&dev, &current, previous.as_ref(), args.force_dispatcher, "replaces")?;
     for att in &current {
         refuse_if_link_held(&dev, *att)?;
     }
-    if let (false, Some(att)) = (args.force, current.first()) {
+    if let (false, Some(att)) = (args.force || args.force_dispatcher, current.first()) {
         let whose = if is_ours(*att, previous.as_ref(), &killed)? {
             "loaded by xdpctl"
         } else {
@@ -211,6 +217,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     }
     let replaced: Vec<Attachment> = swap.replaced().copied().collect();
     swap.commit();
+    libxdp::report_left(&dispatchers, &dev, out);
     // The replaced programs may still use those maps for a moment; nobody else may.
     let mut owners: Vec<u32> = replaced.iter().map(|a| a.prog_id).collect();
     owners.extend(previous.as_ref().map(|p| p.prog_id));
