@@ -8,12 +8,14 @@ XDPCTL := $(or $(CARGO_TARGET_DIR),target)/release/xdpctl
 # Testing: iproute2/ping/tcpdump for the lab, tshark to read captures back,
 # libbpf-dev for objects the tests build, procps (sysctl, kill), jq and bpftool
 # for the tests, strace to signal a command at each of its system calls,
-# clang-format/shellcheck for lint.
+# clang-format/shellcheck for lint, libxdp1 for libxdp's dispatcher object and
+# xdp-tools for xdp-loader (the tests of how xdpctl meets libxdp; xdp-loader is
+# also a peer of the load benchmark).
 DEPS := clang llvm libelf-dev zlib1g-dev pkg-config gcc make iproute2 iputils-ping procps \
-	tcpdump tshark ethtool jq bpftool libbpf-dev strace clang-format shellcheck
-# Benchmarks only: libxdp for the C reference of the AF_XDP benchmark,
-# xdp-tools for xdp-loader, a peer of the load benchmark.
-BENCH_DEPS := libxdp-dev xdp-tools
+	tcpdump tshark ethtool jq bpftool libbpf-dev strace clang-format shellcheck \
+	libxdp1 xdp-tools
+# Benchmarks only: libxdp's headers for the C reference of the AF_XDP benchmark.
+BENCH_DEPS := libxdp-dev
 
 .PHONY: all build deps lint test demo testenv testenv-teardown bench clean
 

@@ -99,10 +99,6 @@ pub fn query(ifindex: u32) -> Result<Vec<Attachment>> {
     .collect())
 }
 
-/// NETDEV_XDP_ACT_NDO_XMIT: the device takes frames redirected to it (and
-/// XDP_TX of a live-frames test run, which is such a redirect).
-pub const XDP_ACT_NDO_XMIT: u64 = 1 << 2;
-
 /// The XDP features `ifindex` announces (enum netdev_xdp_act bits); None on
 /// kernels before 6.3, which announce none for any device.
 pub fn features(ifindex: u32) -> Result<Option<u64>> {
@@ -298,9 +294,6 @@ fn attach_error(err: io::Error, dev: &Iface, mode: Option<Mode>) -> anyhow::Erro
         (Errno::EOPNOTSUPP, Some(Mode::Native)) => {
             format!("; {name} has no native XDP support, try --mode skb")
         }
-        (Errno::EOPNOTSUPP | Errno::EINVAL, Some(Mode::Hw)) => {
-            format!("; {name} cannot offload XDP to hardware, try --mode native or --mode skb")
-        }
         (Errno::EEXIST | Errno::EBUSY, _) => format!(
             "; another XDP program is attached to {name} (in this or another mode): \
              see `xdpctl status --dev {name}`, then use --force or `xdpctl unload`"
@@ -311,6 +304,12 @@ fn attach_error(err: io::Error, dev: &Iface, mode: Option<Mode>) -> anyhow::Erro
         (Errno::ERANGE | Errno::E2BIG, _) => {
             format!("; the MTU of {name} is too large for XDP here, lower it or try --skb-mode")
         }
+        // Only a device that announces offload gets this far (offload::check),
+        // with the program bound to it: its driver turned this one down.
+        (Errno::EOPNOTSUPP | Errno::EINVAL, Some(Mode::Hw)) => format!(
+            "; the driver of {name} did not take the offloaded program (the kernel's message \
+             says why), try --mode native or --mode skb"
+        ),
         _ => String::new(),
     };
     let mode = mode.map_or("auto".to_string(), |m| m.to_string());

@@ -16,9 +16,11 @@ use crate::error::Exit;
 use crate::escape;
 use crate::iface::{self, Iface};
 use crate::leftovers;
+use crate::libxdp;
 use crate::lock::Lock;
 use crate::logging;
 use crate::object::{self, Opened, Source};
+use crate::offload;
 use crate::output::Output;
 use crate::pins;
 use crate::record::{self, Record};
@@ -53,6 +55,9 @@ pub struct Args {
     /// Replace a program already attached to the interface
     #[arg(short = 'F', long)]
     pub force: bool,
+    /// Replace even libxdp's dispatcher, stopping the programs behind it (implies --force)
+    #[arg(long)]
+    pub force_dispatcher: bool,
     /// Reuse the maps pinned for the interface, so counters survive the swap
     #[arg(short = 'M', long)]
     pub reuse_maps: bool,
@@ -92,6 +97,7 @@ struct Loaded<'a> {
 pub fn run(args: &Args, out: Output) -> Result<()> {
     // Everything the user typed is checked before anything is loaded.
     let dev = iface::resolve(&args.dev)?;
+    offload::check(&dev, args.mode())?;
     let (source, wanted, maps) = match &args.obj {
         Some(path) => {
             let name = args.progname.as_deref().unwrap_or(catalog::DEFAULT);
@@ -118,10 +124,12 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     let current = xdp::query(dev.index)?;
     let previous = record::read(&dev, &current)?;
     let killed = leftovers::killed(&dev.name, previous.as_ref())?;
+    let dispatchers =
+        libxdp::refuse(&dev, &current, previous.as_ref(), args.force_dispatcher, "replaces")?;
     for att in &current {
         refuse_if_link_held(&dev, *att)?;
     }
-    if let (false, Some(att)) = (args.force, current.first()) {
+    if let (false, Some(att)) = (args.force || args.force_dispatcher, current.first()) {
         let whose = if is_ours(*att, previous.as_ref(), &killed)? {
             "loaded by xdpctl"
         } else {
@@ -150,6 +158,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     check_pins_are_ours(&dev, &pin_dir, opened.object_mut(), &owners, args.reuse_maps)?;
     let reused =
         if args.reuse_maps { pins::reuse(opened.object_mut(), &pin_dir)? } else { Vec::new() };
+    offload::bind(opened.object_mut(), &dev, args.mode());
     let mut loaded =
         logging::load(&format!("program {prog_name} from {origin}"), || opened.load())?;
 
@@ -208,6 +217,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     }
     let replaced: Vec<Attachment> = swap.replaced().copied().collect();
     swap.commit();
+    libxdp::report_left(&dispatchers, &dev, out);
     // The replaced programs may still use those maps for a moment; nobody else may.
     let mut owners: Vec<u32> = replaced.iter().map(|a| a.prog_id).collect();
     owners.extend(previous.as_ref().map(|p| p.prog_id));

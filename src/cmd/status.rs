@@ -11,6 +11,7 @@ use crate::cmd::full_name;
 use crate::escape;
 use crate::iface;
 use crate::leftovers;
+use crate::libxdp::{self, Dispatcher};
 use crate::output::Output;
 use crate::record::{self, Record};
 use crate::xdp::{self, Mode};
@@ -33,6 +34,9 @@ struct Row {
     mode: Mode,
     /// Set when xdpctl pinned this program's maps.
     pin_dir: Option<PathBuf>,
+    /// Only on libxdp's dispatcher: what it runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    libxdp: Option<Dispatcher>,
 }
 
 pub fn run(args: &Args, out: Output) -> Result<()> {
@@ -79,6 +83,8 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
                 if privileged { describe(att.prog_id, rec.as_ref())? } else { (None, None) };
             let pin_dir =
                 rec.as_ref().filter(|r| r.prog_id == att.prog_id).map(|r| r.pin_dir.clone());
+            let libxdp =
+                if privileged { libxdp::dispatcher(dev.index, att.prog_id)? } else { None };
             rows.push(Row {
                 ifname: dev.name.clone(),
                 ifindex: dev.index,
@@ -87,6 +93,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
                 tag,
                 mode: att.mode,
                 pin_dir,
+                libxdp,
             });
         }
     }
@@ -114,6 +121,10 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
             r.tag.as_deref().unwrap_or("-"),
             r.mode.to_string()
         ));
+        for line in r.libxdp.iter().flat_map(Dispatcher::lines) {
+            text.push_str(&line);
+            text.push('\n');
+        }
     }
     out.print(&text)
 }

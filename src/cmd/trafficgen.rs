@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::cmd::parse_interval;
 use crate::escape;
+use crate::features::NDO_XMIT;
 use crate::frame::{self, UdpSpec};
 use crate::iface::{self, Iface};
 use crate::mac::Mac;
@@ -19,7 +20,7 @@ use crate::netlink::{self, Link, IFF_LOWER_UP, IFF_UP};
 use crate::output::{unix_time, Output};
 use crate::stop::Stop;
 use crate::trafficgen::{Generator, Plan, Setup};
-use crate::xdp::{self, XDP_ACT_NDO_XMIT};
+use crate::xdp;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -177,7 +178,7 @@ fn check_can_send(dev: &Iface, link: &Link, peer: Option<&Link>) -> Result<()> {
         }
     }
     match (xdp::features(dev.index)?, peer) {
-        (Some(f), _) if f & XDP_ACT_NDO_XMIT != 0 => Ok(()),
+        (Some(f), _) if f & NDO_XMIT != 0 => Ok(()),
         (Some(_), Some(p)) => bail!(
             "{}'s veth peer {} would drop the frames: it has no XDP program and GRO off; \
              `ethtool -K {} gro on` (in its namespace) or load a program on it \

@@ -9,6 +9,7 @@ use crate::cmd::{full_name, is_ours, prog_name, refuse_if_link_held};
 use crate::escape;
 use crate::iface;
 use crate::leftovers::{self, Leftover};
+use crate::libxdp;
 use crate::lock::Lock;
 use crate::output::Output;
 use crate::pins;
@@ -27,6 +28,9 @@ pub struct Args {
     /// Also detach a program xdpctl did not load (another tool's)
     #[arg(short = 'F', long)]
     pub force: bool,
+    /// Detach even libxdp's dispatcher, stopping the programs behind it (implies --force)
+    #[arg(long)]
+    pub force_dispatcher: bool,
 }
 
 #[derive(Serialize)]
@@ -81,9 +85,11 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     let rec = record::read(&dev, &attached)?;
     let _pin_lock = rec.as_ref().map(|r| Lock::pin_dir(&r.pin_dir)).transpose()?;
     let killed = leftovers::killed(&dev.name, rec.as_ref())?;
+    let dispatchers =
+        libxdp::refuse(&dev, &targets, rec.as_ref(), args.force_dispatcher, "detaches")?;
     for att in &targets {
         refuse_if_link_held(&dev, *att)?;
-        if !args.force && !is_ours(*att, rec.as_ref(), &killed)? {
+        if !args.force && !args.force_dispatcher && !is_ours(*att, rec.as_ref(), &killed)? {
             bail!(
                 "{}: {} (id {}, {} mode) was not loaded by xdpctl; use --force to detach \
                  another tool's program",
@@ -111,6 +117,8 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
             still.mode
         );
     }
+
+    libxdp::report_left(&dispatchers, &dev, out);
 
     // Our pins go once the program they served is gone, or when nothing is
     // left; the programs just detached may still hold their maps a moment.

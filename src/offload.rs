@@ -1,0 +1,49 @@
+//! `--mode hw`: a program offloaded to the device runs on the NIC, and the
+//! kernel attaches in hw mode only a program (and maps) loaded for that device
+//! (prog_ifindex). A device that announces no XDP offload is refused before
+//! anything is loaded; one that does gets the object bound to it.
+
+use anyhow::{bail, Result};
+use libbpf_rs::OpenObject;
+
+use crate::escape;
+use crate::features::HW_OFFLOAD;
+use crate::iface::Iface;
+use crate::xdp::{self, Mode};
+
+/// Refuse `--mode hw` on a device whose driver announces no XDP hardware
+/// offload, in one line, before anything is loaded.
+pub fn check(dev: &Iface, mode: Option<Mode>) -> Result<()> {
+    if mode != Some(Mode::Hw) {
+        return Ok(());
+    }
+    match xdp::features(dev.index)? {
+        Some(features) if features & HW_OFFLOAD == 0 => bail!(
+            "--mode hw: {} cannot run XDP programs offloaded (its driver announces no XDP \
+             hardware offload; `ip -d link show dev {0}` names the driver); use --mode native or \
+             --mode skb",
+            escape::text(&dev.name)
+        ),
+        // Kernels before 6.3 announce nothing: the load for the device tells.
+        _ => Ok(()),
+    }
+}
+
+/// Load the object's selected program and the maps it creates for `dev`, so
+/// that the driver verifies them and an hw-mode attach takes them. Maps of an
+/// offloaded program live on the device too: the kernel refuses a host map.
+pub fn bind(obj: &mut OpenObject, dev: &Iface, mode: Option<Mode>) {
+    if mode != Some(Mode::Hw) {
+        return;
+    }
+    for mut prog in obj.progs_mut() {
+        if prog.autoload() {
+            prog.set_ifindex(dev.index);
+        }
+    }
+    for mut map in obj.maps_mut() {
+        if map.autocreate() {
+            map.set_map_ifindex(dev.index);
+        }
+    }
+}
