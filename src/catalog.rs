@@ -27,6 +27,8 @@ pub struct Shipped {
     pub object: ObjectFile,
     /// The tutorial lesson it comes from.
     pub lesson: &'static str,
+    /// The tutorial's names of the function (`--progname` takes them too).
+    pub aliases: &'static [&'static str],
     pub summary: &'static str,
     /// The maps it uses: the only ones `load` creates (a test checks the
     /// kernel agrees), so loading xdp_pass does not build the redirect maps.
@@ -41,6 +43,7 @@ pub const PROGRAMS: &[Shipped] = &[
         name: "xdp_pass",
         object: ObjectFile::XdpProgKern,
         lesson: "basic01-04",
+        aliases: &["xdp_pass_func", "xdp_prog_simple", "xdp_stats1_func"],
         summary: "pass every packet on to the network stack; counts it under XDP_PASS",
         maps: &["xdp_stats_map"],
     },
@@ -48,6 +51,7 @@ pub const PROGRAMS: &[Shipped] = &[
         name: "xdp_drop",
         object: ObjectFile::XdpProgKern,
         lesson: "basic02-04",
+        aliases: &["xdp_drop_func"],
         summary: "drop every packet; counts it under XDP_DROP",
         maps: &["xdp_stats_map"],
     },
@@ -55,6 +59,7 @@ pub const PROGRAMS: &[Shipped] = &[
         name: "xdp_abort",
         object: ObjectFile::XdpProgKern,
         lesson: "basic02-04",
+        aliases: &["xdp_abort_func"],
         summary: "drop every packet as an error: counts it under XDP_ABORTED and \
                   fires the xdp:xdp_exception tracepoint",
         maps: &["xdp_stats_map"],
@@ -63,6 +68,7 @@ pub const PROGRAMS: &[Shipped] = &[
         name: "xdp_parser",
         object: ObjectFile::XdpProgKern,
         lesson: "packet01",
+        aliases: &["xdp_parser_func"],
         summary: "drop ICMP and ICMPv6 echo requests with an even sequence number, pass \
                   the rest; parses up to 2 VLAN tags, IPv4/IPv6, ICMP/ICMPv6, UDP, TCP",
         maps: &["xdp_stats_map"],
@@ -71,6 +77,7 @@ pub const PROGRAMS: &[Shipped] = &[
         name: "xdp_port_rewrite",
         object: ObjectFile::XdpProgKern,
         lesson: "packet02",
+        aliases: &["xdp_patch_ports_func"],
         summary: "UDP and TCP destination port minus one (IPv4, IPv6), checksum updated",
         maps: &["xdp_stats_map"],
     },
@@ -78,6 +85,7 @@ pub const PROGRAMS: &[Shipped] = &[
         name: "xdp_vlan_swap",
         object: ObjectFile::XdpProgKern,
         lesson: "packet02",
+        aliases: &["xdp_vlan_swap_func"],
         summary: "pop the outer VLAN tag if there is one, else push VLAN id 1",
         maps: &["xdp_stats_map"],
     },
@@ -85,6 +93,7 @@ pub const PROGRAMS: &[Shipped] = &[
         name: "xdp_icmp_echo",
         object: ObjectFile::XdpProgKern,
         lesson: "packet03",
+        aliases: &["xdp_icmp_echo_func"],
         summary: "answer unicast ICMP and ICMPv6 echo requests with XDP_TX (MACs and \
                   addresses swapped, checksum updated)",
         maps: &["xdp_stats_map"],
@@ -93,6 +102,7 @@ pub const PROGRAMS: &[Shipped] = &[
         name: "xdp_redirect",
         object: ObjectFile::XdpProgKern,
         lesson: "packet03",
+        aliases: &["xdp_redirect_func"],
         summary: "redirect every packet to one interface and MAC, set with `xdpctl \
                   redirect` (passes until then)",
         maps: &["redirect_target", "xdp_stats_map"],
@@ -101,6 +111,7 @@ pub const PROGRAMS: &[Shipped] = &[
         name: "xdp_redirect_map",
         object: ObjectFile::XdpProgKern,
         lesson: "packet03",
+        aliases: &["xdp_redirect_map_func"],
         summary: "redirect packets from known source MACs through the tx_port devmap, \
                   rewriting the destination MAC; set with `xdpctl redirect`",
         maps: &["redirect_params", "tx_port", "xdp_stats_map"],
@@ -109,6 +120,7 @@ pub const PROGRAMS: &[Shipped] = &[
         name: "xdp_router",
         object: ObjectFile::XdpProgKern,
         lesson: "packet03",
+        aliases: &["xdp_router_func"],
         summary: "forward IPv4/IPv6 by the kernel's routes and neighbours (bpf_fib_lookup), \
                   TTL/hop limit minus one; no route to it: pass; blackhole, \
                   unreachable, prohibit: drop",
@@ -118,6 +130,7 @@ pub const PROGRAMS: &[Shipped] = &[
         name: "xdp_printk",
         object: ObjectFile::XdpProgKern,
         lesson: "tracing03",
+        aliases: &[],
         summary: "pass every frame, logging its source MAC, destination MAC and protocol \
                   to the trace buffer (read them with `xdpctl trace printk`)",
         maps: &[".rodata", "xdp_stats_map"],
@@ -129,11 +142,13 @@ pub const TRUNCATED_RULE: &str = "Programs that parse headers (packet01-03) abor
     short for its Ethernet header and VLAN tags (XDP_ABORTED, seen by `xdpctl trace`) and \
     pass anything cut short further in untouched.";
 
-/// A shipped program by its short name or the tutorial's function name
-/// (`xdp_pass_func`).
+/// A shipped program by its short name or the tutorial's names for it
+/// (`xdp_pass_func`, `xdp_prog_simple`), each also without `_func` (the
+/// tutorial's section names: `--progsec xdp_patch_ports`).
 pub fn find(name: &str) -> Result<&'static Shipped> {
     let short = name.strip_suffix("_func").unwrap_or(name);
-    PROGRAMS.iter().find(|p| p.name == short).ok_or_else(|| {
+    let known = |n: &str| n == name || n.strip_suffix("_func").unwrap_or(n) == short;
+    PROGRAMS.iter().find(|p| known(p.name) || p.aliases.iter().any(|a| known(a))).ok_or_else(|| {
         anyhow!(
             "program {name:?} is not one xdpctl ships; valid names: {} (`xdpctl list` says what each does)",
             names().join(", ")
@@ -154,6 +169,24 @@ mod tests {
         assert_eq!(find("xdp_pass").unwrap().name, "xdp_pass");
         assert_eq!(find("xdp_drop_func").unwrap().name, "xdp_drop");
         assert_eq!(find("xdp_abort_func").unwrap().name, "xdp_abort");
+        // The lessons' own function and section names.
+        assert_eq!(find("xdp_patch_ports_func").unwrap().name, "xdp_port_rewrite");
+        assert_eq!(find("xdp_patch_ports").unwrap().name, "xdp_port_rewrite");
+        assert_eq!(find("xdp_prog_simple").unwrap().name, "xdp_pass");
+        assert_eq!(find("xdp_stats1").unwrap().name, "xdp_pass");
+        assert_eq!(find("xdp_router_func").unwrap().name, "xdp_router");
+    }
+
+    #[test]
+    fn no_alias_names_two_programs() {
+        let mut seen = std::collections::BTreeMap::new();
+        for p in PROGRAMS {
+            for n in std::iter::once(&p.name).chain(p.aliases) {
+                let short = n.strip_suffix("_func").unwrap_or(n);
+                let first = *seen.entry(short).or_insert(p.name);
+                assert_eq!(first, p.name, "{n} names both");
+            }
+        }
     }
 
     #[test]

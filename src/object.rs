@@ -48,7 +48,14 @@ pub enum Loaded<'obj> {
 
 impl<'obj> Opened<'obj> {
     /// Open `source`; shipped skeletons keep their object in `storage`.
-    pub fn open(source: &Source, storage: &'obj mut MaybeUninit<OpenObject>) -> Result<Self> {
+    /// Maps a file pins by name (LIBBPF_PIN_BY_NAME) get their pin path in
+    /// `pin_root`, the interface's pin directory, as `xdp-loader --pin-path`
+    /// does; `pins::reuse` takes it from there.
+    pub fn open(
+        source: &Source,
+        storage: &'obj mut MaybeUninit<OpenObject>,
+        pin_root: &Path,
+    ) -> Result<Self> {
         match source {
             Source::Shipped(ObjectFile::XdpProgKern) => {
                 let skel = XdpProgKernSkelBuilder::default()
@@ -59,6 +66,8 @@ impl<'obj> Opened<'obj> {
             Source::File(path) => {
                 check_bpf_elf(path)?;
                 let obj = ObjectBuilder::default()
+                    .pin_root_path(pin_root)
+                    .with_context(|| format!("pin directory {}", pin_root.display()))?
                     .open_file(path)
                     .with_context(|| format!("--obj {}: libbpf cannot open it", path.display()))?;
                 Ok(Opened::File(obj))
@@ -97,9 +106,43 @@ impl Loaded<'_> {
     }
 }
 
+/// The name of the one XDP program in `obj`, for a load that names none;
+/// several are refused with their names. A program in an old custom
+/// section (no type in libbpf 1.x) counts: it can only be loaded as XDP.
+pub fn sole_xdp(obj: &OpenObject, origin: &str) -> Result<String> {
+    let xdp: Vec<String> = obj
+        .progs()
+        .filter(|p| matches!(p.prog_type(), ProgramType::Xdp | ProgramType::Unspec))
+        .map(|p| p.name().to_string_lossy().into_owned())
+        .collect();
+    match xdp.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => {
+            let have: Vec<String> = obj
+                .progs()
+                .map(|p| format!("{} ({:?})", p.name().to_string_lossy(), p.prog_type()))
+                .collect();
+            bail!(
+                "--obj {origin} has no XDP program{}; build one in SEC(\"xdp\")",
+                if have.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (it has: {})", have.join(", "))
+                }
+            )
+        }
+        several => bail!(
+            "--obj {origin} has {} XDP programs: {}; pick one with --progname NAME",
+            several.len(),
+            several.join(", ")
+        ),
+    }
+}
+
 /// Leave only the program called `wanted` to be loaded and return its name.
 /// Accepts the function name, the tutorial's `<name>_func` spelling either way,
-/// or a (legacy) section name; `origin` names the object in errors.
+/// or a (legacy) section name that only one program has; `origin` names the
+/// object in errors.
 pub fn select(obj: &mut OpenObject, wanted: &str, origin: &str) -> Result<String> {
     let progs: Vec<(String, String)> = obj
         .progs()
@@ -108,21 +151,31 @@ pub fn select(obj: &mut OpenObject, wanted: &str, origin: &str) -> Result<String
         })
         .collect();
     let short = wanted.strip_suffix("_func").unwrap_or(wanted);
-    let idx = progs
-        .iter()
-        .position(|(name, _)| name == wanted)
-        .or_else(|| {
-            progs
-                .iter()
-                .position(|(name, _)| name == short || name.strip_suffix("_func") == Some(short))
-        })
-        .or_else(|| progs.iter().position(|(_, sec)| sec == wanted));
-    let Some(idx) = idx else {
-        let have: Vec<&str> = progs.iter().map(|(n, _)| n.as_str()).collect();
-        bail!(
-            "no program {wanted:?} in {origin}; it has: {}",
-            if have.is_empty() { "no programs".to_string() } else { have.join(", ") }
-        );
+    let by_name = progs.iter().position(|(name, _)| name == wanted).or_else(|| {
+        progs
+            .iter()
+            .position(|(name, _)| name == short || name.strip_suffix("_func") == Some(short))
+    });
+    let in_section: Vec<usize> = (0..progs.len()).filter(|&i| progs[i].1 == wanted).collect();
+    let idx = match (by_name, in_section.as_slice()) {
+        (Some(idx), _) | (None, &[idx]) => idx,
+        (None, []) => {
+            let have: Vec<&str> = progs.iter().map(|(n, _)| n.as_str()).collect();
+            bail!(
+                "no program {wanted:?} in {origin}; it has: {}",
+                if have.is_empty() { "no programs".to_string() } else { have.join(", ") }
+            );
+        }
+        // Never the first of several silently.
+        (None, several) => {
+            let names: Vec<&str> = several.iter().map(|&i| progs[i].0.as_str()).collect();
+            bail!(
+                "{} programs in {origin} are in section {wanted:?}: {}; pick one by name with \
+                 --progname NAME",
+                names.len(),
+                names.join(", ")
+            );
+        }
     };
     for (i, mut prog) in obj.progs_mut().enumerate() {
         if i != idx {

@@ -8,7 +8,11 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use libbpf_rs::{MapCore, MapHandle, Object, OpenObject};
+use libbpf_rs::{
+    libbpf_sys, AsRawLibbpf, MapCore, MapHandle, Object, OpenMap, OpenMapMut, OpenObject,
+};
+use nix::errno::Errno;
+use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD as CWD};
 
 use crate::bpffs;
 use crate::object;
@@ -19,11 +23,35 @@ pub fn pin_name(map_name: &str) -> String {
     map_name.replace('.', "_")
 }
 
-/// Before load: point each of the object's own maps that has a pin in `dir` at
-/// the pinned map, so counters survive a program swap. Refuses a pin whose
-/// layout differs. Returns the pin names reused.
-pub fn reuse(obj: &mut OpenObject, dir: &Path) -> Result<Vec<String>> {
-    let mut reused = Vec::new();
+/// What `reuse` pointed at maps already pinned.
+#[derive(Debug, Default)]
+pub struct Reused {
+    /// Pins reused because --reuse-maps asked.
+    pub asked: Vec<String>,
+    /// Pins of maps the object pins by name that were there already.
+    pub by_name: Vec<String>,
+    /// Every map the object pins by name: one not there yet is pinned, but
+    /// never over a pin made meanwhile.
+    pub pinned_by_name: Vec<String>,
+}
+
+impl Reused {
+    fn contains(&self, name: &String) -> bool {
+        self.asked.contains(name) || self.by_name.contains(name)
+    }
+}
+
+/// Before load: point the object's own maps that have a pin in `dir` at the
+/// pinned map: with `asked` (--reuse-maps) every map, so counters survive a
+/// program swap; else only those the object pins by name
+/// (LIBBPF_PIN_BY_NAME), which is what pinning by name means. Refuses a pin
+/// whose layout differs, naming the differences.
+///
+/// libbpf's own pinning of by-name maps is switched off: it would pin at
+/// load, before the attach that may still fail. xdpctl stages those pins
+/// and moves them into place with the others.
+pub fn reuse(obj: &mut OpenObject, dir: &Path, asked: bool) -> Result<Reused> {
+    let mut reused = Reused::default();
     for mut map in obj.maps_mut() {
         let name = map.name().to_string_lossy().into_owned();
         // Internal maps hold this object's globals; another object's are no
@@ -31,25 +59,28 @@ pub fn reuse(obj: &mut OpenObject, dir: &Path) -> Result<Vec<String>> {
         if name.contains('.') || !map.autocreate() {
             continue;
         }
+        let by_name = pinned_by_name(&map);
+        if by_name {
+            forget_pin_path(&mut map)
+                .with_context(|| format!("taking the pinning of map {name} from libbpf"))?;
+            reused.pinned_by_name.push(pin_name(&name));
+        } else if !asked {
+            continue;
+        }
         let path = dir.join(pin_name(&name));
         if !path.exists() {
             continue;
         }
         let pinned = open_map(&path)?;
-        let mut diffs = Vec::new();
-        if pinned.map_type() != map.map_type() {
-            diffs.push(format!("type {:?}, not {:?}", pinned.map_type(), map.map_type()));
-        }
-        for (what, have, want) in [
-            ("key", pinned.key_size(), map.key_size()),
-            ("value", pinned.value_size(), map.value_size()),
-        ] {
-            if have != want {
-                diffs.push(format!("{what} {have} B, not {want} B"));
-            }
-        }
-        if pinned.max_entries() != map.max_entries() {
-            diffs.push(format!("{} entries, not {}", pinned.max_entries(), map.max_entries()));
+        let diffs = differences(&pinned, &map)?;
+        if by_name && !diffs.is_empty() {
+            bail!(
+                "{} does not fit map {name}, which the object pins by name (LIBBPF_PIN_BY_NAME) \
+                 and so would share: {}; remove that pin if nothing uses it, or load with \
+                 another --pin-dir",
+                path.display(),
+                diffs.join("; ")
+            );
         }
         if !diffs.is_empty() {
             bail!(
@@ -61,9 +92,67 @@ pub fn reuse(obj: &mut OpenObject, dir: &Path) -> Result<Vec<String>> {
         }
         map.reuse_fd(pinned.as_fd())
             .with_context(|| format!("reusing pinned map {}", path.display()))?;
-        reused.push(pin_name(&name));
+        let list = if by_name { &mut reused.by_name } else { &mut reused.asked };
+        list.push(pin_name(&name));
     }
     Ok(reused)
+}
+
+/// How the pinned map differs from what `map` declares (libbpf's test for
+/// reusing a pin: type, key and value size, entries, flags).
+fn differences(pinned: &MapHandle, map: &OpenMap<'_>) -> Result<Vec<String>> {
+    let mut diffs = Vec::new();
+    if pinned.map_type() != map.map_type() {
+        diffs.push(format!("type {:?}, not {:?}", pinned.map_type(), map.map_type()));
+    }
+    for (what, have, want) in [
+        ("key", pinned.key_size(), map.key_size()),
+        ("value", pinned.value_size(), map.value_size()),
+    ] {
+        if have != want {
+            diffs.push(format!("{what} {have} B, not {want} B"));
+        }
+    }
+    if pinned.max_entries() != map.max_entries() {
+        diffs.push(format!("{} entries, not {}", pinned.max_entries(), map.max_entries()));
+    }
+    let flags = pinned.info().context("reading a pinned map's flags")?.info.map_flags;
+    if flags != map.map_flags() {
+        diffs.push(format!("flags {flags:#x}, not {:#x}", map.map_flags()));
+    }
+    Ok(diffs)
+}
+
+/// Whether the object pins `map` by name (`__uint(pinning,
+/// LIBBPF_PIN_BY_NAME)`): libbpf gives only those a pin path at open.
+fn pinned_by_name(map: &OpenMap<'_>) -> bool {
+    // SAFETY: the pointer is a live bpf_map of the object `map` borrows;
+    // libbpf only reads it, and the path it returns is not kept.
+    let path = unsafe { libbpf_sys::bpf_map__pin_path(map.as_libbpf_object().as_ptr()) };
+    !path.is_null()
+}
+
+/// Pin names of the maps `obj` creates and pins by name; asked before
+/// `reuse`, which takes their pin paths from libbpf.
+pub fn by_name(obj: &OpenObject) -> Vec<String> {
+    obj.maps()
+        .filter(|m| m.autocreate() && pinned_by_name(m))
+        .map(|m| pin_name(&m.name().to_string_lossy()))
+        .collect()
+}
+
+/// Leave `map` without a pin path, so libbpf neither reuses nor pins it at
+/// load: xdpctl does both.
+fn forget_pin_path(map: &mut OpenMapMut<'_>) -> Result<()> {
+    // SAFETY: the pointer is a live bpf_map of the object borrowed mutably
+    // here; a NULL path makes libbpf free its copy and keep none.
+    let ret = unsafe {
+        libbpf_sys::bpf_map__set_pin_path(map.as_libbpf_object().as_ptr(), std::ptr::null())
+    };
+    if ret < 0 {
+        return Err(io::Error::from_raw_os_error(-ret)).context("bpf_map__set_pin_path");
+    }
+    Ok(())
 }
 
 /// The map pinned at `path`, or an error that says what is there instead.
@@ -130,8 +219,9 @@ pub struct Staged {
     dir: PathBuf,
     created_dir: bool,
     committed: bool,
-    /// (temporary name, final name) not yet moved into place
-    staged: Vec<(String, String)>,
+    /// (temporary name, final name, whether it may replace a pin there)
+    /// not yet moved into place
+    staged: Vec<(String, String, bool)>,
     /// Every pin of the program in `dir`, by final name.
     names: Vec<String>,
 }
@@ -139,7 +229,7 @@ pub struct Staged {
 /// Pin the maps of `obj` that the loaded program uses (`used`, by map id) in
 /// `dir` under a temporary name, except those `reused` (already pinned there).
 /// The object's other maps belong to programs that were not loaded.
-pub fn stage(obj: &mut Object, dir: &Path, reused: &[String], used: &[u32]) -> Result<Staged> {
+pub fn stage(obj: &mut Object, dir: &Path, reused: &Reused, used: &[u32]) -> Result<Staged> {
     let created_dir = !dir.exists();
     bpffs::make_pin_dir(dir)?;
     let mut staged = Staged {
@@ -163,7 +253,9 @@ pub fn stage(obj: &mut Object, dir: &Path, reused: &[String], used: &[u32]) -> R
             let tmp = format!("{STAGED}{}-{name}", std::process::id());
             let path = dir.join(&tmp);
             map.pin(&path).with_context(|| format!("pinning map {name} in {}", dir.display()))?;
-            staged.staged.push((tmp, name.clone()));
+            // A map pinned by name is shared, never replaced.
+            let replace = !reused.pinned_by_name.contains(&name);
+            staged.staged.push((tmp, name.clone(), replace));
         }
         staged.names.push(name);
     }
@@ -180,9 +272,26 @@ impl Staged {
     /// pin of that name atomically (rename(2)), so readers never miss one.
     /// Pins not yet moved when a rename fails are removed by the drop.
     pub fn commit(mut self) -> Result<()> {
-        while let Some((tmp, name)) = self.staged.first() {
-            fs::rename(self.dir.join(tmp), self.dir.join(name))
-                .with_context(|| format!("pinning map {name} in {}", self.dir.display()))?;
+        while let Some((tmp, name, replace)) = self.staged.first() {
+            let (from, to) = (self.dir.join(tmp), self.dir.join(name));
+            if *replace {
+                fs::rename(&from, &to)
+                    .with_context(|| format!("pinning map {name} in {}", self.dir.display()))?;
+            } else {
+                match renameat2(CWD, &from, CWD, &to, RenameFlags::RENAME_NOREPLACE) {
+                    Ok(()) => {}
+                    Err(Errno::EEXIST) => bail!(
+                        "{} was pinned by someone else while this load ran; it is left to \
+                         them: load again to share it",
+                        to.display()
+                    ),
+                    Err(e) => {
+                        return Err(e).with_context(|| {
+                            format!("pinning map {name} in {}", self.dir.display())
+                        })
+                    }
+                }
+            }
             self.staged.remove(0);
         }
         self.committed = true;
@@ -192,7 +301,7 @@ impl Staged {
 
 impl Drop for Staged {
     fn drop(&mut self) {
-        for (tmp, _) in &self.staged {
+        for (tmp, _, _) in &self.staged {
             // Best effort: an error is already on its way to the user.
             let _ = fs::remove_file(self.dir.join(tmp));
         }

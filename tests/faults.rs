@@ -2855,3 +2855,139 @@ fn i17_handing_an_interface_over_between_libxdp_and_xdpctl() {
     common::run("xdp-loader", &["unload", "--all", dev]);
     assert!(lab.attached().is_empty());
 }
+
+// Issue 17, item 1: pin-by-name maps
+
+/// A stats map pinned by name, as the tutorial's common/xdp_stats_kern.h
+/// declares it; `LAYOUT` is its type, key, value and entries.
+const PIN_BY_NAME_SRC: &str = "#include <linux/bpf.h>\n\
+    #include <bpf/bpf_helpers.h>\n\
+    #include \"common_kern_user.h\"\n\
+    struct {\n\
+        __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);\n\
+        __type(key, __u32);\n\
+        __type(value, struct datarec);\n\
+        __uint(max_entries, XDP_ACTION_MAX);\n\
+        __uint(pinning, LIBBPF_PIN_BY_NAME);\n\
+    } xdp_stats_map SEC(\".maps\");\n\
+    SEC(\"xdp\") int by_name(struct xdp_md *ctx)\n\
+    {\n\
+        __u32 key = XDP_PASS;\n\
+        struct datarec *rec = bpf_map_lookup_elem(&xdp_stats_map, &key);\n\
+        if (!rec)\n\
+            return XDP_ABORTED;\n\
+        rec->rx_packets++;\n\
+        return XDP_PASS;\n\
+    }\n\
+    char LICENSE[] SEC(\"license\") = \"GPL\";\n";
+
+const LAYOUT: [&str; 8] = ["type", "percpu_array", "key", "4", "value", "16", "entries", "5"];
+
+/// Pins a new map at `pin` with `layout`, as another tool would.
+fn bpftool_map(pin: &Path, layout: &[&str]) {
+    let mut args = vec!["map", "create", pin.to_str().unwrap()];
+    args.extend_from_slice(layout);
+    args.extend_from_slice(&["name", "xdp_stats_map"]);
+    common::run("bpftool", &args);
+}
+
+/// Loads that fail after the map exists (the attach refused at this MTU)
+/// leave no pin anywhere: not in the interface's directory, not at
+/// libbpf's default /sys/fs/bpf/xdp_stats_map. A pin of that name another
+/// program shares stays as it was.
+#[test]
+fn s17_a_failed_load_leaves_no_pin_of_a_map_pinned_by_name() {
+    let _s = serial();
+    let lab = Lab::new();
+    let tmp = common::TempDir::new();
+    let obj = common::build_bpf(&tmp.0, "by_name", PIN_BY_NAME_SRC);
+    let obj = obj.to_str().unwrap();
+    common::run("ip", &["link", "set", "dev", &lab.outer, "mtu", "9000"]);
+    common::run("ip", &["-n", &lab.ns, "link", "set", "dev", "veth0", "mtu", "9000"]);
+    let dev = lab.outer.as_str();
+    let load = ["load", "--dev", dev, "--obj", obj, "--progname", "by_name", "--mode", "native"];
+    let err = refused(&load, &[dev, "native unsupported at this MTU"]);
+    assert!(!err.contains("pinning"), "{err}");
+    assert_eq!(xdpctl(&load).status.code(), Some(30), "the attach exit code");
+
+    // Already pinned there, and used by another tool's live program.
+    let dir = lab.pin_dir();
+    let other = Path::new("/sys/fs/bpf").join(unique("xother"));
+    let (_rm, _rm_other) = (common::RemoveDir(&dir), common::RemoveDir(&other));
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::create_dir(&other).unwrap();
+    let pin = dir.join("xdp_stats_map");
+    bpftool_map(&pin, &LAYOUT);
+    let reader = common::build_bpf(&tmp.0, "reader", STATS_READER_SRC);
+    let reader_pin = other.join("reader");
+    let (reader, reader_pin) = (reader.to_str().unwrap(), reader_pin.to_str().unwrap());
+    let shared = ["map", "name", "xdp_stats_map", "pinned", pin.to_str().unwrap()];
+    common::run("bpftool", &[&["prog", "load", reader, reader_pin][..], &shared].concat());
+    let theirs = map_id_of(&pin);
+    refused(&load, &[dev, "native unsupported at this MTU"]);
+    assert_eq!(map_id_of(&pin), theirs, "shared, never replaced");
+}
+
+/// A map of that name pinned there with another layout: refused before
+/// anything is loaded, naming the pin and each difference; the pin stays.
+#[test]
+fn s17_a_pin_by_name_of_another_layout_is_refused() {
+    let _s = serial();
+    let lab = Lab::new();
+    let tmp = common::TempDir::new();
+    let obj = common::build_bpf(&tmp.0, "by_name", PIN_BY_NAME_SRC);
+    let dir = lab.pin_dir();
+    let _rm = common::RemoveDir(&dir);
+    std::fs::create_dir(&dir).unwrap();
+    let pin = dir.join("xdp_stats_map");
+    let pin_s = pin.to_str().unwrap();
+    bpftool_map(&pin, &["type", "hash", "key", "4", "value", "8", "entries", "7"]);
+    let stale = map_id_of(&pin);
+    let dev = lab.outer.as_str();
+    let err = refused(
+        &["load", "--dev", dev, "--obj", obj.to_str().unwrap(), "--progname", "by_name"],
+        &[pin_s, "LIBBPF_PIN_BY_NAME", "--pin-dir"],
+    );
+    for diff in ["type Hash, not PercpuArray", "value 8 B, not 16 B", "7 entries, not 5"] {
+        assert!(err.contains(diff), "lists {diff}: {err}");
+    }
+    assert!(!err.contains("key"), "only the differences: {err}");
+    assert_eq!(map_id_of(&pin), stale, "left alone");
+}
+
+/// A map of that name pinned by another tool while the load runs (held up
+/// by strace just before its pin goes into place, the program already
+/// attached): that pin is never replaced; the load fails and undoes itself.
+#[test]
+fn s17_a_pin_by_name_made_meanwhile_is_never_replaced() {
+    let _s = serial();
+    let lab = Lab::new();
+    let tmp = common::TempDir::new();
+    let obj = common::build_bpf(&tmp.0, "by_name", PIN_BY_NAME_SRC);
+    let dir = lab.pin_dir();
+    let _rm = common::RemoveDir(&dir);
+    let pin = dir.join("xdp_stats_map");
+    let before = System::settled();
+    let child = Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=renameat2"])
+        .args(["-e", "inject=renameat2:delay_enter=2000000:when=1", common::XDPCTL, "load"])
+        .args(["--dev", &lab.outer, "--obj", obj.to_str().unwrap(), "--progname", "by_name"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while xdpctl::xdp::query(ifindex(&lab.outer)).unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "the load never attached");
+        sleep(Duration::from_millis(10));
+    }
+    bpftool_map(&pin, &LAYOUT);
+    let theirs = map_id_of(&pin);
+    let out = child.wait_with_output().unwrap();
+    let err = one_line(&out, &[pin.to_str().unwrap(), "someone else", "load again"]);
+    assert_eq!(map_id_of(&pin), theirs, "their pin stays: {err}");
+    // Their pin kept the directory; with it gone, all is as before.
+    std::fs::remove_file(&pin).unwrap();
+    std::fs::remove_dir(&dir).unwrap();
+    before.assert_unchanged("a load that lost its pin by name");
+}

@@ -12,7 +12,13 @@ pub fn run(out: Output) -> Result<()> {
     let width = PROGRAMS.iter().map(|p| p.name.len()).max().unwrap_or(0);
     let mut text: String = PROGRAMS
         .iter()
-        .map(|p| format!("{:<width$}  {:<10}  {}\n", p.name, p.lesson, p.summary))
+        .map(|p| {
+            let tutorial = match p.aliases {
+                [] => String::new(),
+                names => format!(" (tutorial: {})", names.join(", ")),
+            };
+            format!("{:<width$}  {:<10}  {}{tutorial}\n", p.name, p.lesson, p.summary)
+        })
         .collect();
     text.push('\n');
     text.push_str(TRUNCATED_RULE);

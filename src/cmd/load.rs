@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::bpffs;
 use crate::catalog;
-use crate::cmd::{is_ours, prog_name, refuse_if_link_held};
+use crate::cmd::{is_ours, prog_name, refuse_if_link_held, unload};
 use crate::error::Exit;
 use crate::escape;
 use crate::iface::{self, Iface};
@@ -38,7 +38,8 @@ pub struct Args {
     #[arg(long, visible_alias = "progsec", value_name = "NAME")]
     pub progname: Option<String>,
     /// Load from your own BPF object file instead of the shipped programs
-    #[arg(long, value_name = "FILE")]
+    /// (its only XDP program, unless --progname names one)
+    #[arg(long, alias = "filename", value_name = "FILE")]
     pub obj: Option<PathBuf>,
     /// Attach mode [default: native]
     #[arg(long, value_enum, group = "modes")]
@@ -52,6 +53,12 @@ pub struct Args {
     /// Let the kernel pick the mode
     #[arg(short = 'A', long, group = "modes")]
     pub auto_mode: bool,
+    /// The tutorial's --mode hw
+    #[arg(long, group = "modes", hide = true)]
+    pub offload_mode: bool,
+    /// The tutorial's unload: `xdpctl unload --dev IF [--id ID]`, then exit
+    #[arg(short = 'U', long, value_name = "ID", num_args = 0..=1, hide = true)]
+    pub unload: Option<Option<u32>>,
     /// Replace a program already attached to the interface
     #[arg(short = 'F', long)]
     pub force: bool,
@@ -74,6 +81,8 @@ impl Args {
             ModeRequest::Auto
         } else if self.native_mode {
             ModeRequest::Native
+        } else if self.offload_mode {
+            ModeRequest::Hw
         } else {
             self.mode.unwrap_or(ModeRequest::Native)
         };
@@ -92,20 +101,29 @@ struct Loaded<'a> {
     pin_dir: &'a PathBuf,
     maps: &'a [String],
     replaced: Vec<u32>,
+    /// Maps pinned by name that were already pinned there: shared.
+    shared: &'a [String],
 }
 
 pub fn run(args: &Args, out: Output) -> Result<()> {
+    if let Some(id) = args.unload {
+        let unload = unload::Args {
+            dev: args.dev.clone(),
+            id,
+            force: args.force,
+            force_dispatcher: args.force_dispatcher,
+        };
+        return unload::run(&unload, out);
+    }
     // Everything the user typed is checked before anything is loaded.
     let dev = iface::resolve(&args.dev)?;
     offload::check(&dev, args.mode())?;
     let (source, wanted, maps) = match &args.obj {
-        Some(path) => {
-            let name = args.progname.as_deref().unwrap_or(catalog::DEFAULT);
-            (Source::File(path.clone()), name.to_string(), None)
-        }
+        // Without --progname, the object's only XDP program.
+        Some(path) => (Source::File(path.clone()), args.progname.clone(), None),
         None => {
             let prog = catalog::find(args.progname.as_deref().unwrap_or(catalog::DEFAULT))?;
-            (Source::Shipped(prog.object), prog.name.to_string(), Some(prog.maps))
+            (Source::Shipped(prog.object), Some(prog.name.to_string()), Some(prog.maps))
         }
     };
     bpffs::ensure_mounted()?;
@@ -130,14 +148,15 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
         refuse_if_link_held(&dev, *att)?;
     }
     if let (false, Some(att)) = (args.force || args.force_dispatcher, current.first()) {
-        let whose = if is_ours(*att, previous.as_ref(), &killed)? {
-            "loaded by xdpctl"
+        // The unload hint must work: another tool's program needs --force.
+        let (whose, force) = if is_ours(*att, previous.as_ref(), &killed)? {
+            ("loaded by xdpctl", "")
         } else {
-            "not loaded by xdpctl; another tool's"
+            ("not loaded by xdpctl; another tool's", " --force")
         };
         bail!(
             "{} already has an XDP program: {} (id {}, {} mode, {whose}); \
-             use --force to replace it, or `xdpctl unload --dev {0}` first",
+             use --force to replace it, or `xdpctl unload --dev {0}{force}` first",
             dev.name,
             prog_name(att.prog_id),
             att.prog_id,
@@ -146,8 +165,12 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     }
 
     let mut storage = MaybeUninit::uninit();
-    let mut opened = Opened::open(&source, &mut storage)?;
+    let mut opened = Opened::open(&source, &mut storage, &pin_dir)?;
     let origin = source.describe();
+    let wanted = match wanted {
+        Some(name) => name,
+        None => object::sole_xdp(opened.object_mut(), &origin)?,
+    };
     let prog_name = object::select(opened.object_mut(), &wanted, &origin)?;
     if let Some(maps) = maps {
         object::keep_maps(opened.object_mut(), maps)?;
@@ -156,8 +179,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     let mut owners: Vec<u32> = current.iter().map(|a| a.prog_id).collect();
     owners.extend(previous.as_ref().map(|p| p.prog_id));
     check_pins_are_ours(&dev, &pin_dir, opened.object_mut(), &owners, args.reuse_maps)?;
-    let reused =
-        if args.reuse_maps { pins::reuse(opened.object_mut(), &pin_dir)? } else { Vec::new() };
+    let reused = pins::reuse(opened.object_mut(), &pin_dir, args.reuse_maps)?;
     offload::bind(opened.object_mut(), &dev, args.mode());
     let mut loaded =
         logging::load(&format!("program {prog_name} from {origin}"), || opened.load())?;
@@ -193,7 +215,15 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
         })?,
     };
 
-    let (maps, stale) = carry_over(previous.as_ref(), staged.names(), &pin_dir, args.reuse_maps);
+    // A map pinned by name that was there already is its pinner's, unless
+    // an earlier load here made it: only pins made here go in the record.
+    let made_here =
+        |n: &String| previous.as_ref().is_some_and(|p| p.pin_dir == pin_dir && p.pins.contains(n));
+    let shared: Vec<String> =
+        reused.by_name.iter().filter(|n| staged.names().contains(n)).cloned().collect();
+    let ours: Vec<String> =
+        staged.names().iter().filter(|n| !shared.contains(n) || made_here(n)).cloned().collect();
+    let (maps, stale) = carry_over(previous.as_ref(), &ours, &pin_dir, args.reuse_maps);
     let rec = Record {
         ifname: dev.name.clone(),
         prog_id,
@@ -242,6 +272,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
             pin_dir: &pin_dir,
             maps: &maps,
             replaced: replaced.iter().map(|a| a.prog_id).collect(),
+            shared: &shared,
         });
     }
     out.info(format!(
@@ -254,16 +285,27 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     for a in &replaced {
         out.info(format!(" - replaced program id {} ({} mode)", a.prog_id, a.mode));
     }
-    let reuse_note = if reused.is_empty() {
+    let reuse_note = if reused.asked.is_empty() {
         String::new()
     } else {
-        format!(" (reused: {})", escape::text(&reused.join(", ")))
+        format!(" (reused: {})", escape::text(&reused.asked.join(", ")))
     };
-    out.info(format!(
-        " - pinned maps in {}: {}{reuse_note}",
-        escape::path(&pin_dir),
-        escape::text(&maps.join(", "))
-    ));
+    // A program without maps has nothing pinned to tell of.
+    if !maps.is_empty() {
+        out.info(format!(
+            " - pinned maps in {}: {}{reuse_note}",
+            escape::path(&pin_dir),
+            escape::text(&maps.join(", "))
+        ));
+    }
+    for name in &shared {
+        out.info(format!(
+            " - shared {}: the object pins it by name (LIBBPF_PIN_BY_NAME) and {} was already \
+             pinned, so this program uses that map",
+            escape::text(name),
+            escape::path(&pin_dir.join(name))
+        ));
+    }
     Ok(())
 }
 
@@ -304,10 +346,13 @@ fn check_pins_are_ours(
     owners: &[u32],
     reuse_maps: bool,
 ) -> Result<()> {
+    // A map pinned by name is shared with whoever pinned it, never replaced.
+    let by_name = pins::by_name(obj);
     let names: Vec<String> = obj
         .maps()
         .filter(|m| m.autocreate())
         .map(|m| pins::pin_name(&m.name().to_string_lossy()))
+        .filter(|n| !by_name.contains(n))
         .collect();
     for (_, rec) in record::others(dev)? {
         let clash: Vec<&str> =

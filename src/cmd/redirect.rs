@@ -28,11 +28,11 @@ pub struct Args {
     pub redirect_dev: String,
     /// Redirect packets from this MAC (xdp_redirect_map) [default: the MAC of
     /// the other end of --dev, if it is a veth]
-    #[arg(long, value_name = "MAC")]
+    #[arg(short = 'L', long, value_name = "MAC")]
     pub src_mac: Option<String>,
     /// Destination MAC to give them [default: the MAC of the other end of
     /// --redirect-dev, if it is a veth]
-    #[arg(long, value_name = "MAC")]
+    #[arg(short = 'R', long, value_name = "MAC")]
     pub dest_mac: Option<String>,
     /// Where the program's maps are pinned [default: where `xdpctl load` put them]
     #[arg(long, value_name = "DIR")]
