@@ -72,7 +72,7 @@ capture=$TESTENV_STATEDIR/demo.pcap
 "$XDPCTL" sample --dev "$NAME" -w "$capture" --count 5 &
 sampler=$!
 for _ in $(seq 50); do
-	"$XDPCTL" status --dev "$NAME" | grep -q xdp_sample && break
+	grep -q xdp_sample <<<"$("$XDPCTL" status --dev "$NAME")" && break
 	sleep 0.1
 done
 "${T[@]}" ping -c 5 -i 0.2 -W 1 >/dev/null 2>&1 || true
@@ -89,7 +89,7 @@ step "advanced03: an AF_XDP socket takes $NAME's frames; xdpctl answers ping6 in
 "$XDPCTL" afxdp --dev "$NAME" --poll --interval 1 --count 2 &
 afxdp=$!
 for _ in $(seq 50); do
-	"$XDPCTL" status --dev "$NAME" | grep -q xdp_sock && break
+	grep -q xdp_sock <<<"$("$XDPCTL" status --dev "$NAME")" && break
 	sleep 0.1
 done
 addr6=$(ip -6 -o addr show dev "$NAME" scope global | awk '{print $4}' | cut -d/ -f1)

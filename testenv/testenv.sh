@@ -183,7 +183,7 @@ cmd_setup() {
 	valid_name "$NAME"
 	[[ ! -f $(state_file "$NAME") ]] || die "environment '$NAME' exists; use 'reset' or 'teardown'"
 	ip link show dev "$NAME" >/dev/null 2>&1 && die "an interface named '$NAME' exists; pick another --name"
-	ip netns list | grep -qw -- "$NAME" && die "a network namespace '$NAME' exists; pick another --name"
+	grep -qw -- "$NAME" <<<"$(ip netns list)" && die "a network namespace '$NAME' exists; pick another --name"
 	state_dir
 	NUM=$(free_number)
 

@@ -36,20 +36,20 @@ no_program_left() { # name
 
 gone() { # name
 	! ip link show dev "$1" >/dev/null 2>&1 || fail "interface $1 left behind"
-	! ip netns list | grep -qw "$1" || fail "netns $1 left behind"
+	! grep -qw "$1" <<<"$(ip netns list)" || fail "netns $1 left behind"
 	[[ ! -e $TESTENV_STATEDIR/$1.env ]] || fail "state of $1 left behind"
 	no_program_left "$1"
 }
 
 "$T" setup --name "$NAME" --legacy-ip
 num=$(sed -n 's/^NUM=//p' "$TESTENV_STATEDIR/$NAME.env")
-ip -6 addr show dev "$NAME" | grep -q "fc00:dead:cafe:$num::1/64" || fail "outer IPv6 address"
-ip -4 addr show dev "$NAME" | grep -q "10.11.$num.1/24" || fail "outer IPv4 address"
-"$T" exec ip -6 addr show dev veth0 | grep -q "fc00:dead:cafe:$num::2/64" || fail "inner IPv6 address"
-"$T" exec -- ip -4 -o addr show dev veth0 | grep -q "10.11.$num.2/24" || fail "inner IPv4 address"
+grep -q "fc00:dead:cafe:$num::1/64" <<<"$(ip -6 addr show dev "$NAME")" || fail "outer IPv6 address"
+grep -q "10.11.$num.1/24" <<<"$(ip -4 addr show dev "$NAME")" || fail "outer IPv4 address"
+grep -q "fc00:dead:cafe:$num::2/64" <<<"$("$T" exec ip -6 addr show dev veth0)" || fail "inner IPv6 address"
+grep -q "10.11.$num.2/24" <<<"$("$T" exec -- ip -4 -o addr show dev veth0)" || fail "inner IPv4 address"
 
 "$T" load --progname xdp_pass
-"$T" status | grep -q xdp_pass || fail "status shows the program"
+grep -q xdp_pass <<<"$("$T" status)" || fail "status shows the program"
 # 3 IPv4 and 3 IPv6 echo requests arrive at the outer interface.
 "$T" ping -c 3 -i 0.1 >/dev/null || fail "ping through xdp_pass"
 pass=$(counter XDP_PASS packets)
@@ -63,7 +63,7 @@ drop=$(counter XDP_DROP packets)
 [[ -e /sys/fs/bpf/$NAME/xdp_stats_map ]] || fail "load pinned xdp_stats_map"
 "$T" reset
 no_program_left "$NAME"
-ip -4 addr show dev "$NAME" | grep -q "10.11\." || fail "reset keeps --legacy-ip"
+grep -q "10.11\." <<<"$(ip -4 addr show dev "$NAME")" || fail "reset keeps --legacy-ip"
 
 # Teardown removes a loaded program's pins too.
 "$T" load --progname xdp_pass
@@ -76,7 +76,7 @@ gone "$NAME"
 "$T" setup --name "${NAME}r" >/dev/null
 "$T" --name "$NAME" load --progname xdp_redirect_map >/dev/null
 inner2=$("$T" --name "${NAME}r" exec cat /sys/class/net/veth0/address)
-"$T" redirect "$NAME" "${NAME}r" | grep -q -- "-> $inner2$" || fail "redirect names the second lab's inner MAC"
+grep -q -- "-> $inner2$" <<<"$("$T" redirect "$NAME" "${NAME}r")" || fail "redirect names the second lab's inner MAC"
 if "$T" --name "$NAME" ping -c 3 -i 0.1 -W 1 >/dev/null 2>&1; then fail "pings go to the other lab"; fi
 redirected=$("$T" --name "$NAME" stats --json --count 1 --interval 0.05 | jq -r .actions.XDP_REDIRECT.packets)
 [[ $redirected -ge 3 ]] || fail "XDP_REDIRECT counted $redirected packets, expected at least 3"
@@ -95,7 +95,7 @@ else
 fi
 gone "${NAME}v"
 
-"$T" alias | grep -q "^alias t='sudo .*/testenv.sh'$" || fail "alias prints a usable alias"
+grep -q "^alias t='sudo .*/testenv.sh'$" <<<"$("$T" alias)" || fail "alias prints a usable alias"
 "$T" setup --name "bad.name" 2>/dev/null && fail "a name with '.' must be refused"
 gone "bad.name"
 # State another user could have written is never acted on, and never run.
