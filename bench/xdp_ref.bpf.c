@@ -2,7 +2,8 @@
 /* Reference programs for `make bench`: the work of bpf/xdp_prog_kern.bpf.c
  * and of every other shipped XDP program written as plain, self-contained C (no
  * shared helpers, nothing from include/), plus a no-op program that only
- * returns a verdict.
+ * returns a verdict. Each is frags-aware where its counterpart is, and counts
+ * bytes as it does (the whole frame, bpf_xdp_get_buff_len).
  */
 #include <linux/bpf.h>
 #include <linux/in.h>
@@ -27,14 +28,14 @@ struct {
 } ref_stats SEC(".maps");
 
 #define REF_PROG(name, verdict)                                                                    \
-	SEC("xdp")                                                                                 \
+	SEC("xdp.frags")                                                                           \
 	int name(struct xdp_md *ctx)                                                               \
 	{                                                                                          \
 		__u32 key = verdict;                                                               \
 		struct ref_rec *rec = bpf_map_lookup_elem(&ref_stats, &key);                       \
 		if (rec) {                                                                         \
 			rec->packets++;                                                            \
-			rec->bytes += ctx->data_end - ctx->data;                                   \
+			rec->bytes += bpf_xdp_get_buff_len(ctx);                                   \
 		}                                                                                  \
 		return verdict;                                                                    \
 	}
@@ -46,14 +47,12 @@ REF_PROG(ref_abort, XDP_ABORTED)
 /* Count the verdict in ref_stats and return it, as REF_PROG does. */
 static __always_inline int count(struct xdp_md *ctx, __u32 verdict)
 {
-	void *data_end = (void *)(long)ctx->data_end;
-	void *data = (void *)(long)ctx->data;
 	__u32 key = verdict;
 	struct ref_rec *rec = bpf_map_lookup_elem(&ref_stats, &key);
 
 	if (rec) {
 		rec->packets++;
-		rec->bytes += data_end - data;
+		rec->bytes += bpf_xdp_get_buff_len(ctx);
 	}
 	return verdict;
 }
@@ -112,7 +111,7 @@ static __always_inline __sum16 csum_update(__sum16 check, __be16 from, __be16 to
 }
 
 /* Drop ICMP and ICMPv6 echo requests with an even sequence number. */
-SEC("xdp")
+SEC("xdp.frags")
 int ref_parser(struct xdp_md *ctx)
 {
 	void *data_end = (void *)(long)ctx->data_end;
@@ -155,7 +154,7 @@ int ref_parser(struct xdp_md *ctx)
 /* UDP and TCP destination port minus one, checksum fixed; a zero UDP
  * checksum over IPv4 stays zero, a computed zero UDP checksum is 0xffff.
  */
-SEC("xdp")
+SEC("xdp.frags")
 int ref_port_rewrite(struct xdp_md *ctx)
 {
 	void *data_end = (void *)(long)ctx->data_end;
@@ -216,7 +215,7 @@ int ref_port_rewrite(struct xdp_md *ctx)
 /* Forward IPv4 and IPv6 by the kernel's FIB and neighbour table; pass what
  * the kernel must handle itself, drop what the FIB says to drop.
  */
-SEC("xdp")
+SEC("xdp.frags")
 int ref_router(struct xdp_md *ctx)
 {
 	void *data_end = (void *)(long)ctx->data_end;
@@ -279,7 +278,7 @@ int ref_router(struct xdp_md *ctx)
 }
 
 /* Pop the outer VLAN tag if there is one, else push VLAN id 1. */
-SEC("xdp")
+SEC("xdp.frags")
 int ref_vlan_swap(struct xdp_md *ctx)
 {
 	void *data_end = (void *)(long)ctx->data_end;
@@ -325,7 +324,7 @@ int ref_vlan_swap(struct xdp_md *ctx)
 /* Answer ICMP and ICMPv6 echo requests to a unicast MAC and IP address that
  * are not fragments.
  */
-SEC("xdp")
+SEC("xdp.frags")
 int ref_icmp_echo(struct xdp_md *ctx)
 {
 	void *data_end = (void *)(long)ctx->data_end;
@@ -404,7 +403,7 @@ struct {
 } ref_target SEC(".maps");
 
 /* Every frame to one device and one destination MAC. */
-SEC("xdp")
+SEC("xdp.frags")
 int ref_redirect(struct xdp_md *ctx)
 {
 	void *data_end = (void *)(long)ctx->data_end;
@@ -438,7 +437,7 @@ struct {
 /* Frames from a known source MAC get its destination MAC and leave through
  * ref_tx_port.
  */
-SEC("xdp")
+SEC("xdp.frags")
 int ref_redirect_map(struct xdp_md *ctx)
 {
 	void *data_end = (void *)(long)ctx->data_end;
@@ -564,7 +563,7 @@ struct {
 } ref_sample_counts SEC(".maps");
 
 /* Copy the head of every frame with its length and a timestamp to the ring. */
-SEC("xdp")
+SEC("xdp.frags")
 int ref_sample(struct xdp_md *ctx)
 {
 	struct ref_sample_counts *c;

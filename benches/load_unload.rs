@@ -1,5 +1,5 @@
 //! Wall time of `xdpctl load` + `xdpctl unload` against `ip link set dev X
-//! xdpgeneric obj ... sec xdp` + `xdpgeneric off` and against `xdp-loader
+//! xdpgeneric obj ... sec xdp.frags` + `xdpgeneric off` and against `xdp-loader
 //! load -m skb` + `unload --all`, same object, same veth, runs interleaved
 //! (the order rotating), means compared. Wall time is dominated by the kernel
 //! (an RCU grace period in the XDP dispatcher on attach and again on detach),
@@ -32,7 +32,7 @@ fn main() -> Result<()> {
         sh(&xdpctl, &["-q", "unload", "--dev", dev])
     };
     let ip = || -> Result<()> {
-        sh("ip", &["link", "set", "dev", dev, "xdpgeneric", "obj", OBJECT, "sec", "xdp"])?;
+        sh("ip", &["link", "set", "dev", dev, "xdpgeneric", "obj", OBJECT, "sec", "xdp.frags"])?;
         sh("ip", &["link", "set", "dev", dev, "xdpgeneric", "off"])
     };
     // Without freplace (EPERM here) libxdp falls back to attaching the
@@ -43,7 +43,7 @@ fn main() -> Result<()> {
     };
     let tools: [(&str, &dyn Fn() -> Result<()>); 3] = [
         ("xdpctl load --skb-mode + xdpctl unload", &ours),
-        ("ip link set xdpgeneric obj ... sec xdp + xdpgeneric off", &ip),
+        ("ip link set xdpgeneric obj ... sec xdp.frags + xdpgeneric off", &ip),
         ("xdp-loader load -m skb + xdp-loader unload --all", &loader),
     ];
 

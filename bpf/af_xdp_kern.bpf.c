@@ -35,6 +35,11 @@ struct {
 	__uint(max_entries, XSK_MAX_QUEUES);
 } xsk_alternate SEC(".maps");
 
+/* Plain SEC("xdp"), not frags-aware, on purpose: a multi-buffer frame reaches
+ * an AF_XDP socket only if it was bound with XDP_USE_SG, and `xdpctl afxdp`
+ * binds without it (one 4 KiB UMEM frame per packet). The redirect would drop
+ * such frames; the kernel's refusal to attach at a jumbo MTU says so up front.
+ */
 SEC("xdp")
 int xdp_sock(struct xdp_md *ctx)
 {

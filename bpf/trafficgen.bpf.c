@@ -25,6 +25,9 @@ const volatile __u32 port_count = 0;
 __u64 frames_sent = 0;
 __u32 port_next = 0;
 
+/* Plain SEC("xdp"): never attached, so no MTU rule applies to it, and a
+ * live-frames test run refuses frames beyond one linear buffer anyway.
+ */
 SEC("xdp")
 int xdp_trafficgen(struct xdp_md *ctx)
 {

@@ -6,6 +6,16 @@
  * header and VLAN tags is malformed and gets XDP_ABORTED (visible on the
  * xdp:xdp_exception tracepoint); anything cut short further in is passed on
  * untouched for the kernel to judge.
+ *
+ * Every program is frags-aware (SEC("xdp.frags")), so it attaches in native
+ * mode where the MTU needs multi-buffer frames (veth above about 3.5 KB).
+ * The stats count the whole frame, fragments included. The parsers read the
+ * linear part only (data..data_end: the first 3.5 KB or so on a veth and in
+ * a test run), so a header reaching past it counts as cut short. Rewrites
+ * touch headers only and update checksums incrementally: the payload in the
+ * fragments is never needed. XDP_TX and redirects send a multi-buffer frame
+ * whole where the device can (a veth, to a peer that runs NAPI, as for any
+ * XDP_TX or redirected frame); a device that cannot drops it.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -50,26 +60,26 @@ struct {
 	__uint(max_entries, 256);
 } redirect_params SEC(".maps");
 
-SEC("xdp")
+SEC("xdp.frags")
 int xdp_pass(struct xdp_md *ctx)
 {
 	return xdp_stats_record_action(ctx, XDP_PASS);
 }
 
-SEC("xdp")
+SEC("xdp.frags")
 int xdp_drop(struct xdp_md *ctx)
 {
 	return xdp_stats_record_action(ctx, XDP_DROP);
 }
 
-SEC("xdp")
+SEC("xdp.frags")
 int xdp_abort(struct xdp_md *ctx)
 {
 	return xdp_stats_record_action(ctx, XDP_ABORTED);
 }
 
 /* packet01: drop ICMP and ICMPv6 echo requests with an even sequence number. */
-SEC("xdp")
+SEC("xdp.frags")
 int xdp_parser(struct xdp_md *ctx)
 {
 	void *data_end = (void *)(long)ctx->data_end;
@@ -123,7 +133,7 @@ static __always_inline void port_minus_one(__be16 *port, __sum16 *check, int is_
 }
 
 /* packet02: UDP and TCP destination port minus one, IPv4 and IPv6. */
-SEC("xdp")
+SEC("xdp.frags")
 int xdp_port_rewrite(struct xdp_md *ctx)
 {
 	void *data_end = (void *)(long)ctx->data_end;
@@ -163,7 +173,7 @@ pass:
 }
 
 /* packet02: pop the outer VLAN tag if there is one, else push VLAN id 1. */
-SEC("xdp")
+SEC("xdp.frags")
 int xdp_vlan_swap(struct xdp_md *ctx)
 {
 	void *data_end = (void *)(long)ctx->data_end;
@@ -193,7 +203,7 @@ static __always_inline int ipv4_is_unicast(__be32 addr)
  * multicast or broadcast MAC or IP address, and fragments, are left to the
  * kernel: a reply from a group address, or to one fragment, would be wrong.
  */
-SEC("xdp")
+SEC("xdp.frags")
 int xdp_icmp_echo(struct xdp_md *ctx)
 {
 	void *data_end = (void *)(long)ctx->data_end;
@@ -249,7 +259,7 @@ pass:
 }
 
 /* packet03: send every frame out of one configured device, to one MAC. */
-SEC("xdp")
+SEC("xdp.frags")
 int xdp_redirect(struct xdp_md *ctx)
 {
 	void *data_end = (void *)(long)ctx->data_end;
@@ -272,7 +282,7 @@ int xdp_redirect(struct xdp_md *ctx)
 /* packet03: frames from a known source MAC get their destination MAC and
  * leave through tx_port; the rest, and all while tx_port is empty, pass.
  */
-SEC("xdp")
+SEC("xdp.frags")
 int xdp_redirect_map(struct xdp_md *ctx)
 {
 	void *data_end = (void *)(long)ctx->data_end;
@@ -298,7 +308,7 @@ int xdp_redirect_map(struct xdp_md *ctx)
  * neighbour table. What the kernel must handle (no neighbour yet, MTU,
  * forwarding off, local delivery, TTL running out) is passed to it.
  */
-SEC("xdp")
+SEC("xdp.frags")
 int xdp_router(struct xdp_md *ctx)
 {
 	void *data_end = (void *)(long)ctx->data_end;
@@ -379,7 +389,7 @@ static __always_inline __u64 mac_to_u64(const __u8 *mac)
 }
 
 /* tracing03: log each frame's MACs and protocol to the trace buffer, pass it. */
-SEC("xdp")
+SEC("xdp.frags")
 int xdp_printk(struct xdp_md *ctx)
 {
 	void *data_end = (void *)(long)ctx->data_end;

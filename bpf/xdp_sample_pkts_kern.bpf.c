@@ -35,7 +35,10 @@ struct {
 	__uint(max_entries, 1);
 } sample_stats SEC(".maps");
 
-SEC("xdp")
+/* Frags-aware: a jumbo frame is sampled whole, its fragments copied too
+ * (bpf_xdp_load_bytes reads across them), and orig_len is the whole frame.
+ */
+SEC("xdp.frags")
 int xdp_sample(struct xdp_md *ctx)
 {
 	__u32 zero = 0;

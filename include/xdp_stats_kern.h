@@ -21,8 +21,6 @@ struct {
  */
 static __always_inline __u32 xdp_stats_record_action(struct xdp_md *ctx, __u32 action)
 {
-	void *data_end = (void *)(long)ctx->data_end;
-	void *data = (void *)(long)ctx->data;
 	/* A copy for the lookup: had &action escaped into the helper call, the
 	 * compiler would reload the verdict from the stack instead of returning
 	 * a constant.
@@ -39,7 +37,8 @@ static __always_inline __u32 xdp_stats_record_action(struct xdp_md *ctx, __u32 a
 
 	/* The slot is this CPU's own: no atomics needed. */
 	rec->rx_packets++;
-	rec->rx_bytes += data_end - data;
+	/* The whole frame: a multi-buffer one is longer than data_end - data. */
+	rec->rx_bytes += bpf_xdp_get_buff_len(ctx);
 	return action;
 }
 

@@ -547,9 +547,30 @@ impl<'obj> Runner<'_, 'obj> {
 
     /// One run (repeat 1: repeats would rewrite the same buffer again).
     fn try_run(&self, prog: Prog, frame: &[u8]) -> libbpf_rs::Result<(u32, Vec<u8>)> {
+        self.try_run_split(prog, frame, None)
+    }
+
+    /// One run with the frame's linear part `linear` bytes long, the rest in
+    /// fragments (the kernel takes the length from ctx_in's data_end); None:
+    /// as much as fits the linear part.
+    fn try_run_split(
+        &self,
+        prog: Prog,
+        frame: &[u8],
+        linear: Option<u32>,
+    ) -> libbpf_rs::Result<(u32, Vec<u8>)> {
         let mut out = vec![0u8; frame.len() + 256];
-        let input =
-            ProgramInput { data_in: Some(frame), data_out: Some(&mut out), ..Default::default() };
+        // struct xdp_md: data, data_end, data_meta, ingress_ifindex, ...
+        let mut ctx = [0u8; 24];
+        if let Some(linear) = linear {
+            ctx[4..8].copy_from_slice(&linear.to_ne_bytes());
+        }
+        let input = ProgramInput {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            context_in: linear.map(|_| &mut ctx[..]),
+            ..Default::default()
+        };
         let result = self.program(prog).test_run(input)?;
         let ret = result.return_value;
         let len = result.data.map_or(0, |d| d.len());
@@ -559,8 +580,22 @@ impl<'obj> Runner<'_, 'obj> {
 
     /// Runs `frame`, expecting `verdict` and `want` out; returns what came out.
     fn run(&mut self, prog: Prog, frame: &[u8], verdict: u32, want: &[u8], what: &str) -> Vec<u8> {
-        let (got, out) =
-            self.try_run(prog, frame).unwrap_or_else(|e| panic!("{prog:?}, {what}: test_run: {e}"));
+        self.run_split(prog, frame, None, verdict, want, what)
+    }
+
+    /// `run` with the linear part `linear` bytes long (see try_run_split).
+    fn run_split(
+        &mut self,
+        prog: Prog,
+        frame: &[u8],
+        linear: Option<u32>,
+        verdict: u32,
+        want: &[u8],
+        what: &str,
+    ) -> Vec<u8> {
+        let (got, out) = self
+            .try_run_split(prog, frame, linear)
+            .unwrap_or_else(|e| panic!("{prog:?}, {what}: test_run: {e}"));
         assert_eq!(action_name(got), action_name(verdict), "{prog:?}, {what}: verdict");
         assert_eq!(hex(&out), hex(want), "{prog:?}, {what}: frame out");
         // The program counts the frame as it leaves it.
@@ -1215,5 +1250,157 @@ fn redirect_map_redirects_known_sources_while_tx_port_is_set() {
         r.sweep(Prog::RedirectMap, &cut.bytes(), (cut.eth_len(), cut.eth_len()), "cleared", |c| {
             (XDP_PASS, c.to_vec())
         });
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Jumbo frames. The programs are frags-aware, and the kernel's test run hands
+// such a program a frame longer than a page's linear part (about 3.5 KB) in
+// fragments: the headers lie in the linear part, the rest of the payload in
+// the fragments, which must come out as they went in, with checksums over the
+// whole frame still right.
+
+/// A frame at MTU 9000: an IP packet of 9000 bytes and the Ethernet header.
+const JUMBO: usize = 9000 + 14;
+
+/// `frame` with its payload grown to make it `JUMBO` bytes long, each byte
+/// its position mod 251, so that a piece out of place shows.
+fn jumbo(frame: Frame) -> Frame {
+    let headers = frame.bytes().len() - frame.payload.len();
+    frame.payload((0..JUMBO - headers).map(|i| (i % 251) as u8).collect())
+}
+
+#[test]
+fn parser_judges_jumbo_frames_by_their_headers() {
+    let cases: Vec<(&str, Frame, u32)> = vec![
+        ("IPv4 echo request seq 2", ping4(2), XDP_DROP),
+        ("IPv4 echo request seq 1", ping4(1), XDP_PASS),
+        ("IPv6 echo request seq 4", ping6(4), XDP_DROP),
+        ("IPv6 echo request seq 5", ping6(5), XDP_PASS),
+        ("UDP over IPv4", Frame::v4(udp(1000, 2000)), XDP_PASS),
+        ("TCP over IPv6", Frame::v6(tcp(1000, 2000)), XDP_PASS),
+    ];
+    with_loaded(|r| {
+        for (what, frame, verdict) in &cases {
+            for tags in TAG_SETS {
+                let f = jumbo(frame.clone().tags(tags)).bytes();
+                assert_eq!(f.len(), JUMBO);
+                let what = format!("{what}, {JUMBO} bytes, tags {tags:04x?}");
+                assert_checksums(&f, &what);
+                r.unchanged(Prog::Parser, &f, *verdict, &what);
+            }
+        }
+    });
+}
+
+#[test]
+fn port_rewrite_on_jumbo_frames_keeps_the_checksum_over_the_whole_frame() {
+    let cases: Vec<(&str, Frame)> = vec![
+        ("UDP over IPv4", Frame::v4(udp(9, 1000))),
+        ("UDP over IPv6", Frame::v6(udp(9, 1000))),
+        ("TCP with options over IPv4", Frame::v4(tcp_with_options(9, 1000))),
+        ("TCP over IPv6", Frame::v6(tcp(9, 53))),
+    ];
+    with_loaded(|r| {
+        for (what, frame) in &cases {
+            for tags in TAG_SETS {
+                let f = jumbo(frame.clone().tags(tags));
+                // Built from scratch: the checksum summed over every byte.
+                let want = f.clone().with_dport(f.dport() - 1).bytes();
+                let what = format!("{what}, {JUMBO} bytes, tags {tags:04x?}");
+                let out = r.run(Prog::PortRewrite, &f.bytes(), XDP_PASS, &want, &what);
+                assert_checksums(&out, &what);
+            }
+        }
+    });
+}
+
+#[test]
+fn vlan_swap_pushes_and_pops_tags_on_jumbo_frames() {
+    with_loaded(|r| {
+        for (what, frame) in [("UDP over IPv4", Frame::v4(udp(1, 2))), ("IPv6 echo", ping6(1))] {
+            let f = jumbo(frame.clone());
+            let tagged = f.clone().tags(&[(ETH_P_8021Q, 1)]).bytes();
+            assert_eq!(tagged.len(), JUMBO + 4);
+            let out =
+                r.run(Prog::VlanSwap, &f.bytes(), XDP_PASS, &tagged, &format!("{what}, push"));
+            r.run(Prog::VlanSwap, &out, XDP_PASS, &f.bytes(), &format!("{what}, pop"));
+
+            let qinq = jumbo(frame.tags(TAG_SETS[3]));
+            let inner = qinq.clone().tags(&TAG_SETS[3][1..]).bytes();
+            r.run(Prog::VlanSwap, &qinq.bytes(), XDP_PASS, &inner, &format!("{what}, QinQ pop"));
+        }
+    });
+}
+
+#[test]
+fn icmp_echo_answers_jumbo_echo_requests() {
+    with_loaded(|r| {
+        for (what, frame) in [("IPv4", ping4(1)), ("IPv6", ping6(2))] {
+            for tags in TAG_SETS {
+                let request = jumbo(frame.clone().tags(tags));
+                expect_reply(r, &request, &format!("{what}, {JUMBO} bytes, tags {tags:04x?}"));
+            }
+        }
+    });
+}
+
+#[test]
+fn redirects_send_jumbo_frames_whole() {
+    with_loaded(|r| {
+        let frame = jumbo(Frame::v6(udp(1, 2))).bytes();
+        r.unchanged(Prog::Redirect, &frame, XDP_PASS, "unconfigured");
+        r.unchanged(Prog::RedirectMap, &frame, XDP_PASS, "empty maps");
+
+        set_target(r, LO, NEW_DST);
+        let maps = &r.skel.maps;
+        maps.redirect_params.update(&SRC_MAC, &NEW_DST, MapFlags::ANY).expect("set params");
+        maps.tx_port.update(&0u32.to_ne_bytes(), &LO.to_ne_bytes(), MapFlags::ANY).expect("lo");
+        let want = with_dest(&frame, NEW_DST);
+        r.run(Prog::Redirect, &frame, XDP_REDIRECT, &want, "to lo");
+        r.run(Prog::RedirectMap, &frame, XDP_REDIRECT, &want, "known source, to lo");
+    });
+}
+
+/// Where a driver ends the linear part is its choice: a header that reaches
+/// past it into a fragment counts as cut short (ABORTED inside the Ethernet
+/// header and tags, PASS and untouched further in), as the cut-frame tests
+/// have it for a frame that ends there.
+#[test]
+fn headers_reaching_past_the_linear_part_count_as_cut_short() {
+    let cases: Vec<(Prog, &str, Frame)> = vec![
+        (Prog::Parser, "IPv4 echo request seq 2, QinQ", ping4(2).tags(TAG_SETS[3])),
+        (Prog::Parser, "IPv6 echo request seq 4", ping6(4)),
+        (
+            Prog::PortRewrite,
+            "TCP with options over IPv4 with options, 802.1Q",
+            Frame::v4(tcp_with_options(9, 1000)).ip_options(&IP_OPTIONS).tags(TAG_SETS[1]),
+        ),
+        (Prog::PortRewrite, "UDP over IPv6", Frame::v6(udp(9, 1000))),
+        (Prog::IcmpEcho, "IPv6 echo request, 802.1ad", ping6(3).tags(TAG_SETS[2])),
+        (Prog::IcmpEcho, "IPv4 echo request", ping4(3)),
+    ];
+    with_loaded(|r| {
+        for (prog, what, frame) in &cases {
+            let f = jumbo(frame.clone());
+            let (whole_verdict, whole) = match prog {
+                Prog::Parser => (XDP_DROP, f.bytes()),
+                Prog::PortRewrite => (XDP_PASS, f.clone().with_dport(f.dport() - 1).bytes()),
+                Prog::IcmpEcho => (XDP_TX, f.echo_reply().bytes()),
+                other => panic!("no expectation for {other:?}"),
+            };
+            let (eth_len, needed, bytes) = (f.eth_len(), f.headers_len(), f.bytes());
+            for linear in 14..=needed + 1 {
+                let what = format!("{what}, linear part {linear} of {JUMBO} bytes");
+                let (verdict, want) = if linear < eth_len {
+                    (XDP_ABORTED, &bytes)
+                } else if linear < needed {
+                    (XDP_PASS, &bytes)
+                } else {
+                    (whole_verdict, &whole)
+                };
+                r.run_split(*prog, &bytes, Some(linear as u32), verdict, want, &what);
+            }
+        }
     });
 }

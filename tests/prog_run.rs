@@ -9,9 +9,16 @@ use std::os::fd::{AsFd, AsRawFd};
 
 use libbpf_rs::libbpf_sys::{XDP_ABORTED, XDP_DROP, XDP_PASS};
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
-use libbpf_rs::{MapCore, MapHandle, ProgramInput};
+use libbpf_rs::{MapCore, MapHandle, Object, ObjectBuilder, ProgramInput, RingBufferBuilder};
+use xdpctl::skel::af_xdp::AfXdpKernSkelBuilder;
+use xdpctl::skel::sample_prog::XdpSamplePktsKernSkelBuilder;
+use xdpctl::skel::trafficgen::TrafficgenSkelBuilder;
 use xdpctl::skel::xdp_prog::{XdpProgKernSkel, XdpProgKernSkelBuilder};
+use xdpctl::skel::SampleHdr;
 use xdpctl::statsmap::StatsMap;
+
+/// A frame at MTU 9000: its IP packet of 9000 bytes and the Ethernet header.
+const JUMBO: usize = 9000 + 14;
 
 /// Ethernet (14) + IPv6 (40) + ICMPv6 echo request header (8) + `payload` bytes.
 fn ping6_frame(payload: usize) -> Vec<u8> {
@@ -39,6 +46,7 @@ fn run(skel: &XdpProgKernSkel<'_>, name: &str, frame: &[u8], repeat: u32) -> (u3
         "xdp_pass" => &skel.progs.xdp_pass,
         "xdp_drop" => &skel.progs.xdp_drop,
         "xdp_abort" => &skel.progs.xdp_abort,
+        "xdp_printk" => &skel.progs.xdp_printk,
         other => panic!("no program {other}"),
     };
     let mut out = vec![0u8; frame.len() + 256];
@@ -141,4 +149,171 @@ fn each_program_uses_exactly_the_maps_the_catalog_lists() {
         assert_eq!(used, created, "{}: maps used vs created", shipped.name);
         assert_eq!(created.len(), shipped.maps.len(), "{}", shipped.name);
     }
+}
+
+/// Each program of `obj` by name, and whether its section is `xdp.frags`,
+/// which libbpf loads with BPF_F_XDP_HAS_FRAGS (the flag itself is added at
+/// load time and shows nowhere to read).
+fn frags_sections(obj: &Object) -> Vec<(String, bool)> {
+    obj.progs()
+        .map(|p| (p.name().to_string_lossy().into_owned(), p.section() == "xdp.frags"))
+        .collect()
+}
+
+/// Each program of `obj` by name, and whether the kernel attaches it in
+/// native mode to `ifindex`, a veth whose peer has a jumbo MTU (refused with
+/// ERANGE unless frags-aware); detached again at once.
+fn attaches_natively(obj: &mut Object, ifindex: i32) -> Vec<(String, bool)> {
+    obj.progs_mut()
+        .map(|p| {
+            let name = p.name().to_string_lossy().into_owned();
+            let attached = match p.attach_xdp(ifindex) {
+                Ok(_link) => true,
+                Err(e) => {
+                    let e = format!("{e:#}");
+                    assert!(e.contains("out of range"), "{name}: ERANGE, not {e}");
+                    false
+                }
+            };
+            (name, attached)
+        })
+        .collect()
+}
+
+/// Frags-aware programs are the ones the kernel attaches in native mode where
+/// the MTU needs multi-buffer frames. Every shipped program is, but xdp_sock
+/// (its socket is not bound for multi-buffer frames) and xdp_trafficgen
+/// (never attached; live test runs refuse such frames). Tried on a veth at
+/// MTU 9000 in a network namespace of this test's thread, gone with it.
+#[test]
+fn shipped_programs_are_frags_aware_where_they_can_be() {
+    std::thread::spawn(|| {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET)");
+        let mtu = ["mtu", "9000"];
+        let args =
+            [&["link", "add", "j0"], &mtu[..], &["type", "veth", "peer", "j1"], &mtu].concat();
+        common::run("ip", &args);
+        let ifindex = nix::net::if_::if_nametoindex("j0").expect("j0") as i32;
+        let check = |obj: &mut Object, want: &[(&str, bool)]| {
+            let want: Vec<(String, bool)> = want.iter().map(|(n, f)| (n.to_string(), *f)).collect();
+            assert_eq!(frags_sections(obj), want, "xdp.frags sections");
+            assert_eq!(attaches_natively(obj, ifindex), want, "attached at MTU 9000");
+        };
+
+        let mut storage = MaybeUninit::uninit();
+        let open = XdpProgKernSkelBuilder::default().open(&mut storage).expect("open");
+        let shipped: Vec<(&str, bool)> =
+            xdpctl::catalog::PROGRAMS.iter().map(|p| (p.name, true)).collect();
+        check(open.load().expect("load").object_mut(), &shipped);
+        let mut storage = MaybeUninit::uninit();
+        let open = XdpSamplePktsKernSkelBuilder::default().open(&mut storage).expect("open");
+        check(open.load().expect("load").object_mut(), &[("xdp_sample", true)]);
+        let mut storage = MaybeUninit::uninit();
+        let open = AfXdpKernSkelBuilder::default().open(&mut storage).expect("open");
+        check(open.load().expect("load").object_mut(), &[("xdp_sock", false)]);
+        let mut storage = MaybeUninit::uninit();
+        let open = TrafficgenSkelBuilder::default().open(&mut storage).expect("open");
+        check(open.load().expect("load").object_mut(), &[("xdp_trafficgen", false)]);
+    })
+    .join()
+    .expect("the test thread panicked");
+}
+
+/// Whether the kernel's test run hands `frame` to an `xdp.frags` program as
+/// a multi-buffer frame (its linear part shorter than the whole), asked of a
+/// probe program built here: the premise of the jumbo tests below.
+fn test_run_splits(frame: &[u8]) -> bool {
+    let tmp = common::TempDir::new();
+    let obj = common::build_bpf(
+        &tmp.0,
+        "probe",
+        "#include <linux/bpf.h>\n\
+         #include <bpf/bpf_helpers.h>\n\
+         SEC(\"xdp.frags\") int probe(struct xdp_md *ctx)\n\
+         { return ctx->data_end - ctx->data < bpf_xdp_get_buff_len(ctx) ? XDP_PASS : XDP_DROP; }\n\
+         char LICENSE[] SEC(\"license\") = \"GPL\";\n",
+    );
+    let obj = ObjectBuilder::default().open_file(&obj).expect("open probe").load().expect("load");
+    let prog = obj.progs_mut().next().expect("the probe");
+    let input = ProgramInput { data_in: Some(frame), repeat: 1, ..Default::default() };
+    prog.test_run(input).expect("test_run of the probe").return_value == XDP_PASS
+}
+
+#[test]
+fn jumbo_frames_keep_their_verdict_and_are_counted_whole() {
+    let jumbo = ping6_frame(JUMBO - 62);
+    assert_eq!(jumbo.len(), JUMBO);
+    assert!(test_run_splits(&jumbo), "test_run gives {JUMBO} bytes as fragments");
+    for (name, action) in [
+        ("xdp_pass", XDP_PASS),
+        ("xdp_drop", XDP_DROP),
+        ("xdp_abort", XDP_ABORTED),
+        ("xdp_printk", XDP_PASS),
+    ] {
+        common::with_skeleton(|skel| {
+            let (ret, out) = run(skel, name, &jumbo, 5);
+            assert_eq!(ret, action, "{name} verdict on {JUMBO} bytes");
+            assert_eq!(out, jumbo, "{name} leaves the frame alone, fragments included");
+            let small = ping6_frame(0);
+            assert_eq!(run(skel, name, &small, 2).0, action, "{name} verdict on 62 bytes");
+
+            for (key, (packets, bytes)) in counters(skel).iter().enumerate() {
+                if key as u32 == action {
+                    assert_eq!(*packets, 5 + 2, "{name} packets");
+                    assert_eq!(*bytes, 5 * 9014 + 2 * 62, "{name} bytes: whole frames");
+                } else {
+                    assert_eq!((*packets, *bytes), (0, 0), "{name} touches only slot {key}");
+                }
+            }
+        });
+    }
+}
+
+/// The sampler's records for one test run of `frame` with `snaplen`: (header,
+/// bytes that follow it).
+fn sampled(frame: &[u8], snaplen: u32) -> Vec<(SampleHdr, Vec<u8>)> {
+    let mut storage = MaybeUninit::uninit();
+    let mut open = XdpSamplePktsKernSkelBuilder::default().open(&mut storage).expect("open");
+    open.maps.rodata_data.as_deref_mut().expect(".rodata").snaplen = snaplen;
+    let skel = open.load().expect("load the sampler");
+    // A test run hands fragments to any XDP program; a veth at a jumbo MTU
+    // runs only a frags-aware one (see the test above).
+    assert_eq!(frags_sections(skel.object()), [("xdp_sample".into(), true)], "frags-aware");
+    let input = ProgramInput { data_in: Some(frame), repeat: 1, ..Default::default() };
+    let ret = skel.progs.xdp_sample.test_run(input).expect("test_run of the sampler");
+    assert_eq!(ret.return_value, XDP_PASS, "the sampler passes every frame");
+
+    let records = std::cell::RefCell::new(Vec::new());
+    let mut ring = RingBufferBuilder::new();
+    ring.add(&skel.maps.samples, |rec: &[u8]| {
+        let mut hdr = SampleHdr::default();
+        let n = std::mem::size_of::<SampleHdr>();
+        plain::copy_from_bytes(&mut hdr, &rec[..n]).expect("a record header");
+        records.borrow_mut().push((hdr, rec[n..].to_vec()));
+        0
+    })
+    .expect("ring callback");
+    ring.build().expect("ring").consume().expect("drain the ring");
+    records.into_inner()
+}
+
+#[test]
+fn the_sampler_copies_jumbo_frames_across_fragments() {
+    // Every byte position distinct mod 251, so a piece from the wrong place shows.
+    let frame: Vec<u8> = ping6_frame(JUMBO - 62)
+        .iter()
+        .enumerate()
+        .map(|(i, b)| if i < 62 { *b } else { (i % 251) as u8 })
+        .collect();
+    assert!(test_run_splits(&frame), "test_run gives {JUMBO} bytes as fragments");
+    let records = sampled(&frame, 9216);
+    assert_eq!(records.len(), 1, "one sample per run");
+    let (hdr, data) = &records[0];
+    assert_eq!((hdr.orig_len, hdr.cap_len), (JUMBO as u32, JUMBO as u32));
+    assert!(data[..] == frame[..], "the whole frame, the fragments' bytes in place");
+
+    let records = sampled(&frame, 200);
+    let (hdr, data) = &records[0];
+    assert_eq!((hdr.orig_len, hdr.cap_len), (JUMBO as u32, 200), "snaplen 200");
+    assert!(data[..] == frame[..200]);
 }

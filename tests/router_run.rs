@@ -10,10 +10,11 @@ use std::process::Command;
 
 use libbpf_rs::libbpf_sys::{XDP_DROP, XDP_PASS, XDP_REDIRECT};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::ProgramInput;
+use libbpf_rs::{MapHandle, ProgramInput};
 use nix::net::if_::if_nametoindex;
 use nix::sched::{unshare, CloneFlags};
 use xdpctl::skel::xdp_prog::XdpProgKernSkelBuilder;
+use xdpctl::statsmap::StatsMap;
 
 use common::ones_sum;
 
@@ -117,6 +118,12 @@ fn v6(prefix: u8, last: u8) -> [u8; 16] {
 
 /// Run xdp_router on `frame` as if it arrived on `ifindex`.
 fn route(ifindex: u32, frame: &[u8]) -> (u32, Vec<u8>) {
+    let (ret, out, _) = route_counted(ifindex, frame);
+    (ret, out)
+}
+
+/// `route`, and the (packets, bytes) xdp_stats_map counted under its verdict.
+fn route_counted(ifindex: u32, frame: &[u8]) -> (u32, Vec<u8>, (u64, u64)) {
     let mut storage = MaybeUninit::uninit();
     let skel = XdpProgKernSkelBuilder::default()
         .open(&mut storage)
@@ -135,7 +142,10 @@ fn route(ifindex: u32, frame: &[u8]) -> (u32, Vec<u8>) {
     let result = skel.progs.xdp_router.test_run(input).expect("test_run");
     let (ret, len) = (result.return_value, result.data.map_or(0, |d| d.len()));
     out.truncate(len);
-    (ret, out)
+    let handle = MapHandle::try_from(&skel.maps.xdp_stats_map).expect("map handle");
+    let mut map = StatsMap::new(handle, "xdp_stats_map").expect("stats layout");
+    let counted = map.read().expect("read").get(ret as usize).map(|r| (r.rx_packets, r.rx_bytes));
+    (ret, out, counted.expect("a slot for the verdict"))
 }
 
 /// What a router does to `frame`: next hop's MAC, our MAC, TTL or hop limit
@@ -244,5 +254,30 @@ fn aborts_a_frame_cut_inside_its_ethernet_header() {
         let mut frame = eth(0x8100);
         frame.extend_from_slice(&[0, 1]);
         assert_eq!(route(ifindex, &frame).0, libbpf_rs::libbpf_sys::XDP_ABORTED);
+    });
+}
+
+#[test]
+fn forwards_jumbo_frames_where_the_egress_mtu_allows() {
+    in_private_netns(|ifindex| {
+        // IP packets of 9000 bytes: the test run hands them over in fragments.
+        let v4 = ipv4([10, 3, 0, 7], 64, 9000 - 20 - 8);
+        let v6 = ipv6(v6(3, 7), 64, 9000 - 40 - 8);
+        assert_eq!((v4.len(), v6.len()), (9014, 9014));
+        sh("ip link set out0 mtu 9000");
+        for (what, frame) in [("IPv4", &v4), ("IPv6", &v6)] {
+            let (ret, out, counted) = route_counted(ifindex, frame);
+            assert_eq!(ret, XDP_REDIRECT, "{what}, egress MTU 9000");
+            assert_eq!(out, forwarded(frame), "{what}, egress MTU 9000");
+            assert_eq!(counted, (1, 9014), "{what}: counted whole");
+        }
+        // Too big for the egress: the kernel's to fragment or refuse.
+        sh("ip link set out0 mtu 8999");
+        for (what, frame) in [("IPv4", &v4), ("IPv6", &v6)] {
+            let (ret, out, counted) = route_counted(ifindex, frame);
+            assert_eq!(ret, XDP_PASS, "{what}, egress MTU 8999");
+            assert_eq!(&out, frame, "{what}, egress MTU 8999: untouched");
+            assert_eq!(counted, (1, 9014), "{what}: counted whole");
+        }
     });
 }

@@ -81,26 +81,33 @@ pub struct Lab {
     pub inner_mac: String,
     /// The index `veth0` must have in its namespace; None: the kernel's pick.
     inner_index: Option<u32>,
+    /// The MTU of both ends; None: the kernel's 1500.
+    mtu: Option<u32>,
     created: bool,
 }
 
 impl Lab {
     pub fn new() -> Lab {
-        Lab::build(false, None)
+        Lab::build(false, None, None)
     }
 
     /// A lab whose outer end lives in a namespace of its own too.
     pub fn isolated() -> Lab {
-        Lab::build(true, None)
+        Lab::build(true, None, None)
     }
 
     /// A lab whose `veth0` has interface index `index` in its namespace (an
     /// index that means another interface here).
     pub fn with_inner_index(index: u32) -> Lab {
-        Lab::build(false, Some(index))
+        Lab::build(false, Some(index), None)
     }
 
-    fn build(isolated: bool, inner_index: Option<u32>) -> Lab {
+    /// A lab with both ends at MTU `mtu`, set before they come up.
+    pub fn with_mtu(mtu: u32) -> Lab {
+        Lab::build(false, None, Some(mtu))
+    }
+
+    fn build(isolated: bool, inner_index: Option<u32>, mtu: Option<u32>) -> Lab {
         let (pid, n) = (pid(), next());
         let mut lab = Lab {
             ns: format!("xn{pid:x}x{n}"),
@@ -111,6 +118,7 @@ impl Lab {
             outer_mac: mac(pid, n, 1),
             inner_mac: mac(pid, n, 2),
             inner_index,
+            mtu,
             created: false,
         };
         lab.create();
@@ -173,6 +181,10 @@ impl Lab {
         }
         self.outer_ip_cmd(&["link", "set", "dev", out, "addrgenmode", "none"]);
         run("ip", &["-n", ns, "link", "set", "dev", "veth0", "addrgenmode", "none"]);
+        if let Some(mtu) = self.mtu.map(|m| m.to_string()) {
+            self.outer_ip_cmd(&["link", "set", "dev", out, "mtu", &mtu]);
+            run("ip", &["-n", ns, "link", "set", "dev", "veth0", "mtu", &mtu]);
+        }
         // MLD reports cannot be turned off; make them all go out at once.
         run(
             "ip",
