@@ -37,6 +37,7 @@ use xdpctl::skel::sample_prog::XdpSamplePktsKernSkelBuilder;
 use xdpctl::skel::trafficgen::TrafficgenSkelBuilder;
 use xdpctl::skel::xdp_prog::XdpProgKernSkelBuilder;
 use xdpctl::skel::RedirectTarget;
+use xdpctl::skel::{ctx_bytes, XdpMd};
 use xdpctl::xdp::test_run_ctx as xdp_md;
 use xdpctl::{iface, xsk};
 
@@ -98,7 +99,7 @@ struct Case<'a> {
     plain: ProgramMut<'a>,
     frame: Vec<u8>,
     /// `struct xdp_md` passed as ctx_in, for programs that need a real device.
-    ctx: Option<[u8; 24]>,
+    ctx: Option<XdpMd>,
     repeat: u32,
     calls: usize,
     verdict: u32,
@@ -431,7 +432,7 @@ fn ns_per_run(prog: &ProgramMut<'_>, case: &Case<'_>) -> Result<f64> {
     let mut ctx = case.ctx;
     let input = ProgramInput {
         data_in: Some(&case.frame),
-        context_in: ctx.as_mut().map(|c| c.as_mut_slice()),
+        context_in: ctx.as_mut().map(ctx_bytes),
         repeat: case.repeat,
         ..Default::default()
     };
@@ -450,7 +451,7 @@ fn check(case: &Case<'_>) -> Result<()> {
         let input = ProgramInput {
             data_in: Some(&case.frame),
             data_out: Some(&mut out),
-            context_in: ctx.as_mut().map(|c| c.as_mut_slice()),
+            context_in: ctx.as_mut().map(ctx_bytes),
             repeat: case.repeat,
             ..Default::default()
         };

@@ -17,6 +17,7 @@ pub mod frame;
 pub mod iface;
 pub mod leftovers;
 pub mod libxdp;
+pub mod listing;
 pub mod lock;
 pub mod logging;
 pub mod mac;

@@ -16,7 +16,7 @@ use crate::skel::DataRec;
 pub const MAP_NAME: &str = "xdp_stats_map";
 
 /// enum xdp_action, in key order.
-pub const ACTIONS: [&str; 5] = ["XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_TX", "XDP_REDIRECT"];
+pub use crate::skel::XDP_ACTION_NAMES as ACTIONS;
 
 pub fn action_name(key: u32) -> String {
     ACTIONS.get(key as usize).map_or_else(|| format!("XDP_ACTION_{key}"), |s| s.to_string())

@@ -8,7 +8,7 @@ mod common;
 use libbpf_rs::libbpf_sys::{XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX};
 use libbpf_rs::{ErrorKind, MapCore, MapFlags, MapHandle, ProgramInput, ProgramMut};
 use xdpctl::skel::xdp_prog::XdpProgKernSkel;
-use xdpctl::skel::RedirectTarget;
+use xdpctl::skel::{ctx_bytes, RedirectTarget, XdpMd};
 use xdpctl::statsmap::{action_name, StatsMap};
 
 use common::ones_sum;
@@ -560,15 +560,11 @@ impl<'obj> Runner<'_, 'obj> {
         linear: Option<u32>,
     ) -> libbpf_rs::Result<(u32, Vec<u8>)> {
         let mut out = vec![0u8; frame.len() + 256];
-        // struct xdp_md: data, data_end, data_meta, ingress_ifindex, ...
-        let mut ctx = [0u8; 24];
-        if let Some(linear) = linear {
-            ctx[4..8].copy_from_slice(&linear.to_ne_bytes());
-        }
+        let mut ctx = XdpMd { data_end: linear.unwrap_or(0), ..XdpMd::default() };
         let input = ProgramInput {
             data_in: Some(frame),
             data_out: Some(&mut out),
-            context_in: linear.map(|_| &mut ctx[..]),
+            context_in: linear.map(|_| ctx_bytes(&mut ctx)),
             ..Default::default()
         };
         let result = self.program(prog).test_run(input)?;

@@ -135,7 +135,7 @@ fn route_counted(ifindex: u32, frame: &[u8]) -> (u32, Vec<u8>, (u64, u64)) {
     let input = ProgramInput {
         data_in: Some(frame),
         data_out: Some(&mut out),
-        context_in: Some(&mut ctx),
+        context_in: Some(xdpctl::skel::ctx_bytes(&mut ctx)),
         repeat: 1,
         ..Default::default()
     };

@@ -25,13 +25,11 @@ use crate::logging;
 use crate::netlink;
 use crate::output::{unix_time, Output};
 use crate::skel::af_xdp::{AfXdpKernSkel, AfXdpKernSkelBuilder};
-use crate::skel::XskQueueCounts;
+use crate::skel::{XskQueueCounts, XSK_MAX_QUEUES};
 use crate::stop::Stop;
 use crate::xdp::{self, ModeRequest};
 use crate::xsk::{self, Copy, Counts, KernelCounts, Verdict, Xsk};
 
-/// Queues xdp_sock serves (XSK_MAX_QUEUES of include/af_xdp_common.h).
-const MAX_QUEUES: u32 = 64;
 /// The longest poll(2) sleep, so Ctrl-C is seen promptly.
 const POLL_MAX: Duration = Duration::from_millis(100);
 /// Busy passes between looks at the clock and for Ctrl-C.
@@ -114,8 +112,8 @@ fn plan(args: &Args) -> Result<Plan> {
             }
         );
     }
-    if args.queue >= MAX_QUEUES {
-        bail!("--queue {}: xdp_sock serves queues 0-{}", args.queue, MAX_QUEUES - 1);
+    if args.queue >= XSK_MAX_QUEUES {
+        bail!("--queue {}: xdp_sock serves queues 0-{}", args.queue, XSK_MAX_QUEUES - 1);
     }
     xsk::check(args.frames, args.batch)?;
     Ok(Plan {

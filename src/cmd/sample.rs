@@ -29,15 +29,14 @@ use crate::iface::{self, Iface};
 use crate::logging;
 use crate::outfile::NewFile;
 use crate::output::Output;
-use crate::skel::sample_prog::types::sample;
 use crate::skel::sample_prog::{XdpSamplePktsKernSkel, XdpSamplePktsKernSkelBuilder};
 use crate::skel::{SampleCounts, SampleHdr};
 use crate::spool::{Chunk, Offer, Outcome, Spool};
 use crate::stop::Stop;
 use crate::xdp::{self, ModeRequest};
 
-/// The largest sample the program can take (SAMPLE_MAX_SNAPLEN).
-const MAX_SNAPLEN: u32 = (size_of::<sample>() - size_of::<SampleHdr>()) as u32;
+/// The largest sample the program can take.
+const MAX_SNAPLEN: u32 = crate::skel::SAMPLE_MAX_SNAPLEN;
 /// How long samples may wait in the ring before they are written, when too
 /// few arrive to wake xdpctl: a reader on a pipe sees them this late at most.
 const DRAIN_EVERY: Duration = Duration::from_millis(50);

@@ -22,17 +22,15 @@ use crate::logging;
 use crate::netns::{Names, Netns};
 use crate::output::{unix_time, Output};
 use crate::skel::trace_prog::TraceProgKernSkelBuilder;
-use crate::skel::{NetdevCounts, NetdevEvent, NetdevKey};
+use crate::skel::{NetdevCounts, NetdevDir, NetdevEvent, NetdevKey};
 use crate::stop::Stop;
 use crate::tracefs;
 
-/// Direction values of include/trace_common.h's enum netdev_dir.
-const NETDEV_RX: u32 = 0;
-const NETDEV_TX: u32 = 1;
-
 /// Each tracepoint with its direction: the attachment's cookie, and the word.
-const TRACEPOINTS: [(&str, u32, &str); 2] =
-    [("net_dev_queue", NETDEV_TX, "tx"), ("netif_receive_skb", NETDEV_RX, "rx")];
+const TRACEPOINTS: [(&str, NetdevDir, &str); 2] = [
+    ("net_dev_queue", NetdevDir::NETDEV_TX, "tx"),
+    ("netif_receive_skb", NetdevDir::NETDEV_RX, "rx"),
+];
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -110,8 +108,8 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     let skel = logging::load("the net:* tracer", || open.load())?;
     let prog = &skel.progs.trace_netdev;
     // One program, attached to each; the cookie tells it the direction.
-    let attach = |&&(event, dir, _): &&(&str, u32, &str)| {
-        let opts = TracepointOpts { cookie: dir.into(), ..Default::default() };
+    let attach = |&&(event, dir, _): &&(&str, NetdevDir, &str)| {
+        let opts = TracepointOpts { cookie: dir.0.into(), ..Default::default() };
         prog.attach_tracepoint_with_opts(TracepointCategory::Net, event, opts)
             .with_context(|| format!("attaching to net:{event}"))
     };
@@ -158,7 +156,7 @@ fn read_totals(map: &impl MapCore) -> Result<BTreeMap<(Vec<u8>, u64), Totals>> {
             let mut counts = NetdevCounts::default();
             plain::copy_from_bytes(&mut counts, &value)
                 .map_err(|e| anyhow!("netdev_stats value of {} bytes: {e:?}", value.len()))?;
-            if key.dir == NETDEV_TX {
+            if key.dir == NetdevDir::NETDEV_TX {
                 entry.2 += counts.packets;
                 entry.3 += counts.bytes;
             } else {
@@ -241,7 +239,7 @@ fn events(
                 return 0;
             }
             *seen.borrow_mut() += 1;
-            let dir = if event.dir == NETDEV_TX { "tx" } else { "rx" };
+            let dir = if event.dir == NetdevDir::NETDEV_TX { "tx" } else { "rx" };
             let name = c_name(&event.name);
             let skbaddr = format!("{:#x}", event.skbaddr);
             let mut namespaces = namespaces.borrow_mut();
