@@ -12,8 +12,8 @@ use libbpf_rs::{Link, MapCore, MapFlags};
 use nix::errno::Errno;
 use serde::Serialize;
 
+use super::prog::{only, read_counts};
 use crate::cmd::parse_interval;
-use crate::cmd::trace::{only, read_counts};
 use crate::logging;
 use crate::output::{unix_time, Output};
 use crate::skel::trace_prog::{TraceProgKernMaps, TraceProgKernSkelBuilder};

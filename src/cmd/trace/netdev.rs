@@ -14,8 +14,8 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, RingBufferBuilder, TracepointCategory, TracepointOpts};
 use serde::Serialize;
 
+use super::prog::{c_name, only};
 use crate::cmd::parse_interval;
-use crate::cmd::trace::{c_name, only};
 use crate::escape;
 use crate::iface;
 use crate::logging;
