@@ -20,6 +20,7 @@ pub mod libxdp;
 pub mod lock;
 pub mod logging;
 pub mod mac;
+pub mod maps;
 pub mod netlink;
 pub mod netns;
 pub mod object;

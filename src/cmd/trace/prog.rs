@@ -3,10 +3,11 @@
 
 use std::collections::HashMap;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::Result;
 use libbpf_rs::skel::OpenSkel;
-use libbpf_rs::{MapCore, MapFlags};
+use libbpf_rs::MapCore;
 
+use crate::maps;
 use crate::object;
 use crate::skel::trace_prog::OpenTraceProgKernSkel;
 use crate::skel::{ExceptionCount, ExceptionKey};
@@ -34,32 +35,14 @@ pub(crate) fn only(open: &mut OpenTraceProgKernSkel, progs: &[&str], maps: &[&st
 
 /// Every key's events, summed over CPUs, with the name a CPU recorded.
 pub(crate) fn read_counts(map: &impl MapCore) -> Result<HashMap<Key, Counted>> {
-    let mut counts = HashMap::new();
-    for raw_key in map.keys() {
-        let mut key = ExceptionKey::default();
-        plain::copy_from_bytes(&mut key, &raw_key)
-            .map_err(|e| anyhow!("exceptions map key of {} bytes: {e:?}", raw_key.len()))?;
-        // An entry can go between listing and lookup only if the map is
-        // cleared, which nothing does; skip it rather than fail.
-        let Some(per_cpu) =
-            map.lookup_percpu(&raw_key, MapFlags::ANY).context("reading the exceptions map")?
-        else {
-            continue;
-        };
-        let mut total = Counted::default();
-        for value in per_cpu {
-            let mut rec = ExceptionCount::default();
-            plain::copy_from_bytes(&mut rec, &value)
-                .map_err(|e| anyhow!("exceptions map value of {} bytes: {e:?}", value.len()))?;
-            total.count += rec.count;
-            // Only the CPU that made the entry wrote a name.
-            if total.name.is_empty() {
-                total.name = c_name(&rec.name);
-            }
-        }
-        counts.insert((key.netns, key.ifindex, key.action), total);
-    }
-    Ok(counts)
+    let all = maps::sum_all::<ExceptionKey, ExceptionCount>(map, "the exceptions map")?;
+    Ok(all
+        .into_iter()
+        .map(|(key, total)| {
+            let counted = Counted { count: total.count, name: c_name(&total.name) };
+            ((key.netns, key.ifindex, key.action), counted)
+        })
+        .collect())
 }
 
 /// A kernel name buffer's bytes, up to the first NUL.
