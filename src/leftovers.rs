@@ -15,6 +15,7 @@ use nix::net::if_::if_indextoname;
 
 use crate::bpffs;
 use crate::escape;
+use crate::maps;
 use crate::netns;
 use crate::object;
 use crate::pins;
@@ -233,7 +234,7 @@ pub fn killed(ifname: &str, rec: Option<&Record>) -> Result<Vec<Killed>> {
             let mut map_ids = Vec::new();
             for name in &names {
                 // Gone since the listing: nothing of it to hold a program.
-                if let Ok(map) = pins::open_map(&dir.join(name)) {
+                if let Ok(map) = maps::open_pinned(&dir.join(name)) {
                     map_ids.push(map.info().context("reading a staged map's id")?.info.id);
                 }
             }

@@ -21,6 +21,7 @@ pub mod listing;
 pub mod lock;
 pub mod logging;
 pub mod mac;
+pub mod maps;
 pub mod netlink;
 pub mod netns;
 pub mod object;

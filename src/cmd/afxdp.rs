@@ -22,6 +22,7 @@ use crate::escape;
 use crate::ethtool;
 use crate::iface::{self, Iface};
 use crate::logging;
+use crate::maps;
 use crate::netlink;
 use crate::output::{unix_time, Output};
 use crate::skel::af_xdp::{AfXdpKernSkel, AfXdpKernSkelBuilder};
@@ -401,19 +402,7 @@ fn text(s: &Sample) -> String {
 
 /// xdp_sock's counters of `queue`, summed over CPUs.
 fn read_queue_counts(map: &impl MapCore, queue: u32) -> Result<XskQueueCounts> {
-    let per_cpu = map
-        .lookup_percpu(&queue.to_ne_bytes(), MapFlags::ANY)
-        .context("reading xdp_sock's counters")?
-        .unwrap_or_default();
-    let mut total = XskQueueCounts::default();
-    for value in per_cpu {
-        let mut c = XskQueueCounts::default();
-        plain::copy_from_bytes(&mut c, &value)
-            .map_err(|e| anyhow!("xsk_counts value of {} bytes: {e:?}", value.len()))?;
-        total.redirected += c.redirected;
-        total.passed += c.passed;
-    }
-    Ok(total)
+    maps::sum(map, &queue.to_ne_bytes(), "xdp_sock's counters (xsk_counts)")
 }
 
 #[cfg(test)]

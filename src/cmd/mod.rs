@@ -9,9 +9,6 @@ pub mod sample;
 pub mod stats;
 pub mod status;
 pub mod trace;
-pub mod trace_monitor;
-pub mod trace_netdev;
-pub mod trace_printk;
 pub mod trafficgen;
 pub mod unload;
 
