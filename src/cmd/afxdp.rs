@@ -267,7 +267,7 @@ fn wait(sock: &Xsk, timeout: Duration) -> Result<()> {
 /// final one, over the whole run); the sampler's envelope adds the time
 /// and the period.
 #[derive(Serialize, Debug)]
-struct Sample {
+struct Report {
     ifname: String,
     ifindex: u32,
     queue: u32,
@@ -317,7 +317,7 @@ impl Reporter {
         })
     }
 
-    fn sample(&mut self, sock: &Xsk, skel: &AfXdpKernSkel<'_>, last: bool) -> Result<Sample> {
+    fn sample(&mut self, sock: &Xsk, skel: &AfXdpKernSkel<'_>, last: bool) -> Result<Report> {
         let now = Instant::now();
         let (since, prev) =
             if last { (self.start, Counts::default()) } else { (self.at, self.prev) };
@@ -325,7 +325,7 @@ impl Reporter {
         let c = sock.counts;
         let prog = read_queue_counts(&skel.maps.xsk_counts, self.queue)?;
         (self.at, self.prev) = (now, c);
-        Ok(Sample {
+        Ok(Report {
             ifname: self.dev.name.clone(),
             ifindex: self.dev.index,
             queue: self.queue,
@@ -342,7 +342,7 @@ impl Reporter {
         })
     }
 
-    fn print(&self, s: &Sample) -> Result<()> {
+    fn print(&self, s: &Report) -> Result<()> {
         if self.out.json {
             return self.out.json(&sampler::Sample::new(s.period, s));
         }
@@ -354,7 +354,7 @@ impl Reporter {
 }
 
 /// The tutorial's two lines per report; the final one is a summary.
-fn text(s: &Sample) -> String {
+fn text(s: &Report) -> String {
     let line = |label: &str, r: &Rate| {
         format!(
             "{label:<10} {:>11} pkts ({:>10.0} pps) {:>11} Kbytes ({:>6.0} Mbits/s) period:{:.6}\n",
@@ -396,7 +396,7 @@ mod tests {
     #[test]
     fn a_report_is_the_tutorials_two_lines() {
         let rate = Rate { packets: 20, bytes: 2360, pps: 10.0, bps: 9440.0 };
-        let s = Sample {
+        let s = Report {
             ifname: "eth0".into(),
             ifindex: 2,
             queue: 0,

@@ -33,7 +33,7 @@ pub struct Args {
 }
 
 /// One reading of every action slot.
-struct Sample {
+struct Reading {
     at: Instant,
     recs: Vec<DataRec>,
 }
@@ -90,7 +90,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
         escape::path(&path),
         map.id
     ));
-    let mut prev = Sample { at: Instant::now(), recs: map.read()? };
+    let mut prev = Reading { at: Instant::now(), recs: map.read()? };
     let mut waiting = false;
     args.sampling.run(&stop, |_| {
         // Re-open every time: a reload pins a new map under the same name.
@@ -101,7 +101,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
                     map.id, fresh.id
                 ));
                 map = fresh;
-                prev = Sample { at: Instant::now(), recs: map.read()? };
+                prev = Reading { at: Instant::now(), recs: map.read()? };
                 waiting = false;
                 return Ok(Tick::Skipped);
             }
@@ -118,7 +118,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
             }
             Err(e) => return Err(e),
         }
-        let cur = Sample { at: Instant::now(), recs: map.read()? };
+        let cur = Reading { at: Instant::now(), recs: map.read()? };
         let (period, rows) = rates(&prev, &cur);
         if out.json {
             let actions = rows.into_iter().collect();
@@ -133,7 +133,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
 }
 
 /// Each action's totals and its rates over the period between two samples.
-fn rates(prev: &Sample, cur: &Sample) -> (f64, Vec<(String, Rate)>) {
+fn rates(prev: &Reading, cur: &Reading) -> (f64, Vec<(String, Rate)>) {
     let period = cur.at.duration_since(prev.at).as_secs_f64();
     let rows = cur
         .recs
