@@ -31,6 +31,7 @@ pub mod output;
 pub mod pins;
 pub mod private;
 pub mod record;
+pub mod sampler;
 pub mod skel;
 pub mod spool;
 pub mod statsmap;

@@ -2,7 +2,7 @@
 //! current wait, so the command leaves through its normal cleanup.
 
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
@@ -29,26 +29,6 @@ impl Stop {
     /// Wait `period`; false if a stop request came first.
     pub fn sleep(&self, period: Duration) -> bool {
         matches!(self.0.recv_timeout(period), Err(RecvTimeoutError::Timeout))
-    }
-
-    /// Call `sample` every `interval` seconds with the seconds since the last
-    /// call, `count` times or until a stop request.
-    pub fn every(
-        &self,
-        interval: f64,
-        count: Option<u64>,
-        mut sample: impl FnMut(f64) -> Result<()>,
-    ) -> Result<()> {
-        let interval = Duration::from_secs_f64(interval);
-        let mut at = Instant::now();
-        let mut done = 0u64;
-        while count.is_none_or(|n| done < n) && self.sleep(interval) {
-            let now = Instant::now();
-            sample(now.duration_since(at).as_secs_f64())?;
-            at = now;
-            done += 1;
-        }
-        Ok(())
     }
 }
 

@@ -20,6 +20,7 @@ use nix::sched::{unshare, CloneFlags};
 use crate::iface::Iface;
 use crate::logging;
 use crate::netlink;
+use crate::sampler::Ticker;
 use crate::skel::trafficgen::{TrafficgenSkel, TrafficgenSkelBuilder};
 use crate::skel::{self, XdpMd};
 use crate::xdp::{self, Mode};
@@ -129,7 +130,7 @@ impl<'obj> Generator<'obj> {
         let base = self.frames_sent()?;
         let start = Instant::now();
         let mut pace = plan.pps.map(Pace::new);
-        let mut next_report = start + plan.interval;
+        let mut reports = Ticker::new(plan.interval);
         loop {
             // The program's own count: exact even when a signal cut a run short.
             let done = self.frames_sent()? - base;
@@ -139,9 +140,8 @@ impl<'obj> Generator<'obj> {
             if plan.duration.is_some_and(|d| elapsed >= d) || stop() {
                 break;
             }
-            if now >= next_report {
+            if reports.tick(now).is_some() {
                 progress(done)?;
-                next_report = (next_report + plan.interval).max(now);
             }
             // At a rate, the last frame's slot runs out before the run ends:
             // 70 frames at 10 pps take 7 s.
@@ -151,9 +151,7 @@ impl<'obj> Generator<'obj> {
                 (None, _) => FLAT_OUT_CALL.min(left),
                 (Some(Step::Send(n)), _) => n.min(left),
                 (Some(Step::Wait(secs)), _) => {
-                    let nap = Duration::from_secs_f64(secs)
-                        .min(next_report.saturating_duration_since(now))
-                        .min(MAX_NAP);
+                    let nap = Duration::from_secs_f64(secs).min(reports.left(now)).min(MAX_NAP);
                     sleep(nap);
                     continue;
                 }

@@ -945,7 +945,7 @@ fn c20_trace_without_some_tracepoints() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|d| d["dev"] == dev)
+        .find(|d| d["ifname"] == dev)
         .unwrap_or_else(|| panic!("{dev} missing: {sample}"))
         .clone();
     assert!(ours["rx_packets"].as_u64().unwrap() >= 5, "{ours}");
@@ -2148,7 +2148,7 @@ fn s07_hostile_interface_names_are_escaped() {
     assert!(out.status.success(), "{}", stderr(&out));
     let sample: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     let devices = sample["devices"].as_array().expect("devices");
-    assert!(devices.iter().any(|d| d["dev"] == "x\u{1b}[2J"), "{sample}");
+    assert!(devices.iter().any(|d| d["ifname"] == "x\u{1b}[2J"), "{sample}");
 
     // A task named `p ESC [2J` (a link to ping) pings the lab, whose
     // xdp_printk logs each reply under the task's name.

@@ -84,7 +84,8 @@ fn printk_decodes_the_labs_macs() {
 /// (rx_packets, rx_bytes, tx_packets, tx_bytes) of `dev` in a netdev sample.
 fn netdev_counts(sample: &str, dev: &str) -> (u64, u64, u64, u64) {
     let v: Value = serde_json::from_str(sample).expect("trace netdev JSON");
-    let Some(d) = v["devices"].as_array().expect("devices").iter().find(|d| d["dev"] == dev) else {
+    let Some(d) = v["devices"].as_array().expect("devices").iter().find(|d| d["ifname"] == dev)
+    else {
         return (0, 0, 0, 0);
     };
     let n = |k: &str| d[k].as_u64().expect(k);

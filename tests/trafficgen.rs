@@ -63,7 +63,7 @@ fn every_frame_reaches_a_peer_running_xdp() {
     let report = final_report(&out);
     assert_eq!(u64_at(&report, &["sent", "packets"]), 25000, "{report}");
     // Read across namespaces: the outer end is the veth peer.
-    assert_eq!(report["peer"], lab.outer.as_str(), "{report}");
+    assert_eq!(report["peer_ifname"], lab.outer.as_str(), "{report}");
     assert_eq!(u64_at(&report, &["received", "packets"]), 25000, "{report}");
     let after = lab.stats();
     let passed = after.packets("XDP_PASS") - before.packets("XDP_PASS");

@@ -15,7 +15,7 @@ use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use serde::Serialize;
 
-use crate::cmd::{parse_interval, prog_name};
+use crate::cmd::prog_name;
 use crate::echo::icmp6_echo_reply;
 use crate::error::Exit;
 use crate::escape;
@@ -24,7 +24,8 @@ use crate::iface::{self, Iface};
 use crate::logging;
 use crate::maps;
 use crate::netlink;
-use crate::output::{unix_time, Output};
+use crate::output::Output;
+use crate::sampler::{self, Rate, Ticker};
 use crate::skel::af_xdp::{AfXdpKernSkel, AfXdpKernSkelBuilder};
 use crate::skel::{XskQueueCounts, XSK_MAX_QUEUES};
 use crate::stop::Stop;
@@ -37,6 +38,8 @@ const POLL_MAX: Duration = Duration::from_millis(100);
 const CHECK_EVERY: u32 = 64;
 
 #[derive(clap::Args, Debug)]
+// -c is --copy here, and a run of no reports makes no sense.
+#[command(mut_arg("count", |a| a.short(None).value_parser(clap::value_parser!(u64).range(1..))))]
 pub struct Args {
     /// Interface to receive on
     #[arg(short, long, value_name = "IF")]
@@ -70,12 +73,8 @@ pub struct Args {
     /// Let every other frame through to the kernel, as the tutorial does
     #[arg(long)]
     pub every_other: bool,
-    /// Seconds between reports
-    #[arg(short, long, value_name = "S", default_value = "2", value_parser = parse_interval)]
-    pub interval: f64,
-    /// Stop after N reports
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    pub count: Option<u64>,
+    #[command(flatten)]
+    pub sampling: sampler::Args,
 }
 
 /// The command line, checked against the interface before anything is made.
@@ -221,8 +220,7 @@ fn serve(
             Verdict::Recycle
         }
     };
-    let period = Duration::from_secs_f64(args.interval);
-    let mut next = Instant::now() + period;
+    let mut ticker = Ticker::new(Duration::from_secs_f64(args.sampling.interval));
     let mut reports = 0u64;
     let mut passes = 0u32;
     loop {
@@ -235,20 +233,18 @@ fn serve(
             return Ok(());
         }
         let now = Instant::now();
-        if now >= next {
+        if ticker.tick(now).is_some() {
             let s = report.sample(sock, skel, false)?;
             report.print(&s)?;
             reports += 1;
-            if args.count.is_some_and(|n| reports >= n) {
+            if args.sampling.done(reports) {
                 return Ok(());
             }
-            // After a stall, start afresh rather than catch up in a burst.
-            next = (next + period).max(now + period / 2);
             continue;
         }
         if got == 0 {
             if args.poll {
-                wait(sock, (next - now).min(POLL_MAX))?;
+                wait(sock, ticker.left(now).min(POLL_MAX))?;
             } else {
                 std::hint::spin_loop();
             }
@@ -265,32 +261,18 @@ fn wait(sock: &Xsk, timeout: Duration) -> Result<()> {
     }
 }
 
-/// Packets, bytes and their rates over one period.
-#[derive(Serialize, Debug, Clone, Copy, PartialEq)]
-struct Rate {
-    packets: u64,
-    bytes: u64,
-    pps: f64,
-    mbps: f64,
-}
-
-impl Rate {
-    fn new(packets: u64, bytes: u64, prev: (u64, u64), period: f64) -> Rate {
-        let per_s = |now: u64, then: u64| now.saturating_sub(then) as f64 / period;
-        Rate { packets, bytes, pps: per_s(packets, prev.0), mbps: per_s(bytes, prev.1) * 8.0 / 1e6 }
-    }
-}
-
 /// One report: totals so far and rates since the last report (or, for the
-/// final one, over the whole run).
+/// final one, over the whole run); the sampler's envelope adds the time
+/// and the period.
 #[derive(Serialize, Debug)]
-struct Sample {
-    time: f64,
-    dev: String,
+struct Report {
+    ifname: String,
+    ifindex: u32,
     queue: u32,
     /// xdp_sock's id and its XSKMAP's: both are gone once xdpctl is.
     prog_id: u32,
     xsks_map_id: u32,
+    #[serde(skip)]
     period: f64,
     rx: Rate,
     tx: Rate,
@@ -305,7 +287,7 @@ struct Sample {
 }
 
 struct Reporter {
-    dev: String,
+    dev: Iface,
     queue: u32,
     prog_id: u32,
     xsks_map_id: u32,
@@ -322,7 +304,7 @@ impl Reporter {
             Program::id_from_fd(skel.progs.xdp_sock.as_fd()).context("asking for xdp_sock's id")?;
         let xsks_map_id = skel.maps.xsks_map.info().context("asking for xsks_map's id")?.info.id;
         Ok(Reporter {
-            dev: dev.name.clone(),
+            dev: dev.clone(),
             queue,
             prog_id,
             xsks_map_id,
@@ -333,7 +315,7 @@ impl Reporter {
         })
     }
 
-    fn sample(&mut self, sock: &Xsk, skel: &AfXdpKernSkel<'_>, last: bool) -> Result<Sample> {
+    fn sample(&mut self, sock: &Xsk, skel: &AfXdpKernSkel<'_>, last: bool) -> Result<Report> {
         let now = Instant::now();
         let (since, prev) =
             if last { (self.start, Counts::default()) } else { (self.at, self.prev) };
@@ -341,15 +323,15 @@ impl Reporter {
         let c = sock.counts;
         let prog = read_queue_counts(&skel.maps.xsk_counts, self.queue)?;
         (self.at, self.prev) = (now, c);
-        Ok(Sample {
-            time: unix_time(),
-            dev: self.dev.clone(),
+        Ok(Report {
+            ifname: self.dev.name.clone(),
+            ifindex: self.dev.index,
             queue: self.queue,
             prog_id: self.prog_id,
             xsks_map_id: self.xsks_map_id,
             period,
-            rx: Rate::new(c.rx_packets, c.rx_bytes, (prev.rx_packets, prev.rx_bytes), period),
-            tx: Rate::new(c.tx_packets, c.tx_bytes, (prev.tx_packets, prev.tx_bytes), period),
+            rx: Rate::new((prev.rx_packets, prev.rx_bytes), (c.rx_packets, c.rx_bytes), period),
+            tx: Rate::new((prev.tx_packets, prev.tx_bytes), (c.tx_packets, c.tx_bytes), period),
             redirected: prog.redirected,
             passed: prog.passed,
             socket: sock.kernel_counts()?,
@@ -358,9 +340,9 @@ impl Reporter {
         })
     }
 
-    fn print(&self, s: &Sample) -> Result<()> {
+    fn print(&self, s: &Report) -> Result<()> {
         if self.out.json {
-            return self.out.json(s);
+            return self.out.json(&sampler::Sample::new(s.period, s));
         }
         if self.out.quiet && !s.last {
             return Ok(());
@@ -370,14 +352,14 @@ impl Reporter {
 }
 
 /// The tutorial's two lines per report; the final one is a summary.
-fn text(s: &Sample) -> String {
+fn text(s: &Report) -> String {
     let line = |label: &str, r: &Rate| {
         format!(
             "{label:<10} {:>11} pkts ({:>10.0} pps) {:>11} Kbytes ({:>6.0} Mbits/s) period:{:.6}\n",
             r.packets,
             r.pps,
             r.bytes / 1000,
-            r.mbps,
+            r.bps / 1e6,
             s.period
         )
     };
@@ -386,7 +368,7 @@ fn text(s: &Sample) -> String {
         return format!(
             "AF_XDP on {} queue {}: received {} packets ({} bytes), sent {} ({} bytes) in \
              {:.1} s; xdp_sock redirected {}, passed {}; {drops} dropped\n",
-            escape::text(&s.dev),
+            escape::text(&s.ifname),
             s.queue,
             s.rx.packets,
             s.rx.bytes,
@@ -410,17 +392,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rates_are_per_second_over_the_period() {
-        let r = Rate::new(300, 150_000, (100, 50_000), 2.0);
-        assert_eq!(r, Rate { packets: 300, bytes: 150_000, pps: 100.0, mbps: 0.4 });
-    }
-
-    #[test]
     fn a_report_is_the_tutorials_two_lines() {
-        let rate = Rate { packets: 20, bytes: 2360, pps: 10.0, mbps: 0.00944 };
-        let s = Sample {
-            time: 0.0,
-            dev: "eth0".into(),
+        let rate = Rate { packets: 20, bytes: 2360, pps: 10.0, bps: 9440.0 };
+        let s = Report {
+            ifname: "eth0".into(),
+            ifindex: 2,
             queue: 0,
             prog_id: 1,
             xsks_map_id: 2,

@@ -36,14 +36,6 @@ pub(crate) fn full_name(id: u32, kernel_name: String, rec: Option<&Record>) -> S
     }
 }
 
-/// `--interval`: seconds between samples, as a positive finite number.
-pub(crate) fn parse_interval(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && (0.01..=86_400.0).contains(&v) => Ok(v),
-        _ => Err(format!("{s:?} is not a number of seconds between 0.01 and 86400")),
-    }
-}
-
 /// Refuse to touch `att` when a bpf_link holds it: the kernel would answer
 /// only "Can't replace active BPF XDP link". The link's owner must let go.
 pub(crate) fn refuse_if_link_held(dev: &Iface, att: Attachment) -> Result<()> {

@@ -49,9 +49,9 @@ enum Program {
 
 #[derive(Serialize)]
 struct Written<'a> {
-    dev: &'a str,
+    ifname: &'a str,
     ifindex: u32,
-    redirect_dev: &'a str,
+    redirect_ifname: &'a str,
     redirect_ifindex: u32,
     program: Program,
     pin_dir: &'a Path,
@@ -128,9 +128,9 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     }
     if out.json {
         out.json(&Written {
-            dev: &dev.name,
+            ifname: &dev.name,
             ifindex: dev.index,
-            redirect_dev: &target.name,
+            redirect_ifname: &target.name,
             redirect_ifindex: target.index,
             program,
             pin_dir: &dir,

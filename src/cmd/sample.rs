@@ -79,7 +79,8 @@ pub struct Args {
 
 #[derive(Serialize, Debug, PartialEq, Eq)]
 struct Summary {
-    dev: String,
+    ifname: String,
+    ifindex: u32,
     file: String,
     format: &'static str,
     snaplen: u32,
@@ -300,7 +301,8 @@ fn capture(plan: &mut Plan, out: Output, stop: &Stop) -> Result<Summary> {
         ),
     }
     Ok(Summary {
-        dev: dev.name.clone(),
+        ifname: dev.name.clone(),
+        ifindex: dev.index,
         file: plan.dest.name(),
         format: plan.format.name(),
         snaplen: plan.snaplen,

@@ -3,17 +3,18 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{bail, Result};
 use serde::Serialize;
 
 use crate::bpffs;
-use crate::cmd::{full_name, parse_interval, prog_name};
+use crate::cmd::{full_name, prog_name};
 use crate::escape;
 use crate::iface;
-use crate::output::{unix_time, Output};
+use crate::output::Output;
 use crate::record;
+use crate::sampler::{self, Rate, Tick};
 use crate::skel::DataRec;
 use crate::statsmap::{action_name, StatsMap, MAP_NAME};
 use crate::stop::Stop;
@@ -24,39 +25,26 @@ pub struct Args {
     /// Interface whose pinned stats to read
     #[arg(short, long, value_name = "IF")]
     pub dev: String,
-    /// Seconds between samples
-    #[arg(short, long, default_value_t = 2.0, value_parser = parse_interval)]
-    pub interval: f64,
-    /// Print this many samples, then exit
-    #[arg(short, long, value_name = "N")]
-    pub count: Option<u64>,
+    #[command(flatten)]
+    pub sampling: sampler::Args,
     /// Read the map pinned here instead of where `load` pinned it
     #[arg(long, value_name = "DIR")]
     pub pin_dir: Option<PathBuf>,
 }
 
 /// One reading of every action slot.
-struct Sample {
+struct Reading {
     at: Instant,
     recs: Vec<DataRec>,
 }
 
+/// A sample's own fields, in the sampler's envelope.
 #[derive(Serialize)]
-struct ActionRate {
-    packets: u64,
-    bytes: u64,
-    pps: f64,
-    bps: f64,
-}
-
-#[derive(Serialize)]
-struct JsonSample<'a> {
-    dev: &'a str,
+struct Fields<'a> {
+    ifname: &'a str,
+    ifindex: u32,
     map_id: u32,
-    /// Unix time of the sample, seconds.
-    time: f64,
-    period: f64,
-    actions: BTreeMap<String, ActionRate>,
+    actions: BTreeMap<String, Rate>,
 }
 
 pub fn run(args: &Args, out: Output) -> Result<()> {
@@ -102,14 +90,9 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
         escape::path(&path),
         map.id
     ));
-    let interval = Duration::from_secs_f64(args.interval);
-    let mut prev = Sample { at: Instant::now(), recs: map.read()? };
-    let mut printed = 0u64;
+    let mut prev = Reading { at: Instant::now(), recs: map.read()? };
     let mut waiting = false;
-    while args.count.is_none_or(|n| printed < n) {
-        if !stop.sleep(interval) {
-            break;
-        }
+    args.sampling.run(&stop, |_| {
         // Re-open every time: a reload pins a new map under the same name.
         match StatsMap::open(&path) {
             Ok(fresh) if fresh.id != map.id => {
@@ -118,9 +101,9 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
                     map.id, fresh.id
                 ));
                 map = fresh;
-                prev = Sample { at: Instant::now(), recs: map.read()? };
+                prev = Reading { at: Instant::now(), recs: map.read()? };
                 waiting = false;
-                continue;
+                return Ok(Tick::Skipped);
             }
             Ok(_) => waiting = false,
             Err(_) if !path.exists() => {
@@ -131,33 +114,26 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
                     ));
                     waiting = true;
                 }
-                continue;
+                return Ok(Tick::Skipped);
             }
             Err(e) => return Err(e),
         }
-        let cur = Sample { at: Instant::now(), recs: map.read()? };
+        let cur = Reading { at: Instant::now(), recs: map.read()? };
         let (period, rows) = rates(&prev, &cur);
         if out.json {
-            out.json(&json_sample(&dev.name, map.id, period, rows))?;
+            let actions = rows.into_iter().collect();
+            let fields = Fields { ifname: &dev.name, ifindex: dev.index, map_id: map.id, actions };
+            out.json(&sampler::Sample::new(period, fields))?;
         } else {
             out.print(&table(period, &rows))?;
         }
         prev = cur;
-        printed += 1;
-    }
-    Ok(())
-}
-
-fn rate(prev: u64, cur: u64, period: f64) -> f64 {
-    if period > 0.0 {
-        cur.saturating_sub(prev) as f64 / period
-    } else {
-        0.0
-    }
+        Ok(Tick::Printed)
+    })
 }
 
 /// Each action's totals and its rates over the period between two samples.
-fn rates(prev: &Sample, cur: &Sample) -> (f64, Vec<(String, ActionRate)>) {
+fn rates(prev: &Reading, cur: &Reading) -> (f64, Vec<(String, Rate)>) {
     let period = cur.at.duration_since(prev.at).as_secs_f64();
     let rows = cur
         .recs
@@ -165,30 +141,15 @@ fn rates(prev: &Sample, cur: &Sample) -> (f64, Vec<(String, ActionRate)>) {
         .zip(&prev.recs)
         .enumerate()
         .map(|(key, (c, p))| {
-            let r = ActionRate {
-                packets: c.rx_packets,
-                bytes: c.rx_bytes,
-                pps: rate(p.rx_packets, c.rx_packets, period),
-                bps: rate(p.rx_bytes, c.rx_bytes, period) * 8.0,
-            };
+            let r = Rate::new((p.rx_packets, p.rx_bytes), (c.rx_packets, c.rx_bytes), period);
             (action_name(key as u32), r)
         })
         .collect();
     (period, rows)
 }
 
-fn json_sample(
-    dev: &str,
-    map_id: u32,
-    period: f64,
-    rows: Vec<(String, ActionRate)>,
-) -> JsonSample<'_> {
-    let time = unix_time();
-    JsonSample { dev, map_id, time, period, actions: rows.into_iter().collect() }
-}
-
 /// The tutorial's table: totals, rates over the period, and the period itself.
-fn table(period: f64, rows: &[(String, ActionRate)]) -> String {
+fn table(period: f64, rows: &[(String, Rate)]) -> String {
     let mut text = String::from("XDP-action\n");
     for (action, r) in rows {
         text.push_str(&format!(

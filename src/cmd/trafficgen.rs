@@ -10,14 +10,14 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::cmd::parse_interval;
 use crate::escape;
 use crate::features::NDO_XMIT;
 use crate::frame::{self, UdpSpec};
 use crate::iface::{self, Iface};
 use crate::mac::Mac;
 use crate::netlink::{self, Link, IFF_LOWER_UP, IFF_UP};
-use crate::output::{unix_time, Output};
+use crate::output::Output;
+use crate::sampler::{parse_interval, Rate, Sample};
 use crate::stop::Stop;
 use crate::trafficgen::{Generator, Plan, Setup};
 use crate::xdp;
@@ -93,28 +93,21 @@ fn parse_ports(s: &str) -> Result<(u16, u16), String> {
     Ok((first, last))
 }
 
-#[derive(Serialize, Clone, Copy)]
-struct Rate {
-    packets: u64,
-    pps: f64,
-}
-
+/// A report's own fields, in the sampler's envelope. Bytes are frames
+/// times the frame size.
 #[derive(Serialize)]
-struct JsonSample<'a> {
-    dev: &'a str,
+struct Fields<'a> {
+    ifname: &'a str,
+    ifindex: u32,
     prog_id: u32,
-    time: f64,
-    period: f64,
     /// Frames the interface transmitted, by its own counter (tx_packets).
     sent: Rate,
-    /// Megabits per second of frame data sent.
-    mbps: f64,
     /// Runs of the generator program: frames handed to the interface.
     runs: Rate,
     /// Runs the interface did not transmit: `runs` - `sent`.
     not_sent: Rate,
     #[serde(skip_serializing_if = "Option::is_none")]
-    peer: Option<&'a str>,
+    peer_ifname: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     received: Option<Rate>,
     #[serde(rename = "final")]
@@ -328,41 +321,38 @@ impl<'a> Meter<'a> {
             (self.last, at - self.at)
         };
         let period = period.as_secs_f64();
-        let rate = |total: u64, before: u64| Rate {
-            packets: total,
-            pps: if period > 0.0 { total.saturating_sub(before) as f64 / period } else { 0.0 },
+        let size = self.size as u64;
+        let rate = |total: u64, before: u64| {
+            Rate::new((before, before * size), (total, total * size), period)
         };
         let not_sent = |t: &Totals| t.runs.saturating_sub(t.sent);
-        let sent = rate(now.sent, before.sent);
-        let sample = JsonSample {
-            dev: &self.dev.name,
+        let sample = Fields {
+            ifname: &self.dev.name,
+            ifindex: self.dev.index,
             prog_id: self.prog_id,
-            time: unix_time(),
-            period,
-            sent,
-            mbps: sent.pps * (self.size * 8) as f64 / 1e6,
+            sent: rate(now.sent, before.sent),
             runs: rate(now.runs, before.runs),
             not_sent: rate(not_sent(&now), not_sent(&before)),
-            peer: self.peer.map(|(p, _)| p.name.as_str()),
+            peer_ifname: self.peer.map(|(p, _)| p.name.as_str()),
             received: now.received.map(|r| rate(r, before.received.unwrap_or(0))),
             last,
         };
         self.at = at;
         self.last = now;
         if self.out.json {
-            return self.out.json(&sample);
+            return self.out.json(&Sample::new(period, sample));
         }
         let mut line = format!(
             "{}{}: sent {} frames ({:.0} pps, {:.1} Mbit/s), {} of {} program runs not sent",
             if last { "total over the run, " } else { "" },
-            escape::text(sample.dev),
+            escape::text(sample.ifname),
             sample.sent.packets,
             sample.sent.pps,
-            sample.mbps,
+            sample.sent.bps / 1e6,
             sample.not_sent.packets,
             sample.runs.packets,
         );
-        if let (Some(peer), Some(r)) = (sample.peer, &sample.received) {
+        if let (Some(peer), Some(r)) = (sample.peer_ifname, &sample.received) {
             let peer = escape::text(peer);
             line.push_str(&format!("; {peer} received {} ({:.0} pps)", r.packets, r.pps));
         }

@@ -12,27 +12,16 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use serde::Serialize;
 
 use super::prog::{only, read_counts, Counted, Key};
-use crate::cmd::parse_interval;
 use crate::escape;
 use crate::iface;
 use crate::logging;
 use crate::netns::{Names, Netns};
-use crate::output::{unix_time, Output};
+use crate::output::Output;
+use crate::sampler::{self, per_second, Sample, Tick};
 use crate::skel::trace_prog::TraceProgKernSkelBuilder;
 use crate::statsmap::action_name;
 use crate::stop::Stop;
 use crate::tracefs;
-
-/// How `trace` (exceptions) samples.
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    /// Seconds between samples
-    #[arg(short, long, default_value_t = 2.0, value_parser = parse_interval)]
-    pub interval: f64,
-    /// Print this many samples, then exit
-    #[arg(short, long, value_name = "N")]
-    pub count: Option<u64>,
-}
 
 /// Events of one interface and action since tracing began.
 #[derive(Serialize, Debug, Clone, PartialEq)]
@@ -52,16 +41,15 @@ struct Row {
     shown: String,
 }
 
+/// A sample's own fields, in the sampler's envelope.
 #[derive(Serialize)]
-struct JsonSample<'a> {
-    time: f64,
-    period: f64,
+struct Fields<'a> {
     /// The namespace xdpctl runs in.
     netns: Netns,
     exceptions: &'a [Row],
 }
 
-pub fn run(args: &Args, out: Output) -> Result<()> {
+pub fn run(args: &sampler::Args, out: Output) -> Result<()> {
     tracefs::ensure_mounted()?;
     // The raw tracepoint exists exactly where the classic one does.
     tracefs::present("xdp", &["xdp_exception"], "trace", |n| out.note(n))?;
@@ -81,18 +69,20 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     out.info("Counting xdp:xdp_exception events per interface and action; Ctrl-C stops");
 
     let mut prev: HashMap<Key, Counted> = HashMap::new();
-    stop.every(args.interval, args.count, |period| {
+    args.run(&stop, |period| {
         let counts = read_counts(&skel.maps.exceptions)?;
         namespaces.learn(counts.keys().map(|k| k.0), |n| out.note(n));
         let rows = rows(&counts, &prev, period, &names()?, &namespaces);
         prev = counts;
         if out.json {
             let netns = namespaces.json(namespaces.own());
-            return out.json(&JsonSample { time: unix_time(), period, netns, exceptions: &rows });
+            out.json(&Sample::new(period, Fields { netns, exceptions: &rows }))?;
+        } else {
+            let text: String =
+                rows.iter().map(|r| format!("{} ({}) {}\n", r.shown, r.count, r.action)).collect();
+            out.print(&text)?;
         }
-        let text: String =
-            rows.iter().map(|r| format!("{} ({}) {}\n", r.shown, r.count, r.action)).collect();
-        out.print(&text)
+        Ok(Tick::Printed)
     })
 }
 
@@ -121,8 +111,7 @@ fn rows(
             let (netns, ifindex, action) = key;
             let count = counted.count;
             let before = prev.get(&key).map_or(0, |c| c.count);
-            let rate =
-                if period > 0.0 { count.saturating_sub(before) as f64 / period } else { 0.0 };
+            let rate = per_second(before, count, period);
             // Ours by index now (it may have been renamed since); another
             // namespace's as the program read it.
             let live = here.get(&ifindex).filter(|_| netns == own).map(String::as_bytes);

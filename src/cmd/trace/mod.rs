@@ -11,6 +11,7 @@ mod prog;
 use anyhow::Result;
 
 use crate::output::Output;
+use crate::sampler;
 
 #[derive(clap::Args, Debug)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -18,7 +19,7 @@ pub struct Args {
     #[command(subcommand)]
     pub what: Option<What>,
     #[command(flatten)]
-    pub sampling: exceptions::Args,
+    pub sampling: sampler::Args,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -30,7 +31,7 @@ pub enum What {
     Netdev(netdev::Args),
     /// Every xdp tracepoint: redirects and their errors, exceptions, cpumap
     /// and devmap, per CPU (tracing02)
-    Monitor(monitor::Args),
+    Monitor(sampler::Args),
 }
 
 pub fn run(args: &Args, out: Output) -> Result<()> {

@@ -13,25 +13,15 @@ use nix::errno::Errno;
 use serde::Serialize;
 
 use super::prog::{only, read_counts};
-use crate::cmd::parse_interval;
 use crate::logging;
 use crate::maps::{self, Counters};
-use crate::output::{unix_time, Output};
+use crate::output::Output;
+use crate::sampler::{self, per_second, Sample, Tick};
 use crate::skel::trace_prog::{TraceProgKernMaps, TraceProgKernSkelBuilder};
 use crate::skel::MonitorRec;
 use crate::statsmap::action_name;
 use crate::stop::Stop;
 use crate::tracefs;
-
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    /// Seconds between samples
-    #[arg(short, long, default_value_t = 2.0, value_parser = parse_interval)]
-    pub interval: f64,
-    /// Print this many samples, then exit
-    #[arg(short, long, value_name = "N")]
-    pub count: Option<u64>,
-}
 
 /// Each tracepoint and the program that counts it.
 const TRACEPOINTS: [(&str, &str); 8] = [
@@ -71,10 +61,9 @@ struct Row {
     info: String,
 }
 
+/// A sample's own fields, in the sampler's envelope.
 #[derive(Serialize)]
-struct JsonSample<'a> {
-    time: f64,
-    period: f64,
+struct Fields<'a> {
     events: &'a [Row],
     /// Redirect errors by errno name, since the start.
     errors: &'a BTreeMap<String, u64>,
@@ -83,7 +72,7 @@ struct JsonSample<'a> {
 /// Cumulative per-CPU records of every event, keyed by event name.
 type Snapshot = BTreeMap<String, Vec<MonitorRec>>;
 
-pub fn run(args: &Args, out: Output) -> Result<()> {
+pub fn run(args: &sampler::Args, out: Output) -> Result<()> {
     tracefs::ensure_mounted()?;
     let mut storage = MaybeUninit::uninit();
     let mut open = TraceProgKernSkelBuilder::default()
@@ -105,16 +94,17 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     out.info(format!("Monitoring {} xdp tracepoints; Ctrl-C stops", links.len()));
 
     let mut prev = snapshot(&skel.maps)?;
-    stop.every(args.interval, args.count, |period| {
+    args.run(&stop, |period| {
         let cur = snapshot(&skel.maps)?;
         let rows = rows(&prev, &cur, period);
         prev = cur;
         let errors = errno_counts(&skel.maps.redirect_errno)?;
         if out.json {
-            let sample = JsonSample { time: unix_time(), period, events: &rows, errors: &errors };
-            return out.json(&sample);
+            out.json(&Sample::new(period, Fields { events: &rows, errors: &errors }))?;
+        } else {
+            out.print(&table(&rows, &errors))?;
         }
-        out.print(&table(&rows, &errors))
+        Ok(Tick::Printed)
     })
 }
 
@@ -149,14 +139,6 @@ fn snapshot(maps: &TraceProgKernMaps<'_>) -> Result<Snapshot> {
         snap.insert(format!("exception {}", action_name(action)), vec![rec]);
     }
     Ok(snap)
-}
-
-fn rate(prev: u64, cur: u64, period: f64) -> f64 {
-    if period > 0.0 {
-        cur.saturating_sub(prev) as f64 / period
-    } else {
-        0.0
-    }
 }
 
 /// What the info column says for `event` over the period, from the change in
@@ -207,8 +189,8 @@ fn row(event: &str, cpu: String, old: &MonitorRec, rec: &MonitorRec, period: f64
         cpu,
         packets: rec.processed,
         drops: rec.dropped,
-        pps: rate(old.processed, rec.processed, period),
-        drop_pps: rate(old.dropped, rec.dropped, period),
+        pps: per_second(old.processed, rec.processed, period),
+        drop_pps: per_second(old.dropped, rec.dropped, period),
         info: info(event, old, rec),
     }
 }

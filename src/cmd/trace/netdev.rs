@@ -15,13 +15,13 @@ use libbpf_rs::{MapCore, RingBufferBuilder, TracepointCategory, TracepointOpts};
 use serde::Serialize;
 
 use super::prog::{c_name, only};
-use crate::cmd::parse_interval;
 use crate::escape;
 use crate::iface;
 use crate::logging;
 use crate::maps;
 use crate::netns::{Names, Netns};
-use crate::output::{unix_time, Output};
+use crate::output::Output;
+use crate::sampler::{self, Sample, Tick};
 use crate::skel::trace_prog::TraceProgKernSkelBuilder;
 use crate::skel::{NetdevCounts, NetdevDir, NetdevEvent, NetdevKey};
 use crate::stop::Stop;
@@ -38,13 +38,10 @@ pub struct Args {
     /// Only this device (by name, in any network namespace)
     #[arg(short, long, value_name = "IF")]
     pub dev: Option<String>,
-    /// Seconds between samples
-    #[arg(short, long, default_value_t = 2.0, value_parser = parse_interval)]
-    pub interval: f64,
-    /// Print this many samples (with --events: events), then exit
-    #[arg(short, long, value_name = "N")]
-    pub count: Option<u64>,
+    #[command(flatten)]
+    pub sampling: sampler::Args,
     /// Print every packet as it is queued or received, instead of totals
+    /// (--count then counts packets)
     #[arg(long)]
     pub events: bool,
 }
@@ -52,7 +49,7 @@ pub struct Args {
 /// Totals of one device since tracing began.
 #[derive(Serialize, Debug, Clone, PartialEq, Eq)]
 struct Device {
-    dev: String,
+    ifname: String,
     /// The namespace the device lives in.
     netns: Netns,
     rx_packets: u64,
@@ -67,16 +64,16 @@ struct Device {
     shown_netns: Option<String>,
 }
 
+/// A sample's own fields, in the sampler's envelope.
 #[derive(Serialize)]
-struct JsonSample<'a> {
-    time: f64,
+struct Fields<'a> {
     devices: &'a [Device],
 }
 
 #[derive(Serialize)]
 struct JsonEvent<'a> {
     dir: &'a str,
-    dev: &'a str,
+    ifname: &'a str,
     netns: Netns,
     len: u32,
     skbaddr: String,
@@ -121,16 +118,18 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     out.info(format!("Tracing {}; Ctrl-C stops", what.join(" and ")));
 
     if args.events {
-        return events(&skel.maps.netdev_events, args.count, &stop, &mut namespaces, out);
+        return events(&skel.maps.netdev_events, args.sampling.count, &stop, &mut namespaces, out);
     }
-    stop.every(args.interval, args.count, |_| {
+    args.sampling.run(&stop, |period| {
         let totals = read_totals(&skel.maps.netdev_stats)?;
         namespaces.learn(totals.keys().map(|k| k.1), |n| out.note(n));
         let devices = devices(totals, &namespaces);
         if out.json {
-            return out.json(&JsonSample { time: unix_time(), devices: &devices });
+            out.json(&Sample::new(period, Fields { devices: &devices }))?;
+        } else {
+            out.print(&table(&devices))?;
         }
-        out.print(&table(&devices))
+        Ok(Tick::Printed)
     })
 }
 
@@ -164,7 +163,7 @@ fn devices(totals: BTreeMap<(Vec<u8>, u64), Totals>, namespaces: &Names) -> Vec<
     sorted
         .into_iter()
         .map(|((_, netns, name), (rx_packets, rx_bytes, tx_packets, tx_bytes))| Device {
-            dev: String::from_utf8_lossy(&name).into_owned(),
+            ifname: String::from_utf8_lossy(&name).into_owned(),
             netns: namespaces.json(netns),
             rx_packets,
             rx_bytes,
@@ -232,9 +231,9 @@ fn events(
             let mut namespaces = namespaces.borrow_mut();
             namespaces.learn([event.netns], |n| out.note(n));
             let printed = if out.json {
-                let dev = String::from_utf8_lossy(&name);
+                let ifname = String::from_utf8_lossy(&name);
                 let netns = namespaces.json(event.netns);
-                out.json(&JsonEvent { dir, dev: &dev, netns, len: event.len, skbaddr })
+                out.json(&JsonEvent { dir, ifname: &ifname, netns, len: event.len, skbaddr })
             } else {
                 let netns = namespaces
                     .label(event.netns)
@@ -286,9 +285,9 @@ mod tests {
         for l in &lines[1..] {
             assert!(l[..end].ends_with(|c: char| c.is_ascii_digit()), "{l}");
         }
-        assert_eq!(devices[1].dev, "veth0");
+        assert_eq!(devices[1].ifname, "veth0");
         assert_eq!(devices[1].netns, Netns { cookie: 2, name: Some("lab".into()) });
-        assert_eq!(devices[2].dev, "x\u{1b}[2J");
+        assert_eq!(devices[2].ifname, "x\u{1b}[2J");
 
         // Only ours: no namespace column, header and rows equally long.
         let ours =
