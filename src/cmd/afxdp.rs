@@ -15,12 +15,13 @@ use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use serde::Serialize;
 
-use crate::cmd::{parse_interval, prog_name};
+use crate::cmd::parse_interval;
 use crate::echo::icmp6_echo_reply;
 use crate::error::Exit;
 use crate::escape;
 use crate::ethtool;
 use crate::iface::{self, Iface};
+use crate::ifstate::prog_name;
 use crate::logging;
 use crate::netlink;
 use crate::output::{unix_time, Output};

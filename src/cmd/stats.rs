@@ -9,15 +9,14 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 
 use crate::bpffs;
-use crate::cmd::{full_name, parse_interval, prog_name};
+use crate::cmd::parse_interval;
 use crate::escape;
 use crate::iface;
+use crate::ifstate::IfState;
 use crate::output::{unix_time, Output};
-use crate::record;
 use crate::skel::DataRec;
 use crate::statsmap::{action_name, StatsMap, MAP_NAME};
 use crate::stop::Stop;
-use crate::xdp;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -62,25 +61,16 @@ struct JsonSample<'a> {
 pub fn run(args: &Args, out: Output) -> Result<()> {
     let dev = iface::resolve(&args.dev)?;
     bpffs::ensure_mounted()?;
-    let attached = xdp::query(dev.index)?;
-    let rec = record::read(&dev, &attached)?;
-    let dir = match &args.pin_dir {
-        Some(d) => {
-            bpffs::check_pin_dir(d)?;
-            d.clone()
-        }
-        None => {
-            rec.as_ref().map_or_else(|| bpffs::default_pin_dir(&dev.name), |r| r.pin_dir.clone())
-        }
-    };
+    let state = IfState::read(&dev)?;
+    let dir = state.pin_dir(args.pin_dir.as_deref())?;
     let path = dir.join(MAP_NAME);
-    if let (false, Some(att)) = (path.exists(), attached.first()) {
+    if let (false, Some(att)) = (path.exists(), state.attached.first()) {
         bail!(
             "{} runs {} (id {}, {} mode), which keeps no stats: it has no {MAP_NAME} pinned \
              in {}; load a program that counts per action (the shipped ones do), or give \
              --pin-dir where its maps are pinned",
             dev.name,
-            full_name(att.prog_id, prog_name(att.prog_id), rec.as_ref()),
+            state.name_of(att.prog_id),
             att.prog_id,
             att.mode,
             dir.display()
