@@ -7,6 +7,7 @@ pub mod load;
 pub mod redirect;
 pub mod sample;
 pub mod stats;
+pub mod stats_all;
 pub mod status;
 pub mod trace;
 pub mod trace_monitor;

@@ -9,7 +9,7 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 
 use crate::bpffs;
-use crate::cmd::parse_interval;
+use crate::cmd::{parse_interval, stats_all};
 use crate::escape;
 use crate::iface;
 use crate::ifstate::IfState;
@@ -21,8 +21,12 @@ use crate::stop::Stop;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Interface whose pinned stats to read
-    #[arg(short, long, value_name = "IF")]
-    pub dev: String,
+    #[arg(short, long, value_name = "IF", required_unless_present = "all")]
+    pub dev: Option<String>,
+    /// Every interface running a program xdpctl loaded: one table (NDJSON
+    /// with --json: one object per interface per sample)
+    #[arg(long, conflicts_with_all = ["dev", "pin_dir"])]
+    pub all: bool,
     /// Seconds between samples
     #[arg(short, long, default_value_t = 2.0, value_parser = parse_interval)]
     pub interval: f64,
@@ -35,17 +39,17 @@ pub struct Args {
 }
 
 /// One reading of every action slot.
-struct Sample {
-    at: Instant,
-    recs: Vec<DataRec>,
+pub(crate) struct Sample {
+    pub at: Instant,
+    pub recs: Vec<DataRec>,
 }
 
 #[derive(Serialize)]
-struct ActionRate {
-    packets: u64,
-    bytes: u64,
-    pps: f64,
-    bps: f64,
+pub(crate) struct ActionRate {
+    pub packets: u64,
+    pub bytes: u64,
+    pub pps: f64,
+    pub bps: f64,
 }
 
 #[derive(Serialize)]
@@ -59,7 +63,10 @@ struct JsonSample<'a> {
 }
 
 pub fn run(args: &Args, out: Output) -> Result<()> {
-    let dev = iface::resolve(&args.dev)?;
+    let Some(dev) = args.dev.as_deref().filter(|_| !args.all) else {
+        return stats_all::run(args.interval, args.count, out);
+    };
+    let dev = iface::resolve(dev)?;
     bpffs::ensure_mounted()?;
     let state = IfState::read(&dev)?;
     let dir = state.pin_dir(args.pin_dir.as_deref())?;
@@ -147,7 +154,7 @@ fn rate(prev: u64, cur: u64, period: f64) -> f64 {
 }
 
 /// Each action's totals and its rates over the period between two samples.
-fn rates(prev: &Sample, cur: &Sample) -> (f64, Vec<(String, ActionRate)>) {
+pub(crate) fn rates(prev: &Sample, cur: &Sample) -> (f64, Vec<(String, ActionRate)>) {
     let period = cur.at.duration_since(prev.at).as_secs_f64();
     let rows = cur
         .recs
