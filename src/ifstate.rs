@@ -7,6 +7,7 @@
 //! `status` costs the same per interface however many there are.
 
 use std::collections::HashSet;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
@@ -52,7 +53,7 @@ impl IfState {
     /// Everything about `dev` now; callers that change it hold its lock.
     pub fn read(dev: &Iface) -> Result<IfState> {
         let attached = xdp::query(dev.index)?;
-        Ok(IfState::assemble(dev.clone(), attached, &Records::open()?)?.0)
+        Ok(IfState::assemble(dev.clone(), attached, &Records::open()?, None)?.0)
     }
 
     /// Only what netlink tells anyone: the attachments.
@@ -61,13 +62,15 @@ impl IfState {
     }
 
     /// The snapshot, and the record at its key whatever it is about.
+    /// `pin_root`: the pin root's names, listed once for many interfaces.
     fn assemble(
         dev: Iface,
         attached: Vec<Attachment>,
         records: &Records,
+        pin_root: Option<&HashSet<OsString>>,
     ) -> Result<(IfState, Option<Record>)> {
         let (rec, raw) = records.of(&dev, &attached)?;
-        let killed = leftovers::killed(&dev.name, rec.as_ref())?;
+        let killed = leftovers::killed_in(&dev.name, rec.as_ref(), pin_root)?;
         Ok((IfState { dev, attached, rec, killed }, raw))
     }
 
@@ -183,7 +186,8 @@ impl Namespace {
                 .collect();
             return Ok(ns);
         }
-        let records = Records::open()?;
+        let records = Records::open_listed()?;
+        let pin_root = leftovers::pin_root_names()?;
         let keys = records.keys_here()?;
         let live: HashSet<u32> = links.iter().map(|l| l.index).collect();
         // Records of deleted interfaces, in key order with the live ones.
@@ -196,7 +200,7 @@ impl Namespace {
         for l in links {
             let attached = xdp::attachments(&l.xdp);
             let dev = Iface { name: l.name, index: l.index };
-            let (state, raw) = IfState::assemble(dev, attached, &records)?;
+            let (state, raw) = IfState::assemble(dev, attached, &records, Some(&pin_root))?;
             if let Some(rec) = raw {
                 let now = Some((state.dev.name.as_str(), state.attached.as_slice()));
                 found.push((records.key(&state.dev), leftovers::classify(&rec, now), rec));

@@ -6,7 +6,8 @@
 //! a load killed before it finished (SIGKILL) left: its staged pins, and
 //! maybe its program, attached before its record was written.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 
@@ -271,8 +272,34 @@ impl Killed {
 /// Loads on interface `ifname` killed before they finished, found by the
 /// pins they staged in its default pin directory or in `rec`'s.
 pub fn killed(ifname: &str, rec: Option<&Record>) -> Result<Vec<Killed>> {
-    let mut dirs = vec![bpffs::default_pin_dir(ifname)];
-    dirs.extend(rec.map(|r| r.pin_dir.clone()).filter(|d| *d != dirs[0]));
+    killed_in(ifname, rec, None)
+}
+
+/// The names in the pin root, listed once for looking at many interfaces:
+/// a default pin directory not among them holds nothing.
+pub fn pin_root_names() -> Result<HashSet<OsString>> {
+    match std::fs::read_dir(bpffs::ROOT) {
+        Ok(entries) => entries
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<std::io::Result<_>>()
+            .with_context(|| format!("listing {}", bpffs::ROOT)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(HashSet::new()),
+        Err(e) => Err(e).with_context(|| format!("listing {}", bpffs::ROOT)),
+    }
+}
+
+/// As `killed`; with `root` (see `pin_root_names`), a default directory
+/// the root does not hold is not looked into.
+pub fn killed_in(
+    ifname: &str,
+    rec: Option<&Record>,
+    root: Option<&HashSet<OsString>>,
+) -> Result<Vec<Killed>> {
+    let default = bpffs::default_pin_dir(ifname);
+    let listed =
+        |d: &PathBuf| root.is_none_or(|names| d.file_name().is_some_and(|n| names.contains(n)));
+    let mut dirs: Vec<PathBuf> = Some(default.clone()).filter(listed).into_iter().collect();
+    dirs.extend(rec.map(|r| r.pin_dir.clone()).filter(|d| *d != default));
     let mut out = Vec::new();
     for dir in dirs {
         for (pid, names) in pins::staged_by_dead(&dir)? {

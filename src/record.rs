@@ -9,6 +9,7 @@
 //! root's alone (0700, records 0600), and a record that is not a regular file
 //! of root's, writable by no one else, is ignored: root acts on what it says.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -87,11 +88,38 @@ pub struct Records {
     netns: u64,
     /// This namespace's nsfs inode, which an older xdpctl keyed by.
     inode: u64,
+    /// The directory's file names, when listed: then a record not among
+    /// them is not looked for.
+    listed: Option<HashSet<String>>,
 }
 
 impl Records {
     pub fn open() -> Result<Records> {
-        Ok(Records { dir: open()?, netns: netns::cookie()?, inode: netns::inode()? })
+        Ok(Records { dir: open()?, netns: netns::cookie()?, inode: netns::inode()?, listed: None })
+    }
+
+    /// As `open`, listing the directory once: for reading the records of
+    /// many interfaces, most of which may have none.
+    pub fn open_listed() -> Result<Records> {
+        let mut records = Records::open()?;
+        let names = match &records.dir {
+            Some(dir) => dir.names()?,
+            None => Vec::new(),
+        };
+        records.listed = Some(names.into_iter().collect());
+        Ok(records)
+    }
+
+    /// Whether file `name` may be there.
+    fn may_have(&self, name: &str) -> bool {
+        self.listed.as_ref().is_none_or(|names| names.contains(name))
+    }
+
+    fn parse(&self, dir: &PrivateDir, name: &str) -> Result<Option<Record>> {
+        if !self.may_have(name) {
+            return Ok(None);
+        }
+        parse(dir, name)
     }
 
     /// `dev`'s key, in this namespace.
@@ -102,7 +130,7 @@ impl Records {
     /// The record at `key`, whatever interface name it gives.
     pub fn at(&self, key: Key) -> Result<Option<Record>> {
         match &self.dir {
-            Some(dir) => parse(dir, &key.file()),
+            Some(dir) => self.parse(dir, &key.file()),
             None => Ok(None),
         }
     }
@@ -115,14 +143,14 @@ impl Records {
         attached: &[Attachment],
     ) -> Result<(Option<Record>, Option<Record>)> {
         let Some(dir) = &self.dir else { return Ok((None, None)) };
-        if let Some(rec) = parse(dir, &self.key(dev).file())? {
+        if let Some(rec) = self.parse(dir, &self.key(dev).file())? {
             let about = Some(rec.clone()).filter(|r| r.is_about(dev, attached));
             return Ok((about, Some(rec)));
         }
         // An older xdpctl keyed records by namespace inode, which the kernel
         // reuses: one counts only while its program still runs here. The next
         // write or removal for `dev` retires the old file.
-        let old = parse(dir, &format!("{}-{}.json", self.inode, dev.index))?;
+        let old = self.parse(dir, &format!("{}-{}.json", self.inode, dev.index))?;
         Ok((old.filter(|r| attached.iter().any(|a| a.prog_id == r.prog_id)), None))
     }
 
@@ -131,8 +159,11 @@ impl Records {
     /// half-written ones) are left out.
     pub fn keys_here(&self) -> Result<Vec<Key>> {
         let Some(dir) = &self.dir else { return Ok(Vec::new()) };
-        let mut keys: Vec<Key> = dir
-            .names()?
+        let names = match &self.listed {
+            Some(names) => names.iter().cloned().collect(),
+            None => dir.names()?,
+        };
+        let mut keys: Vec<Key> = names
             .iter()
             .filter_map(|name| Key::parse(name))
             .filter(|k| k.netns == self.netns)

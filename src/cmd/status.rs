@@ -79,8 +79,11 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
             let (name, tag) = if privileged { describe(att.prog_id, state)? } else { (None, None) };
             let pin_dir =
                 state.rec.as_ref().filter(|_| state.recorded(*att)).map(|r| r.pin_dir.clone());
-            let libxdp =
-                if privileged { libxdp::dispatcher(dev.index, att.prog_id)? } else { None };
+            // Only a program of the dispatcher's name is worth a closer look.
+            let libxdp = match name.as_deref() {
+                Some(libxdp::PROG_NAME) => libxdp::dispatcher(dev.index, att.prog_id)?,
+                _ => None,
+            };
             rows.push(Row {
                 ifname: dev.name.clone(),
                 ifindex: dev.index,
