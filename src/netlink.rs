@@ -53,7 +53,8 @@ const XDP_ATTACHED_DRV: u8 = 1;
 const XDP_ATTACHED_SKB: u8 = 2;
 const XDP_ATTACHED_HW: u8 = 3;
 const IFLA_EXT_MASK: u16 = 29;
-/// RTEXT_FILTER_SKIP_STATS: a dump need not carry every device's counters.
+/// RTEXT_FILTER_SKIP_STATS: leave out the per-VF counters of SR-IOV devices
+/// (the device's own counters come all the same).
 const RTEXT_FILTER_SKIP_STATS: u32 = 1 << 3;
 const IFLA_NUM_TX_QUEUES: u16 = 31;
 const IFLA_NUM_RX_QUEUES: u16 = 32;
@@ -103,8 +104,8 @@ pub struct XdpProgs {
 }
 
 /// Every interface of this network namespace, in one dump, by index
-/// (without the device counters, which a dump of many would carry for
-/// nothing).
+/// (without the per-VF counters, which a dump of many SR-IOV devices would
+/// carry for nothing).
 pub fn dump_links() -> Result<Vec<Link>> {
     let sock = socket(
         AddressFamily::Netlink,
@@ -480,7 +481,7 @@ mod tests {
     }
 
     #[test]
-    fn a_dump_asks_for_every_link_without_counters() {
+    fn a_dump_asks_for_every_link_without_vf_counters() {
         let req = dump_request().unwrap();
         assert_eq!(u16_at(&req, 4), Some(RTM_GETLINK));
         assert_eq!(u16_at(&req, 6), Some(NLM_F_REQUEST | NLM_F_DUMP));
