@@ -18,7 +18,9 @@ use serde_json::Value;
 
 mod common;
 
-use common::{ip, sh, Proc};
+use common::frame::{mac_text, ping6};
+use common::lab::{self, LinkGuard, Veth};
+use common::{sh, Proc};
 use xdpctl::trafficgen::{Generator, Plan};
 
 const SECONDS: f64 = 2.0;
@@ -80,7 +82,7 @@ fn main() -> Result<()> {
         canonical(std::env::var("XDPCTL").unwrap_or_else(|_| "target/release/xdpctl".into()))?;
     let reference = canonical(env("XDPCTL_BENCH_XSK_REF")?)?;
     let xsk_obj = canonical(env("XDPCTL_BENCH_XSK_OBJ")?)?;
-    let gen_ifindex = lab()?;
+    let (_pair, gen_ifindex) = lab()?;
     common::pin_to_cpu(SENDER_CPU)?;
     let mut progs = common::Programs::load(&ref_obj)?;
     // The replies end in a native XDP drop on the generator end.
@@ -267,48 +269,30 @@ fn busy(err: &anyhow::Error) -> bool {
 }
 
 /// A veth pair in a network namespace of this process's own (gone with the
-/// process); the generator end's ifindex. GRO on the receiving end lets
+/// process), and the generator end's ifindex. GRO on the receiving end lets
 /// live frames in when its program runs in skb mode.
-fn lab() -> Result<u32> {
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
-        .context("unshare(CLONE_NEWNET) for the AF_XDP lab (root needed)")?;
-    std::fs::write("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1")
-        .context("turning IPv6 off in the lab")?;
-    let mac = |m: [u8; 6]| m.map(|b| format!("{b:02x}")).join(":");
-    ip(&["link", "add", GEN, "address", &mac(GEN_MAC), "type", "veth", "peer", "name", CAP])?;
-    ip(&["link", "set", CAP, "address", &mac(CAP_MAC)])?;
-    ip(&["link", "set", GEN, "up"])?;
-    ip(&["link", "set", CAP, "up"])?;
+fn lab() -> Result<(LinkGuard, u32)> {
+    lab::private_netns(false)?;
+    let (gen_mac, cap_mac) = (mac_text(GEN_MAC), mac_text(CAP_MAC));
+    let veth = Veth {
+        name: GEN,
+        mac: Some(&gen_mac),
+        peer: CAP,
+        peer_mac: Some(&cap_mac),
+        ..Veth::default()
+    };
+    let pair = veth.add_up()?;
     sh("ethtool", &["-K", CAP, "gro", "on"])?;
-    nix::net::if_::if_nametoindex(GEN).with_context(|| format!("ifindex of {GEN}"))
+    let index = nix::net::if_::if_nametoindex(GEN).with_context(|| format!("ifindex of {GEN}"))?;
+    Ok((pair, index))
 }
 
 /// A 64-byte ICMPv6 echo request from gen to cap, its checksum valid.
 fn echo_request() -> Vec<u8> {
-    let (src, dst) = ([0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], {
-        let mut d = [0u8; 16];
-        d[0] = 0xfd;
-        d[15] = 2;
-        d
-    });
-    let mut icmp = vec![128, 0, 0, 0, 0, 1, 0, 1, 0xab, 0xcd];
-    let mut sum: u32 = 0;
-    let words = |b: &[u8]| -> u32 {
-        b.chunks(2).map(|w| u32::from(w[0]) << 8 | u32::from(*w.get(1).unwrap_or(&0))).sum()
+    let addr = |last| {
+        let mut a = [0u8; 16];
+        (a[0], a[15]) = (0xfd, last);
+        a
     };
-    sum += words(&src) + words(&dst) + icmp.len() as u32 + 58 + words(&icmp);
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    icmp[2..4].copy_from_slice(&(!(sum as u16)).to_be_bytes());
-    let mut f = Vec::with_capacity(64);
-    f.extend_from_slice(&CAP_MAC);
-    f.extend_from_slice(&GEN_MAC);
-    f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
-    f.extend_from_slice(&(icmp.len() as u16).to_be_bytes());
-    f.extend_from_slice(&[58, 64]);
-    f.extend_from_slice(&src);
-    f.extend_from_slice(&dst);
-    f.extend_from_slice(&icmp);
-    f
+    ping6(1).src6(addr(1)).dst6(addr(2)).src_mac(GEN_MAC).dst_mac(CAP_MAC).pad_to(64).bytes()
 }

@@ -8,12 +8,12 @@
 //! a two-humped sum jumps by a tick from run to run.
 //! Run by `make bench` (needs root).
 
-use std::process::Command;
 use std::time::Instant;
 
 mod common;
 
 use anyhow::{Context, Result};
+use common::lab::{self, LinkGuard, Netns, Veth};
 use common::{sh, Goal, Mean, Row};
 use nix::sys::resource::{getrusage, UsageWho};
 
@@ -24,7 +24,7 @@ const OBJECT: &str = concat!(env!("OUT_DIR"), "/xdp_prog_kern.bpf.o");
 
 fn main() -> Result<()> {
     let xdpctl = std::env::var("XDPCTL").unwrap_or_else(|_| "target/release/xdpctl".into());
-    let lab = Lab::new(&format!("xbench{}", std::process::id() % 100_000))?;
+    let lab = Lab::new()?;
     let dev = lab.veth.as_str();
 
     let ours = || -> Result<()> {
@@ -111,33 +111,33 @@ impl std::fmt::Display for Mean {
 
 /// A veth pair of our own (peer in its own netns), removed on drop, with
 /// whatever `ip` and `xdp-loader` leave under bpffs (see common::ToolDirs).
+/// Fields drop in order: the pins, the pair, the namespace, the tools' dirs.
 struct Lab {
-    ns: String,
     veth: String,
+    _pins: PinDir,
+    _pair: LinkGuard,
+    _ns: Netns,
     _tool_dirs: common::ToolDirs,
 }
 
 impl Lab {
-    fn new(name: &str) -> Result<Lab> {
-        let lab = Lab {
-            ns: name.to_string(),
-            veth: name.to_string(),
-            _tool_dirs: common::ToolDirs::snapshot(),
-        };
-        sh("ip", &["netns", "add", &lab.ns])?;
-        sh(
-            "ip",
-            &["link", "add", &lab.veth, "type", "veth", "peer", "name", "veth0", "netns", &lab.ns],
-        )?;
-        sh("ip", &["link", "set", "dev", &lab.veth, "up"])?;
-        Ok(lab)
+    fn new() -> Result<Lab> {
+        let tool_dirs = common::ToolDirs::snapshot();
+        let name = lab::unique("xbench");
+        let ns = Netns::add(&name)?;
+        Veth { name: &name, peer: "veth0", peer_ns: Some(&name), ..Veth::default() }.add()?;
+        let pair = LinkGuard { ns: None, name: name.clone() };
+        sh("ip", &["link", "set", "dev", &name, "up"])?;
+        let pins = PinDir(format!("/sys/fs/bpf/{name}"));
+        Ok(Lab { veth: name, _pins: pins, _pair: pair, _ns: ns, _tool_dirs: tool_dirs })
     }
 }
 
-impl Drop for Lab {
+/// xdpctl's pin directory of the interface, removed on drop.
+struct PinDir(String);
+
+impl Drop for PinDir {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["link", "del", "dev", &self.veth]).output();
-        let _ = Command::new("ip").args(["netns", "del", &self.ns]).output();
-        let _ = std::fs::remove_dir_all(format!("/sys/fs/bpf/{}", self.veth));
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }

@@ -19,7 +19,8 @@ use serde_json::Value;
 
 mod common;
 
-use common::{ip, Proc};
+use common::lab::{self, LinkGuard, RemoveDir, Veth};
+use common::Proc;
 use xdpctl::frame::{self, UdpSpec};
 use xdpctl::trafficgen::{Generator, Plan};
 
@@ -82,12 +83,13 @@ fn main() -> Result<()> {
         .with_context(|| format!("{xdpctl}: build it first"))?
         .to_string_lossy()
         .into_owned();
-    let cap_ifindex = lab()?;
+    let (_pair, cap_ifindex) = lab()?;
     common::pin_to_cpu(SENDER_CPU)?;
     let mut progs = common::Programs::load(&ref_path)?;
     let dir = std::path::PathBuf::from(format!("/dev/shm/xdpctl-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let _cleanup = RemoveDir(dir.clone());
+    let kept = dir.clone();
+    let _cleanup = RemoveDir(&kept);
     // To a MAC nobody has: the stack drops the frames early, after both
     // captures have seen them.
     let frame = frame::udp(&UdpSpec {
@@ -318,26 +320,14 @@ impl Bench {
     }
 }
 
-struct RemoveDir(std::path::PathBuf);
-
-impl Drop for RemoveDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// A veth pair in a network namespace of this process's own (it goes when
 /// the process does); IPv6 off so nothing but the benchmark's frames flow.
 /// The capture end's ifindex.
-fn lab() -> Result<u32> {
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
-        .context("unshare(CLONE_NEWNET) for the capture lab (root needed)")?;
-    std::fs::write("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1")
-        .context("turning IPv6 off in the lab")?;
-    ip(&["link", "add", GEN, "type", "veth", "peer", "name", CAP])?;
-    ip(&["link", "set", GEN, "up"])?;
-    ip(&["link", "set", CAP, "up"])?;
-    nix::net::if_::if_nametoindex(CAP).with_context(|| format!("ifindex of {CAP}"))
+fn lab() -> Result<(LinkGuard, u32)> {
+    lab::private_netns(false)?;
+    let pair = Veth { name: GEN, peer: CAP, ..Veth::default() }.add_up()?;
+    let index = nix::net::if_::if_nametoindex(CAP).with_context(|| format!("ifindex of {CAP}"))?;
+    Ok((pair, index))
 }
 
 fn median(v: &[Best]) -> Best {

@@ -24,6 +24,8 @@ use std::os::fd::AsRawFd;
 mod common;
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
+use common::frame::{tcp, udp, Frame, L4};
+use common::lab::{self, Veth};
 use common::{ip, median, Goal, Mean, Row};
 use libbpf_rs::btf::types::{DataSec, Var};
 use libbpf_rs::btf::Btf;
@@ -37,6 +39,7 @@ use xdpctl::skel::sample_prog::XdpSamplePktsKernSkelBuilder;
 use xdpctl::skel::trafficgen::TrafficgenSkelBuilder;
 use xdpctl::skel::xdp_prog::XdpProgKernSkelBuilder;
 use xdpctl::skel::RedirectTarget;
+use xdpctl::skel::{ctx_bytes, XdpMd};
 use xdpctl::xdp::test_run_ctx as xdp_md;
 use xdpctl::{iface, xsk};
 
@@ -65,10 +68,6 @@ const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
 const XDP_TX: u32 = 3;
 const XDP_REDIRECT: u32 = 4;
-const IPPROTO_ICMP: u8 = 1;
-const IPPROTO_TCP: u8 = 6;
-const IPPROTO_UDP: u8 = 17;
-const IPPROTO_ICMPV6: u8 = 58;
 const ICMP_ECHO: u8 = 8;
 const ICMPV6_ECHO_REQUEST: u8 = 128;
 
@@ -79,7 +78,8 @@ const HOLD: &str = "hold";
 const GW4: &str = "10.0.1.2";
 const GW6: &str = "2001:db8:1::2";
 const GW_MAC: &str = "02:00:00:00:01:02";
-/// The source MAC of every frame (see ether).
+/// The MACs of every frame (see ipv4).
+const ROUTER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
 const SRC_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
 /// Where the UDP header of an IPv4 frame without options starts.
 const GEN_UDP_OFFSET: u32 = 14 + 20;
@@ -98,7 +98,7 @@ struct Case<'a> {
     plain: ProgramMut<'a>,
     frame: Vec<u8>,
     /// `struct xdp_md` passed as ctx_in, for programs that need a real device.
-    ctx: Option<[u8; 24]>,
+    ctx: Option<XdpMd>,
     repeat: u32,
     calls: usize,
     verdict: u32,
@@ -191,7 +191,7 @@ fn main() -> Result<()> {
     frame[12..14].copy_from_slice(&[0x08, 0x00]);
     frame[14] = 0x45;
     let plain_ipv4 = "IPv4, zero header";
-    let udp4 = ipv4(IPPROTO_UDP, 64, SRC4, DST4, &udp(5000, 20));
+    let udp4 = ipv4(udp(40000, 5000), 64);
 
     let p = &skel.progs;
     let work = |name, frame_desc, ours, plain, frame, verdict| Case {
@@ -227,7 +227,7 @@ fn main() -> Result<()> {
             "ICMP echo request, odd seq",
             &p.xdp_parser,
             find("ref_parser")?,
-            ipv4(IPPROTO_ICMP, 64, SRC4, DST4, &icmp_echo(ICMP_ECHO, 1)),
+            ipv4(L4::Icmp { kind: ICMP_ECHO, seq: 1 }, 64),
             XDP_PASS,
         ),
         work(
@@ -235,7 +235,7 @@ fn main() -> Result<()> {
             "ICMPv6 echo request, odd seq",
             &p.xdp_parser,
             find("ref_parser")?,
-            ipv6(IPPROTO_ICMPV6, 64, SRC6, DST6, &icmp_echo(ICMPV6_ECHO_REQUEST, 1)),
+            ipv6(L4::Icmp { kind: ICMPV6_ECHO_REQUEST, seq: 1 }, 64),
             XDP_PASS,
         ),
         work(
@@ -251,7 +251,7 @@ fn main() -> Result<()> {
             "TCP/IPv4",
             &p.xdp_port_rewrite,
             find("ref_port_rewrite")?,
-            ipv4(IPPROTO_TCP, 64, SRC4, DST4, &tcp(5000)),
+            ipv4(tcp(40000, 5000), 64),
             XDP_PASS,
         ),
         // Even runs: the tag goes on and comes off again, a push and a pop
@@ -267,12 +267,12 @@ fn main() -> Result<()> {
         echo(
             "ICMP echo request",
             find("ref_icmp_echo")?,
-            ipv4(IPPROTO_ICMP, 64, SRC4, DST4, &icmp_echo(ICMP_ECHO, 1)),
+            ipv4(L4::Icmp { kind: ICMP_ECHO, seq: 1 }, 64),
         ),
         echo(
             "ICMPv6 echo request",
             find("ref_icmp_echo")?,
-            ipv6(IPPROTO_ICMPV6, 64, SRC6, DST6, &icmp_echo(ICMPV6_ECHO_REQUEST, 1)),
+            ipv6(L4::Icmp { kind: ICMPV6_ECHO_REQUEST, seq: 1 }, 64),
         ),
         work(
             "xdp_redirect",
@@ -290,16 +290,8 @@ fn main() -> Result<()> {
             udp4.clone(),
             XDP_REDIRECT,
         ),
-        routed(
-            "IPv4 forwarded, TTL 255",
-            find("ref_router")?,
-            ipv4(IPPROTO_UDP, 255, SRC4, DST4, &udp(53, 20)),
-        ),
-        routed(
-            "IPv6 forwarded, hop limit 255",
-            find("ref_router")?,
-            ipv6(IPPROTO_UDP, 255, SRC6, DST6, &udp(53, 40)),
-        ),
+        routed("IPv4 forwarded, TTL 255", find("ref_router")?, ipv4(udp(40000, 53), 255)),
+        routed("IPv6 forwarded, hop limit 255", find("ref_router")?, ipv6(udp(40000, 53), 255)),
         work(
             "xdp_sock",
             "socket bound to the queue",
@@ -431,7 +423,7 @@ fn ns_per_run(prog: &ProgramMut<'_>, case: &Case<'_>) -> Result<f64> {
     let mut ctx = case.ctx;
     let input = ProgramInput {
         data_in: Some(&case.frame),
-        context_in: ctx.as_mut().map(|c| c.as_mut_slice()),
+        context_in: ctx.as_mut().map(ctx_bytes),
         repeat: case.repeat,
         ..Default::default()
     };
@@ -450,7 +442,7 @@ fn check(case: &Case<'_>) -> Result<()> {
         let input = ProgramInput {
             data_in: Some(&case.frame),
             data_out: Some(&mut out),
-            context_in: ctx.as_mut().map(|c| c.as_mut_slice()),
+            context_in: ctx.as_mut().map(ctx_bytes),
             repeat: case.repeat,
             ..Default::default()
         };
@@ -506,9 +498,9 @@ struct Lab {
 fn router_lab() -> Result<Lab> {
     // Only this thread (libbpf starts none) moves; the `ip` processes spawned
     // below inherit the namespace.
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
-        .context("unshare(CLONE_NEWNET) for the router's lab (root needed)")?;
-    ip(&["link", "add", IN, "type", "veth", "peer", "name", OUT])?;
+    lab::private_netns(true)?;
+    let pair = Veth { name: IN, peer: OUT, ..Veth::default() };
+    pair.add()?;
     ip(&["addr", "add", "10.0.0.1/24", "dev", IN])?;
     ip(&["addr", "add", "10.0.1.1/24", "dev", OUT])?;
     ip(&["-6", "addr", "add", "2001:db8::1/64", "dev", IN, "nodad"])?;
@@ -523,46 +515,22 @@ fn router_lab() -> Result<Lab> {
     for knob in ["/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding"] {
         std::fs::write(knob, "1").with_context(|| format!("writing 1 to {knob}"))?;
     }
-    ip(&["link", "add", HOLD, "type", "veth", "peer", "name", "hold-peer"])?;
+    Veth { name: HOLD, peer: "hold-peer", ..Veth::default() }.add()?;
     let index =
         |dev| nix::net::if_::if_nametoindex(dev).with_context(|| format!("ifindex of {dev}"));
     Ok(Lab { ingress: index(IN)?, egress: index(OUT)?, hold: index(HOLD)? as i32 })
 }
 
-/// Ethernet header (to a made-up router MAC, from SRC_MAC) followed by
-/// `l3`, padded to FRAME_LEN.
-fn ether(ethertype: u16, l3: &[u8]) -> Vec<u8> {
-    let mut f = vec![0x02, 0, 0, 0, 0, 0x01];
-    f.extend_from_slice(&SRC_MAC);
-    f.extend_from_slice(&ethertype.to_be_bytes());
-    f.extend_from_slice(l3);
-    f.resize(f.len().max(FRAME_LEN), 0);
-    f
+/// `l4` over IPv4 from SRC_MAC to a made-up router MAC, padded to FRAME_LEN.
+fn ipv4(l4: L4, ttl: u8) -> Vec<u8> {
+    let frame = Frame::v4(l4).src4(SRC4).dst4(DST4).ttl(ttl);
+    frame.src_mac(SRC_MAC).dst_mac(ROUTER_MAC).pad_to(FRAME_LEN).bytes()
 }
 
-fn ipv4(proto: u8, ttl: u8, src: [u8; 4], dst: [u8; 4], l4: &[u8]) -> Vec<u8> {
-    // Total length as the padded frame has it.
-    let tot_len = (FRAME_LEN - 14).max(20 + l4.len()) as u16;
-    let mut h = vec![0x45, 0];
-    h.extend_from_slice(&tot_len.to_be_bytes());
-    h.extend_from_slice(&[0x12, 0x34, 0x40, 0, ttl, proto, 0, 0]);
-    h.extend_from_slice(&src);
-    h.extend_from_slice(&dst);
-    let sum = h.chunks_exact(2).map(|w| u32::from(u16::from_be_bytes([w[0], w[1]]))).sum();
-    h[10..12].copy_from_slice(&fold(sum).to_be_bytes());
-    h.extend_from_slice(l4);
-    ether(0x0800, &h)
-}
-
-fn ipv6(next: u8, hop_limit: u8, src: [u8; 16], dst: [u8; 16], l4: &[u8]) -> Vec<u8> {
-    let payload_len = (FRAME_LEN - 14 - 40).max(l4.len()) as u16;
-    let mut h = vec![0x60, 0, 0, 0];
-    h.extend_from_slice(&payload_len.to_be_bytes());
-    h.extend_from_slice(&[next, hop_limit]);
-    h.extend_from_slice(&src);
-    h.extend_from_slice(&dst);
-    h.extend_from_slice(l4);
-    ether(0x86dd, &h)
+/// `l4` over IPv6, likewise.
+fn ipv6(l4: L4, hop_limit: u8) -> Vec<u8> {
+    let frame = Frame::v6(l4).src6(SRC6).dst6(DST6).ttl(hop_limit);
+    frame.src_mac(SRC_MAC).dst_mac(ROUTER_MAC).pad_to(FRAME_LEN).bytes()
 }
 
 /// Sets the .rodata variable `name` of a reference object before loading,
@@ -589,39 +557,6 @@ fn set_rodata(open: &mut libbpf_rs::OpenObject, name: &str, value: &[u8]) -> Res
     let data = map.initial_value_mut().context(".rodata has no initial value")?;
     data[offset..offset + value.len()].copy_from_slice(value);
     Ok(())
-}
-
-fn fold(mut sum: u32) -> u16 {
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
-/// Echo request or reply header (ICMP or ICMPv6), id 0x4242; the checksum is
-/// not checked on this path and left made up.
-fn icmp_echo(kind: u8, seq: u16) -> Vec<u8> {
-    let mut h = vec![kind, 0, 0xab, 0xcd, 0x42, 0x42];
-    h.extend_from_slice(&seq.to_be_bytes());
-    h
-}
-
-/// UDP header of a datagram that fills the frame after `l3_len` bytes of IP
-/// header, with a non-zero checksum, so the port rewrite fixes it up.
-fn udp(dest: u16, l3_len: usize) -> Vec<u8> {
-    let mut h = vec![0x9c, 0x40];
-    h.extend_from_slice(&dest.to_be_bytes());
-    h.extend_from_slice(&((FRAME_LEN - 14 - l3_len) as u16).to_be_bytes());
-    h.extend_from_slice(&[0xab, 0xcd]);
-    h
-}
-
-/// TCP header without options (data offset 5), ACK set.
-fn tcp(dest: u16) -> Vec<u8> {
-    let mut h = vec![0x9c, 0x40];
-    h.extend_from_slice(&dest.to_be_bytes());
-    h.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, 0x50, 0x10, 0xff, 0xff, 0xab, 0xcd, 0, 0]);
-    h
 }
 
 impl std::fmt::Display for Mean {

@@ -12,6 +12,7 @@ use std::time::Duration;
 mod common;
 
 use anyhow::{Context, Result};
+use common::lab::{self, LinkGuard, Veth};
 use common::{ip, median, sh, Goal, Row};
 use nix::net::if_::if_nametoindex;
 use xdpctl::frame::{self, UdpSpec};
@@ -33,7 +34,7 @@ fn main() -> Result<()> {
     let (gen_name, cap) =
         (format!("vdg{}", std::process::id()), format!("vdc{}", std::process::id()));
     let _tool_dirs = common::ToolDirs::snapshot();
-    lab(&gen_name, &cap)?;
+    let _pair = lab(&gen_name, &cap)?;
     let gen_dev = Iface { index: if_nametoindex(gen_name.as_str())?, name: gen_name.clone() };
     let spec = UdpSpec {
         src_mac: "02:00:00:00:00:01".parse()?,
@@ -120,13 +121,8 @@ fn rate(gen: &mut Generator<'_>, plan: &Plan) -> Result<f64> {
 
 /// A veth pair in a network namespace of this process's own (it goes when
 /// the process does), IPv6 off so nothing but the bench's frames flow.
-fn lab(gen: &str, cap: &str) -> Result<()> {
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
-        .context("unshare(CLONE_NEWNET) for the lab (root needed)")?;
-    std::fs::write("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1")
-        .context("turning IPv6 off in the lab")?;
-    ip(&["link", "add", gen, "address", "02:00:00:00:00:01", "type", "veth", "peer", "name", cap])?;
-    ip(&["link", "set", cap, "address", "02:00:00:00:00:02"])?;
-    ip(&["link", "set", gen, "up"])?;
-    ip(&["link", "set", cap, "up"])
+fn lab(gen: &str, cap: &str) -> Result<LinkGuard> {
+    lab::private_netns(false)?;
+    let (mac, peer_mac) = (Some("02:00:00:00:00:01"), Some("02:00:00:00:00:02"));
+    Veth { name: gen, mac, peer: cap, peer_mac, ..Veth::default() }.add_up()
 }

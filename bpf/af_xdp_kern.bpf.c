@@ -10,6 +10,10 @@
 
 /* Set by xdpctl before loading. */
 const volatile __u8 every_other = 0;
+/* Unused: puts enum xsk_limits in the BTF the skeleton's types module is
+ * generated from, so xdpctl's queue limit is this file's.
+ */
+const volatile enum xsk_limits xsk_limits_anchor = XSK_MAX_QUEUES;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_XSKMAP);

@@ -14,6 +14,10 @@ const volatile __u32 snaplen = SAMPLE_MAX_SNAPLEN;
  * more than the sample itself. The reader also drains the ring on a timer.
  */
 const volatile __u64 wakeup_bytes = 1 << 20;
+/* Unused: puts enum sample_limits in the BTF the skeleton's types module is
+ * generated from, so xdpctl's largest snaplen is this file's.
+ */
+const volatile enum sample_limits sample_limits_anchor = SAMPLE_MAX_SNAPLEN;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);

@@ -5,8 +5,12 @@
 
 #include <linux/types.h>
 
-/* Receive queues the program can serve: the XSKMAP and counters are indexed by queue. */
-#define XSK_MAX_QUEUES 64
+/* Receive queues the program can serve: the XSKMAP and counters are indexed by
+ * queue. An enum, not a #define, so the BTF (and xdpctl's skeleton) carries it.
+ */
+enum xsk_limits {
+	XSK_MAX_QUEUES = 64,
+};
 
 /* Per-queue, per-CPU counters of the redirect program. */
 struct xsk_queue_counts {

@@ -5,8 +5,12 @@
 
 #include <linux/types.h>
 
-/* Largest sample: a 9000-byte jumbo frame with its Ethernet and VLAN headers. */
-#define SAMPLE_MAX_SNAPLEN 9216
+/* Largest sample: a 9000-byte jumbo frame with its Ethernet and VLAN headers.
+ * An enum, not a #define, so the BTF (and xdpctl's skeleton) carries it.
+ */
+enum sample_limits {
+	SAMPLE_MAX_SNAPLEN = 9216,
+};
 
 /* What precedes the packet bytes in each ring buffer record. */
 struct sample_hdr {

@@ -39,8 +39,8 @@ enum netdev_dir {
 struct netdev_key {
 	__u64 netns;
 	char name[NETDEV_NAME_LEN];
-	__u32 dir;
-	__u32 pad; /* zero: a hash key has no room for stray bytes */
+	enum netdev_dir dir; /* 4 bytes, as the __u32 it stands for */
+	__u32 pad;	     /* zero: a hash key has no room for stray bytes */
 };
 
 struct netdev_counts {
@@ -53,7 +53,7 @@ struct netdev_event {
 	__u64 skbaddr;
 	__u64 netns;
 	__u32 len;
-	__u32 dir;
+	enum netdev_dir dir;
 	char name[NETDEV_NAME_LEN];
 };
 

@@ -16,6 +16,7 @@ use libbpf_rs::{MapCore, Program};
 
 use crate::bpffs;
 use crate::escape;
+use crate::maps;
 use crate::netlink;
 use crate::netns;
 use crate::object;
@@ -306,7 +307,7 @@ pub fn killed_in(
             let mut map_ids = Vec::new();
             for name in &names {
                 // Gone since the listing: nothing of it to hold a program.
-                if let Ok(map) = pins::open_map(&dir.join(name)) {
+                if let Ok(map) = maps::open_pinned(&dir.join(name)) {
                     map_ids.push(map.info().context("reading a staged map's id")?.info.id);
                 }
             }

@@ -337,10 +337,13 @@ fn components(config: &[u8], l: &Layout, state_dir: &std::path::Path) -> Result<
 
 /// The XDP actions set in a chain-call bitmap, by name.
 fn actions(bits: u32) -> Vec<String> {
-    const NAMES: [&str; 5] = ["XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_TX", "XDP_REDIRECT"];
     (0..32)
         .filter(|b| bits & (1 << b) != 0)
-        .map(|b| NAMES.get(b).map_or_else(|| format!("action {b}"), |n| n.to_string()))
+        .map(|b| {
+            crate::skel::XDP_ACTION_NAMES
+                .get(b)
+                .map_or_else(|| format!("action {b}"), |n| n.to_string())
+        })
         .collect()
 }
 

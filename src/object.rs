@@ -4,14 +4,15 @@
 use std::fs::File;
 use std::io::Read;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
-use libbpf_rs::{libbpf_sys, Object, ObjectBuilder, OpenObject, Program, ProgramType};
+use libbpf_rs::{libbpf_sys, Object, ObjectBuilder, OpenObject, ProgramType};
 
 use crate::catalog::ObjectFile;
+use crate::listing;
 use crate::skel::xdp_prog::{OpenXdpProgKernSkel, XdpProgKernSkel, XdpProgKernSkelBuilder};
 
 /// ELF e_machine of BPF objects.
@@ -226,33 +227,14 @@ pub fn maps_used_by(prog: BorrowedFd<'_>) -> Result<Vec<u32>> {
 /// Asking for other programs needs CAP_SYS_ADMIN; without it this fails
 /// rather than answer "none".
 pub fn programs_using(maps: &[u32]) -> Result<Vec<(u32, u32)>> {
-    let mut out = Vec::new();
     if maps.is_empty() {
-        return Ok(out);
+        return Ok(Vec::new());
     }
-    let mut id = 0u32;
-    loop {
-        let mut next = 0u32;
-        // SAFETY: `next` is a live u32 the call writes.
-        let ret = unsafe { libbpf_sys::bpf_prog_get_next_id(id, &mut next) };
-        match -ret {
-            0 => {}
-            libc::ENOENT => return Ok(out),
-            errno => {
-                return Err(std::io::Error::from_raw_os_error(errno))
-                    .context("listing BPF programs (needs CAP_SYS_ADMIN)")
-            }
-        }
-        id = next;
-        let fd = match Program::fd_from_id(id) {
-            Ok(fd) => fd,
-            // Freed since it was listed.
-            Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e).with_context(|| format!("opening BPF program id {id}")),
-        };
-        let used = maps_used_by(fd.as_fd())?;
-        out.extend(used.into_iter().filter(|m| maps.contains(m)).map(|m| (id, m)));
-    }
+    let progs = listing::programs_with_maps("listing BPF programs (needs CAP_SYS_ADMIN)")?;
+    Ok(progs
+        .into_iter()
+        .flat_map(|p| p.map_ids.into_iter().filter(|m| maps.contains(m)).map(move |m| (p.id, m)))
+        .collect())
 }
 
 /// bpf_prog_get_info_by_fd filling `ids` with map ids; returns how many the

@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use libbpf_rs::{
     libbpf_sys, AsRawLibbpf, MapCore, MapHandle, Object, OpenMap, OpenMapMut, OpenObject,
 };
@@ -15,6 +15,7 @@ use nix::errno::Errno;
 use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD as CWD};
 
 use crate::bpffs;
+use crate::maps;
 use crate::object;
 
 /// The file a map is pinned as. libbpf's internal maps (`obj.rodata`) carry a
@@ -71,7 +72,7 @@ pub fn reuse(obj: &mut OpenObject, dir: &Path, asked: bool) -> Result<Reused> {
         if !path.exists() {
             continue;
         }
-        let pinned = open_map(&path)?;
+        let pinned = maps::open_pinned(&path)?;
         let diffs = differences(&pinned, &map)?;
         if by_name && !diffs.is_empty() {
             bail!(
@@ -153,35 +154,6 @@ fn forget_pin_path(map: &mut OpenMapMut<'_>) -> Result<()> {
         return Err(io::Error::from_raw_os_error(-ret)).context("bpf_map__set_pin_path");
     }
     Ok(())
-}
-
-/// The map pinned at `path`, or an error that says what is there instead.
-pub fn open_map(path: &Path) -> Result<MapHandle> {
-    let err = match MapHandle::from_pinned_path(path) {
-        // A program or link pin opens too, and its info reads as nonsense.
-        Ok(map) if is_map(&map) => return Ok(map),
-        Ok(_) => bail!("{} is not a pinned map (a program or link pin?)", path.display()),
-        Err(e) => e,
-    };
-    let denied =
-        || anyhow!("{}: permission denied: pins are root's; run xdpctl as root", path.display());
-    match fs::symlink_metadata(path) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            bail!("nothing is pinned at {}", path.display())
-        }
-        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Err(denied()),
-        Ok(m) if m.is_dir() => bail!("{} is a directory, not a pinned map", path.display()),
-        _ if err.kind() == libbpf_rs::ErrorKind::PermissionDenied => Err(denied()),
-        _ => Err(err).with_context(|| {
-            format!("{} is not a pinned map (a program or link pin?)", path.display())
-        }),
-    }
-}
-
-/// Whether `map`'s fd is a BPF map's, as its /proc link says.
-fn is_map(map: &MapHandle) -> bool {
-    let link = format!("/proc/self/fd/{}", map.as_fd().as_raw_fd());
-    fs::read_link(link).is_ok_and(|t| t.as_os_str() == "anon_inode:bpf-map")
 }
 
 /// How a staged pin's name starts; the staging process's pid follows.

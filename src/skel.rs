@@ -11,6 +11,31 @@ pub mod trace_prog {
     include!(concat!(env!("OUT_DIR"), "/trace_prog_kern.skel.rs"));
 }
 
+/// `enum xdp_action`, which the BTF carries as xdp_stats_map's key type.
+pub use xdp_prog::types::xdp_action as XdpAction;
+
+/// Slots of xdp_stats_map, one per action: include/common_kern_user.h's
+/// XDP_ACTION_MAX, defined the same way from the same enum.
+pub const XDP_ACTION_MAX: u32 = XdpAction::XDP_REDIRECT.0 + 1;
+
+/// The XDP actions by name, indexed by their `enum xdp_action` value (a test
+/// holds each name to the value the BTF gives it).
+pub const XDP_ACTION_NAMES: [&str; XDP_ACTION_MAX as usize] =
+    ["XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_TX", "XDP_REDIRECT"];
+
+/// `struct xdp_md`, an XDP program's context: a test run's ctx_in.
+pub use xdp_prog::types::xdp_md as XdpMd;
+
+// SAFETY: six u32 (24 bytes, align 4): no padding, no pointers, any bits valid.
+unsafe impl plain::Plain for XdpMd {}
+
+/// `md` as the bytes BPF_PROG_TEST_RUN takes for ctx_in.
+pub fn ctx_bytes(md: &mut XdpMd) -> &mut [u8] {
+    // SAFETY: XdpMd is Plain (no padding), so every byte of it is initialized
+    // and any bytes written through the slice make a valid XdpMd.
+    unsafe { plain::as_mut_bytes(md) }
+}
+
 /// Value of `xdp_stats_map`: `struct datarec` of include/common_kern_user.h.
 pub use xdp_prog::types::datarec as DataRec;
 
@@ -36,18 +61,20 @@ unsafe impl plain::Plain for ExceptionKey {}
 // pointers, any bits valid.
 unsafe impl plain::Plain for ExceptionCount {}
 
-/// `netdev_stats` key and value, and a `netdev_events` record (trace netdev).
+/// `netdev_stats` key and value, a `netdev_events` record (trace netdev),
+/// and `enum netdev_dir`, the direction either carries.
 pub use trace_prog::types::{
-    netdev_counts as NetdevCounts, netdev_event as NetdevEvent, netdev_key as NetdevKey,
+    netdev_counts as NetdevCounts, netdev_dir as NetdevDir, netdev_event as NetdevEvent,
+    netdev_key as NetdevKey,
 };
 
-// SAFETY: a u64, 16 name bytes and two u32 (32 bytes, align 8): no padding,
-// no pointers, any bits valid.
+// SAFETY: a u64, 16 name bytes, a netdev_dir (a transparent u32) and a u32
+// (32 bytes, align 8): no padding, no pointers, any bits valid.
 unsafe impl plain::Plain for NetdevKey {}
 // SAFETY: two u64: no padding, no pointers, any bits valid.
 unsafe impl plain::Plain for NetdevCounts {}
-// SAFETY: two u64, two u32 and 16 name bytes (40 bytes, align 8): no
-// padding, no pointers, any bits valid.
+// SAFETY: two u64, a u32, a netdev_dir (a transparent u32) and 16 name bytes
+// (40 bytes, align 8): no padding, no pointers, any bits valid.
 unsafe impl plain::Plain for NetdevEvent {}
 
 /// Value of the monitor's per-CPU arrays (trace monitor).
@@ -60,6 +87,10 @@ unsafe impl plain::Plain for MonitorRec {}
 pub mod sample_prog {
     include!(concat!(env!("OUT_DIR"), "/xdp_sample_pkts_kern.skel.rs"));
 }
+
+/// The largest sample the program takes: SAMPLE_MAX_SNAPLEN of
+/// include/sample_common.h.
+pub const SAMPLE_MAX_SNAPLEN: u32 = sample_prog::types::sample_limits::SAMPLE_MAX_SNAPLEN.0;
 
 /// A sample record's header and the sampler's per-CPU counters.
 pub use sample_prog::types::{sample_counts as SampleCounts, sample_hdr as SampleHdr};
@@ -75,6 +106,9 @@ pub mod af_xdp {
     include!(concat!(env!("OUT_DIR"), "/af_xdp_kern.skel.rs"));
 }
 
+/// Receive queues xdp_sock serves: XSK_MAX_QUEUES of include/af_xdp_common.h.
+pub const XSK_MAX_QUEUES: u32 = af_xdp::types::xsk_limits::XSK_MAX_QUEUES.0;
+
 /// Value of `xsk_counts`: the program's per-queue, per-CPU counters.
 pub use af_xdp::types::xsk_queue_counts as XskQueueCounts;
 
@@ -84,4 +118,56 @@ unsafe impl plain::Plain for XskQueueCounts {}
 /// The live-frames source of `xdpctl trafficgen`.
 pub mod trafficgen {
     include!(concat!(env!("OUT_DIR"), "/trafficgen.skel.rs"));
+}
+
+#[cfg(test)]
+mod tests {
+    use std::mem::{size_of, MaybeUninit};
+
+    use libbpf_rs::skel::SkelBuilder;
+
+    use super::*;
+
+    #[test]
+    fn action_names_sit_at_the_values_the_btf_gives_them() {
+        for (action, name) in [
+            (XdpAction::XDP_ABORTED, "XDP_ABORTED"),
+            (XdpAction::XDP_DROP, "XDP_DROP"),
+            (XdpAction::XDP_PASS, "XDP_PASS"),
+            (XdpAction::XDP_TX, "XDP_TX"),
+            (XdpAction::XDP_REDIRECT, "XDP_REDIRECT"),
+        ] {
+            assert_eq!(XDP_ACTION_NAMES[action.0 as usize], name);
+        }
+    }
+
+    /// The maps the C side sizes with the constants have the sizes the Rust
+    /// side uses (opening a skeleton reads the object; no privilege needed).
+    #[test]
+    fn maps_are_sized_by_the_constants_rust_uses() {
+        let mut storage = MaybeUninit::uninit();
+        let open = xdp_prog::XdpProgKernSkelBuilder::default().open(&mut storage).unwrap();
+        assert_eq!(open.maps.xdp_stats_map.max_entries(), XDP_ACTION_MAX);
+        assert_eq!(XDP_ACTION_MAX, 5);
+
+        let mut storage = MaybeUninit::uninit();
+        let open = af_xdp::AfXdpKernSkelBuilder::default().open(&mut storage).unwrap();
+        for map in [&open.maps.xsks_map, &open.maps.xsk_counts, &open.maps.xsk_alternate] {
+            assert_eq!(map.max_entries(), XSK_MAX_QUEUES);
+        }
+        assert_eq!(XSK_MAX_QUEUES, 64);
+
+        let data = size_of::<sample_prog::types::sample>() - size_of::<SampleHdr>();
+        assert_eq!(data, SAMPLE_MAX_SNAPLEN as usize);
+        assert_eq!(SAMPLE_MAX_SNAPLEN, 9216);
+    }
+
+    #[test]
+    fn a_test_run_context_is_struct_xdp_md() {
+        let mut md = XdpMd { data_end: 60, ingress_ifindex: 7, ..XdpMd::default() };
+        assert_eq!(size_of::<XdpMd>(), 24);
+        let bytes = ctx_bytes(&mut md);
+        assert_eq!(bytes[4..8], 60u32.to_ne_bytes());
+        assert_eq!(bytes[12..16], 7u32.to_ne_bytes());
+    }
 }

@@ -11,12 +11,13 @@ use anyhow::{bail, Context, Result};
 use libbpf_rs::libbpf_sys::{self, bpf_map_batch_opts};
 use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType};
 
+use crate::maps::{self, Counters};
 use crate::skel::DataRec;
 
 pub const MAP_NAME: &str = "xdp_stats_map";
 
 /// enum xdp_action, in key order.
-pub const ACTIONS: [&str; 5] = ["XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_TX", "XDP_REDIRECT"];
+pub use crate::skel::XDP_ACTION_NAMES as ACTIONS;
 
 pub fn action_name(key: u32) -> String {
     ACTIONS.get(key as usize).map_or_else(|| format!("XDP_ACTION_{key}"), |s| s.to_string())
@@ -36,7 +37,7 @@ pub struct StatsMap {
 impl StatsMap {
     /// Open the map pinned at `path` and check it has the stats layout.
     pub fn open(path: &Path) -> Result<Self> {
-        let map = crate::pins::open_map(path)?;
+        let map = maps::open_pinned(path)?;
         Self::new(map, &path.display().to_string())
     }
 
@@ -66,13 +67,8 @@ impl StatsMap {
             );
         }
         let id = map.info().context("reading map info")?.info.id;
-        let copies = if map.map_type() == MapType::PercpuArray {
-            // SAFETY: a plain query of libbpf's cached CPU count.
-            let n = unsafe { libbpf_sys::libbpf_num_possible_cpus() };
-            usize::try_from(n).context("counting possible CPUs")?
-        } else {
-            1
-        };
+        let copies =
+            if map.map_type() == MapType::PercpuArray { maps::possible_cpus()? } else { 1 };
         let entries = map.max_entries() as usize;
         // value_size is 16 (checked above): already the 8-byte per-CPU stride.
         let values = vec![0u8; entries * copies * value as usize];
@@ -82,7 +78,7 @@ impl StatsMap {
     /// One summed record per action slot.
     pub fn read(&mut self) -> Result<Vec<DataRec>> {
         match self.read_batch() {
-            Ok(recs) => Ok(recs),
+            Ok(count) => self.sum_batch(count),
             // Kernels before 5.6 have no batch ops for arrays: one key at a time.
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
                 (0..self.map.max_entries()).map(|key| self.read_one(key)).collect()
@@ -91,7 +87,8 @@ impl StatsMap {
         }
     }
 
-    fn read_batch(&mut self) -> io::Result<Vec<DataRec>> {
+    /// Fetch every key's values into `keys` and `values`; how many came.
+    fn read_batch(&mut self) -> io::Result<u32> {
         let opts =
             bpf_map_batch_opts { sz: size_of::<bpf_map_batch_opts>() as _, ..Default::default() };
         let mut count = self.map.max_entries();
@@ -115,6 +112,11 @@ impl StatsMap {
         if ret < 0 && ret != -libc::ENOENT {
             return Err(io::Error::from_raw_os_error(-ret));
         }
+        Ok(count)
+    }
+
+    /// The first `count` keys of the last batch, their values summed.
+    fn sum_batch(&self, count: u32) -> Result<Vec<DataRec>> {
         let mut recs = vec![DataRec::default(); self.map.max_entries() as usize];
         let per_key = self.copies * size_of::<DataRec>();
         for (key, values) in
@@ -122,7 +124,7 @@ impl StatsMap {
         {
             let Some(sum) = recs.get_mut(*key as usize) else { continue };
             for bytes in values.chunks_exact(size_of::<DataRec>()) {
-                add(sum, bytes)?;
+                sum.add(&maps::decode(bytes, "a stats record")?);
             }
         }
         Ok(recs)
@@ -130,27 +132,14 @@ impl StatsMap {
 
     fn read_one(&self, key: u32) -> Result<DataRec> {
         let key_bytes = key.to_ne_bytes();
-        let values = if self.map.map_type() == MapType::PercpuArray {
-            self.map.lookup_percpu(&key_bytes, MapFlags::ANY)
-        } else {
-            self.map.lookup(&key_bytes, MapFlags::ANY).map(|v| v.map(|v| vec![v]))
+        let what = format!("{} of {MAP_NAME}", action_name(key));
+        if self.map.map_type() == MapType::PercpuArray {
+            return maps::sum(&self.map, &key_bytes, &what);
         }
-        .with_context(|| format!("reading {} of {MAP_NAME}", action_name(key)))?;
-        let mut sum = DataRec::default();
-        for bytes in values.unwrap_or_default() {
-            add(&mut sum, &bytes)?;
-        }
-        Ok(sum)
+        let value = self
+            .map
+            .lookup(&key_bytes, MapFlags::ANY)
+            .with_context(|| format!("reading {what}"))?;
+        value.map_or_else(|| Ok(DataRec::default()), |v| maps::decode(&v, "a stats record"))
     }
-}
-
-/// Add the record in `bytes` to `sum`.
-fn add(sum: &mut DataRec, bytes: &[u8]) -> io::Result<()> {
-    // Copy out: a byte buffer carries no alignment guarantee for u64 fields.
-    let mut rec = DataRec::default();
-    plain::copy_from_bytes(&mut rec, bytes)
-        .map_err(|e| io::Error::other(format!("decoding a stats record: {e:?}")))?;
-    sum.rx_packets = sum.rx_packets.wrapping_add(rec.rx_packets);
-    sum.rx_bytes = sum.rx_bytes.wrapping_add(rec.rx_bytes);
-    Ok(())
 }

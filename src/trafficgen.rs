@@ -21,6 +21,7 @@ use crate::iface::Iface;
 use crate::logging;
 use crate::netlink;
 use crate::skel::trafficgen::{TrafficgenSkel, TrafficgenSkelBuilder};
+use crate::skel::{self, XdpMd};
 use crate::xdp::{self, Mode};
 
 /// Frames per test run when sending flat out: a few milliseconds' worth, so
@@ -60,7 +61,7 @@ pub struct Generator<'obj> {
     frame: Vec<u8>,
     /// struct xdp_md for the run: the frame "arrives" on the interface, so
     /// XDP_TX sends it out of there.
-    ctx: [u8; 24],
+    ctx: XdpMd,
     // Dropped in this order: the link detaches, then the namespace goes.
     _hold_link: OwnedFd,
     _hold_ns: OwnedFd,
@@ -107,7 +108,7 @@ impl<'obj> Generator<'obj> {
     pub fn send(&mut self, n: u32) -> Result<()> {
         let input = ProgramInput {
             data_in: Some(&self.frame),
-            context_in: Some(&mut self.ctx),
+            context_in: Some(skel::ctx_bytes(&mut self.ctx)),
             flags: BPF_F_TEST_XDP_LIVE_FRAMES,
             repeat: n,
             ..Default::default()

@@ -13,13 +13,16 @@ use libbpf_rs::libbpf_sys::{
     XDP_FLAGS_DRV_MODE, XDP_FLAGS_HW_MODE, XDP_FLAGS_REPLACE, XDP_FLAGS_SKB_MODE,
     XDP_FLAGS_UPDATE_IF_NOEXIST,
 };
+use libbpf_rs::query::LinkTypeInfo;
 use libbpf_rs::Program;
 use nix::errno::Errno;
 use serde::Serialize;
 
 use crate::iface::Iface;
+use crate::listing;
 use crate::logging;
 use crate::netlink::{self, XdpProgs};
+use crate::skel::XdpMd;
 
 /// Where a program runs: in the driver, in the generic (skb) path, or offloaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -145,17 +148,12 @@ fn announces_features() -> bool {
     (major, minor) >= (6, 3)
 }
 
-/// `struct xdp_md` for a test run's ctx_in: the kernel wants data and
-/// data_meta 0 and data_end the frame's length; the frame arrives on
-/// `ifindex`, queue 0. Test runs take frames of at most a page, so the
-/// length fits a u32.
-pub fn test_run_ctx(frame: &[u8], ifindex: u32) -> [u8; 24] {
-    let fields = [0, frame.len() as u32, 0, ifindex, 0, 0];
-    let mut md = [0u8; 24];
-    for (chunk, v) in md.chunks_exact_mut(4).zip(fields) {
-        chunk.copy_from_slice(&v.to_ne_bytes());
-    }
-    md
+/// `struct xdp_md` for a test run's ctx_in (pass it as
+/// `skel::ctx_bytes(&mut md)`): the kernel wants data and data_meta 0 and
+/// data_end the frame's length; the frame arrives on `ifindex`, queue 0.
+/// Test runs take frames of at most a page, so the length fits a u32.
+pub fn test_run_ctx(frame: &[u8], ifindex: u32) -> XdpMd {
+    XdpMd { data_end: frame.len() as u32, ingress_ifindex: ifindex, ..XdpMd::default() }
 }
 
 /// Attach `prog` to `dev`. With `replace`, atomically swap out that program
@@ -237,43 +235,13 @@ pub fn detach(dev: &Iface, att: Attachment) -> Result<()> {
 /// it: the kernel then refuses to replace or detach it by netlink ("Can't
 /// replace active BPF XDP link") until the link goes.
 pub fn holding_link(ifindex: u32, att: Attachment) -> Result<Option<u32>> {
-    let mut id = 0u32;
-    loop {
-        let mut next = 0u32;
-        // SAFETY: `next` is a live u32 the call writes.
-        match unsafe { libbpf_sys::bpf_link_get_next_id(id, &mut next) } {
-            0 => {}
-            // No more links. Anything else (EPERM) is no answer at all.
-            ret if ret == -libc::ENOENT => return Ok(None),
-            ret => {
-                return Err(io::Error::from_raw_os_error(-ret))
-                    .context("listing BPF links (needs CAP_SYS_ADMIN)")
-            }
+    let links = listing::links("listing BPF links (needs CAP_SYS_ADMIN)")?;
+    Ok(links.into_iter().find_map(|link| match link.info {
+        LinkTypeInfo::Xdp(xdp) if xdp.ifindex == ifindex && link.prog_id == att.prog_id => {
+            Some(link.id)
         }
-        id = next;
-        // SAFETY: plain syscall wrapper; a non-negative return is a new fd we own.
-        let fd = unsafe { libbpf_sys::bpf_link_get_fd_by_id(id) };
-        if fd == -libc::ENOENT {
-            continue; // gone meanwhile
-        }
-        check(fd).with_context(|| format!("opening BPF link {id} (needs CAP_SYS_ADMIN)"))?;
-        // SAFETY: `fd` was just returned to us and nothing else owns it.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let mut info = libbpf_sys::bpf_link_info::default();
-        let mut len = size_of::<libbpf_sys::bpf_link_info>() as u32;
-        // SAFETY: `info` is a live bpf_link_info of `len` bytes for the call.
-        let ret =
-            unsafe { libbpf_sys::bpf_link_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut len) };
-        check(ret).with_context(|| format!("reading BPF link {id}"))?;
-        // SAFETY: the kernel filled the xdp member for a link of type XDP.
-        let link_ifindex = unsafe { info.__bindgen_anon_1.xdp.ifindex };
-        if info.type_ == libbpf_sys::BPF_LINK_TYPE_XDP
-            && link_ifindex == ifindex
-            && info.prog_id == att.prog_id
-        {
-            return Ok(Some(id));
-        }
-    }
+        _ => None,
+    }))
 }
 
 fn attach_opts() -> bpf_xdp_attach_opts {

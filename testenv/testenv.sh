@@ -2,6 +2,7 @@
 # The XDP tutorial's test lab: a veth pair whose outer end (named after the
 # environment) stays in this namespace and whose inner end (veth0) lives in a
 # network namespace of the same name. load/unload/stats/redirect call xdpctl.
+# The tests' and benches' lab, tests/common/lab.rs, builds the same pair.
 set -Eeuo pipefail # -E: the ERR trap of setup also fires inside functions
 # State is root's alone, whatever umask the caller had.
 umask 077

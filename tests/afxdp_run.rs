@@ -24,11 +24,9 @@ fn with_xdp_sock(every_other: bool, test: impl FnOnce(&AfXdpKernSkel<'_>)) {
     test(&skel);
 }
 
-/// A minimal Ethernet + IPv6 frame: xdp_sock does not look inside.
+/// A 64-byte IPv6 frame: xdp_sock does not look inside.
 fn frame() -> Vec<u8> {
-    let mut f = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x86, 0xdd];
-    f.resize(64, 0);
-    f
+    common::frame::ping6(1).pad_to(64).bytes()
 }
 
 fn verdict(skel: &AfXdpKernSkel<'_>) -> u32 {

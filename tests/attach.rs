@@ -259,3 +259,35 @@ fn stats_stops_cleanly_on_ctrl_c_and_on_a_closed_pipe() {
     let sample: Value = serde_json::from_str(line.trim()).expect("one JSON sample");
     assert!(sample["actions"]["XDP_PASS"].is_object());
 }
+
+/// The link and program walks (libbpf-rs's query iterators) find what a
+/// link attachment holds: the link on this interface, and the program that
+/// uses the stats map.
+#[test]
+fn link_and_program_walks_find_the_link_and_the_map_user() {
+    use std::os::fd::AsFd;
+
+    use libbpf_rs::{MapCore, Program};
+    use xdpctl::xdp::{self, Attachment, Mode};
+
+    let lab = Lab::new();
+    common::with_skeleton(|skel| {
+        let dev = xdpctl::iface::resolve(&lab.outer).expect("the lab's interface");
+        let prog = skel.progs.xdp_pass.as_fd();
+        let prog_id = Program::id_from_fd(prog).expect("program id");
+        let att = Attachment { prog_id, mode: Mode::Skb };
+        assert_eq!(xdp::holding_link(dev.index, att).expect("walk links"), None);
+
+        let fd = xdp::attach_link(&dev, prog, Some(Mode::Skb)).expect("attach through a link");
+        let link_id = libbpf_rs::query::LinkInfo::from_fd(fd.as_fd()).expect("link info").id;
+        assert_eq!(xdp::holding_link(dev.index, att).expect("walk links"), Some(link_id));
+        let other = Attachment { prog_id: prog_id + 1_000_000, mode: Mode::Skb };
+        assert_eq!(xdp::holding_link(dev.index, other).expect("walk links"), None);
+
+        let map_id = skel.maps.xdp_stats_map.info().expect("map info").info.id;
+        let users = xdpctl::object::programs_using(&[map_id]).expect("walk programs");
+        assert!(users.contains(&(prog_id, map_id)), "{users:?}");
+        let unused = xdpctl::object::programs_using(&[u32::MAX]).expect("walk programs");
+        assert!(unused.is_empty(), "{unused:?}");
+    });
+}

@@ -15,6 +15,8 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use common::frame::{ping4, ping6};
+use common::lab::Veth;
 use common::{stderr, unique, xdpctl, xdpctl_ok, Lab};
 use libbpf_rs::libbpf_sys;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
@@ -185,7 +187,7 @@ fn c02_an_interface_name_bpffs_cannot_hold() {
     let _s = serial();
     let name = format!("xv.{}", std::process::id() % 100_000);
     let peer = format!("xw{}", std::process::id() % 100_000);
-    common::run("ip", &["link", "add", &name, "type", "veth", "peer", "name", &peer]);
+    Veth { name: &name, peer: &peer, ..Veth::default() }.add().expect("a veth pair");
     let _gone = DelLink(name.clone());
     common::run("ip", &["link", "set", &name, "up"]);
     let before = System::settled();
@@ -1168,47 +1170,22 @@ fn is_group(mac: [u8; 6]) -> bool {
 }
 
 /// An ICMPv6 echo request from `src` to `dst` (seq `seq`, 16 data bytes),
-/// checksum computed here.
+/// checksum computed by the frame builder; `macs` is (destination, source).
 fn echo6(macs: ([u8; 6], [u8; 6]), src: &str, dst: &str, seq: u16) -> Vec<u8> {
-    let src = src.parse::<std::net::Ipv6Addr>().unwrap().octets();
-    let dst = dst.parse::<std::net::Ipv6Addr>().unwrap().octets();
-    let mut icmp = vec![128, 0, 0, 0, 0x51, 0x0a];
-    icmp.extend(seq.to_be_bytes());
-    icmp.extend([0x5a; 16]);
-    let mut pseudo = [src.as_slice(), &dst].concat();
-    pseudo.extend((icmp.len() as u32).to_be_bytes());
-    pseudo.extend([0, 0, 0, 58]);
-    let check = !common::ones_sum(&[pseudo, icmp.clone()].concat());
-    icmp[2..4].copy_from_slice(&check.to_be_bytes());
-    let mut f = [macs.0, macs.1].concat();
-    f.extend([0x86, 0xdd, 0x60, 0, 0, 0]);
-    f.extend((icmp.len() as u16).to_be_bytes());
-    f.extend([58, 64]);
-    f.extend(src);
-    f.extend(dst);
-    f.extend(icmp);
-    f
+    let addr = |a: &str| a.parse::<std::net::Ipv6Addr>().unwrap().octets();
+    ping6(seq)
+        .src6(addr(src))
+        .dst6(addr(dst))
+        .payload(vec![0x5a; 16])
+        .dst_mac(macs.0)
+        .src_mac(macs.1)
+        .bytes()
 }
 
-/// An ICMP echo request from `src` to `dst`, checksums computed here.
+/// An ICMP echo request from `src` to `dst`, checksums computed by the
+/// frame builder; `macs` is (destination, source).
 fn echo4(macs: ([u8; 6], [u8; 6]), src: [u8; 4], dst: [u8; 4], seq: u16) -> Vec<u8> {
-    let mut icmp = vec![8, 0, 0, 0, 0x51, 0x0a];
-    icmp.extend(seq.to_be_bytes());
-    icmp.extend([0x5a; 16]);
-    let check = !common::ones_sum(&icmp);
-    icmp[2..4].copy_from_slice(&check.to_be_bytes());
-    let mut ip = vec![0x45, 0];
-    ip.extend(((20 + icmp.len()) as u16).to_be_bytes());
-    ip.extend([0, 1, 0, 0, 64, 1, 0, 0]);
-    ip.extend(src);
-    ip.extend(dst);
-    let check = !common::ones_sum(&ip);
-    ip[10..12].copy_from_slice(&check.to_be_bytes());
-    let mut f = [macs.0, macs.1].concat();
-    f.extend([0x08, 0x00]);
-    f.extend(ip);
-    f.extend(icmp);
-    f
+    ping4(seq).src4(src).dst4(dst).payload(vec![0x5a; 16]).dst_mac(macs.0).src_mac(macs.1).bytes()
 }
 
 /// Echo requests from inside the lab to a group MAC: IPv6 to the outer

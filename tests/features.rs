@@ -10,6 +10,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use common::lab::Veth;
 use common::{build_bpf, run, stderr, unique, Lab, TempDir, XDPCTL};
 use serde_json::{json, Value};
 
@@ -389,7 +390,8 @@ fn without_privileges_the_peer_in_another_namespace_is_unknown() {
 fn a_hostile_name_is_escaped() {
     let lab = Lab::new();
     let name = "f\u{1b}[2J";
-    run("ip", &["-n", &lab.ns, "link", "add", name, "type", "veth", "peer", "name", "fpeer"]);
+    let veth = Veth { ns: Some(&lab.ns), name, peer: "fpeer", ..Veth::default() };
+    veth.add().expect("a veth pair");
     let out = xdpctl_in(Some(&lab.ns), &["features", "--dev", name]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);

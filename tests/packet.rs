@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use common::lab::Veth;
 use common::{run, unique, xdpctl_ok, Lab, RemoveDir, Stats, PING6_REPLY_BYTES, XDPCTL};
 
 /// Ethernet + IPv6 + ICMPv6 echo request with ping's 56 data bytes.
@@ -243,13 +244,15 @@ impl Routed {
         for (i, host) in [(1, &t.h1), (2, &t.h2)] {
             let (r_if, r_mac, h_mac) =
                 (format!("r{i}"), format!("02:00:00:00:0{i}:01"), format!("02:00:00:00:0{i}:02"));
-            run(
-                "ip",
-                &[
-                    "-n", &t.rt, "link", "add", &r_if, "address", &r_mac, "type", "veth", "peer",
-                    "name", "eth0", "address", &h_mac, "netns", host,
-                ],
-            );
+            let veth = Veth {
+                ns: Some(&t.rt),
+                name: &r_if,
+                mac: Some(&r_mac),
+                peer: "eth0",
+                peer_mac: Some(&h_mac),
+                peer_ns: Some(host),
+            };
+            veth.add().expect("a veth pair");
             let ip = |ns: &str, args: &[&str]| {
                 let mut all = vec!["-n", ns];
                 all.extend_from_slice(args);

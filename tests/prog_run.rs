@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::frame::ping6;
+
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd};
 
@@ -22,16 +24,7 @@ const JUMBO: usize = 9000 + 14;
 
 /// Ethernet (14) + IPv6 (40) + ICMPv6 echo request header (8) + `payload` bytes.
 fn ping6_frame(payload: usize) -> Vec<u8> {
-    let mut f = Vec::new();
-    f.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01, 0x86, 0xdd]);
-    f.extend_from_slice(&[0x60, 0, 0, 0]);
-    f.extend_from_slice(&((8 + payload) as u16).to_be_bytes());
-    f.extend_from_slice(&[58, 64]);
-    f.extend_from_slice(&[0xfc, 0, 0xde, 0xad, 0xca, 0xfe, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1]);
-    f.extend_from_slice(&[0xfc, 0, 0xde, 0xad, 0xca, 0xfe, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2]);
-    f.extend_from_slice(&[128, 0, 0, 0, 0, 1, 0, 1]);
-    f.extend((0..payload).map(|i| i as u8));
-    f
+    ping6(1).payload((0..payload).map(|i| i as u8).collect()).bytes()
 }
 
 /// Per-action (packets, bytes), summed over CPUs by the reader `stats` uses.

@@ -12,11 +12,11 @@ use libbpf_rs::libbpf_sys::{XDP_DROP, XDP_PASS, XDP_REDIRECT};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapHandle, ProgramInput};
 use nix::net::if_::if_nametoindex;
-use nix::sched::{unshare, CloneFlags};
 use xdpctl::skel::xdp_prog::XdpProgKernSkelBuilder;
 use xdpctl::statsmap::StatsMap;
 
-use common::ones_sum;
+use common::frame::{mac_text, ones_sum, udp, Frame};
+use common::lab::{self, Veth};
 
 const IN_MAC: [u8; 6] = [0x02, 0xaa, 0, 0, 0, 1];
 const SENDER_MAC: [u8; 6] = [0x02, 0xaa, 0, 0, 0, 2];
@@ -28,20 +28,29 @@ fn sh(cmd: &str) {
     assert!(out.status.success(), "{cmd}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-fn mac(m: [u8; 6]) -> String {
-    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
-}
-
 /// Run `test` on a thread in a fresh network namespace: `in0` (the ingress
 /// device, forwarding on) and `out0` towards next hop 10.2.0.2 / fd02::2.
 fn in_private_netns(test: impl FnOnce(u32) + Send + 'static) {
     std::thread::spawn(move || {
-        unshare(CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET)");
+        lab::private_netns(true).expect("a private netns");
         // Children fork from this thread, so `ip` and `sysctl` act in here.
+        let (in_mac, sender_mac) = (mac_text(IN_MAC), mac_text(SENDER_MAC));
+        let (out_mac, nh) = (mac_text(OUT_MAC), mac_text(NEXT_HOP_MAC));
+        let _pairs: Vec<_> =
+            [("in0", &in_mac, "in1", &sender_mac), ("out0", &out_mac, "out1", &nh)]
+                .map(|(name, mac, peer, peer_mac)| {
+                    let veth = Veth {
+                        name,
+                        mac: Some(mac),
+                        peer,
+                        peer_mac: Some(peer_mac),
+                        ..Veth::default()
+                    };
+                    veth.add_up().expect("a veth pair")
+                })
+                .into();
         sh(&format!(
-            "ip link add in0 address {} type veth peer name in1 address {}
-             ip link add out0 address {} type veth peer name out1 address {}
-             for d in lo in0 in1 out0 out1; do ip link set $d up; done
+            "ip link set lo up
              ip addr add 10.1.0.1/24 dev in0
              ip addr add fd01::1/64 dev in0 nodad
              ip addr add 10.2.0.1/24 dev out0
@@ -57,11 +66,6 @@ fn in_private_netns(test: impl FnOnce(u32) + Send + 'static) {
              ip route add blackhole fd08::/64
              ip route add prohibit fd07::/64
              sysctl -qw net.ipv4.conf.all.forwarding=1 net.ipv6.conf.all.forwarding=1",
-            mac(IN_MAC),
-            mac(SENDER_MAC),
-            mac(OUT_MAC),
-            mac(NEXT_HOP_MAC),
-            nh = mac(NEXT_HOP_MAC),
         ));
         let ifindex = if_nametoindex("in0").expect("in0");
         test(ifindex);
@@ -77,39 +81,31 @@ fn eth(ethertype: u16) -> Vec<u8> {
     f
 }
 
-/// Ethernet + IPv4 (UDP, `payload` bytes after an 8-byte UDP header).
+/// Ethernet + IPv4 (UDP without checksum, not the router's business,
+/// `payload` bytes after an 8-byte UDP header), DF set.
 fn ipv4(dst: [u8; 4], ttl: u8, payload: usize) -> Vec<u8> {
-    let total = 20 + 8 + payload;
-    let mut ip = vec![0x45, 0];
-    ip.extend_from_slice(&(total as u16).to_be_bytes());
-    ip.extend_from_slice(&[0, 1, 0x40, 0, ttl, 17, 0, 0]);
-    ip.extend_from_slice(&[10, 1, 0, 2]);
-    ip.extend_from_slice(&dst);
-    let check = !ones_sum(&ip);
-    ip[10..12].copy_from_slice(&check.to_be_bytes());
-    let mut f = eth(0x0800);
-    f.extend(ip);
-    f.extend_from_slice(&[0x30, 0x39, 0x00, 0x35]);
-    f.extend_from_slice(&((8 + payload) as u16).to_be_bytes());
-    f.extend_from_slice(&[0, 0]); // no UDP checksum: not the router's business
-    f.extend((0..payload).map(|i| i as u8));
-    f
+    Frame::v4(udp(12345, 53))
+        .without_udp_checksum()
+        .frag(0x4000)
+        .src4([10, 1, 0, 2])
+        .dst4(dst)
+        .ttl(ttl)
+        .payload((0..payload).map(|i| i as u8).collect())
+        .src_mac(SENDER_MAC)
+        .dst_mac(IN_MAC)
+        .bytes()
 }
 
 /// Ethernet + IPv6 (UDP, `payload` bytes after the UDP header).
 fn ipv6(dst: [u8; 16], hop_limit: u8, payload: usize) -> Vec<u8> {
-    let len = (8 + payload) as u16;
-    let mut f = eth(0x86dd);
-    f.extend_from_slice(&[0x60, 0, 0, 0]);
-    f.extend_from_slice(&len.to_be_bytes());
-    f.extend_from_slice(&[17, hop_limit]);
-    f.extend_from_slice(&[0xfd, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
-    f.extend_from_slice(&dst);
-    f.extend_from_slice(&[0x30, 0x39, 0x00, 0x35]);
-    f.extend_from_slice(&len.to_be_bytes());
-    f.extend_from_slice(&[0xff, 0xff]);
-    f.extend((0..payload).map(|i| i as u8));
-    f
+    Frame::v6(udp(12345, 53))
+        .src6(v6(1, 2))
+        .dst6(dst)
+        .ttl(hop_limit)
+        .payload((0..payload).map(|i| i as u8).collect())
+        .src_mac(SENDER_MAC)
+        .dst_mac(IN_MAC)
+        .bytes()
 }
 
 fn v6(prefix: u8, last: u8) -> [u8; 16] {
@@ -135,7 +131,7 @@ fn route_counted(ifindex: u32, frame: &[u8]) -> (u32, Vec<u8>, (u64, u64)) {
     let input = ProgramInput {
         data_in: Some(frame),
         data_out: Some(&mut out),
-        context_in: Some(&mut ctx),
+        context_in: Some(xdpctl::skel::ctx_bytes(&mut ctx)),
         repeat: 1,
         ..Default::default()
     };

@@ -1,5 +1,11 @@
-//! Shared by the benchmark drivers; each uses part of it.
+//! Shared by the benchmark drivers; each uses part of it. The lab and the
+//! frame builder are the tests' own.
 #![allow(dead_code)]
+
+#[path = "../../tests/common/frame.rs"]
+pub mod frame;
+#[path = "../../tests/common/lab.rs"]
+pub mod lab;
 
 use std::io::{BufRead, BufReader, Read};
 use std::mem::MaybeUninit;
@@ -29,11 +35,7 @@ impl Mean {
 
 /// Run `cmd`; its stderr becomes the error if it fails.
 pub fn sh(cmd: &str, args: &[&str]) -> Result<()> {
-    let out = Command::new(cmd).args(args).output().with_context(|| format!("running {cmd}"))?;
-    if !out.status.success() {
-        bail!("{cmd} {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(())
+    lab::sh(cmd, args).map(drop)
 }
 
 pub fn ip(args: &[&str]) -> Result<()> {

@@ -23,16 +23,15 @@ use crate::ethtool;
 use crate::iface::{self, Iface};
 use crate::ifstate::prog_name;
 use crate::logging;
+use crate::maps;
 use crate::netlink;
 use crate::output::{unix_time, Output};
 use crate::skel::af_xdp::{AfXdpKernSkel, AfXdpKernSkelBuilder};
-use crate::skel::XskQueueCounts;
+use crate::skel::{XskQueueCounts, XSK_MAX_QUEUES};
 use crate::stop::Stop;
 use crate::xdp::{self, ModeRequest};
 use crate::xsk::{self, Copy, Counts, KernelCounts, Verdict, Xsk};
 
-/// Queues xdp_sock serves (XSK_MAX_QUEUES of include/af_xdp_common.h).
-const MAX_QUEUES: u32 = 64;
 /// The longest poll(2) sleep, so Ctrl-C is seen promptly.
 const POLL_MAX: Duration = Duration::from_millis(100);
 /// Busy passes between looks at the clock and for Ctrl-C.
@@ -115,8 +114,8 @@ fn plan(args: &Args) -> Result<Plan> {
             }
         );
     }
-    if args.queue >= MAX_QUEUES {
-        bail!("--queue {}: xdp_sock serves queues 0-{}", args.queue, MAX_QUEUES - 1);
+    if args.queue >= XSK_MAX_QUEUES {
+        bail!("--queue {}: xdp_sock serves queues 0-{}", args.queue, XSK_MAX_QUEUES - 1);
     }
     xsk::check(args.frames, args.batch)?;
     Ok(Plan {
@@ -404,19 +403,7 @@ fn text(s: &Sample) -> String {
 
 /// xdp_sock's counters of `queue`, summed over CPUs.
 fn read_queue_counts(map: &impl MapCore, queue: u32) -> Result<XskQueueCounts> {
-    let per_cpu = map
-        .lookup_percpu(&queue.to_ne_bytes(), MapFlags::ANY)
-        .context("reading xdp_sock's counters")?
-        .unwrap_or_default();
-    let mut total = XskQueueCounts::default();
-    for value in per_cpu {
-        let mut c = XskQueueCounts::default();
-        plain::copy_from_bytes(&mut c, &value)
-            .map_err(|e| anyhow!("xsk_counts value of {} bytes: {e:?}", value.len()))?;
-        total.redirected += c.redirected;
-        total.passed += c.passed;
-    }
-    Ok(total)
+    maps::sum(map, &queue.to_ne_bytes(), "xdp_sock's counters (xsk_counts)")
 }
 
 #[cfg(test)]

@@ -10,9 +10,6 @@ pub mod stats;
 pub mod stats_all;
 pub mod status;
 pub mod trace;
-pub mod trace_monitor;
-pub mod trace_netdev;
-pub mod trace_printk;
 pub mod trafficgen;
 pub mod unload;
 

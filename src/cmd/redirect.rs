@@ -13,9 +13,9 @@ use crate::escape;
 use crate::iface::{self, Iface};
 use crate::ifstate::IfState;
 use crate::mac::Mac;
+use crate::maps;
 use crate::netlink;
 use crate::output::Output;
-use crate::pins;
 use crate::skel::RedirectTarget;
 
 #[derive(clap::Args, Debug)]
@@ -114,10 +114,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
                 dest_mac: dest_mac.0,
                 ..Default::default()
             };
-            // SAFETY: RedirectTarget is Plain and its fields (4 + 6 + 2 bytes)
-            // fill its 12 bytes: no padding, so every byte is initialised.
-            let bytes = unsafe { plain::as_bytes(&value) };
-            map.update(&0u32.to_ne_bytes(), bytes, MapFlags::ANY)
+            map.update(&0u32.to_ne_bytes(), maps::encode(&value), MapFlags::ANY)
                 .context("writing redirect_target")?;
         }
     }
@@ -186,7 +183,7 @@ fn note_unreachable_veth(target: &Iface, peer: Option<&netlink::Link>, out: Outp
 /// The pinned map `name`, refused unless it has the layout the program uses.
 fn open(dir: &Path, name: &str, kind: MapType, key: u32, value: u32) -> Result<MapHandle> {
     let path = dir.join(name);
-    let map = pins::open_map(&path)?;
+    let map = maps::open_pinned(&path)?;
     let have = (map.map_type(), map.key_size(), map.value_size());
     if have != (kind, key, value) {
         bail!(

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{MapCore, MapFlags, OpenObject, RingBuffer, RingBufferBuilder};
+use libbpf_rs::{MapCore, OpenObject, RingBuffer, RingBufferBuilder};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use serde::Serialize;
@@ -27,17 +27,17 @@ use crate::escape;
 use crate::iface::{self, Iface};
 use crate::ifstate::prog_name;
 use crate::logging;
+use crate::maps;
 use crate::outfile::NewFile;
 use crate::output::Output;
-use crate::skel::sample_prog::types::sample;
 use crate::skel::sample_prog::{XdpSamplePktsKernSkel, XdpSamplePktsKernSkelBuilder};
 use crate::skel::{SampleCounts, SampleHdr};
 use crate::spool::{Chunk, Offer, Outcome, Spool};
 use crate::stop::Stop;
 use crate::xdp::{self, ModeRequest};
 
-/// The largest sample the program can take (SAMPLE_MAX_SNAPLEN).
-const MAX_SNAPLEN: u32 = (size_of::<sample>() - size_of::<SampleHdr>()) as u32;
+/// The largest sample the program can take.
+const MAX_SNAPLEN: u32 = crate::skel::SAMPLE_MAX_SNAPLEN;
 /// How long samples may wait in the ring before they are written, when too
 /// few arrive to wake xdpctl: a reader on a pipe sees them this late at most.
 const DRAIN_EVERY: Duration = Duration::from_millis(50);
@@ -464,9 +464,7 @@ impl Encoding {
     }
 
     fn write(&mut self, record: &[u8], clock: &WallClock) -> Result<()> {
-        let mut hdr = SampleHdr::default();
-        plain::copy_from_bytes(&mut hdr, record)
-            .map_err(|e| anyhow!("sample record of {} bytes: {e:?}", record.len()))?;
+        let hdr: SampleHdr = maps::decode(record, "sample record")?;
         let data = record
             .get(size_of::<SampleHdr>()..size_of::<SampleHdr>() + hdr.cap_len as usize)
             .ok_or_else(|| anyhow!("sample record of {} bytes is cut short", record.len()))?;
@@ -476,19 +474,7 @@ impl Encoding {
 
 /// The program's counters, summed over CPUs.
 fn read_counts(map: &impl MapCore) -> Result<SampleCounts> {
-    let per_cpu = map
-        .lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY)
-        .context("reading the sampler's counters")?
-        .unwrap_or_default();
-    let mut total = SampleCounts::default();
-    for value in per_cpu {
-        let mut c = SampleCounts::default();
-        plain::copy_from_bytes(&mut c, &value)
-            .map_err(|e| anyhow!("sample_stats value of {} bytes: {e:?}", value.len()))?;
-        total.seen += c.seen;
-        total.lost += c.lost;
-    }
-    Ok(total)
+    maps::sum(map, &0u32.to_ne_bytes(), "the sampler's counters (sample_stats)")
 }
 
 /// The closing lines: on stderr when stdout carries the capture.

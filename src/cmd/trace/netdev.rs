@@ -11,28 +11,27 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{MapCore, MapFlags, RingBufferBuilder, TracepointCategory, TracepointOpts};
+use libbpf_rs::{MapCore, RingBufferBuilder, TracepointCategory, TracepointOpts};
 use serde::Serialize;
 
+use super::prog::{c_name, only};
 use crate::cmd::parse_interval;
-use crate::cmd::trace::{c_name, only};
 use crate::escape;
 use crate::iface;
 use crate::logging;
+use crate::maps;
 use crate::netns::{Names, Netns};
 use crate::output::{unix_time, Output};
 use crate::skel::trace_prog::TraceProgKernSkelBuilder;
-use crate::skel::{NetdevCounts, NetdevEvent, NetdevKey};
+use crate::skel::{NetdevCounts, NetdevDir, NetdevEvent, NetdevKey};
 use crate::stop::Stop;
 use crate::tracefs;
 
-/// Direction values of include/trace_common.h's enum netdev_dir.
-const NETDEV_RX: u32 = 0;
-const NETDEV_TX: u32 = 1;
-
 /// Each tracepoint with its direction: the attachment's cookie, and the word.
-const TRACEPOINTS: [(&str, u32, &str); 2] =
-    [("net_dev_queue", NETDEV_TX, "tx"), ("netif_receive_skb", NETDEV_RX, "rx")];
+const TRACEPOINTS: [(&str, NetdevDir, &str); 2] = [
+    ("net_dev_queue", NetdevDir::NETDEV_TX, "tx"),
+    ("netif_receive_skb", NetdevDir::NETDEV_RX, "rx"),
+];
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -110,8 +109,8 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     let skel = logging::load("the net:* tracer", || open.load())?;
     let prog = &skel.progs.trace_netdev;
     // One program, attached to each; the cookie tells it the direction.
-    let attach = |&&(event, dir, _): &&(&str, u32, &str)| {
-        let opts = TracepointOpts { cookie: dir.into(), ..Default::default() };
+    let attach = |&&(event, dir, _): &&(&str, NetdevDir, &str)| {
+        let opts = TracepointOpts { cookie: dir.0.into(), ..Default::default() };
         prog.attach_tracepoint_with_opts(TracepointCategory::Net, event, opts)
             .with_context(|| format!("attaching to net:{event}"))
     };
@@ -144,27 +143,14 @@ type Totals = (u64, u64, u64, u64);
 /// Every device's totals, summed over CPUs, keyed by namespace and name.
 fn read_totals(map: &impl MapCore) -> Result<BTreeMap<(Vec<u8>, u64), Totals>> {
     let mut totals: BTreeMap<(Vec<u8>, u64), Totals> = BTreeMap::new();
-    for raw_key in map.keys() {
-        let mut key = NetdevKey::default();
-        plain::copy_from_bytes(&mut key, &raw_key)
-            .map_err(|e| anyhow!("netdev_stats key of {} bytes: {e:?}", raw_key.len()))?;
-        let Some(per_cpu) =
-            map.lookup_percpu(&raw_key, MapFlags::ANY).context("reading netdev_stats")?
-        else {
-            continue;
-        };
+    for (key, counts) in maps::sum_all::<NetdevKey, NetdevCounts>(map, "netdev_stats")? {
         let entry = totals.entry((c_name(&key.name), key.netns)).or_default();
-        for value in per_cpu {
-            let mut counts = NetdevCounts::default();
-            plain::copy_from_bytes(&mut counts, &value)
-                .map_err(|e| anyhow!("netdev_stats value of {} bytes: {e:?}", value.len()))?;
-            if key.dir == NETDEV_TX {
-                entry.2 += counts.packets;
-                entry.3 += counts.bytes;
-            } else {
-                entry.0 += counts.packets;
-                entry.1 += counts.bytes;
-            }
+        if key.dir == NetdevDir::NETDEV_TX {
+            entry.2 += counts.packets;
+            entry.3 += counts.bytes;
+        } else {
+            entry.0 += counts.packets;
+            entry.1 += counts.bytes;
         }
     }
     Ok(totals)
@@ -236,12 +222,11 @@ fn events(
             if count.is_some_and(|n| *seen.borrow() >= n) {
                 return 1;
             }
-            let mut event = NetdevEvent::default();
-            if plain::copy_from_bytes(&mut event, data).is_err() {
+            let Ok(event) = maps::decode::<NetdevEvent>(data, "a netdev event") else {
                 return 0;
-            }
+            };
             *seen.borrow_mut() += 1;
-            let dir = if event.dir == NETDEV_TX { "tx" } else { "rx" };
+            let dir = if event.dir == NetdevDir::NETDEV_TX { "tx" } else { "rx" };
             let name = c_name(&event.name);
             let skbaddr = format!("{:#x}", event.skbaddr);
             let mut namespaces = namespaces.borrow_mut();

@@ -1,53 +1,31 @@
-//! `xdpctl trace`: XDP exceptions (aborted packets, bad verdicts) per
-//! interface and action, counted on the xdp_exception tracepoint (tracing01),
-//! per network namespace: interface indexes repeat across namespaces. Runs
-//! until Ctrl-C or --count; the tracepoint goes with it.
+//! `xdpctl trace` without a subcommand: XDP exceptions (aborted packets, bad
+//! verdicts) per interface and action, counted on the xdp_exception
+//! tracepoint (tracing01), per network namespace: interface indexes repeat
+//! across namespaces. Runs until Ctrl-C or --count; the tracepoint goes with
+//! it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::mem::MaybeUninit;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{MapCore, MapFlags};
 use serde::Serialize;
 
-use crate::cmd::{parse_interval, trace_monitor, trace_netdev, trace_printk};
+use super::prog::{only, read_counts, Counted, Key};
+use crate::cmd::parse_interval;
 use crate::escape;
 use crate::iface;
 use crate::logging;
 use crate::netns::{Names, Netns};
-use crate::object;
 use crate::output::{unix_time, Output};
-use crate::skel::trace_prog::{OpenTraceProgKernSkel, TraceProgKernSkelBuilder};
-use crate::skel::{ExceptionCount, ExceptionKey};
+use crate::skel::trace_prog::TraceProgKernSkelBuilder;
 use crate::statsmap::action_name;
 use crate::stop::Stop;
 use crate::tracefs;
 
-#[derive(clap::Args, Debug)]
-#[command(args_conflicts_with_subcommands = true)]
-pub struct Args {
-    #[command(subcommand)]
-    pub what: Option<What>,
-    #[command(flatten)]
-    pub sampling: Sampling,
-}
-
-#[derive(clap::Subcommand, Debug)]
-pub enum What {
-    /// Read the trace buffer, decoding the lines of xdp_printk (tracing03)
-    Printk(trace_printk::Args),
-    /// Packets and bytes each device sends and receives (net:net_dev_queue,
-    /// net:netif_receive_skb)
-    Netdev(trace_netdev::Args),
-    /// Every xdp tracepoint: redirects and their errors, exceptions, cpumap
-    /// and devmap, per CPU (tracing02)
-    Monitor(trace_monitor::Args),
-}
-
 /// How `trace` (exceptions) samples.
 #[derive(clap::Args, Debug)]
-pub struct Sampling {
+pub struct Args {
     /// Seconds between samples
     #[arg(short, long, default_value_t = 2.0, value_parser = parse_interval)]
     pub interval: f64,
@@ -83,27 +61,7 @@ struct JsonSample<'a> {
     exceptions: &'a [Row],
 }
 
-/// A key of the exceptions map: namespace cookie, interface index, action.
-pub(crate) type Key = (u64, i32, u32);
-
-/// One key's events summed over CPUs, and the interface's name as the
-/// program read it (empty if it could not).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Counted {
-    pub count: u64,
-    pub name: Vec<u8>,
-}
-
 pub fn run(args: &Args, out: Output) -> Result<()> {
-    match &args.what {
-        Some(What::Printk(a)) => trace_printk::run(a, out),
-        Some(What::Netdev(a)) => trace_netdev::run(a, out),
-        Some(What::Monitor(a)) => trace_monitor::run(a, out),
-        None => exceptions(&args.sampling, out),
-    }
-}
-
-fn exceptions(args: &Sampling, out: Output) -> Result<()> {
     tracefs::ensure_mounted()?;
     // The raw tracepoint exists exactly where the classic one does.
     tracefs::present("xdp", &["xdp_exception"], "trace", |n| out.note(n))?;
@@ -136,51 +94,6 @@ fn exceptions(args: &Sampling, out: Output) -> Result<()> {
             rows.iter().map(|r| format!("{} ({}) {}\n", r.shown, r.count, r.action)).collect();
         out.print(&text)
     })
-}
-
-/// Load only the programs `progs` of the tracing object and create only the
-/// maps `maps`: each command uses its own part of it.
-pub(crate) fn only(open: &mut OpenTraceProgKernSkel, progs: &[&str], maps: &[&str]) -> Result<()> {
-    for mut prog in open.open_object_mut().progs_mut() {
-        let keep = progs.iter().any(|p| prog.name() == *p);
-        prog.set_autoload(keep);
-    }
-    object::keep_maps(open.open_object_mut(), maps)
-}
-
-/// Every key's events, summed over CPUs, with the name a CPU recorded.
-pub(crate) fn read_counts(map: &impl MapCore) -> Result<HashMap<Key, Counted>> {
-    let mut counts = HashMap::new();
-    for raw_key in map.keys() {
-        let mut key = ExceptionKey::default();
-        plain::copy_from_bytes(&mut key, &raw_key)
-            .map_err(|e| anyhow!("exceptions map key of {} bytes: {e:?}", raw_key.len()))?;
-        // An entry can go between listing and lookup only if the map is
-        // cleared, which nothing does; skip it rather than fail.
-        let Some(per_cpu) =
-            map.lookup_percpu(&raw_key, MapFlags::ANY).context("reading the exceptions map")?
-        else {
-            continue;
-        };
-        let mut total = Counted::default();
-        for value in per_cpu {
-            let mut rec = ExceptionCount::default();
-            plain::copy_from_bytes(&mut rec, &value)
-                .map_err(|e| anyhow!("exceptions map value of {} bytes: {e:?}", value.len()))?;
-            total.count += rec.count;
-            // Only the CPU that made the entry wrote a name.
-            if total.name.is_empty() {
-                total.name = c_name(&rec.name);
-            }
-        }
-        counts.insert((key.netns, key.ifindex, key.action), total);
-    }
-    Ok(counts)
-}
-
-/// A kernel name buffer's bytes, up to the first NUL.
-pub(crate) fn c_name(raw: &[i8]) -> Vec<u8> {
-    raw.iter().map(|&b| b as u8).take_while(|&b| b != 0).collect()
 }
 
 /// Interface names of this namespace by index.
@@ -283,15 +196,5 @@ mod tests {
         }
         assert_eq!(got[3].netns.name.as_deref(), Some("lab"));
         assert_eq!(got[4].netns.name, None);
-    }
-
-    #[test]
-    fn names_end_at_the_first_nul() {
-        let mut raw = [0i8; 16];
-        for (slot, b) in raw.iter_mut().zip(b"veth0") {
-            *slot = *b as i8;
-        }
-        assert_eq!(c_name(&raw), b"veth0");
-        assert_eq!(c_name(&[b'x' as i8; 16]), b"xxxxxxxxxxxxxxxx");
     }
 }

@@ -6,15 +6,16 @@
 use std::collections::BTreeMap;
 use std::mem::MaybeUninit;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
-use libbpf_rs::{Link, MapCore, MapFlags};
+use libbpf_rs::{Link, MapCore};
 use nix::errno::Errno;
 use serde::Serialize;
 
+use super::prog::{only, read_counts};
 use crate::cmd::parse_interval;
-use crate::cmd::trace::{only, read_counts};
 use crate::logging;
+use crate::maps::{self, Counters};
 use crate::output::{unix_time, Output};
 use crate::skel::trace_prog::{TraceProgKernMaps, TraceProgKernSkelBuilder};
 use crate::skel::MonitorRec;
@@ -119,19 +120,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
 
 /// Per-CPU records of slot `key` of a per-CPU array of monitor_rec.
 fn per_cpu(map: &impl MapCore, key: u32) -> Result<Vec<MonitorRec>> {
-    let values = map
-        .lookup_percpu(&key.to_ne_bytes(), MapFlags::ANY)
-        .context("reading a monitor map")?
-        .unwrap_or_default();
-    values
-        .iter()
-        .map(|v| {
-            let mut rec = MonitorRec::default();
-            plain::copy_from_bytes(&mut rec, v)
-                .map_err(|e| anyhow!("monitor record of {} bytes: {e:?}", v.len()))?;
-            Ok(rec)
-        })
-        .collect()
+    maps::per_cpu(map, &key.to_ne_bytes(), "a monitor map")
 }
 
 fn snapshot(maps: &TraceProgKernMaps<'_>) -> Result<Snapshot> {
@@ -142,7 +131,7 @@ fn snapshot(maps: &TraceProgKernMaps<'_>) -> Result<Snapshot> {
     snap.insert("devmap_xmit".into(), per_cpu(&maps.devmap_xmit, 0)?);
     // Enqueues by target CPU, for the CPUs there are (not all slots); only
     // the targets that saw any.
-    let cpus = libbpf_rs::num_possible_cpus().context("counting CPUs")?;
+    let cpus = maps::possible_cpus()?;
     let slots = maps.cpumap_enqueue.max_entries().min(u32::try_from(cpus).unwrap_or(u32::MAX));
     for to_cpu in 0..slots {
         let recs = per_cpu(&maps.cpumap_enqueue, to_cpu)?;
@@ -198,8 +187,8 @@ fn rows(prev: &Snapshot, cur: &Snapshot, period: f64) -> Vec<Row> {
         let mut total = (MonitorRec::default(), MonitorRec::default());
         for (cpu, rec) in recs.iter().enumerate() {
             let old = before.and_then(|b| b.get(cpu)).unwrap_or(&zero);
-            add(&mut total.0, old);
-            add(&mut total.1, rec);
+            total.0.add(old);
+            total.1.add(rec);
             if rec.processed == old.processed && rec.dropped == old.dropped {
                 continue;
             }
@@ -210,13 +199,6 @@ fn rows(prev: &Snapshot, cur: &Snapshot, period: f64) -> Vec<Row> {
         }
     }
     rows
-}
-
-fn add(sum: &mut MonitorRec, rec: &MonitorRec) {
-    sum.processed += rec.processed;
-    sum.dropped += rec.dropped;
-    sum.info += rec.info;
-    sum.err += rec.err;
 }
 
 fn row(event: &str, cpu: String, old: &MonitorRec, rec: &MonitorRec, period: f64) -> Row {
@@ -235,12 +217,7 @@ fn row(event: &str, cpu: String, old: &MonitorRec, rec: &MonitorRec, period: f64
 fn errno_counts(map: &impl MapCore) -> Result<BTreeMap<String, u64>> {
     let mut counts = BTreeMap::new();
     for slot in 0..map.max_entries() {
-        let values = map
-            .lookup_percpu(&slot.to_ne_bytes(), MapFlags::ANY)
-            .context("reading redirect_errno")?
-            .unwrap_or_default();
-        let total: u64 =
-            values.iter().filter_map(|v| v.get(..8)?.try_into().ok().map(u64::from_ne_bytes)).sum();
+        let total: u64 = maps::sum(map, &slot.to_ne_bytes(), "redirect_errno")?;
         if total > 0 {
             let name = match slot {
                 0 => "unknown".to_string(),
