@@ -71,14 +71,15 @@ date=$(date -u +%Y-%m-%d)
 	echo
 	echo "$date · $machine · $commit"
 	echo
-	for bench in test_run veth_drop load_unload stats_read sample afxdp; do
+	for bench in test_run veth_drop load_unload stats_read sample afxdp scale; do
 		cargo bench --locked -q --bench "$bench"
 	done
 } | tee "$out.tmp"
 mv "$out.tmp" "$out"
 
-# Rows in the order of issue 6's table.
-order='["prog_run_ns", "veth_drop_mpps", "load_ms", "sample_pps", "afxdp_mpps", "stats_read_us"]'
+# Rows in the order of issue 6's table, then issue 18's.
+order='["prog_run_ns", "veth_drop_mpps", "load_ms", "sample_pps", "afxdp_mpps", "stats_read_us",
+	"scale_status_ms", "scale_load_ms", "scale_stats_all_ms"]'
 jq -s --arg machine "$machine" --arg date "$date" --arg commit "$commit" --argjson order "$order" \
 	'{date: $date, machine: $machine, commit: $commit,
 	  rows: (add | sort_by(.benchmark as $b | $order | index($b)))}' \

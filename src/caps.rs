@@ -42,7 +42,9 @@ impl fmt::Display for Cap {
     }
 }
 
-/// The effective set, from the `CapEff:` line of /proc/self/status.
+/// The effective set, from the `CapEff:` line of /proc/self/status (what
+/// `effective` must agree with).
+#[cfg(test)]
 fn parse_effective(status: &str) -> Option<u64> {
     let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
     u64::from_str_radix(hex.trim(), 16).ok()
@@ -56,11 +58,26 @@ fn missing(eff: u64, needed: &[Cap]) -> Vec<Cap> {
     needed.iter().copied().filter(|&c| !covered(c)).collect()
 }
 
+/// The effective set, asked of the kernel (capget): one system call, where
+/// /proc/self/status is a file the kernel writes out in full for every reader.
+fn effective() -> Result<Option<u64>> {
+    // struct __user_cap_header_struct and two __user_cap_data_struct
+    // (effective, permitted, inheritable) for _LINUX_CAPABILITY_VERSION_3.
+    const VERSION_3: u32 = 0x2008_0522;
+    let header = [VERSION_3, 0u32];
+    let mut data = [[0u32; 3]; 2];
+    // SAFETY: `header` and `data` are live arrays of the layout capget(2)
+    // reads and writes for version 3 (a header, then two data structs).
+    let rc = unsafe { libc::syscall(libc::SYS_capget, header.as_ptr(), data.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error()).context("capget");
+    }
+    Ok(Some(u64::from(data[0][0]) | u64::from(data[1][0]) << 32))
+}
+
 /// Whether this process has `cap` in its effective set.
 pub fn has(cap: Cap) -> Result<bool> {
-    let status =
-        std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
-    Ok(parse_effective(&status).is_some_and(|eff| eff & (1 << cap.bit()) != 0))
+    Ok(effective()?.is_some_and(|eff| eff & (1 << cap.bit()) != 0))
 }
 
 /// Refuse to run `command` without the capabilities it needs.
@@ -68,9 +85,7 @@ pub fn require(command: &str, needed: &[Cap]) -> Result<()> {
     if needed.is_empty() {
         return Ok(());
     }
-    let status =
-        std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
-    let Some(eff) = parse_effective(&status) else {
+    let Some(eff) = effective()? else {
         return Ok(()); // no CapEff line: let the kernel decide
     };
     let lacking = missing(eff, needed);
@@ -88,6 +103,12 @@ pub fn require(command: &str, needed: &[Cap]) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn capget_agrees_with_proc_status() {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        assert_eq!(effective().unwrap(), parse_effective(&status));
+    }
+
     use super::*;
 
     #[test]

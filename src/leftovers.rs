@@ -6,21 +6,23 @@
 //! a load killed before it finished (SIGKILL) left: its staged pins, and
 //! maybe its program, attached before its record was written.
 
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use libbpf_rs::{MapCore, Program};
-use nix::net::if_::if_indextoname;
 
 use crate::bpffs;
 use crate::escape;
 use crate::maps;
+use crate::netlink;
 use crate::netns;
 use crate::object;
 use crate::pins;
-use crate::record::{self, Key, Record};
-use crate::xdp;
+use crate::record::{self, Key, Record, Records};
+use crate::xdp::{self, Attachment};
 
 pub struct Leftover {
     pub key: Key,
@@ -74,53 +76,98 @@ impl Renamed {
 }
 
 /// What a record of this namespace says now.
-enum Found {
+#[derive(Debug, PartialEq, Eq)]
+pub enum Found {
     Current,
     Renamed(String),
     Stale(&'static str),
 }
 
-fn classify(key: Key, rec: &Record) -> Result<Found> {
-    let now_named = if_indextoname(key.ifindex).ok().map(|n| n.to_string_lossy().into_owned());
-    let Some(now) = now_named else {
-        return Ok(Found::Stale("the interface was deleted"));
+/// What `rec` says, given the interface now at its key: its name and the
+/// programs attached there (None: no interface has that index now).
+pub fn classify(rec: &Record, now: Option<(&str, &[Attachment])>) -> Found {
+    let Some((now, attached)) = now else {
+        return Found::Stale("the interface was deleted");
     };
-    let runs_it = xdp::query(key.ifindex)?.iter().any(|a| a.prog_id == rec.prog_id);
-    Ok(match (runs_it, now == rec.ifname) {
+    let runs_it = attached.iter().any(|a| a.prog_id == rec.prog_id);
+    match (runs_it, now == rec.ifname) {
         (true, true) => Found::Current,
-        (true, false) => Found::Renamed(now),
+        (true, false) => Found::Renamed(now.to_string()),
         (false, true) => Found::Stale("the program was detached by something else"),
         (false, false) => {
             Found::Stale("the interface was deleted or renamed, and its program is gone")
         }
-    })
+    }
+}
+
+/// The interfaces of this namespace now, by index: name and attachments,
+/// from one netlink dump.
+pub fn live() -> Result<HashMap<u32, (String, Vec<Attachment>)>> {
+    Ok(netlink::dump_links()?
+        .into_iter()
+        .map(|l| (l.index, (l.name, xdp::attachments(&l.xdp))))
+        .collect())
+}
+
+/// Each record of this namespace about an interface named `name` (all
+/// names if None), classified. Reads every record of this namespace: for
+/// an interface that is gone, whose records no key leads to.
+fn classified(name: Option<&str>) -> Result<Vec<(Key, Record, Found)>> {
+    let records = Records::open()?;
+    let live = live()?;
+    let mut out = Vec::new();
+    for key in records.keys_here()? {
+        let Some(rec) = records.at(key)? else { continue };
+        if name.is_some_and(|n| n != rec.ifname) {
+            continue;
+        }
+        let now = live.get(&key.ifindex).map(|(n, a)| (n.as_str(), a.as_slice()));
+        let found = classify(&rec, now);
+        out.push((key, rec, found));
+    }
+    Ok(out)
 }
 
 /// Stale records of this network namespace about interfaces named `name`
 /// (all names if None).
 pub fn find(name: Option<&str>) -> Result<Vec<Leftover>> {
-    let mut out = Vec::new();
-    for (key, rec) in record::all_here()? {
-        if name.is_some_and(|n| n != rec.ifname) {
-            continue;
-        }
-        if let Found::Stale(why) = classify(key, &rec)? {
-            out.push(Leftover { key, rec, why });
-        }
-    }
-    Ok(out)
+    Ok(classified(name)?
+        .into_iter()
+        .filter_map(|(key, rec, found)| match found {
+            Found::Stale(why) => Some(Leftover { key, rec, why }),
+            _ => None,
+        })
+        .collect())
 }
 
 /// Records of this network namespace whose interface was renamed from
 /// `name` (any name if None) and still runs their program.
 pub fn renamed(name: Option<&str>) -> Result<Vec<Renamed>> {
+    Ok(classified(name)?
+        .into_iter()
+        .filter_map(|(key, rec, found)| match found {
+            Found::Renamed(now) => Some(Renamed { key, rec, now }),
+            _ => None,
+        })
+        .collect())
+}
+
+/// Records of deleted interfaces of this namespace that were named
+/// `name`: only the records at indexes no interface has now are read, so
+/// the cost does not grow with the interfaces that are there.
+pub fn deleted(name: &str) -> Result<Vec<Leftover>> {
+    let records = Records::open()?;
+    let keys = records.keys_here()?;
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let live = live()?;
     let mut out = Vec::new();
-    for (key, rec) in record::all_here()? {
-        if name.is_some_and(|n| n != rec.ifname) {
-            continue;
-        }
-        if let Found::Renamed(now) = classify(key, &rec)? {
-            out.push(Renamed { key, rec, now });
+    for key in keys.into_iter().filter(|k| !live.contains_key(&k.ifindex)) {
+        if let Some(rec) = records.at(key)?.filter(|r| r.ifname == name) {
+            if let Found::Stale(why) = classify(&rec, None) {
+                out.push(Leftover { key, rec, why });
+            }
         }
     }
     Ok(out)
@@ -226,8 +273,34 @@ impl Killed {
 /// Loads on interface `ifname` killed before they finished, found by the
 /// pins they staged in its default pin directory or in `rec`'s.
 pub fn killed(ifname: &str, rec: Option<&Record>) -> Result<Vec<Killed>> {
-    let mut dirs = vec![bpffs::default_pin_dir(ifname)];
-    dirs.extend(rec.map(|r| r.pin_dir.clone()).filter(|d| *d != dirs[0]));
+    killed_in(ifname, rec, None)
+}
+
+/// The names in the pin root, listed once for looking at many interfaces:
+/// a default pin directory not among them holds nothing.
+pub fn pin_root_names() -> Result<HashSet<OsString>> {
+    match std::fs::read_dir(bpffs::ROOT) {
+        Ok(entries) => entries
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<std::io::Result<_>>()
+            .with_context(|| format!("listing {}", bpffs::ROOT)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(HashSet::new()),
+        Err(e) => Err(e).with_context(|| format!("listing {}", bpffs::ROOT)),
+    }
+}
+
+/// As `killed`; with `root` (see `pin_root_names`), a default directory
+/// the root does not hold is not looked into.
+pub fn killed_in(
+    ifname: &str,
+    rec: Option<&Record>,
+    root: Option<&HashSet<OsString>>,
+) -> Result<Vec<Killed>> {
+    let default = bpffs::default_pin_dir(ifname);
+    let listed =
+        |d: &PathBuf| root.is_none_or(|names| d.file_name().is_some_and(|n| names.contains(n)));
+    let mut dirs: Vec<PathBuf> = Some(default.clone()).filter(listed).into_iter().collect();
+    dirs.extend(rec.map(|r| r.pin_dir.clone()).filter(|d| *d != default));
     let mut out = Vec::new();
     for dir in dirs {
         for (pid, names) in pins::staged_by_dead(&dir)? {
@@ -242,4 +315,34 @@ pub fn killed(ifname: &str, rec: Option<&Record>) -> Result<Vec<Killed>> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::xdp::Mode;
+
+    fn rec(ifname: &str, prog_id: u32) -> Record {
+        Record {
+            ifname: ifname.into(),
+            prog_id,
+            prog_name: "xdp_pass".into(),
+            pin_dir: "/sys/fs/bpf/eth0".into(),
+            pins: vec![],
+            netns_inode: 0,
+        }
+    }
+
+    #[test]
+    fn a_record_is_current_renamed_or_stale_by_what_its_index_runs_now() {
+        let runs = [Attachment { prog_id: 7, mode: Mode::Skb }];
+        let r = rec("eth0", 7);
+        assert_eq!(classify(&r, Some(("eth0", &runs))), Found::Current);
+        assert_eq!(classify(&r, Some(("wan0", &runs))), Found::Renamed("wan0".into()));
+        assert!(
+            matches!(classify(&r, Some(("eth0", &[]))), Found::Stale(w) if w.contains("detached"))
+        );
+        assert!(matches!(classify(&r, Some(("wan0", &[]))), Found::Stale(w) if w.contains("gone")));
+        assert_eq!(classify(&r, None), Found::Stale("the interface was deleted"));
+    }
 }

@@ -15,6 +15,7 @@ pub mod ethtool;
 pub mod features;
 pub mod frame;
 pub mod iface;
+pub mod ifstate;
 pub mod leftovers;
 pub mod libxdp;
 pub mod listing;

@@ -26,7 +26,7 @@ use crate::xdp::Attachment;
 // shared with any BPF program of ours.
 
 /// The dispatcher program's name.
-const PROG_NAME: &str = "xdp_dispatcher";
+pub const PROG_NAME: &str = "xdp_dispatcher";
 /// XDP_DISPATCHER_MAGIC ('X' + 'D' + 'P'): the config's first byte from
 /// version 2 on, followed by the version.
 const MAGIC: u8 = 236;

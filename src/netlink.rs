@@ -1,7 +1,10 @@
-//! Two rtnetlink requests: RTM_GETLINK for a single interface, possibly in
-//! another network namespace (by the netns id this namespace knows it by), and
-//! RTM_NEWLINK for a veth pair. That is all xdpctl asks of netlink, so it is
-//! spelled out here rather than pulling in a netlink stack.
+//! Three rtnetlink requests: RTM_GETLINK for a single interface, possibly in
+//! another network namespace (by the netns id this namespace knows it by),
+//! RTM_GETLINK as a dump of every interface of this namespace (with what XDP
+//! runs there: one dump answers for all, where asking libbpf per interface
+//! dumps the namespace each time), and RTM_NEWLINK for a veth pair. That is
+//! all xdpctl asks of netlink, so it is spelled out here rather than pulling
+//! in a netlink stack.
 
 use std::os::fd::AsRawFd;
 
@@ -13,10 +16,13 @@ use nix::sys::socket::{
 use crate::mac::Mac;
 
 const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
 const RTM_NEWLINK: u16 = 16;
 const RTM_GETLINK: u16 = 18;
 const NLM_F_REQUEST: u16 = 1;
 const NLM_F_ACK: u16 = 4;
+/// NLM_F_ROOT | NLM_F_MATCH.
+const NLM_F_DUMP: u16 = 0x300;
 const NLM_F_EXCL: u16 = 0x200;
 const NLM_F_CREATE: u16 = 0x400;
 const NLMSG_HDRLEN: usize = 16;
@@ -38,6 +44,18 @@ pub const IFF_UP: u32 = 1;
 pub const IFF_LOWER_UP: u32 = 1 << 16;
 const IFLA_XDP: u16 = 43;
 const IFLA_XDP_ATTACHED: u16 = 2;
+const IFLA_XDP_PROG_ID: u16 = 4;
+const IFLA_XDP_DRV_PROG_ID: u16 = 5;
+const IFLA_XDP_SKB_PROG_ID: u16 = 6;
+const IFLA_XDP_HW_PROG_ID: u16 = 7;
+/// XDP_ATTACHED_*: the one mode a single program runs in.
+const XDP_ATTACHED_DRV: u8 = 1;
+const XDP_ATTACHED_SKB: u8 = 2;
+const XDP_ATTACHED_HW: u8 = 3;
+const IFLA_EXT_MASK: u16 = 29;
+/// RTEXT_FILTER_SKIP_STATS: leave out the per-VF counters of SR-IOV devices
+/// (the device's own counters come all the same).
+const RTEXT_FILTER_SKIP_STATS: u32 = 1 << 3;
 const IFLA_NUM_TX_QUEUES: u16 = 31;
 const IFLA_NUM_RX_QUEUES: u16 = 32;
 const IFLA_LINK_NETNSID: u16 = 37;
@@ -59,6 +77,8 @@ pub struct Link {
     pub link_netnsid: Option<i32>,
     /// An XDP program is attached (IFLA_XDP_ATTACHED).
     pub xdp_attached: bool,
+    /// The programs attached, by mode (IFLA_XDP_*_PROG_ID).
+    pub xdp: XdpProgs,
     /// Receive queues the device has (IFLA_NUM_RX_QUEUES).
     pub rx_queues: Option<u32>,
     /// Transmit queues the device has (IFLA_NUM_TX_QUEUES).
@@ -73,6 +93,52 @@ pub struct Link {
     pub rx_packets: Option<u64>,
     /// Frames transmitted, from the same counters.
     pub tx_packets: Option<u64>,
+}
+
+/// The XDP programs of one interface, by mode; 0 where none runs.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct XdpProgs {
+    pub drv: u32,
+    pub skb: u32,
+    pub hw: u32,
+}
+
+/// Every interface of this network namespace, in one dump, by index
+/// (without the per-VF counters, which a dump of many SR-IOV devices would
+/// carry for nothing).
+pub fn dump_links() -> Result<Vec<Link>> {
+    let sock = socket(
+        AddressFamily::Netlink,
+        SockType::Raw,
+        SockFlag::SOCK_CLOEXEC,
+        SockProtocol::NetlinkRoute,
+    )
+    .context("opening a netlink socket")?;
+    sendto(sock.as_raw_fd(), &dump_request()?, &NetlinkAddr::new(0, 0), MsgFlags::empty())
+        .context("sending a netlink dump request")?;
+    let mut links = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let len = recv(sock.as_raw_fd(), &mut buf, MsgFlags::empty())
+            .context("reading netlink's dump")?;
+        if len == 0 {
+            bail!("netlink closed the dump before its end");
+        }
+        let mut rest = buf.get(..len).unwrap_or_default();
+        while let Some(msg_len) = u32_at(rest, 0).map(|l| l as usize) {
+            if msg_len < NLMSG_HDRLEN || msg_len > rest.len() {
+                bail!("netlink dump: malformed message ({msg_len} bytes)");
+            }
+            let msg = &rest[..msg_len];
+            if u16_at(msg, 4) == Some(NLMSG_DONE) {
+                links.sort_by_key(|l: &Link| l.index);
+                return Ok(links);
+            }
+            links.extend(parse_reply(msg).context("netlink dump")?);
+            // Messages are aligned to 4 bytes.
+            rest = rest.get((msg_len + 3) & !3..).unwrap_or_default();
+        }
+    }
 }
 
 /// The interface `index` of this namespace, or of the namespace this one
@@ -132,6 +198,13 @@ fn getlink_request(index: u32, netnsid: Option<i32>) -> Result<Vec<u8>> {
     if let Some(id) = netnsid {
         msg.extend(attr(IFLA_TARGET_NETNSID, &id.to_ne_bytes()));
     }
+    finish(msg)
+}
+
+fn dump_request() -> Result<Vec<u8>> {
+    let mut msg = header(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP);
+    ifinfomsg(&mut msg, 0);
+    msg.extend(attr(IFLA_EXT_MASK, &RTEXT_FILTER_SKIP_STATS.to_ne_bytes()));
     finish(msg)
 }
 
@@ -262,11 +335,7 @@ fn parse_reply(buf: &[u8]) -> Result<Option<Link>> {
                                 String::from_utf8_lossy(v).into_owned()
                             });
                     }
-                    IFLA_XDP => {
-                        link.xdp_attached = attrs(data)
-                            .into_iter()
-                            .any(|(k, v)| k == IFLA_XDP_ATTACHED && v.first() != Some(&0));
-                    }
+                    IFLA_XDP => (link.xdp_attached, link.xdp) = xdp_progs(data),
                     _ => {}
                 }
             }
@@ -274,6 +343,34 @@ fn parse_reply(buf: &[u8]) -> Result<Option<Link>> {
         }
         other => bail!("unexpected netlink message type {other}"),
     }
+}
+
+/// IFLA_XDP's nest: whether a program is attached, and which by mode. The
+/// kernel names each mode's program; older kernels only the one program
+/// (IFLA_XDP_PROG_ID) with its mode in IFLA_XDP_ATTACHED.
+fn xdp_progs(nest: &[u8]) -> (bool, XdpProgs) {
+    let mut attached = 0u8;
+    let mut single = 0u32;
+    let mut progs = XdpProgs::default();
+    for (kind, v) in attrs(nest) {
+        match kind {
+            IFLA_XDP_ATTACHED => attached = v.first().copied().unwrap_or(0),
+            IFLA_XDP_PROG_ID => single = u32_at(v, 0).unwrap_or(0),
+            IFLA_XDP_DRV_PROG_ID => progs.drv = u32_at(v, 0).unwrap_or(0),
+            IFLA_XDP_SKB_PROG_ID => progs.skb = u32_at(v, 0).unwrap_or(0),
+            IFLA_XDP_HW_PROG_ID => progs.hw = u32_at(v, 0).unwrap_or(0),
+            _ => {}
+        }
+    }
+    if progs == XdpProgs::default() {
+        match attached {
+            XDP_ATTACHED_DRV => progs.drv = single,
+            XDP_ATTACHED_SKB => progs.skb = single,
+            XDP_ATTACHED_HW => progs.hw = single,
+            _ => {}
+        }
+    }
+    (attached != 0, progs)
 }
 
 #[cfg(test)]
@@ -305,7 +402,10 @@ mod tests {
         body.extend(attr(IFLA_LINK, &12u32.to_ne_bytes()));
         body.extend(attr(IFLA_LINK_NETNSID, &3i32.to_ne_bytes()));
         body.extend(attr(IFLA_LINKINFO | 0x8000, &attr(IFLA_INFO_KIND, b"veth\0")));
-        body.extend(attr(IFLA_XDP | 0x8000, &attr(IFLA_XDP_ATTACHED, &[1])));
+        let mut xdp = attr(IFLA_XDP_ATTACHED, &[XDP_ATTACHED_DRV]);
+        xdp.extend(attr(IFLA_XDP_DRV_PROG_ID, &42u32.to_ne_bytes()));
+        xdp.extend(attr(IFLA_XDP_PROG_ID, &42u32.to_ne_bytes()));
+        body.extend(attr(IFLA_XDP | 0x8000, &xdp));
         body.extend(attr(IFLA_NUM_RX_QUEUES, &4u32.to_ne_bytes()));
         body.extend(attr(IFLA_NUM_TX_QUEUES, &3u32.to_ne_bytes()));
         body.extend(attr(IFLA_MIN_MTU, &68u32.to_ne_bytes()));
@@ -321,6 +421,7 @@ mod tests {
                 link: Some(12),
                 link_netnsid: Some(3),
                 xdp_attached: true,
+                xdp: XdpProgs { drv: 42, skb: 0, hw: 0 },
                 rx_queues: Some(4),
                 tx_queues: Some(3),
                 flags: IFF_UP | IFF_LOWER_UP,
@@ -365,6 +466,34 @@ mod tests {
         assert_eq!(u16_at(&req, 4), Some(RTM_GETLINK));
         assert_eq!(u32_at(&req, 20), Some(5));
         assert_eq!(attrs(&req[32..]), vec![(IFLA_TARGET_NETNSID, &2i32.to_ne_bytes()[..])]);
+    }
+
+    #[test]
+    fn reads_each_mode_of_a_multi_attachment_and_the_single_one_of_old_kernels() {
+        let mut multi = attr(IFLA_XDP_ATTACHED, &[4]);
+        multi.extend(attr(IFLA_XDP_SKB_PROG_ID, &7u32.to_ne_bytes()));
+        multi.extend(attr(IFLA_XDP_HW_PROG_ID, &8u32.to_ne_bytes()));
+        assert_eq!(xdp_progs(&multi), (true, XdpProgs { drv: 0, skb: 7, hw: 8 }));
+        let mut single = attr(IFLA_XDP_ATTACHED, &[XDP_ATTACHED_SKB]);
+        single.extend(attr(IFLA_XDP_PROG_ID, &9u32.to_ne_bytes()));
+        assert_eq!(xdp_progs(&single), (true, XdpProgs { drv: 0, skb: 9, hw: 0 }));
+        assert_eq!(xdp_progs(&attr(IFLA_XDP_ATTACHED, &[0])), (false, XdpProgs::default()));
+    }
+
+    #[test]
+    fn a_dump_asks_for_every_link_without_vf_counters() {
+        let req = dump_request().unwrap();
+        assert_eq!(u16_at(&req, 4), Some(RTM_GETLINK));
+        assert_eq!(u16_at(&req, 6), Some(NLM_F_REQUEST | NLM_F_DUMP));
+        assert_eq!(u32_at(&req, 20), Some(0));
+        let mask = RTEXT_FILTER_SKIP_STATS.to_ne_bytes();
+        assert_eq!(attrs(&req[32..]), vec![(IFLA_EXT_MASK, &mask[..])]);
+    }
+
+    #[test]
+    fn the_dump_lists_loopback() {
+        let links = dump_links().unwrap();
+        assert!(links.iter().any(|l| l.index == 1 && l.name == "lo"), "{links:?}");
     }
 
     #[test]

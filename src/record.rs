@@ -1,13 +1,15 @@
 //! What xdpctl attached and pinned per interface, kept under /run/xdpctl (which
 //! lives exactly as long as attachments do: until reboot). `status` and `unload`
 //! read it to find the pin directory, which --pin-dir may have moved; `load`
-//! reads the others so it never replaces another interface's pins.
+//! reads the others, when a pin it would make is there already, so it never
+//! replaces another interface's pins.
 //!
 //! A record is found by its key, the interface's network namespace (by
 //! cookie, which the kernel never reuses) and ifindex. The directory is
 //! root's alone (0700, records 0600), and a record that is not a regular file
 //! of root's, writable by no one else, is ignored: root acts on what it says.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -16,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::iface::Iface;
 use crate::netns;
 use crate::private::{tmp_name, PrivateDir};
-use crate::xdp::{self, Attachment};
+use crate::xdp::Attachment;
 
 const DIR: &str = "/run/xdpctl";
 
@@ -79,25 +81,96 @@ fn parse(dir: &PrivateDir, file: &str) -> Result<Option<Record>> {
     Ok(dir.read(file)?.and_then(|text| serde_json::from_slice(&text).ok()))
 }
 
-/// The record at `key`, whatever interface name it gives.
-pub fn read_key(key: Key) -> Result<Option<Record>> {
-    match open()? {
-        Some(dir) => parse(&dir, &key.file()),
-        None => Ok(None),
-    }
+/// The records of this network namespace, opened once: each found by its
+/// key, never by reading the others.
+pub struct Records {
+    dir: Option<PrivateDir>,
+    netns: u64,
+    /// This namespace's nsfs inode, which an older xdpctl keyed by.
+    inode: u64,
+    /// The directory's file names, when listed: then a record not among
+    /// them is not looked for.
+    listed: Option<HashSet<String>>,
 }
 
-/// The record of `dev`, given what is `attached` there (see `is_about`).
-pub fn read(dev: &Iface, attached: &[Attachment]) -> Result<Option<Record>> {
-    let Some(dir) = open()? else { return Ok(None) };
-    if let Some(rec) = parse(&dir, &Key::of(dev)?.file())? {
-        return Ok(Some(rec).filter(|r| r.is_about(dev, attached)));
+impl Records {
+    pub fn open() -> Result<Records> {
+        Ok(Records { dir: open()?, netns: netns::cookie()?, inode: netns::inode()?, listed: None })
     }
-    // An older xdpctl keyed records by namespace inode, which the kernel
-    // reuses: one counts only while its program still runs here. The next
-    // write or removal for `dev` retires the old file.
-    let old = parse(&dir, &legacy_file(dev)?)?;
-    Ok(old.filter(|r| attached.iter().any(|a| a.prog_id == r.prog_id)))
+
+    /// As `open`, listing the directory once: for reading the records of
+    /// many interfaces, most of which may have none.
+    pub fn open_listed() -> Result<Records> {
+        let mut records = Records::open()?;
+        let names = match &records.dir {
+            Some(dir) => dir.names()?,
+            None => Vec::new(),
+        };
+        records.listed = Some(names.into_iter().collect());
+        Ok(records)
+    }
+
+    /// Whether file `name` may be there.
+    fn may_have(&self, name: &str) -> bool {
+        self.listed.as_ref().is_none_or(|names| names.contains(name))
+    }
+
+    fn parse(&self, dir: &PrivateDir, name: &str) -> Result<Option<Record>> {
+        if !self.may_have(name) {
+            return Ok(None);
+        }
+        parse(dir, name)
+    }
+
+    /// `dev`'s key, in this namespace.
+    pub fn key(&self, dev: &Iface) -> Key {
+        Key { netns: self.netns, ifindex: dev.index }
+    }
+
+    /// The record at `key`, whatever interface name it gives.
+    pub fn at(&self, key: Key) -> Result<Option<Record>> {
+        match &self.dir {
+            Some(dir) => self.parse(dir, &key.file()),
+            None => Ok(None),
+        }
+    }
+
+    /// The record of `dev`, given what is `attached` there (see `is_about`),
+    /// and the one at its key whatever it says.
+    pub fn of(
+        &self,
+        dev: &Iface,
+        attached: &[Attachment],
+    ) -> Result<(Option<Record>, Option<Record>)> {
+        let Some(dir) = &self.dir else { return Ok((None, None)) };
+        if let Some(rec) = self.parse(dir, &self.key(dev).file())? {
+            let about = Some(rec.clone()).filter(|r| r.is_about(dev, attached));
+            return Ok((about, Some(rec)));
+        }
+        // An older xdpctl keyed records by namespace inode, which the kernel
+        // reuses: one counts only while its program still runs here. The next
+        // write or removal for `dev` retires the old file.
+        let old = self.parse(dir, &format!("{}-{}.json", self.inode, dev.index))?;
+        Ok((old.filter(|r| attached.iter().any(|a| a.prog_id == r.prog_id)), None))
+    }
+
+    /// The keys of this namespace's records, in order; no record is read.
+    /// Files of other forms (an older xdpctl's, which `of` finds, or
+    /// half-written ones) are left out.
+    pub fn keys_here(&self) -> Result<Vec<Key>> {
+        let Some(dir) = &self.dir else { return Ok(Vec::new()) };
+        let names = match &self.listed {
+            Some(names) => names.iter().cloned().collect(),
+            None => dir.names()?,
+        };
+        let mut keys: Vec<Key> = names
+            .iter()
+            .filter_map(|name| Key::parse(name))
+            .filter(|k| k.netns == self.netns)
+            .collect();
+        keys.sort();
+        Ok(keys)
+    }
 }
 
 /// The name an older xdpctl gave `dev`'s record.
@@ -105,13 +178,8 @@ fn legacy_file(dev: &Iface) -> Result<String> {
     Ok(format!("{}-{}.json", netns::inode()?, dev.index))
 }
 
-/// The record of `dev`, asking the kernel what is attached there.
-pub fn read_now(dev: &Iface) -> Result<Option<Record>> {
-    read(dev, &xdp::query(dev.index)?)
-}
-
-/// Every record, by key. Files of other forms (an older xdpctl's, which
-/// `read` finds, or half-written ones) are left out.
+/// Every record, by key; only for clearing what a record left, which must
+/// not take pins another record claims.
 pub fn all() -> Result<Vec<(Key, Record)>> {
     let Some(dir) = open()? else { return Ok(Vec::new()) };
     let mut out = Vec::new();
@@ -136,18 +204,6 @@ pub fn elsewhere() -> Result<Vec<(Key, Record)>> {
         }
     }
     Ok(out)
-}
-
-/// Records of every interface but `dev`, in any network namespace.
-pub fn others(dev: &Iface) -> Result<Vec<(Key, Record)>> {
-    let mine = Key::of(dev)?;
-    Ok(all()?.into_iter().filter(|(key, _)| *key != mine).collect())
-}
-
-/// Records of this network namespace.
-pub fn all_here() -> Result<Vec<(Key, Record)>> {
-    let here = netns::cookie()?;
-    Ok(all()?.into_iter().filter(|(key, _)| key.netns == here).collect())
 }
 
 pub fn write(dev: &Iface, rec: &Record) -> Result<()> {

@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::io;
-use std::mem::{offset_of, size_of};
+use std::mem::size_of;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use anyhow::{Context, Result};
@@ -21,6 +21,7 @@ use serde::Serialize;
 use crate::iface::Iface;
 use crate::listing;
 use crate::logging;
+use crate::netlink::{self, XdpProgs};
 use crate::skel::XdpMd;
 
 /// Where a program runs: in the driver, in the generic (skb) path, or offloaded.
@@ -80,26 +81,31 @@ pub struct Attachment {
     pub mode: Mode,
 }
 
-/// Every XDP program attached to `ifindex` (at most one per mode).
+/// Every XDP program attached to `ifindex` (at most one per mode). One
+/// RTM_GETLINK for that index: libbpf's bpf_xdp_query dumps every interface
+/// of the namespace to find one. A vanished interface runs nothing.
 pub fn query(ifindex: u32) -> Result<Vec<Attachment>> {
-    let mut opts = bpf_xdp_query_opts {
-        // Stop before feature_flags: asking for them costs libbpf three more
-        // netlink round trips (generic netlink), and we never use them.
-        sz: offset_of!(bpf_xdp_query_opts, feature_flags) as _,
-        ..Default::default()
-    };
-    // SAFETY: `opts` is a live, correctly sized bpf_xdp_query_opts for the call.
-    let ret = unsafe { libbpf_sys::bpf_xdp_query(ifindex as i32, 0, &mut opts) };
-    check(ret).with_context(|| format!("querying XDP programs on ifindex {ifindex}"))?;
-    Ok([
-        (opts.drv_prog_id, Mode::Native),
-        (opts.skb_prog_id, Mode::Skb),
-        (opts.hw_prog_id, Mode::Hw),
-    ]
-    .into_iter()
-    .filter(|(id, _)| *id != 0)
-    .map(|(prog_id, mode)| Attachment { prog_id, mode })
-    .collect())
+    match netlink::get_link(ifindex, None) {
+        Ok(link) => Ok(attachments(&link.xdp)),
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<io::Error>().and_then(io::Error::raw_os_error)
+                    == Some(libc::ENODEV)
+            }) =>
+        {
+            Ok(Vec::new())
+        }
+        Err(e) => Err(e).with_context(|| format!("querying XDP programs on ifindex {ifindex}")),
+    }
+}
+
+/// The programs netlink reported for one interface, as attachments.
+pub fn attachments(progs: &XdpProgs) -> Vec<Attachment> {
+    [(progs.drv, Mode::Native), (progs.skb, Mode::Skb), (progs.hw, Mode::Hw)]
+        .into_iter()
+        .filter(|(id, _)| *id != 0)
+        .map(|(prog_id, mode)| Attachment { prog_id, mode })
+        .collect()
 }
 
 /// The XDP features `ifindex` announces (enum netdev_xdp_act bits); None on

@@ -15,12 +15,12 @@ use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use serde::Serialize;
 
-use crate::cmd::prog_name;
 use crate::echo::icmp6_echo_reply;
 use crate::error::Exit;
 use crate::escape;
 use crate::ethtool;
 use crate::iface::{self, Iface};
+use crate::ifstate::prog_name;
 use crate::logging;
 use crate::maps;
 use crate::netlink;

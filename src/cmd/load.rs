@@ -11,10 +11,11 @@ use serde::Serialize;
 
 use crate::bpffs;
 use crate::catalog;
-use crate::cmd::{is_ours, prog_name, refuse_if_link_held, unload};
+use crate::cmd::unload;
 use crate::error::Exit;
 use crate::escape;
 use crate::iface::{self, Iface};
+use crate::ifstate::{self, prog_name, IfState};
 use crate::leftovers;
 use crate::libxdp;
 use crate::lock::Lock;
@@ -23,7 +24,7 @@ use crate::object::{self, Opened, Source};
 use crate::offload;
 use crate::output::Output;
 use crate::pins;
-use crate::record::{self, Record};
+use crate::record::{self, Key, Record};
 use crate::stop;
 use crate::swap::Swap;
 use crate::xdp::{self, Attachment, Mode, ModeRequest};
@@ -127,29 +128,21 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
         }
     };
     bpffs::ensure_mounted()?;
-    let pin_dir = match &args.pin_dir {
-        Some(dir) => {
-            bpffs::check_pin_dir(dir)?;
-            dir.clone()
-        }
-        None => bpffs::default_pin_dir(&dev.name),
-    };
+    let pin_dir = ifstate::load_pin_dir(&dev, args.pin_dir.as_deref())?;
     let _lock = Lock::interface(&dev)?;
     let _pin_lock = Lock::pin_dir(&pin_dir)?;
     for note in leftovers::prune_dead_namespaces()? {
         out.warn(&note);
     }
-    let current = xdp::query(dev.index)?;
-    let previous = record::read(&dev, &current)?;
-    let killed = leftovers::killed(&dev.name, previous.as_ref())?;
-    let dispatchers =
-        libxdp::refuse(&dev, &current, previous.as_ref(), args.force_dispatcher, "replaces")?;
-    for att in &current {
-        refuse_if_link_held(&dev, *att)?;
+    let state = IfState::read(&dev)?;
+    let (current, previous) = (&state.attached, state.rec.as_ref());
+    let dispatchers = libxdp::refuse(&dev, current, previous, args.force_dispatcher, "replaces")?;
+    for att in current {
+        state.refuse_if_link_held(*att)?;
     }
     if let (false, Some(att)) = (args.force || args.force_dispatcher, current.first()) {
         // The unload hint must work: another tool's program needs --force.
-        let (whose, force) = if is_ours(*att, previous.as_ref(), &killed)? {
+        let (whose, force) = if state.is_ours(*att)? {
             ("loaded by xdpctl", "")
         } else {
             ("not loaded by xdpctl; another tool's", " --force")
@@ -177,8 +170,8 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     }
     // Programs whose maps may be pinned here: the one this load replaces.
     let mut owners: Vec<u32> = current.iter().map(|a| a.prog_id).collect();
-    owners.extend(previous.as_ref().map(|p| p.prog_id));
-    check_pins_are_ours(&dev, &pin_dir, opened.object_mut(), &owners, args.reuse_maps)?;
+    owners.extend(previous.map(|p| p.prog_id));
+    check_pins_are_ours(&dev, &pin_dir, opened.object_mut(), previous, &owners, args.reuse_maps)?;
     let reused = pins::reuse(opened.object_mut(), &pin_dir, args.reuse_maps)?;
     offload::bind(opened.object_mut(), &dev, args.mode());
     let mut loaded =
@@ -201,7 +194,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     // so that even a SIGKILL leaves a program `status` can tell is xdpctl's.
     stop::defer_signals()?;
     let staged = pins::stage(loaded.object_mut(), &pin_dir, &reused, &used_maps)?;
-    let swap = Swap::attach(&dev, prog_fd, prog_id, args.mode(), &current)
+    let swap = Swap::attach(&dev, prog_fd, prog_id, args.mode(), current)
         .with_context(|| Exit::attach(format!("loading {prog_name} on {}", dev.name)))?;
     let mode = match swap.mode() {
         // A fixed mode is where the kernel put it; only `auto` needs asking.
@@ -218,12 +211,12 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     // A map pinned by name that was there already is its pinner's, unless
     // an earlier load here made it: only pins made here go in the record.
     let made_here =
-        |n: &String| previous.as_ref().is_some_and(|p| p.pin_dir == pin_dir && p.pins.contains(n));
+        |n: &String| previous.is_some_and(|p| p.pin_dir == pin_dir && p.pins.contains(n));
     let shared: Vec<String> =
         reused.by_name.iter().filter(|n| staged.names().contains(n)).cloned().collect();
     let ours: Vec<String> =
         staged.names().iter().filter(|n| !shared.contains(n) || made_here(n)).cloned().collect();
-    let (maps, stale) = carry_over(previous.as_ref(), &ours, &pin_dir, args.reuse_maps);
+    let (maps, stale) = carry_over(previous, &ours, &pin_dir, args.reuse_maps);
     let rec = Record {
         ifname: dev.name.clone(),
         prog_id,
@@ -235,7 +228,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     record::write(&dev, &rec)?;
     if let Err(e) = staged.commit() {
         // The swap guard puts the old program back; its record goes back too.
-        let restored = match &previous {
+        let restored = match previous {
             Some(prev) => record::write(&dev, prev),
             None => record::remove(&dev),
         };
@@ -250,12 +243,12 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     libxdp::report_left(&dispatchers, &dev, out);
     // The replaced programs may still use those maps for a moment; nobody else may.
     let mut owners: Vec<u32> = replaced.iter().map(|a| a.prog_id).collect();
-    owners.extend(previous.as_ref().map(|p| p.prog_id));
+    owners.extend(previous.map(|p| p.prog_id));
     if let Some(Err(e)) = stale.map(|(dir, names)| pins::remove(&dir, &names, &owners)) {
         out.warn(&format!("warning: stale pins of the replaced program stay: {e:#}"));
     }
     // A killed load's program, if it had one here, was replaced just now.
-    for k in &killed {
+    for k in &state.killed {
         if let Err(e) = pins::remove(&k.dir, &k.pins, &owners) {
             out.warn(&format!("warning: pins staged by a killed load stay: {e:#}"));
         }
@@ -336,6 +329,8 @@ fn carry_over(
 
 /// Refuse a pin directory where another interface's live program has pins of
 /// the same names: replacing them would cut that program off from its readers.
+/// Only a pin there that this interface's record (`previous`) does not claim
+/// can be another's, so the other records are read only then.
 ///
 /// Nor a pin whose map a live program xdpctl did not load here (not one of
 /// `owners`) uses: its pin would be replaced, unless `reuse_maps` shares it.
@@ -343,6 +338,7 @@ fn check_pins_are_ours(
     dev: &Iface,
     dir: &Path,
     obj: &OpenObject,
+    previous: Option<&Record>,
     owners: &[u32],
     reuse_maps: bool,
 ) -> Result<()> {
@@ -354,7 +350,11 @@ fn check_pins_are_ours(
         .map(|m| pins::pin_name(&m.name().to_string_lossy()))
         .filter(|n| !by_name.contains(n))
         .collect();
-    for (_, rec) in record::others(dev)? {
+    let claimed = |n: &String| previous.is_some_and(|p| p.pin_dir == dir && p.pins.contains(n));
+    let unclaimed = names.iter().any(|n| !claimed(n) && dir.join(n).exists());
+    let others = if unclaimed { record::all()? } else { Vec::new() };
+    let mine = if unclaimed { Some(Key::of(dev)?) } else { None };
+    for (_, rec) in others.into_iter().filter(|(key, _)| Some(*key) != mine) {
         let clash: Vec<&str> =
             rec.pins.iter().filter(|p| names.contains(p)).map(String::as_str).collect();
         if rec.pin_dir != dir || clash.is_empty() {

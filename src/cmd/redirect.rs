@@ -11,11 +11,11 @@ use serde::Serialize;
 use crate::bpffs;
 use crate::escape;
 use crate::iface::{self, Iface};
+use crate::ifstate::IfState;
 use crate::mac::Mac;
 use crate::maps;
 use crate::netlink;
 use crate::output::Output;
-use crate::record;
 use crate::skel::RedirectTarget;
 
 #[derive(clap::Args, Debug)]
@@ -67,15 +67,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     let dev = iface::resolve_as("--dev", &args.dev)?;
     let target = iface::resolve_as("--redirect-dev", &args.redirect_dev)?;
     bpffs::ensure_mounted()?;
-    let dir = match &args.pin_dir {
-        Some(dir) => {
-            bpffs::check_pin_dir(dir)?;
-            dir.clone()
-        }
-        None => {
-            record::read_now(&dev)?.map_or_else(|| bpffs::default_pin_dir(&dev.name), |r| r.pin_dir)
-        }
-    };
+    let dir = IfState::read(&dev)?.pin_dir(args.pin_dir.as_deref())?;
     let program = if dir.join("tx_port").exists() {
         Program::XdpRedirectMap
     } else if dir.join("redirect_target").exists() {

@@ -22,10 +22,10 @@ use serde::Serialize;
 
 use crate::capture::{CaptureWriter, Format, Totals};
 use crate::clock::WallClock;
-use crate::cmd::prog_name;
 use crate::error::Exit;
 use crate::escape;
 use crate::iface::{self, Iface};
+use crate::ifstate::prog_name;
 use crate::logging;
 use crate::maps;
 use crate::outfile::NewFile;

@@ -9,22 +9,25 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 
 use crate::bpffs;
-use crate::cmd::{full_name, prog_name};
+use crate::cmd::stats_all;
 use crate::escape;
 use crate::iface;
+use crate::ifstate::IfState;
 use crate::output::Output;
-use crate::record;
 use crate::sampler::{self, Rate, Tick};
 use crate::skel::DataRec;
 use crate::statsmap::{action_name, StatsMap, MAP_NAME};
 use crate::stop::Stop;
-use crate::xdp;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Interface whose pinned stats to read
-    #[arg(short, long, value_name = "IF")]
-    pub dev: String,
+    #[arg(short, long, value_name = "IF", required_unless_present = "all")]
+    pub dev: Option<String>,
+    /// Every interface running a program xdpctl loaded: one table (NDJSON
+    /// with --json: one object per interface per sample)
+    #[arg(long, conflicts_with_all = ["dev", "pin_dir"])]
+    pub all: bool,
     #[command(flatten)]
     pub sampling: sampler::Args,
     /// Read the map pinned here instead of where `load` pinned it
@@ -33,9 +36,9 @@ pub struct Args {
 }
 
 /// One reading of every action slot.
-struct Reading {
-    at: Instant,
-    recs: Vec<DataRec>,
+pub(crate) struct Reading {
+    pub at: Instant,
+    pub recs: Vec<DataRec>,
 }
 
 /// A sample's own fields, in the sampler's envelope.
@@ -48,27 +51,21 @@ struct Fields<'a> {
 }
 
 pub fn run(args: &Args, out: Output) -> Result<()> {
-    let dev = iface::resolve(&args.dev)?;
-    bpffs::ensure_mounted()?;
-    let attached = xdp::query(dev.index)?;
-    let rec = record::read(&dev, &attached)?;
-    let dir = match &args.pin_dir {
-        Some(d) => {
-            bpffs::check_pin_dir(d)?;
-            d.clone()
-        }
-        None => {
-            rec.as_ref().map_or_else(|| bpffs::default_pin_dir(&dev.name), |r| r.pin_dir.clone())
-        }
+    let Some(dev) = args.dev.as_deref().filter(|_| !args.all) else {
+        return stats_all::run(&args.sampling, out);
     };
+    let dev = iface::resolve(dev)?;
+    bpffs::ensure_mounted()?;
+    let state = IfState::read(&dev)?;
+    let dir = state.pin_dir(args.pin_dir.as_deref())?;
     let path = dir.join(MAP_NAME);
-    if let (false, Some(att)) = (path.exists(), attached.first()) {
+    if let (false, Some(att)) = (path.exists(), state.attached.first()) {
         bail!(
             "{} runs {} (id {}, {} mode), which keeps no stats: it has no {MAP_NAME} pinned \
              in {}; load a program that counts per action (the shipped ones do), or give \
              --pin-dir where its maps are pinned",
             dev.name,
-            full_name(att.prog_id, prog_name(att.prog_id), rec.as_ref()),
+            state.name_of(att.prog_id),
             att.prog_id,
             att.mode,
             dir.display()
@@ -133,7 +130,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
 }
 
 /// Each action's totals and its rates over the period between two samples.
-fn rates(prev: &Reading, cur: &Reading) -> (f64, Vec<(String, Rate)>) {
+pub(crate) fn rates(prev: &Reading, cur: &Reading) -> (f64, Vec<(String, Rate)>) {
     let period = cur.at.duration_since(prev.at).as_secs_f64();
     let rows = cur
         .recs

@@ -7,14 +7,13 @@ use libbpf_rs::ProgramHandle;
 use serde::Serialize;
 
 use crate::caps::{self, Cap};
-use crate::cmd::full_name;
 use crate::escape;
 use crate::iface;
+use crate::ifstate::{IfState, Namespace};
 use crate::leftovers;
 use crate::libxdp::{self, Dispatcher};
 use crate::output::Output;
-use crate::record::{self, Record};
-use crate::xdp::{self, Mode};
+use crate::xdp::Mode;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -42,49 +41,49 @@ struct Row {
 pub fn run(args: &Args, out: Output) -> Result<()> {
     // Program names and xdpctl's records need root; netlink answers anyone.
     let privileged = caps::has(Cap::SysAdmin)?;
-    if privileged {
-        report_leftovers(args.dev.as_deref(), out)?;
-    } else {
+    if !privileged {
         out.warn(
             "note: not root (no CAP_SYS_ADMIN): showing what netlink tells anyone; program \
              names, tags, pin directories and leftovers need root",
         );
     }
-    let devs = match &args.dev {
-        Some(name) => match iface::resolve(name) {
-            Ok(dev) => vec![dev],
-            // Said above: the name is only what an old interface left.
-            Err(_) if privileged && !leftovers::find(Some(name))?.is_empty() => return Ok(()),
-            Err(e) => return Err(e),
-        },
-        None => iface::all()?,
-    };
-    let mut rows = Vec::new();
-    for dev in &devs {
-        let attached = xdp::query(dev.index)?;
-        let rec = if privileged { record::read(dev, &attached)? } else { None };
-        if privileged {
-            for k in leftovers::killed(&dev.name, rec.as_ref())? {
-                let mut held = None;
-                for a in &attached {
-                    if k.holds(a.prog_id)? {
-                        held = Some(a);
-                    }
-                }
-                eprintln!(
-                    "xdpctl: leftovers: {}; `xdpctl unload --dev {}` removes them",
-                    k.describe(&dev.name, held),
-                    escape::text(&dev.name)
-                );
-            }
+    let dev = args.dev.as_deref();
+    if let Some(name) = dev {
+        iface::check_name("--dev", name)?;
+    }
+    let ns = Namespace::read(privileged)?;
+    if privileged {
+        report_leftovers(&ns, dev, out)?;
+    }
+    let states: Vec<&IfState> =
+        ns.ifaces.iter().filter(|s| dev.is_none_or(|d| d == s.dev.name)).collect();
+    if let (Some(name), true) = (dev, states.is_empty()) {
+        // Said above: the name is only what an old interface left.
+        if privileged && ns.stale.iter().any(|l| l.rec.ifname == name) {
+            return Ok(());
         }
-        for att in attached {
-            let (name, tag) =
-                if privileged { describe(att.prog_id, rec.as_ref())? } else { (None, None) };
+        // The one message for a name no interface has.
+        iface::resolve(name)?;
+    }
+    let mut rows = Vec::new();
+    for state in states {
+        let dev = &state.dev;
+        for k in &state.killed {
+            eprintln!(
+                "xdpctl: leftovers: {}; `xdpctl unload --dev {}` removes them",
+                k.describe(&dev.name, state.held_by(k)?),
+                escape::text(&dev.name)
+            );
+        }
+        for att in &state.attached {
+            let (name, tag) = if privileged { describe(att.prog_id, state)? } else { (None, None) };
             let pin_dir =
-                rec.as_ref().filter(|r| r.prog_id == att.prog_id).map(|r| r.pin_dir.clone());
-            let libxdp =
-                if privileged { libxdp::dispatcher(dev.index, att.prog_id)? } else { None };
+                state.rec.as_ref().filter(|_| state.recorded(*att)).map(|r| r.pin_dir.clone());
+            // Only a program of the dispatcher's name is worth a closer look.
+            let libxdp = match name.as_deref() {
+                Some(libxdp::PROG_NAME) => libxdp::dispatcher(dev.index, att.prog_id)?,
+                _ => None,
+            };
             rows.push(Row {
                 ifname: dev.name.clone(),
                 ifindex: dev.index,
@@ -130,19 +129,19 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
 }
 
 /// Leftovers, renames and dead namespaces' records, on stderr with the fix.
-fn report_leftovers(dev: Option<&str>, out: Output) -> Result<()> {
+fn report_leftovers(ns: &Namespace, dev: Option<&str>, out: Output) -> Result<()> {
     for note in leftovers::prune_dead_namespaces()? {
         out.warn(&note);
     }
     // Leftovers first: they outlive the interface they were about.
-    for l in leftovers::find(dev)? {
+    for l in ns.stale.iter().filter(|l| dev.is_none_or(|d| d == l.rec.ifname)) {
         eprintln!(
             "xdpctl: leftovers: {}; `xdpctl unload --dev {}` removes them",
             l.describe(),
             escape::text(&l.rec.ifname)
         );
     }
-    for r in leftovers::renamed(None)? {
+    for r in &ns.renamed {
         if dev.is_none_or(|d| d == r.rec.ifname || d == r.now) {
             out.warn(&format!("note: {}", r.describe()));
         }
@@ -152,11 +151,11 @@ fn report_leftovers(dev: Option<&str>, out: Output) -> Result<()> {
 
 /// The program's name and tag. One that vanished since the query shows
 /// as "?"; being refused is an error, never "nothing there".
-fn describe(id: u32, rec: Option<&Record>) -> Result<(Option<String>, Option<String>)> {
+fn describe(id: u32, state: &IfState) -> Result<(Option<String>, Option<String>)> {
     match ProgramHandle::from_prog_id(id) {
         Ok(h) => {
             let name = h.name().to_string_lossy().into_owned();
-            Ok((Some(full_name(id, name, rec)), Some(hex(&h.tag()))))
+            Ok((Some(state.full_name(id, name)), Some(hex(&h.tag()))))
         }
         Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => {
             Ok((Some("?".to_string()), Some("?".to_string())))

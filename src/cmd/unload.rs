@@ -5,9 +5,9 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 
 use crate::bpffs;
-use crate::cmd::{full_name, is_ours, prog_name, refuse_if_link_held};
 use crate::escape;
 use crate::iface;
+use crate::ifstate::{prog_name, IfState};
 use crate::leftovers::{self, Leftover};
 use crate::libxdp;
 use crate::lock::Lock;
@@ -15,7 +15,7 @@ use crate::output::Output;
 use crate::pins;
 use crate::record;
 use crate::stop;
-use crate::xdp::{self, Attachment, Mode};
+use crate::xdp::{self, Mode};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -71,25 +71,23 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     for note in leftovers::prune_dead_namespaces()? {
         out.warn(&note);
     }
-    let attached = xdp::query(dev.index)?;
-    let targets: Vec<Attachment> =
-        attached.iter().copied().filter(|a| args.id.is_none_or(|id| id == a.prog_id)).collect();
-    if let (Some(id), true, false) = (args.id, targets.is_empty(), attached.is_empty()) {
-        let have: Vec<String> = attached
+    let state = IfState::read(&dev)?;
+    let targets = state.targets(args.id);
+    if let (Some(id), true, false) = (args.id, targets.is_empty(), state.attached.is_empty()) {
+        let have: Vec<String> = state
+            .attached
             .iter()
             .map(|a| format!("{} (id {}, {} mode)", prog_name(a.prog_id), a.prog_id, a.mode))
             .collect();
         bail!("--id {id}: no such program on {}; attached there: {}", dev.name, have.join(", "));
     }
 
-    let rec = record::read(&dev, &attached)?;
-    let _pin_lock = rec.as_ref().map(|r| Lock::pin_dir(&r.pin_dir)).transpose()?;
-    let killed = leftovers::killed(&dev.name, rec.as_ref())?;
+    let _pin_lock = state.rec.as_ref().map(|r| Lock::pin_dir(&r.pin_dir)).transpose()?;
     let dispatchers =
-        libxdp::refuse(&dev, &targets, rec.as_ref(), args.force_dispatcher, "detaches")?;
+        libxdp::refuse(&dev, &targets, state.rec.as_ref(), args.force_dispatcher, "detaches")?;
     for att in &targets {
-        refuse_if_link_held(&dev, *att)?;
-        if !args.force && !args.force_dispatcher && !is_ours(*att, rec.as_ref(), &killed)? {
+        state.refuse_if_link_held(*att)?;
+        if !args.force && !args.force_dispatcher && !state.is_ours(*att)? {
             bail!(
                 "{}: {} (id {}, {} mode) was not loaded by xdpctl; use --force to detach \
                  another tool's program",
@@ -104,7 +102,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     stop::defer_signals()?;
     let mut detached = Vec::new();
     for att in &targets {
-        let name = full_name(att.prog_id, prog_name(att.prog_id), rec.as_ref());
+        let name = state.name_of(att.prog_id);
         xdp::detach(&dev, *att)?;
         detached.push(Detached { prog_id: att.prog_id, prog_name: name, mode: att.mode });
     }
@@ -123,9 +121,9 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     // Our pins go once the program they served is gone, or when nothing is
     // left; the programs just detached may still hold their maps a moment.
     let mut owners: Vec<u32> = detached.iter().map(|d| d.prog_id).collect();
-    owners.extend(rec.as_ref().map(|r| r.prog_id));
+    owners.extend(state.rec.as_ref().map(|r| r.prog_id));
     let mut removed_pins = Vec::new();
-    match rec {
+    match &state.rec {
         Some(rec) if left.is_empty() || targets.iter().any(|a| a.prog_id == rec.prog_id) => {
             // The record goes even if a pin will not: a record that can never
             // be cleared would fail every later unload.
@@ -140,7 +138,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     }
 
     // A killed load's staged pins go once no program here uses them.
-    for k in &killed {
+    for k in &state.killed {
         let mut held = false;
         for a in &left {
             held |= k.holds(a.prog_id)?;
@@ -157,10 +155,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
 
     // An earlier interface of this name (deleted, its index gone) may have
     // left pins: those go too; this interface's own are not among them.
-    let left: Vec<_> = leftovers::find(Some(&dev.name))?
-        .into_iter()
-        .filter(|l| l.key.ifindex != dev.index)
-        .collect();
+    let left: Vec<_> = leftovers::deleted(&dev.name)?;
     removed_pins.extend(clear(&left, out)?);
 
     if out.json {
