@@ -12,7 +12,7 @@ use crate::escape;
 use crate::iface;
 use crate::leftovers;
 use crate::libxdp::{self, Dispatcher};
-use crate::output::Output;
+use crate::output::{self, Output};
 use crate::record::{self, Record};
 use crate::xdp::{self, Mode};
 
@@ -71,11 +71,11 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
                         held = Some(a);
                     }
                 }
-                eprintln!(
-                    "xdpctl: leftovers: {}; `xdpctl unload --dev {}` removes them",
+                output::say(&format!(
+                    "leftovers: {}; `xdpctl unload --dev {}` removes them",
                     k.describe(&dev.name, held),
                     escape::text(&dev.name)
-                );
+                ));
             }
         }
         for att in attached {
@@ -136,11 +136,11 @@ fn report_leftovers(dev: Option<&str>, out: Output) -> Result<()> {
     }
     // Leftovers first: they outlive the interface they were about.
     for l in leftovers::find(dev)? {
-        eprintln!(
-            "xdpctl: leftovers: {}; `xdpctl unload --dev {}` removes them",
+        output::say(&format!(
+            "leftovers: {}; `xdpctl unload --dev {}` removes them",
             l.describe(),
             escape::text(&l.rec.ifname)
-        );
+        ));
     }
     for r in leftovers::renamed(None)? {
         if dev.is_none_or(|d| d == r.rec.ifname || d == r.now) {
