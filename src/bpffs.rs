@@ -1,6 +1,7 @@
 //! The BPF filesystem: mounted on demand, where pins may live, and the pin
 //! directory an interface gets by default.
 
+use std::fmt;
 use std::fs;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -14,6 +15,8 @@ use nix::mount::{mount, MsFlags};
 use nix::sys::stat::{fchmod, mkdirat, Mode};
 use nix::sys::statfs::{fstatfs, statfs, BPF_FS_MAGIC};
 use nix::unistd::getppid;
+
+use crate::error::fact;
 
 /// Where bpffs is conventionally mounted, and where per-interface pins go.
 pub const ROOT: &str = "/sys/fs/bpf";
@@ -107,31 +110,53 @@ pub fn make_pin_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Why a pin directory cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PinDirProblem {
+    Relative(PathBuf),
+    ParentDir(PathBuf),
+    NotBpffs(PathBuf),
+    MountRoot(PathBuf),
+    Dot(PathBuf),
+}
+
+impl fmt::Display for PinDirProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PinDirProblem::Relative(d) => {
+                write!(f, "{} is not an absolute path under {ROOT}", d.display())
+            }
+            PinDirProblem::ParentDir(d) => write!(f, "{}: '..' is not allowed", d.display()),
+            PinDirProblem::NotBpffs(d) => write!(f, "{} is not on a BPF filesystem", d.display()),
+            PinDirProblem::MountRoot(d) => {
+                write!(f, "{} is the root of a bpffs mount", d.display())
+            }
+            PinDirProblem::Dot(d) => {
+                write!(f, "{}: bpffs refuses names containing '.'", d.display())
+            }
+        }
+    }
+}
+
 /// Check a user-given pin directory before anything is loaded.
 pub fn check_pin_dir(dir: &Path) -> Result<()> {
+    let problem = |p: fn(PathBuf) -> PinDirProblem| Err(fact(p(dir.to_path_buf())).into());
     if !dir.is_absolute() {
-        bail!("--pin-dir {}: give an absolute path under {ROOT}", dir.display());
+        return problem(PinDirProblem::Relative);
     }
     // Checked by name, before the filesystem is asked: `..` could lead out
     // of bpffs by a path the checks below never see.
     if dir.components().any(|c| c == std::path::Component::ParentDir) {
-        bail!("--pin-dir {}: '..' is not allowed; name the directory itself", dir.display());
+        return problem(PinDirProblem::ParentDir);
     }
     if !on_bpffs(dir)? {
-        bail!(
-            "--pin-dir {} is not on a BPF filesystem; use a directory under {ROOT}",
-            dir.display()
-        );
+        return problem(PinDirProblem::NotBpffs);
     }
     if is_mount_root(dir)? {
-        bail!(
-            "--pin-dir {} is the root of a bpffs mount; use a directory below it, like {}",
-            dir.display(),
-            dir.join("xdpctl").display()
-        );
+        return problem(PinDirProblem::MountRoot);
     }
     if dir.components().any(|c| c.as_os_str().to_string_lossy().contains('.')) {
-        bail!("--pin-dir {}: bpffs refuses names containing '.'", dir.display());
+        return problem(PinDirProblem::Dot);
     }
     Ok(())
 }

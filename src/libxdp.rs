@@ -6,15 +6,17 @@
 //! `xdp-loader clean` removes what a dispatcher taken off left behind.
 
 use std::ffi::OsStr;
+use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use libbpf_rs::btf::types::{Array, DataSec, Ptr, Var};
 use libbpf_rs::libbpf_sys::{self, BPF_F_RDONLY_PROG};
 use libbpf_rs::{Btf, ErrorKind, MapCore, MapFlags, MapHandle, Program, ProgramHandle};
 use serde::Serialize;
 
+use crate::error::fact;
 use crate::escape;
 use crate::iface::Iface;
 use crate::output::Output;
@@ -133,6 +135,20 @@ pub fn dispatcher(ifindex: u32, prog_id: u32) -> Result<Option<Dispatcher>> {
     Ok(Some(Dispatcher { prog_id, version, state_dir, state_pinned, programs }))
 }
 
+/// libxdp's dispatcher is what a command would replace or detach; `action`
+/// ("replaces", "detaches") is what it would do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DispatcherInUse {
+    said: String,
+    pub action: String,
+}
+
+impl fmt::Display for DispatcherInUse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.said)
+    }
+}
+
 /// Refuse to replace or detach libxdp's dispatcher among `targets` unless
 /// `forced`; a program `rec` says xdpctl loaded is xdpctl's, whatever it is.
 /// `action` is "replaces" or "detaches". The dispatchers that will go.
@@ -156,14 +172,16 @@ pub fn refuse(
             } else {
                 String::new()
             };
-            bail!(
+            let said = format!(
                 "{name} runs libxdp's dispatcher ({PROG_NAME}, id {}, {} mode{}): taking it off \
                  stops every program behind it{state}; `xdp-loader unload --all {name}` hands \
-                 the interface over, or --force-dispatcher {action} it anyway",
+                 the interface over",
                 att.prog_id,
                 att.mode,
                 d.behind(),
             );
+            let action = action.to_string();
+            return Err(fact(DispatcherInUse { said, action }).into());
         }
         found.push(d);
     }

@@ -6,15 +6,17 @@
 //! finished. The directory goes when the lock is let go, so none pile up.
 //! The lock root is root's alone (0700): no other user can plant or hold a lock.
 
+use std::fmt;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use nix::unistd::{unlinkat, UnlinkatFlags};
 
 use crate::bpffs;
+use crate::error::fact;
 use crate::iface::Iface;
 use crate::netns;
 use crate::private::PrivateDir;
@@ -34,13 +36,28 @@ pub fn root() -> PathBuf {
     Path::new(bpffs::ROOT).join(DIR)
 }
 
+/// Another xdpctl holds the lock of this pin directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinDirBusy(pub PathBuf);
+
+impl fmt::Display for PinDirBusy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "pin directory {} is busy: another xdpctl is pinning there for another interface; \
+             try again when it is done",
+            self.0.display()
+        )
+    }
+}
+
 impl Lock {
     /// Take `dev`'s lock, or fail naming it as busy.
     pub fn interface(dev: &Iface) -> Result<Lock> {
         // Per network namespace, as ifindexes repeat across them.
         let name = format!("if-{}-{}", netns::cookie()?, dev.index);
         Lock::take(name, || {
-            format!(
+            anyhow!(
                 "{} is busy: another xdpctl is loading or unloading there; \
                  try again when it is done",
                 dev.name
@@ -53,16 +70,10 @@ impl Lock {
     /// other's pins.
     pub fn pin_dir(dir: &Path) -> Result<Lock> {
         let name = format!("pins-{:016x}", fnv1a(dir.as_os_str().as_encoded_bytes()));
-        Lock::take(name, || {
-            format!(
-                "pin directory {} is busy: another xdpctl is pinning there for another \
-                 interface; try again when it is done, or use another --pin-dir",
-                dir.display()
-            )
-        })
+        Lock::take(name, || fact(PinDirBusy(dir.to_path_buf())).into())
     }
 
-    fn take(name: String, busy: impl Fn() -> String) -> Result<Lock> {
+    fn take(name: String, busy: impl Fn() -> anyhow::Error) -> Result<Lock> {
         bpffs::ensure_mounted()?;
         let root = PrivateDir::make(&root())?;
         // A holder removes the directory as it lets go; a lock taken on a
@@ -75,7 +86,7 @@ impl Lock {
             };
             let lock = match Flock::lock(dir, FlockArg::LockExclusiveNonblock) {
                 Ok(lock) => lock,
-                Err((_, Errno::EWOULDBLOCK)) => bail!("{}", busy()),
+                Err((_, Errno::EWOULDBLOCK)) => return Err(busy()),
                 Err((_, e)) => {
                     return Err(e)
                         .with_context(|| format!("locking {}", root.path().join(&name).display()))

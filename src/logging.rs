@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use libbpf_rs::PrintLevel;
 
 use crate::error::Exit;
-use crate::escape;
+use crate::output;
 
 static VERBOSE: AtomicBool = AtomicBool::new(false);
 static WARNINGS: Mutex<VecDeque<String>> = Mutex::new(VecDeque::new());
@@ -28,7 +28,7 @@ pub fn verbose() -> bool {
 
 fn on_message(level: PrintLevel, msg: String) {
     if verbose() {
-        eprint!("{}", escape::controls(&msg));
+        output::stderr(&msg);
     }
     if !matches!(level, PrintLevel::Warn) {
         return;
@@ -53,7 +53,7 @@ pub fn load<T>(what: &str, load: impl FnOnce() -> libbpf_rs::Result<T>) -> anyho
         let tail = verifier_tail(20);
         if !verbose() {
             for line in &tail {
-                eprintln!("  {}", escape::controls(line));
+                output::stderr(&format!("  {line}\n"));
             }
         }
         let msg = if tail.is_empty() {

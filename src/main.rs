@@ -8,12 +8,11 @@ use clap::Parser;
 use xdpctl::caps;
 use xdpctl::cli::{Cli, Command};
 use xdpctl::cmd::{
-    afxdp, features, list, load, redirect, sample, stats, status, trace, trafficgen, unload,
+    advice, afxdp, features, list, load, redirect, sample, stats, status, trace, trafficgen, unload,
 };
 use xdpctl::error::exit_code;
-use xdpctl::escape;
 use xdpctl::logging;
-use xdpctl::output::{is_broken_pipe, Output};
+use xdpctl::output::{self, is_broken_pipe, Output};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -36,12 +35,12 @@ fn main() -> ExitCode {
         Command::Trafficgen(args) => trafficgen::run(args, out),
         Command::Features(args) => features::run(args, out),
     });
-    match result {
+    match result.map_err(advice::phrase_all) {
         Ok(()) => ExitCode::SUCCESS,
         // `xdpctl stats --json | head -1`: the reader has what it wanted.
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("xdpctl: error: {}", escape::controls(&format!("{err:#}")));
+            out.error(&err);
             ExitCode::from(exit_code(&err))
         }
     }
@@ -65,7 +64,6 @@ fn usage_error(err: &clap::Error) -> ExitCode {
         text.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect();
     let what = what.join(" ");
     let what = what.strip_prefix("error: ").unwrap_or(&what);
-    let what = escape::controls(what);
-    eprintln!("xdpctl: error: {what}; `xdpctl --help` lists the commands and options");
+    output::say(&format!("error: {what}; `xdpctl --help` lists the commands and options"));
     ExitCode::from(2)
 }

@@ -1,6 +1,7 @@
 //! BPF objects `load` works on: a shipped skeleton or a user's ELF file. Picks one
 //! program by name so that only that program is loaded.
 
+use std::fmt;
 use std::fs::File;
 use std::io::Read;
 use std::mem::MaybeUninit;
@@ -12,11 +13,65 @@ use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{libbpf_sys, Object, ObjectBuilder, OpenObject, ProgramType};
 
 use crate::catalog::ObjectFile;
+use crate::error::fact;
 use crate::listing;
 use crate::skel::xdp_prog::{OpenXdpProgKernSkel, XdpProgKernSkel, XdpProgKernSkelBuilder};
 
 /// ELF e_machine of BPF objects.
 const EM_BPF: u16 = 247;
+
+/// What is wrong with an object, or with the program asked of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ObjProblem {
+    CannotOpen(PathBuf),
+    NotElf(PathBuf),
+    NotBpf(PathBuf, u16),
+    LibbpfRefused(PathBuf),
+    /// `have`: every program it has, with its type.
+    NoXdp {
+        origin: String,
+        have: Vec<String>,
+    },
+    SeveralXdp {
+        origin: String,
+        names: Vec<String>,
+    },
+    SeveralInSection {
+        origin: String,
+        section: String,
+        names: Vec<String>,
+    },
+}
+
+impl fmt::Display for ObjProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ObjProblem::CannotOpen(p) => {
+                write!(f, "{}: cannot open it (does the file exist?)", p.display())
+            }
+            ObjProblem::NotElf(p) => write!(f, "{} is not an ELF file", p.display()),
+            ObjProblem::NotBpf(p, machine) => {
+                write!(f, "{} is an ELF file for machine {machine}, not BPF", p.display())
+            }
+            ObjProblem::LibbpfRefused(p) => write!(f, "{}: libbpf cannot open it", p.display()),
+            ObjProblem::NoXdp { origin, have } if have.is_empty() => {
+                write!(f, "{origin} has no XDP program")
+            }
+            ObjProblem::NoXdp { origin, have } => {
+                write!(f, "{origin} has no XDP program (it has: {})", have.join(", "))
+            }
+            ObjProblem::SeveralXdp { origin, names } => {
+                write!(f, "{origin} has {} XDP programs: {}", names.len(), names.join(", "))
+            }
+            ObjProblem::SeveralInSection { origin, section, names } => write!(
+                f,
+                "{} programs in {origin} are in section {section:?}: {}",
+                names.len(),
+                names.join(", ")
+            ),
+        }
+    }
+}
 
 /// Where the object comes from.
 #[derive(Debug, Clone)]
@@ -70,7 +125,7 @@ impl<'obj> Opened<'obj> {
                     .pin_root_path(pin_root)
                     .with_context(|| format!("pin directory {}", pin_root.display()))?
                     .open_file(path)
-                    .with_context(|| format!("--obj {}: libbpf cannot open it", path.display()))?;
+                    .with_context(|| fact(ObjProblem::LibbpfRefused(path.clone())))?;
                 Ok(Opened::File(obj))
             }
         }
@@ -123,20 +178,13 @@ pub fn sole_xdp(obj: &OpenObject, origin: &str) -> Result<String> {
                 .progs()
                 .map(|p| format!("{} ({:?})", p.name().to_string_lossy(), p.prog_type()))
                 .collect();
-            bail!(
-                "--obj {origin} has no XDP program{}; build one in SEC(\"xdp\")",
-                if have.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (it has: {})", have.join(", "))
-                }
-            )
+            Err(fact(ObjProblem::NoXdp { origin: origin.to_string(), have }).into())
         }
-        several => bail!(
-            "--obj {origin} has {} XDP programs: {}; pick one with --progname NAME",
-            several.len(),
-            several.join(", ")
-        ),
+        several => Err(fact(ObjProblem::SeveralXdp {
+            origin: origin.to_string(),
+            names: several.to_vec(),
+        })
+        .into()),
     }
 }
 
@@ -169,13 +217,9 @@ pub fn select(obj: &mut OpenObject, wanted: &str, origin: &str) -> Result<String
         }
         // Never the first of several silently.
         (None, several) => {
-            let names: Vec<&str> = several.iter().map(|&i| progs[i].0.as_str()).collect();
-            bail!(
-                "{} programs in {origin} are in section {wanted:?}: {}; pick one by name with \
-                 --progname NAME",
-                names.len(),
-                names.join(", ")
-            );
+            let names = several.iter().map(|&i| progs[i].0.clone()).collect();
+            let (origin, section) = (origin.to_string(), wanted.to_string());
+            return Err(fact(ObjProblem::SeveralInSection { origin, section, names }).into());
         }
     };
     for (i, mut prog) in obj.progs_mut().enumerate() {
@@ -259,19 +303,19 @@ fn prog_info(prog: BorrowedFd<'_>, ids: &mut [u32]) -> Result<usize> {
 /// Refuse files that are missing or are not BPF ELF objects, before libbpf
 /// prints its own less helpful complaints.
 fn check_bpf_elf(path: &Path) -> Result<()> {
-    let shown = path.display();
-    let mut file = File::open(path)
-        .with_context(|| format!("--obj {shown}: cannot open it (does the file exist?)"))?;
+    let problem = |p: ObjProblem| anyhow::Error::new(fact(p));
+    let mut file =
+        File::open(path).with_context(|| fact(ObjProblem::CannotOpen(path.to_path_buf())))?;
     let mut header = [0u8; 20];
     if file.read_exact(&mut header).is_err() || &header[..4] != b"\x7fELF" {
-        bail!("--obj {shown} is not an ELF file; build one with `clang -O2 -g -target bpf -c prog.bpf.c`");
+        return Err(problem(ObjProblem::NotElf(path.to_path_buf())));
     }
     let machine = match header[5] {
         2 => u16::from_be_bytes([header[18], header[19]]),
         _ => u16::from_le_bytes([header[18], header[19]]),
     };
     if machine != EM_BPF {
-        bail!("--obj {shown} is an ELF file for machine {machine}, not BPF; build it with `clang -target bpf`");
+        return Err(problem(ObjProblem::NotBpf(path.to_path_buf(), machine)));
     }
     Ok(())
 }

@@ -3,27 +3,42 @@
 //! (prog_ifindex). A device that announces no XDP offload is refused before
 //! anything is loaded; one that does gets the object bound to it.
 
-use anyhow::{bail, Result};
+use std::fmt;
+
+use anyhow::Result;
 use libbpf_rs::OpenObject;
 
+use crate::error::fact;
 use crate::escape;
 use crate::features::HW_OFFLOAD;
 use crate::iface::Iface;
 use crate::xdp::{self, Mode};
 
-/// Refuse `--mode hw` on a device whose driver announces no XDP hardware
+/// The device's driver announces no XDP hardware offload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoHwOffload(pub String);
+
+impl fmt::Display for NoHwOffload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{0} cannot run XDP programs offloaded (its driver announces no XDP hardware \
+             offload; `ip -d link show dev {0}` names the driver)",
+            self.0
+        )
+    }
+}
+
+/// Refuse offload mode on a device whose driver announces no XDP hardware
 /// offload, in one line, before anything is loaded.
 pub fn check(dev: &Iface, mode: Option<Mode>) -> Result<()> {
     if mode != Some(Mode::Hw) {
         return Ok(());
     }
     match xdp::features(dev.index)? {
-        Some(features) if features & HW_OFFLOAD == 0 => bail!(
-            "--mode hw: {} cannot run XDP programs offloaded (its driver announces no XDP \
-             hardware offload; `ip -d link show dev {0}` names the driver); use --mode native or \
-             --mode skb",
-            escape::text(&dev.name)
-        ),
+        Some(features) if features & HW_OFFLOAD == 0 => {
+            Err(fact(NoHwOffload(escape::text(&dev.name).into_owned())).into())
+        }
         // Kernels before 6.3 announce nothing: the load for the device tells.
         _ => Ok(()),
     }

@@ -44,7 +44,7 @@ impl Output {
     /// JSON, so NDJSON stays clean.
     pub fn note(&self, msg: &str) {
         if self.json {
-            eprintln!("xdpctl: {}", escape::controls(msg));
+            say(msg);
         } else {
             self.info(msg);
         }
@@ -56,9 +56,34 @@ impl Output {
     /// dropped with --quiet.
     pub fn warn(&self, msg: &str) {
         if !self.quiet {
-            eprintln!("xdpctl: {}", escape::controls(msg));
+            say(msg);
         }
     }
+
+    /// The error a command ended with, as one line; never silenced.
+    pub fn error(&self, err: &anyhow::Error) {
+        say(&format!("error: {err:#}"));
+    }
+}
+
+// The one way to stderr. Every line xdpctl writes there passes through
+// `say` or `stderr`, so the `xdpctl:` prefix and the escaping of control
+// characters are decided here; --quiet and --json are decided by the
+// `Output` methods above, or by the caller that has no `Output` (a lower
+// module warning about what it had to leave behind says so whatever the
+// switches).
+
+/// `xdpctl: msg` on its own line on stderr, control characters escaped.
+/// Best effort, like `eprintln!`: what it reports has already happened.
+pub fn say(msg: &str) {
+    stderr(&format!("xdpctl: {msg}\n"));
+}
+
+/// `text` on stderr as it is (no prefix, no newline added), control
+/// characters but line breaks escaped: libbpf's log, the verifier's tail, a
+/// summary that goes where the capture does not.
+pub fn stderr(text: &str) {
+    let _ = io::stderr().lock().write_all(escape::controls(text).as_bytes());
 }
 
 fn write_stdout(text: &str) -> Result<()> {

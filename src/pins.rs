@@ -2,6 +2,7 @@
 //! and which `unload` removes.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::fs;
 use std::io;
 use std::os::fd::AsFd;
@@ -15,6 +16,7 @@ use nix::errno::Errno;
 use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD as CWD};
 
 use crate::bpffs;
+use crate::error::fact;
 use crate::maps;
 use crate::object;
 
@@ -74,22 +76,9 @@ pub fn reuse(obj: &mut OpenObject, dir: &Path, asked: bool) -> Result<Reused> {
         }
         let pinned = maps::open_pinned(&path)?;
         let diffs = differences(&pinned, &map)?;
-        if by_name && !diffs.is_empty() {
-            bail!(
-                "{} does not fit map {name}, which the object pins by name (LIBBPF_PIN_BY_NAME) \
-                 and so would share: {}; remove that pin if nothing uses it, or load with \
-                 another --pin-dir",
-                path.display(),
-                diffs.join("; ")
-            );
-        }
         if !diffs.is_empty() {
-            bail!(
-                "--reuse-maps: the map pinned at {} does not fit {name}: {}; \
-                 load without --reuse-maps to start fresh",
-                path.display(),
-                diffs.join("; ")
-            );
+            let misfit = Misfit { path, map: name, diffs, by_name };
+            return Err(fact(misfit).into());
         }
         map.reuse_fd(pinned.as_fd())
             .with_context(|| format!("reusing pinned map {}", path.display()))?;
@@ -309,11 +298,11 @@ pub fn remove(dir: &Path, names: &[String], owners: &[u32]) -> Result<Vec<String
     for name in present {
         let path = dir.join(name);
         if let Some((_, prog)) = in_use.iter().find(|(n, _)| n == name) {
-            eprintln!(
-                "xdpctl: warning: {} stays: its map is used by program id {prog}, which xdpctl \
-                 did not load here",
+            crate::output::say(&format!(
+                "warning: {} stays: its map is used by program id {prog}, which xdpctl did not \
+                 load here",
                 crate::escape::path(&path)
-            );
+            ));
             continue;
         }
         if remove_pin(&path)? {
@@ -358,6 +347,32 @@ pub fn used_by_others(dir: &Path, names: &[&String], owners: &[u32]) -> Result<V
                 .map(|(p, _)| (name, *p))
         })
         .collect())
+}
+
+/// A pinned map that does not fit the object's map of that name: one the
+/// object pins by name (and so would share), or one asked to be reused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Misfit {
+    pub path: PathBuf,
+    pub map: String,
+    pub diffs: Vec<String>,
+    pub by_name: bool,
+}
+
+impl fmt::Display for Misfit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (path, map, diffs) = (self.path.display(), &self.map, self.diffs.join("; "));
+        if self.by_name {
+            write!(
+                f,
+                "{path} does not fit map {map}, which the object pins by name \
+                 (LIBBPF_PIN_BY_NAME) and so would share: {diffs}; remove that pin if nothing \
+                 uses it"
+            )
+        } else {
+            write!(f, "the map pinned at {path} does not fit {map}: {diffs}")
+        }
+    }
 }
 
 /// Remove the pin at `path`; false if there was none.

@@ -236,7 +236,10 @@ pub fn tmp_name(name: &str) -> String {
 }
 
 fn warn(path: &Path, why: &str) {
-    eprintln!("xdpctl: warning: ignoring {}: {why}; xdpctl did not write it", path.display());
+    crate::output::say(&format!(
+        "warning: ignoring {}: {why}; xdpctl did not write it",
+        path.display()
+    ));
 }
 
 /// Hand the handle to code that wants an `AsFd`.

@@ -91,7 +91,7 @@ impl Drop for Swap<'_> {
         }
         if let Err(e) = self.restore() {
             let msg = format!("could not restore the programs of {}: {e:#}", self.dev.name);
-            eprintln!("xdpctl: {}", crate::escape::controls(&msg));
+            crate::output::say(&msg);
         }
     }
 }

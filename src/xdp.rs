@@ -18,6 +18,7 @@ use libbpf_rs::Program;
 use nix::errno::Errno;
 use serde::Serialize;
 
+use crate::error::fact;
 use crate::iface::Iface;
 use crate::listing;
 use crate::logging;
@@ -260,37 +261,66 @@ fn kernel_says() -> String {
     logging::kernel_message().map(|m| format!(" (kernel: {m})")).unwrap_or_default()
 }
 
-/// Turn an attach errno into what the user should do next.
+/// A failed attach: the device, the mode asked, the kernel's answer and,
+/// for the errnos a user can do something about, what it means.
+#[derive(Debug)]
+pub struct AttachFailure {
+    pub dev: String,
+    pub mode: Option<Mode>,
+    pub err: io::Error,
+    /// " (kernel: ...)" when the kernel said more than the errno.
+    kernel: String,
+    pub why: AttachWhy,
+}
+
+/// What an attach errno means, where it means something a user can change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachWhy {
+    NoNative,
+    Occupied,
+    NativeMtu,
+    Mtu,
+    HwRefused,
+    Other,
+}
+
+impl fmt::Display for AttachFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = &self.dev;
+        let mode = self.mode.map_or("auto".to_string(), |m| m.to_string());
+        write!(f, "attaching to {name} in {mode} mode failed: {}{}", self.err, self.kernel)?;
+        match self.why {
+            AttachWhy::NoNative => write!(f, "; {name} has no native XDP support"),
+            AttachWhy::Occupied => {
+                write!(f, "; another XDP program is attached to {name} (in this or another mode)")
+            }
+            AttachWhy::NativeMtu => write!(f, "; native unsupported at this MTU ({name})"),
+            AttachWhy::Mtu => write!(f, "; the MTU of {name} is too large for XDP here"),
+            // Only a device that announces offload gets this far (offload::check),
+            // with the program bound to it: its driver turned this one down.
+            AttachWhy::HwRefused => write!(
+                f,
+                "; the driver of {name} did not take the offloaded program (the kernel's \
+                 message says why)"
+            ),
+            AttachWhy::Other => Ok(()),
+        }
+    }
+}
+
+/// What an attach errno means on `dev` in `mode`.
 fn attach_error(err: io::Error, dev: &Iface, mode: Option<Mode>) -> anyhow::Error {
     let errno = Errno::from_raw(err.raw_os_error().unwrap_or(0));
-    let name = &dev.name;
-    let hint = match (errno, mode) {
-        (Errno::EOPNOTSUPP, Some(Mode::Native)) => {
-            format!("; {name} has no native XDP support, try --mode skb")
-        }
-        (Errno::EEXIST | Errno::EBUSY, _) => format!(
-            "; another XDP program is attached to {name} (in this or another mode): \
-             see `xdpctl status --dev {name}`, then use --force or `xdpctl unload`"
-        ),
-        (Errno::ERANGE | Errno::E2BIG, Some(Mode::Native)) => {
-            format!("; native unsupported at this MTU ({name}); use --skb-mode or lower the MTU")
-        }
-        (Errno::ERANGE | Errno::E2BIG, _) => {
-            format!("; the MTU of {name} is too large for XDP here, lower it or try --skb-mode")
-        }
-        // Only a device that announces offload gets this far (offload::check),
-        // with the program bound to it: its driver turned this one down.
-        (Errno::EOPNOTSUPP | Errno::EINVAL, Some(Mode::Hw)) => format!(
-            "; the driver of {name} did not take the offloaded program (the kernel's message \
-             says why), try --mode native or --mode skb"
-        ),
-        _ => String::new(),
+    let why = match (errno, mode) {
+        (Errno::EOPNOTSUPP, Some(Mode::Native)) => AttachWhy::NoNative,
+        (Errno::EEXIST | Errno::EBUSY, _) => AttachWhy::Occupied,
+        (Errno::ERANGE | Errno::E2BIG, Some(Mode::Native)) => AttachWhy::NativeMtu,
+        (Errno::ERANGE | Errno::E2BIG, _) => AttachWhy::Mtu,
+        (Errno::EOPNOTSUPP | Errno::EINVAL, Some(Mode::Hw)) => AttachWhy::HwRefused,
+        _ => AttachWhy::Other,
     };
-    let mode = mode.map_or("auto".to_string(), |m| m.to_string());
-    anyhow::Error::msg(format!(
-        "attaching to {name} in {mode} mode failed: {err}{}{hint}",
-        kernel_says()
-    ))
+    let failure = AttachFailure { dev: dev.name.clone(), mode, err, kernel: kernel_says(), why };
+    anyhow::Error::new(fact(failure))
 }
 
 #[cfg(test)]

@@ -4,18 +4,20 @@
 //! holds. xdpilone does the ring arithmetic; this module owns the memory and
 //! the frame bookkeeping.
 
+use std::fmt;
 use std::io;
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::os::fd::{BorrowedFd, RawFd};
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use nix::sys::mman::{mmap_anonymous, munmap, MapFlags, ProtFlags};
 use serde::Serialize;
 use xdpilone::xdp::XdpDesc;
 use xdpilone::{DeviceQueue, IfInfo, RingRx, RingTx, Socket, SocketConfig, Umem, UmemConfig, User};
 
+use crate::error::fact;
 use crate::iface::Iface;
 
 /// Frames the kernel sends per sendto in copy mode (TX_BATCH_SIZE).
@@ -167,7 +169,9 @@ impl Xsk {
             .map_err(os)
             .context("registering the UMEM with an AF_XDP socket")?;
         let mut info = IfInfo::invalid();
-        info.from_ifindex(dev.index).map_err(os).with_context(|| format!("--dev {}", dev.name))?;
+        info.from_ifindex(dev.index)
+            .map_err(os)
+            .with_context(|| fact(XskProblem::Device(dev.name.clone())))?;
         info.set_queue(cfg.queue);
         let socket = Socket::with_shared(&info, &umem).map_err(os).context("AF_XDP socket")?;
         let device = umem.fq_cq(&socket).map_err(os).context("AF_XDP fill/completion rings")?;
@@ -363,21 +367,63 @@ fn zero_copy(fd: RawFd) -> Result<bool> {
     Ok(flags & XDP_OPTIONS_ZEROCOPY != 0)
 }
 
-/// The bind failures a user can cause, named with what to do instead.
+/// What a user can get wrong about AF_XDP sockets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum XskProblem {
+    /// The device the socket was to be bound to could not be looked up.
+    Device(String),
+    QueueBusy {
+        dev: String,
+        queue: u32,
+    },
+    NoZeroCopy {
+        dev: String,
+    },
+    QueueRefused {
+        dev: String,
+        queue: u32,
+    },
+    BatchTooBig {
+        batch: u32,
+        ring: u32,
+        frames: u32,
+    },
+}
+
+impl fmt::Display for XskProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            XskProblem::Device(dev) => f.write_str(dev),
+            XskProblem::QueueBusy { dev, queue } => write!(
+                f,
+                "queue {queue} of {dev} already has an AF_XDP socket bound (another `xdpctl \
+                 afxdp`?)"
+            ),
+            XskProblem::NoZeroCopy { dev } => {
+                write!(f, "the driver of {dev} cannot do zero-copy AF_XDP")
+            }
+            XskProblem::QueueRefused { dev, .. } => write!(
+                f,
+                "{dev} refused the queue (is it beyond the device's queues? `ethtool -l {dev}` \
+                 lists them)"
+            ),
+            XskProblem::BatchTooBig { batch, ring, frames } => {
+                write!(f, "a batch of {batch}: at most {ring} with {frames} frames (the ring size)")
+            }
+        }
+    }
+}
+
+/// The bind failures a user can cause, as facts.
 fn bind_error(dev: &Iface, cfg: &Config, errno: i32) -> anyhow::Error {
     let (name, q) = (&dev.name, cfg.queue);
+    let problem = |p: XskProblem| anyhow::Error::new(fact(p));
     match errno {
-        libc::EBUSY => anyhow!(
-            "--queue {q}: queue {q} of {name} already has an AF_XDP socket bound \
-             (another `xdpctl afxdp`?); stop that one or pick another --queue"
-        ),
+        libc::EBUSY => problem(XskProblem::QueueBusy { dev: name.clone(), queue: q }),
         libc::EOPNOTSUPP if cfg.copy == Copy::ZeroCopy => {
-            anyhow!("--zero-copy: the driver of {name} cannot do zero-copy AF_XDP; use --copy")
+            problem(XskProblem::NoZeroCopy { dev: name.clone() })
         }
-        libc::EINVAL => anyhow!(
-            "--queue {q}: {name} refused the queue (is it beyond the device's queues? \
-             `ethtool -l {name}` lists them)"
-        ),
+        libc::EINVAL => problem(XskProblem::QueueRefused { dev: name.clone(), queue: q }),
         e => anyhow::Error::new(io::Error::from_raw_os_error(e))
             .context(format!("binding an AF_XDP socket to {name} queue {q}")),
     }
@@ -394,7 +440,7 @@ pub fn ring_size(frames: u32) -> u32 {
 pub fn check(frames: u32, batch: u32) -> Result<()> {
     let ring = ring_size(frames);
     if batch > ring {
-        bail!("--batch {batch}: at most {ring} with --frames {frames} (the ring size)");
+        return Err(fact(XskProblem::BatchTooBig { batch, ring, frames }).into());
     }
     Ok(())
 }

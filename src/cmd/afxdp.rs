@@ -183,13 +183,13 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
         .context("putting the socket into xsks_map")?;
     if !out.quiet {
         let mode = xdp::query(dev.index)?.first().map_or("?".into(), |a| a.mode.to_string());
-        eprintln!(
-            "xdpctl: AF_XDP on {} queue {} ({} mode, program in {mode} mode); {}; Ctrl-C stops",
+        out.warn(&format!(
+            "AF_XDP on {} queue {} ({} mode, program in {mode} mode); {}; Ctrl-C stops",
             escape::text(&dev.name),
             plan.xsk.queue,
             if sock.zero_copy() { "zero-copy" } else { "copy" },
             if args.drop { "dropping every frame" } else { "answering ICMPv6 echo requests" }
-        );
+        ));
     }
 
     let mut report = Reporter::new(dev, plan.xsk.queue, &skel, out)?;

@@ -22,7 +22,7 @@ use crate::lock::Lock;
 use crate::logging;
 use crate::object::{self, Opened, Source};
 use crate::offload;
-use crate::output::Output;
+use crate::output::{self, Output};
 use crate::pins;
 use crate::record::{self, Key, Record};
 use crate::stop;
@@ -234,7 +234,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
         };
         if let Err(re) = restored {
             let msg = format!("could not restore the record of {}: {re:#}", dev.name);
-            eprintln!("xdpctl: {}", escape::controls(&msg));
+            output::say(&msg);
         }
         return Err(e);
     }

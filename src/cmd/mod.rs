@@ -1,5 +1,6 @@
 //! One module per subcommand; each owns its arguments and its output.
 
+pub mod advice;
 pub mod afxdp;
 pub mod features;
 pub mod list;

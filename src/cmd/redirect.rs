@@ -9,6 +9,7 @@ use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType};
 use serde::Serialize;
 
 use crate::bpffs;
+use crate::cmd::advice;
 use crate::escape;
 use crate::iface::{self, Iface};
 use crate::ifstate::IfState;
@@ -64,8 +65,9 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     // Parsed here rather than by clap, so the error is one line like the rest.
     let given_src = parse_mac("--src-mac", args.src_mac.as_deref())?;
     let given_dest = parse_mac("--dest-mac", args.dest_mac.as_deref())?;
-    let dev = iface::resolve_as("--dev", &args.dev)?;
-    let target = iface::resolve_as("--redirect-dev", &args.redirect_dev)?;
+    let dev = iface::resolve(&args.dev)?;
+    let target =
+        iface::resolve(&args.redirect_dev).map_err(|e| advice::iface(e, "--redirect-dev"))?;
     bpffs::ensure_mounted()?;
     let dir = IfState::read(&dev)?.pin_dir(args.pin_dir.as_deref())?;
     let program = if dir.join("tx_port").exists() {

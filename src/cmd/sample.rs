@@ -29,7 +29,7 @@ use crate::ifstate::prog_name;
 use crate::logging;
 use crate::maps;
 use crate::outfile::NewFile;
-use crate::output::Output;
+use crate::output::{self, Output};
 use crate::skel::sample_prog::{XdpSamplePktsKernSkel, XdpSamplePktsKernSkelBuilder};
 use crate::skel::{SampleCounts, SampleHdr};
 use crate::spool::{Chunk, Offer, Outcome, Spool};
@@ -145,11 +145,9 @@ fn effective_snaplen(asked: u32, out: Output) -> u32 {
     match asked {
         0 => MAX_SNAPLEN,
         n if n > MAX_SNAPLEN => {
-            if !out.quiet {
-                eprintln!(
-                    "xdpctl: --snaplen {n}: samples are at most {MAX_SNAPLEN} bytes, using that"
-                );
-            }
+            out.warn(&format!(
+                "--snaplen {n}: samples are at most {MAX_SNAPLEN} bytes, using that"
+            ));
             MAX_SNAPLEN
         }
         n => n,
@@ -241,13 +239,13 @@ fn capture(plan: &mut Plan, out: Output, stop: &Stop) -> Result<Summary> {
     let encoder = CaptureWriter::new(Vec::new(), plan.format, &dev.name, plan.snaplen)?;
     if !out.quiet {
         let mode = xdp::query(dev.index)?.first().map_or("?".into(), |a| a.mode.to_string());
-        eprintln!(
-            "xdpctl: sampling {} ({mode} mode) to {} ({}, snaplen {}); Ctrl-C stops",
+        out.warn(&format!(
+            "sampling {} ({mode} mode) to {} ({}, snaplen {}); Ctrl-C stops",
             escape::text(&dev.name),
             escape::text(&plan.dest.name()),
             plan.format.name(),
             plan.snaplen
-        );
+        ));
     }
 
     let state = RefCell::new(Encoding {
@@ -294,11 +292,11 @@ fn capture(plan: &mut Plan, out: Output, stop: &Stop) -> Result<Summary> {
                 plan.dest.name()
             )))
         }
-        Outcome::Stalled => eprintln!(
-            "xdpctl: warning: {} took no more data; {} samples taken were not written",
+        Outcome::Stalled => output::say(&format!(
+            "warning: {} took no more data; {} samples taken were not written",
             plan.dest.name(),
             st.taken - written
-        ),
+        )),
     }
     Ok(Summary {
         ifname: dev.name.clone(),
@@ -482,11 +480,11 @@ fn read_counts(map: &impl MapCore) -> Result<SampleCounts> {
 /// The closing lines: on stderr when stdout carries the capture.
 fn report(s: &Summary, to_stdout: bool, out: Output) -> Result<()> {
     if s.lost > 0 {
-        eprintln!(
-            "xdpctl: warning: {} samples lost: the ring buffer was full; \
+        output::say(&format!(
+            "warning: {} samples lost: the ring buffer was full; \
              raise --buffer-size or lower --snaplen",
             s.lost
-        );
+        ));
     }
     let text = format!(
         "{} samples written to {}, {} packets seen, {} lost\n",
@@ -498,9 +496,9 @@ fn report(s: &Summary, to_stdout: bool, out: Output) -> Result<()> {
     if to_stdout {
         if out.json {
             let line = serde_json::to_string(s).context("encoding JSON output")?;
-            eprintln!("{}", escape::json(&line));
+            output::stderr(&format!("{}\n", escape::json(&line)));
         } else if !out.quiet {
-            eprint!("{text}");
+            output::stderr(&text);
         }
         return Ok(());
     }

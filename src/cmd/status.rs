@@ -12,7 +12,7 @@ use crate::iface;
 use crate::ifstate::{IfState, Namespace};
 use crate::leftovers;
 use crate::libxdp::{self, Dispatcher};
-use crate::output::Output;
+use crate::output::{self, Output};
 use crate::xdp::Mode;
 
 #[derive(clap::Args, Debug)]
@@ -49,7 +49,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     }
     let dev = args.dev.as_deref();
     if let Some(name) = dev {
-        iface::check_name("--dev", name)?;
+        iface::check_name(name)?;
     }
     let ns = Namespace::read(privileged)?;
     if privileged {
@@ -69,11 +69,11 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     for state in states {
         let dev = &state.dev;
         for k in &state.killed {
-            eprintln!(
-                "xdpctl: leftovers: {}; `xdpctl unload --dev {}` removes them",
+            output::say(&format!(
+                "leftovers: {}; `xdpctl unload --dev {}` removes them",
                 k.describe(&dev.name, state.held_by(k)?),
                 escape::text(&dev.name)
-            );
+            ));
         }
         for att in &state.attached {
             let (name, tag) = if privileged { describe(att.prog_id, state)? } else { (None, None) };
@@ -135,11 +135,11 @@ fn report_leftovers(ns: &Namespace, dev: Option<&str>, out: Output) -> Result<()
     }
     // Leftovers first: they outlive the interface they were about.
     for l in ns.stale.iter().filter(|l| dev.is_none_or(|d| d == l.rec.ifname)) {
-        eprintln!(
-            "xdpctl: leftovers: {}; `xdpctl unload --dev {}` removes them",
+        output::say(&format!(
+            "leftovers: {}; `xdpctl unload --dev {}` removes them",
             l.describe(),
             escape::text(&l.rec.ifname)
-        );
+        ));
     }
     for r in &ns.renamed {
         if dev.is_none_or(|d| d == r.rec.ifname || d == r.now) {

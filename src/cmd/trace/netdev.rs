@@ -81,7 +81,7 @@ struct JsonEvent<'a> {
 
 pub fn run(args: &Args, out: Output) -> Result<()> {
     if let Some(dev) = &args.dev {
-        iface::check_name("--dev", dev)?;
+        iface::check_name(dev)?;
     }
     tracefs::ensure_mounted()?;
     let names: Vec<&str> = TRACEPOINTS.iter().map(|(t, _, _)| *t).collect();

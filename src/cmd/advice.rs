@@ -1,0 +1,152 @@
+//! The sentences with xdpctl's flags: lower modules report facts
+//! (error::Fact) that read right in a bench or a test, and here each gets the
+//! flag the user gave and the fix, as the command line spells them.
+
+use crate::bpffs::{PinDirProblem, ROOT};
+use crate::error::phrase;
+use crate::iface::IfaceProblem;
+use crate::libxdp::DispatcherInUse;
+use crate::lock::PinDirBusy;
+use crate::object::ObjProblem;
+use crate::offload::NoHwOffload;
+use crate::pins::Misfit;
+use crate::xdp::{AttachFailure, AttachWhy};
+use crate::xsk::XskProblem;
+
+/// Every fact in `err` phrased for the command line; `main` asks this of
+/// the error a command ends with.
+pub fn phrase_all(err: anyhow::Error) -> anyhow::Error {
+    let err = iface(err, "--dev");
+    let err = phrase(err, pin_dir);
+    let err = phrase(err, |b: &PinDirBusy| format!("{b}, or use another --pin-dir"));
+    let err = phrase(err, object);
+    let err =
+        phrase(err, |n: &NoHwOffload| format!("--mode hw: {n}; use --mode native or --mode skb"));
+    let err = phrase(err, |m: &Misfit| {
+        if m.by_name {
+            format!("{m}, or load with another --pin-dir")
+        } else {
+            format!("--reuse-maps: {m}; load without --reuse-maps to start fresh")
+        }
+    });
+    let err = phrase(err, |d: &DispatcherInUse| {
+        format!("{d}, or --force-dispatcher {} it anyway", d.action)
+    });
+    let err = phrase(err, attach);
+    phrase(err, xsk)
+}
+
+/// An interface given with `flag`.
+pub fn iface(err: anyhow::Error, flag: &str) -> anyhow::Error {
+    phrase(err, |p: &IfaceProblem| format!("{flag} {p}; `ip link` lists the interfaces"))
+}
+
+fn pin_dir(p: &PinDirProblem) -> String {
+    match p {
+        PinDirProblem::Relative(d) => {
+            format!("--pin-dir {}: give an absolute path under {ROOT}", d.display())
+        }
+        PinDirProblem::ParentDir(_) => format!("--pin-dir {p}; name the directory itself"),
+        PinDirProblem::NotBpffs(_) => format!("--pin-dir {p}; use a directory under {ROOT}"),
+        PinDirProblem::MountRoot(d) => {
+            format!("--pin-dir {p}; use a directory below it, like {}", d.join("xdpctl").display())
+        }
+        PinDirProblem::Dot(_) => format!("--pin-dir {p}"),
+    }
+}
+
+fn object(p: &ObjProblem) -> String {
+    match p {
+        ObjProblem::NotElf(_) => {
+            format!("--obj {p}; build one with `clang -O2 -g -target bpf -c prog.bpf.c`")
+        }
+        ObjProblem::NotBpf(..) => format!("--obj {p}; build it with `clang -target bpf`"),
+        ObjProblem::NoXdp { .. } => format!("--obj {p}; build one in SEC(\"xdp\")"),
+        ObjProblem::SeveralXdp { .. } => format!("--obj {p}; pick one with --progname NAME"),
+        ObjProblem::SeveralInSection { .. } => {
+            format!("{p}; pick one by name with --progname NAME")
+        }
+        ObjProblem::CannotOpen(_) | ObjProblem::LibbpfRefused(_) => format!("--obj {p}"),
+    }
+}
+
+fn attach(a: &AttachFailure) -> String {
+    let name = &a.dev;
+    let fix = match a.why {
+        AttachWhy::NoNative => ", try --mode skb".to_string(),
+        AttachWhy::Occupied => {
+            format!(": see `xdpctl status --dev {name}`, then use --force or `xdpctl unload`")
+        }
+        AttachWhy::NativeMtu => "; use --skb-mode or lower the MTU".to_string(),
+        AttachWhy::Mtu => ", lower it or try --skb-mode".to_string(),
+        AttachWhy::HwRefused => ", try --mode native or --mode skb".to_string(),
+        AttachWhy::Other => String::new(),
+    };
+    format!("{a}{fix}")
+}
+
+fn xsk(p: &XskProblem) -> String {
+    match p {
+        XskProblem::Device(_) => format!("--dev {p}"),
+        XskProblem::QueueBusy { queue, .. } => {
+            format!("--queue {queue}: {p}; stop that one or pick another --queue")
+        }
+        XskProblem::NoZeroCopy { .. } => format!("--zero-copy: {p}; use --copy"),
+        XskProblem::QueueRefused { queue, .. } => format!("--queue {queue}: {p}"),
+        XskProblem::BatchTooBig { batch, ring, frames } => {
+            format!("--batch {batch}: at most {ring} with --frames {frames} (the ring size)")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::error::fact;
+
+    fn said<K>(kind: K) -> (String, String)
+    where
+        K: std::fmt::Debug + std::fmt::Display + Send + Sync + 'static,
+    {
+        let err = anyhow::Error::new(fact(kind));
+        let bare = format!("{err:#}");
+        (bare, format!("{:#}", phrase_all(err)))
+    }
+
+    /// The fact names no flag; the command's sentence names it and the fix.
+    #[test]
+    fn facts_name_no_flag_and_commands_add_it() {
+        let dir = PathBuf::from("/sys/fs/bpf");
+        let cases = [
+            said(PinDirProblem::MountRoot(dir.clone())),
+            said(PinDirBusy(dir.clone())),
+            said(IfaceProblem::NoSuch("veth9".into())),
+            said(ObjProblem::NotElf(dir.clone())),
+            said(NoHwOffload("veth9".into())),
+            said(XskProblem::QueueBusy { dev: "veth9".into(), queue: 3 }),
+            said(XskProblem::BatchTooBig { batch: 9, ring: 8, frames: 16 }),
+        ];
+        for (bare, phrased) in cases {
+            assert!(!bare.contains("--"), "{bare}");
+            assert!(phrased.contains("--"), "{phrased}");
+        }
+        let (_, phrased) = said(PinDirProblem::MountRoot(dir));
+        assert_eq!(
+            phrased,
+            "--pin-dir /sys/fs/bpf is the root of a bpffs mount; use a directory below it, \
+             like /sys/fs/bpf/xdpctl"
+        );
+    }
+
+    #[test]
+    fn the_innermost_phrasing_wins() {
+        let err = anyhow::Error::new(fact(IfaceProblem::NoSuch("veth9".into())));
+        let err = phrase_all(iface(err, "--redirect-dev"));
+        assert_eq!(
+            format!("{err:#}"),
+            "--redirect-dev veth9: no such interface here; `ip link` lists the interfaces"
+        );
+    }
+}
