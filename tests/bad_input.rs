@@ -23,6 +23,7 @@ fn nothing_left(lab: &Lab) {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn unknown_interface() {
     let dev = unique("xnone");
     let out = xdpctl(&["load", "--dev", &dev]);
@@ -35,6 +36,7 @@ fn unknown_interface() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn unknown_program_lists_the_valid_names() {
     let lab = Lab::new();
     let out = xdpctl(&["load", "--dev", &lab.outer, "--progname", "xdp_bogus"]);
@@ -46,6 +48,7 @@ fn unknown_program_lists_the_valid_names() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn obj_missing_or_not_elf() {
     let lab = Lab::new();
     let missing = format!("/nonexistent/{}.o", unique("obj"));
@@ -67,6 +70,7 @@ fn obj_missing_or_not_elf() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn pin_dir_outside_bpffs() {
     let lab = Lab::new();
     let dir = std::env::temp_dir().join(unique("xpins"));
@@ -78,6 +82,7 @@ fn pin_dir_outside_bpffs() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn native_mode_unsupported_says_try_skb_mode_for_load_and_sample() {
     // A bridge has no native XDP; ours is private to this test.
     let br = unique("xbr");
@@ -105,6 +110,7 @@ fn native_mode_unsupported_says_try_skb_mode_for_load_and_sample() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn verifier_rejection_exits_40_and_shows_the_log_tail() {
     let lab = Lab::new();
     let tmp = common::TempDir::new();
@@ -134,6 +140,7 @@ fn verifier_rejection_exits_40_and_shows_the_log_tail() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn failure_after_attach_restores_the_previous_program_and_its_pins() {
     let lab = Lab::new();
     let first = xdpctl_ok(&["--json", "load", "--dev", &lab.outer]);
@@ -165,6 +172,7 @@ fn failure_after_attach_restores_the_previous_program_and_its_pins() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn pin_dir_at_the_root_of_bpffs() {
     let lab = Lab::new();
     let out = xdpctl(&["load", "--dev", &lab.outer, "--pin-dir", "/sys/fs/bpf"]);
@@ -174,6 +182,7 @@ fn pin_dir_at_the_root_of_bpffs() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn pin_dir_holding_another_interfaces_pins() {
     let (a, b) = (Lab::new(), Lab::new());
     let dir = Path::new("/sys/fs/bpf").join(unique("xshared"));
@@ -190,6 +199,7 @@ fn pin_dir_holding_another_interfaces_pins() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn inside_ip_netns_exec_pins_would_vanish() {
     let lab = Lab::new();
     let out = Command::new("ip")
@@ -219,6 +229,7 @@ fn inside_ip_netns_exec_pins_would_vanish() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn stats_without_a_loaded_program() {
     let lab = Lab::new();
     let out = xdpctl(&["stats", "--dev", &lab.outer, "--count", "1"]);
@@ -227,6 +238,7 @@ fn stats_without_a_loaded_program() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn unload_of_an_id_that_is_not_attached() {
     let lab = Lab::new();
     xdpctl_ok(&["load", "--dev", &lab.outer]);
@@ -259,6 +271,7 @@ impl Drop for DelLink<'_> {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn sample_refuses_an_unwritable_file_a_busy_interface_and_hw_mode() {
     let lab = Lab::new();
     let nowhere = format!("/nonexistent/{}/x.pcap", unique("dir"));

@@ -151,6 +151,7 @@ fn refused(args: &[&str], names: &[&str]) -> String {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn c01_malformed_and_unknown_interface_names() {
     let _s = serial();
     let nowhere = unique("xnone");
@@ -183,6 +184,7 @@ fn c01_malformed_and_unknown_interface_names() {
 /// A veth named like a VLAN sub-interface (no 8021q module here): its pins
 /// go to an encoded directory, and the whole cycle works.
 #[test]
+#[ignore = "needs root"]
 fn c02_an_interface_name_bpffs_cannot_hold() {
     let _s = serial();
     let name = format!("xv.{}", std::process::id() % 100_000);
@@ -201,6 +203,7 @@ fn c02_an_interface_name_bpffs_cannot_hold() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn c03_pin_dirs_outside_bpffs_are_refused() {
     let _s = serial();
     let lab = Lab::new();
@@ -224,6 +227,7 @@ fn c03_pin_dirs_outside_bpffs_are_refused() {
 /// load makes the directory (held up there by strace): nothing is made out
 /// there, and the load fails with nothing attached.
 #[test]
+#[ignore = "needs root"]
 fn c03_a_pin_dir_swapped_while_it_is_made() {
     let _s = serial();
     let lab = Lab::new();
@@ -252,6 +256,7 @@ fn c03_a_pin_dir_swapped_while_it_is_made() {
 /// A pin directory swapped for a symlink out of bpffs after the load:
 /// unload detaches but deletes nothing there.
 #[test]
+#[ignore = "needs root"]
 fn c03_unload_deletes_nothing_outside_bpffs() {
     let _s = serial();
     let lab = Lab::new();
@@ -271,6 +276,7 @@ fn c03_unload_deletes_nothing_outside_bpffs() {
 /// tracefs unmounted (in a mount namespace of the test's own, so the host
 /// keeps its mount): `trace` mounts it and runs.
 #[test]
+#[ignore = "needs root"]
 fn c04_trace_mounts_tracefs_when_it_is_missing() {
     let _s = serial();
     let before = System::settled();
@@ -293,6 +299,7 @@ const XDP_PASS_SRC: &str = "#include <linux/bpf.h>\n\
     char LICENSE[] __attribute__((section(\"license\"), used)) = \"GPL\";\n";
 
 #[test]
+#[ignore = "needs root"]
 fn c05_bad_objects_and_program_names() {
     let _s = serial();
     let lab = Lab::new();
@@ -347,6 +354,7 @@ fn ip_link_attach(dev: &str, obj: &Path) {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn c07_c10_another_tools_program_is_left_alone_without_force() {
     let _s = serial();
     let lab = Lab::new();
@@ -371,6 +379,7 @@ fn c07_c10_another_tools_program_is_left_alone_without_force() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn c08_a_pinned_bpf_link_holds_the_interface() {
     let _s = serial();
     let lab = Lab::new();
@@ -396,6 +405,7 @@ fn c08_a_pinned_bpf_link_holds_the_interface() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn c09_native_mode_refused_at_this_mtu() {
     let _s = serial();
     let lab = Lab::new();
@@ -418,6 +428,7 @@ fn c09_native_mode_refused_at_this_mtu() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn c11_a_stale_pinned_map_of_another_layout_with_reuse_maps() {
     let _s = serial();
     let lab = Lab::new();
@@ -442,6 +453,7 @@ fn c11_a_stale_pinned_map_of_another_layout_with_reuse_maps() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn c12_stats_on_a_pin_that_is_not_a_stats_map() {
     let _s = serial();
     let lab = Lab::new();
@@ -476,6 +488,7 @@ fn c12_stats_on_a_pin_that_is_not_a_stats_map() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn c13_missing_capabilities_are_named() {
     let _s = serial();
     let lab = Lab::new();
@@ -546,6 +559,7 @@ const CHANGING: [&str; 6] = ["mkdir", "mkdirat", "bpf", "sendto", "rename", "unl
 /// SIGINT or SIGTERM as load or unload enters each system call that changes
 /// something: afterwards all of it is done (and the exit is 0) or none.
 #[test]
+#[ignore = "needs root"]
 fn c14_sigint_and_sigterm_at_each_step_of_load_and_unload() {
     let _s = serial();
     let lab = Lab::new();
@@ -601,6 +615,7 @@ fn c14_sigint_and_sigterm_at_each_step_of_load_and_unload() {
 /// SIGKILL as load enters each system call that changes something. Whatever
 /// it left half done, `status` reports and `unload` clears.
 #[test]
+#[ignore = "needs root"]
 fn c14_sigkill_at_each_step_of_load_is_reported_and_cleared() {
     let _s = serial();
     let lab = Lab::new();
@@ -643,6 +658,7 @@ fn c14_sigkill_at_each_step_of_load_is_reported_and_cleared() {
 /// which go with the process). Stride: every n-th call, for trace monitor's
 /// hundreds of bpf calls.
 #[test]
+#[ignore = "needs root"]
 fn c14_signals_at_each_step_of_sample_afxdp_and_trace() {
     let _s = serial();
     let lab = Lab::new();
@@ -691,6 +707,7 @@ fn c14_signals_at_each_step_of_sample_afxdp_and_trace() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn c15_racing_loads_one_wins_the_rest_are_told_why() {
     let _s = serial();
     let lab = Lab::new();
@@ -739,6 +756,7 @@ fn c15_racing_loads_one_wins_the_rest_are_told_why() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn c16_an_interface_deleted_while_attached_then_made_again() {
     let _s = serial();
     let lab = Lab::new();
@@ -782,6 +800,7 @@ fn c16_an_interface_deleted_while_attached_then_made_again() {
 /// `redirect` with malformed MACs or an unknown interface: one line each, and
 /// neither the system nor the program's tx_port map changes.
 #[test]
+#[ignore = "needs root"]
 fn c17_redirect_refuses_malformed_macs_and_unknown_interfaces() {
     let _s = serial();
     let (left, right) = (Lab::new(), Lab::new());
@@ -824,6 +843,7 @@ fn one_line_note(out: &Output, names: &[&str]) -> String {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn c18_afxdp_queue_out_of_range() {
     let _s = serial();
     let lab = Lab::new();
@@ -833,6 +853,7 @@ fn c18_afxdp_queue_out_of_range() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn c19_sample_to_a_full_disk_and_bad_snaplens() {
     let _s = serial();
     let lab = Lab::new();
@@ -901,6 +922,7 @@ fn without_tracepoints(hidden: &[&str], args: &[&str]) -> std::process::Child {
 /// Tracepoints the kernel lacks are skipped with a notice; a command left
 /// with none says so in one line.
 #[test]
+#[ignore = "needs root"]
 fn c20_trace_without_some_tracepoints() {
     let _s = serial();
     let lab = Lab::new();
@@ -1230,6 +1252,7 @@ fn echo6_replies(frames: &[Vec<u8>], from: [u8; 6], to: [u8; 6]) -> usize {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn s10_xdp_icmp_echo_answers_only_unicast() {
     let _s = serial();
     let pins = Path::new("/sys/fs/bpf").join(unique("xs10"));
@@ -1276,6 +1299,7 @@ fn s10_xdp_icmp_echo_answers_only_unicast() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn s10_afxdp_echo_answers_only_unicast() {
     let _s = serial();
     let lab = Lab::new();
@@ -1348,6 +1372,7 @@ impl Drop for RestoreMode {
 /// program; root's `load` under `umask 000` writes nothing through the
 /// symlink, and what it makes is root's alone.
 #[test]
+#[ignore = "needs root"]
 fn s02_state_other_users_planted_is_not_trusted() {
     let _s = serial();
     let (mine, theirs) = (Lab::new(), Lab::new());
@@ -1499,6 +1524,7 @@ fn map_id_of(pin: &Path) -> u32 {
 /// the next command that looks, and no unload anywhere removes the pin the
 /// live program uses.
 #[test]
+#[ignore = "needs root"]
 fn s03_a_dead_namespace_leaves_nothing_to_inherit() {
     let _s = serial();
     let tmp = common::TempDir::new();
@@ -1584,6 +1610,7 @@ fn s03_a_dead_namespace_leaves_nothing_to_inherit() {
 /// uses: load refuses to replace it (naming the program), `--reuse-maps`
 /// shares the map, and unload leaves the pin to its other user.
 #[test]
+#[ignore = "needs root"]
 fn s03_a_pin_another_program_uses_is_never_replaced() {
     let _s = serial();
     let lab = Lab::new();
@@ -1650,6 +1677,7 @@ fn s03_a_pin_another_program_uses_is_never_replaced() {
 /// the other is told the directory is busy or holds the winner's pins. The
 /// pinned map is the winner's, whose record says so.
 #[test]
+#[ignore = "needs root"]
 fn s04_two_interfaces_racing_into_one_pin_dir() {
     use libbpf_rs::Program;
     let _s = serial();
@@ -1692,6 +1720,7 @@ fn s04_two_interfaces_racing_into_one_pin_dir() {
 /// rename, `unload` by the old name points at the new one and removes
 /// nothing, and `unload` by the new name needs no --force.
 #[test]
+#[ignore = "needs root"]
 fn s05_a_renamed_interface_keeps_its_program() {
     let _s = serial();
     let lab = Lab::new();
@@ -1748,6 +1777,7 @@ fn with_caps(caps: &[String], args: &[&str], run_for: Option<&str>) -> Output {
 /// any one of them is refused up front with one line naming it: the set is
 /// what the kernel asks, not a guess. `status` works for a normal user.
 #[test]
+#[ignore = "needs root"]
 fn s06_each_command_works_with_exactly_the_capabilities_it_names() {
     let _s = serial();
     let (lab, other) = (Lab::new(), Lab::new());
@@ -1814,6 +1844,7 @@ fn s06_each_command_works_with_exactly_the_capabilities_it_names() {
 /// A pinned map with more entries than there are XDP actions is no stats
 /// map, and stats does not allocate or print by its size.
 #[test]
+#[ignore = "needs root"]
 fn s08_stats_refuses_a_map_larger_than_the_actions() {
     let _s = serial();
     let lab = Lab::new();
@@ -1929,6 +1960,7 @@ fn unix_now() -> f64 {
 /// `--rate 10`: frames leave one at a time, a tenth of a second apart from
 /// the start, not after a wait for a batch of 64 (or the count) to fall due.
 #[test]
+#[ignore = "needs root"]
 fn s11_trafficgen_paces_low_rates() {
     let _s = serial();
     let lab = Lab::new();
@@ -1961,6 +1993,7 @@ fn s11_trafficgen_paces_low_rates() {
 /// rest not sent once it drops them (GRO off, no XDP program: a veth then
 /// drops XDP frames without counting them).
 #[test]
+#[ignore = "needs root"]
 fn s11_trafficgen_reports_what_the_device_sent() {
     let _s = serial();
     let lab = Lab::new();
@@ -2000,6 +2033,7 @@ fn s11_trafficgen_reports_what_the_device_sent() {
 /// `--udp-dst 0-65535` is 65536 ports: the 65536th frame goes to 65535, and
 /// the next one to 0 again.
 #[test]
+#[ignore = "needs root"]
 fn s11_trafficgen_port_range_includes_last() {
     let _s = serial();
     let lab = Lab::new();
@@ -2022,6 +2056,7 @@ fn s11_trafficgen_port_range_includes_last() {
 /// one line that names it, exit 2 as for the other malformed option values.
 /// As a destination it is fine.
 #[test]
+#[ignore = "needs root"]
 fn s11_trafficgen_refuses_a_group_source_mac() {
     let _s = serial();
     let lab = Lab::new();
@@ -2100,6 +2135,7 @@ fn assert_no_control(what: &str, out: &[u8]) {
 /// namespace of its own and sends traffic over it, and names a task (comm)
 /// with one: root's `trace netdev` and `trace printk` show both escaped.
 #[test]
+#[ignore = "needs root"]
 fn s07_hostile_interface_names_are_escaped() {
     let _s = serial();
     let lab = Lab::new();
@@ -2180,6 +2216,7 @@ fn s07_hostile_interface_names_are_escaped() {
 /// index is that of another lab's interface here show under that lab's
 /// namespace, never under this namespace's interface.
 #[test]
+#[ignore = "needs root"]
 fn s07_trace_keys_exceptions_per_namespace() {
     let _s = serial();
     let host = Lab::new();
@@ -2339,6 +2376,7 @@ fn summary(err: &str) -> (u64, u64) {
 /// writes through it nor into it; a new capture is private; a failed start
 /// leaves the file there as it was.
 #[test]
+#[ignore = "needs root"]
 fn s01_sample_writes_only_its_own_new_file() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let _s = serial();
@@ -2416,6 +2454,7 @@ fn s01_sample_writes_only_its_own_new_file() {
 /// Two samplers started at once on one interface and one file: one runs,
 /// the other is refused and leaves the winner's capture alone.
 #[test]
+#[ignore = "needs root"]
 fn s04_two_samplers_racing_for_one_file() {
     let _s = serial();
     let lab = Lab::new();
@@ -2456,6 +2495,7 @@ fn s04_two_samplers_racing_for_one_file() {
 /// A reader that never reads: a signal still ends `sample -w -` within a
 /// second, detached, and it counts only the records that went into the pipe.
 #[test]
+#[ignore = "needs root"]
 fn s09_a_stalled_pipe_does_not_hold_up_a_stop() {
     use nix::sys::signal::{kill, Signal};
     use std::io::Read;
@@ -2511,6 +2551,7 @@ fn s09_a_stalled_pipe_does_not_hold_up_a_stop() {
 /// `features` only asks: on a veth with and without a program on its peer,
 /// from either end, and on a bridge, it attaches, loads and pins nothing.
 #[test]
+#[ignore = "needs root"]
 fn f01_features_changes_nothing() {
     let _s = serial();
     let lab = Lab::new();
@@ -2546,6 +2587,7 @@ fn f01_features_changes_nothing() {
 /// netdevsim) is refused in one line before anything is loaded: exit 1, where
 /// an attach refused after loading exits 30.
 #[test]
+#[ignore = "needs root"]
 fn i17_hw_mode_without_offload_is_refused_up_front() {
     let _s = serial();
     let lab = Lab::new();
@@ -2605,6 +2647,7 @@ fn ip_link_dispatcher(lab: &Lab) -> String {
 /// alone even with --force, naming libxdp's own command and
 /// --force-dispatcher, which takes it off knowingly.
 #[test]
+#[ignore = "needs root"]
 fn i17_libxdp_dispatcher_is_named_and_left_to_libxdp() {
     let _s = serial();
     let lab = Lab::new();
@@ -2741,6 +2784,7 @@ impl Drop for LibxdpState {
 /// leaves that state to libxdp, whose `xdp-loader clean` (which xdpctl names)
 /// removes it.
 #[test]
+#[ignore = "needs root"]
 fn i17_status_lists_what_libxdps_state_says_the_dispatcher_runs() {
     let _s = serial();
     let lab = Lab::new();
@@ -2807,6 +2851,7 @@ fn i17_status_lists_what_libxdps_state_says_the_dispatcher_runs() {
 /// `xdpctl unload`, then `xdp-loader load` works (before, libxdp says
 /// "Existing program is not using a dispatcher").
 #[test]
+#[ignore = "needs root"]
 fn i17_handing_an_interface_over_between_libxdp_and_xdpctl() {
     let _s = serial();
     let lab = Lab::new();
@@ -2879,6 +2924,7 @@ fn bpftool_map(pin: &Path, layout: &[&str]) {
 /// libbpf's default /sys/fs/bpf/xdp_stats_map. A pin of that name another
 /// program shares stays as it was.
 #[test]
+#[ignore = "needs root"]
 fn s17_a_failed_load_leaves_no_pin_of_a_map_pinned_by_name() {
     let _s = serial();
     let lab = Lab::new();
@@ -2914,6 +2960,7 @@ fn s17_a_failed_load_leaves_no_pin_of_a_map_pinned_by_name() {
 /// A map of that name pinned there with another layout: refused before
 /// anything is loaded, naming the pin and each difference; the pin stays.
 #[test]
+#[ignore = "needs root"]
 fn s17_a_pin_by_name_of_another_layout_is_refused() {
     let _s = serial();
     let lab = Lab::new();
@@ -2942,6 +2989,7 @@ fn s17_a_pin_by_name_of_another_layout_is_refused() {
 /// by strace just before its pin goes into place, the program already
 /// attached): that pin is never replaced; the load fails and undoes itself.
 #[test]
+#[ignore = "needs root"]
 fn s17_a_pin_by_name_made_meanwhile_is_never_replaced() {
     let _s = serial();
     let lab = Lab::new();
