@@ -43,8 +43,8 @@ build: deps
 lint: deps
 	$(CARGO) fmt --check
 	$(CARGO) clippy --release --all-targets --locked -- -D warnings
-	clang-format --dry-run -Werror bpf/*.c include/*.h $(wildcard bench/*.c)
-	shellcheck testenv/*.sh tests/*.sh $(wildcard bench/*.sh) .ci/run
+	clang-format --dry-run -Werror bpf/*.c include/*.h $(wildcard benches/ref/*.c)
+	shellcheck testenv/*.sh tests/*.sh benches/run.sh .ci/run
 
 # Everything CI runs. Needs root: the tests attach programs to their own veths;
 # as a normal user, plain `cargo test` runs the tests that need no root.
@@ -61,10 +61,10 @@ testenv: build
 testenv-teardown:
 	XDPCTL=$(XDPCTL) testenv/testenv.sh teardown
 
-# Needs root; writes bench/results.md, bench/results.json and the README summary.
+# Needs root; writes benches/results.md, benches/results.json and the README summary.
 bench: build
 	$(call apt_install,$(BENCH_DEPS))
-	XDPCTL=$(XDPCTL) bench/run.sh
+	XDPCTL=$(XDPCTL) benches/run.sh
 
 clean:
 	$(CARGO) clean
