@@ -43,12 +43,13 @@ build: deps
 lint: deps
 	$(CARGO) fmt --check
 	$(CARGO) clippy --release --all-targets --locked -- -D warnings
-	clang-format --dry-run -Werror bpf/*.c include/*.h $(wildcard bench/*.c)
-	shellcheck testenv/*.sh tests/*.sh $(wildcard bench/*.sh) .ci/run
+	clang-format --dry-run -Werror bpf/*.c include/*.h $(wildcard benches/ref/*.c)
+	shellcheck testenv/*.sh tests/*.sh benches/run.sh .ci/run
 
-# Everything CI runs. Needs root: the tests attach programs to their own veths.
+# Everything CI runs. Needs root: the tests attach programs to their own veths;
+# as a normal user, plain `cargo test` runs the tests that need no root.
 test: build lint
-	$(CARGO) test --release --locked
+	$(CARGO) test --release --locked -- --include-ignored
 	XDPCTL=$(XDPCTL) tests/testenv_test.sh
 
 demo: build
@@ -60,10 +61,10 @@ testenv: build
 testenv-teardown:
 	XDPCTL=$(XDPCTL) testenv/testenv.sh teardown
 
-# Needs root; writes bench/results.md, bench/results.json and the README summary.
+# Needs root; writes benches/results.md, benches/results.json and the README summary.
 bench: build
 	$(call apt_install,$(BENCH_DEPS))
-	XDPCTL=$(XDPCTL) bench/run.sh
+	XDPCTL=$(XDPCTL) benches/run.sh
 
 clean:
 	$(CARGO) clean

@@ -1,5 +1,5 @@
 //! AF_XDP packet rates: `xdpctl afxdp` against the C reference
-//! (bench/xsk_ref.c: advanced03's user-space side on libxdp's xsk API, echo
+//! (benches/ref/xsk_ref.c: advanced03's user-space side on libxdp's xsk API, echo
 //! switched on, loading the same xdp_sock object), in copy mode, with the
 //! program native and skb, busy-polling, 64 frames a pass.
 //!

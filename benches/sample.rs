@@ -76,7 +76,7 @@ struct Bench {
 
 fn main() -> Result<()> {
     let ref_path = std::env::var("XDPCTL_BENCH_REF").context(
-        "XDPCTL_BENCH_REF must name the compiled bench/xdp_ref.bpf.c (make bench does this)",
+        "XDPCTL_BENCH_REF must name the compiled benches/ref/xdp_ref.bpf.c (make bench does this)",
     )?;
     let xdpctl = std::env::var("XDPCTL").unwrap_or_else(|_| "target/release/xdpctl".into());
     let xdpctl = std::fs::canonicalize(&xdpctl)

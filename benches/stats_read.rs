@@ -1,6 +1,6 @@
 //! Time of one `xdpctl stats` sample (every action's record, summed over
 //! CPUs, from the pinned xdp_stats_map) against a C program doing the same
-//! with one batch lookup (bench/stats_ref.c). Both time the same number of
+//! with one batch lookup (benches/ref/stats_ref.c). Both time the same number of
 //! back-to-back reads of the same map; rounds alternate who goes first.
 //! Run by `make bench` (needs root).
 
@@ -30,8 +30,9 @@ impl Drop for Pin {
 }
 
 fn main() -> Result<()> {
-    let reference = std::env::var("XDPCTL_BENCH_STATS_REF")
-        .context("XDPCTL_BENCH_STATS_REF must name the built bench/stats_ref.c (make bench)")?;
+    let reference = std::env::var("XDPCTL_BENCH_STATS_REF").context(
+        "XDPCTL_BENCH_STATS_REF must name the built benches/ref/stats_ref.c (make bench)",
+    )?;
     let mut storage = MaybeUninit::uninit();
     let mut open = XdpProgKernSkelBuilder::default().open(&mut storage)?;
     // Only the map is wanted: load no program.
@@ -63,7 +64,7 @@ fn main() -> Result<()> {
     println!("| reader | µs per sample | ratio |");
     println!("|---|---:|---:|");
     println!("| xdpctl (StatsMap::read, one batch lookup) | {:.2} | {ratio:.2} |", o / 1e3);
-    println!("| C, bpf_map_lookup_batch (bench/stats_ref.c) | {:.2} | 1.00 |", c / 1e3);
+    println!("| C, bpf_map_lookup_batch (benches/ref/stats_ref.c) | {:.2} | 1.00 |", c / 1e3);
     println!();
     common::record(
         "stats_read",

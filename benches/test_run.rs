@@ -1,5 +1,5 @@
 //! ns per packet of each shipped program under BPF_PROG_TEST_RUN, against the
-//! same work written as plain C (bench/xdp_ref.bpf.c) and a no-op program.
+//! same work written as plain C (benches/ref/xdp_ref.bpf.c) and a no-op program.
 //! Run by `make bench` (needs root); prints a markdown table.
 //!
 //! The figure is the kernel's own (it stops its clock while the test task is
@@ -106,7 +106,7 @@ struct Case<'a> {
 
 fn main() -> Result<()> {
     let ref_path = std::env::var("XDPCTL_BENCH_REF").context(
-        "XDPCTL_BENCH_REF must name the compiled bench/xdp_ref.bpf.c (make bench does this)",
+        "XDPCTL_BENCH_REF must name the compiled benches/ref/xdp_ref.bpf.c (make bench does this)",
     )?;
     let lab = router_lab()?;
     let mut storage = MaybeUninit::uninit();

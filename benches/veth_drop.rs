@@ -1,5 +1,5 @@
 //! Frames per second a veth drops in XDP: xdp_drop loaded by `xdpctl load`
-//! against the plain C drop program of bench/xdp_ref.bpf.c attached with
+//! against the plain C drop program of benches/ref/xdp_ref.bpf.c attached with
 //! `ip link`, native and skb mode, same veth, same traffic. The traffic is
 //! `xdpctl trafficgen`'s generator, flat out, on CPU 0; a veth receives on
 //! the sending CPU, so the drop program's cost shows as a lower rate.
@@ -23,8 +23,9 @@ const ROUNDS: usize = 7;
 const SECONDS: f64 = 1.0;
 
 fn main() -> Result<()> {
-    let reference = std::env::var("XDPCTL_BENCH_REF")
-        .context("XDPCTL_BENCH_REF must name the compiled bench/xdp_ref.bpf.c (make bench)")?;
+    let reference = std::env::var("XDPCTL_BENCH_REF").context(
+        "XDPCTL_BENCH_REF must name the compiled benches/ref/xdp_ref.bpf.c (make bench)",
+    )?;
     let xdpctl = std::env::var("XDPCTL").unwrap_or_else(|_| "target/release/xdpctl".into());
     let xdpctl = std::fs::canonicalize(&xdpctl)
         .with_context(|| format!("{xdpctl}: build it first"))?

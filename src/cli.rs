@@ -54,7 +54,7 @@ pub enum Command {
 impl Command {
     /// The subcommand's name and the capabilities it cannot work without,
     /// as measured: each command works with exactly these and fails without
-    /// any one of them (tests/faults.rs, s06). Pins and records are root's
+    /// any one of them (tests/faults/capabilities.rs, s06). Pins and records are root's
     /// files, so the commands that only read them need root's uid, no
     /// capability.
     pub fn needs(&self) -> (&'static str, &'static [Cap]) {

@@ -250,6 +250,7 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs root"] // enters a namespace (CAP_SYS_ADMIN)
     fn this_namespace_is_alive_and_no_other_has_its_cookie() {
         let c = cookie().unwrap();
         let own = File::open("/proc/self/ns/net").unwrap();

@@ -62,6 +62,7 @@ fn assert_clean(lab: &Lab, f: &Finished, report: &Value) {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn ping6_is_answered_from_user_space() {
     let lab = Lab::isolated();
     kernel_echo(&lab, false);
@@ -84,6 +85,7 @@ fn ping6_is_answered_from_user_space() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn every_other_frame_is_left_to_the_kernel() {
     let lab = Lab::isolated();
     kernel_echo(&lab, true);
@@ -105,6 +107,7 @@ fn every_other_frame_is_left_to_the_kernel() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn drop_counts_frames_and_answers_nothing() {
     let lab = Lab::new();
     let x = start(&lab, &["--drop", "--poll"]);
@@ -118,6 +121,7 @@ fn drop_counts_frames_and_answers_nothing() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn ctrl_c_under_traffic_leaves_nothing_behind() {
     let lab = Lab::new();
     let x = start(&lab, &[]);
@@ -137,6 +141,7 @@ fn ctrl_c_under_traffic_leaves_nothing_behind() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn sigkill_leaves_no_program_attached() {
     let lab = Lab::new();
     let x = start(&lab, &["--poll"]);
@@ -160,6 +165,7 @@ fn assert_refused(lab: &Lab, args: &[&str], expect: &[&str]) {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_queue_the_device_lacks_is_refused() {
     let lab = Lab::new();
     assert_refused(&lab, &["--queue", "5"], &["--queue 5", "1 receive queue", "ethtool -l"]);
@@ -167,6 +173,7 @@ fn a_queue_the_device_lacks_is_refused() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn zero_copy_on_veth_is_refused() {
     let lab = Lab::new();
     assert_refused(&lab, &["--zero-copy"], &["--zero-copy", "use --copy"]);
@@ -175,6 +182,7 @@ fn zero_copy_on_veth_is_refused() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_taken_queue_is_refused_and_its_owner_keeps_running() {
     let lab = Lab::isolated();
     kernel_echo(&lab, false);
@@ -189,6 +197,7 @@ fn a_taken_queue_is_refused_and_its_owner_keeps_running() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn an_interface_with_a_program_is_refused() {
     let lab = Lab::new();
     common::xdpctl_ok(&["load", "--dev", &lab.outer, "--progsec", "xdp_pass"]);

@@ -73,6 +73,7 @@ fn insert(skel: &AfXdpKernSkel<'_>, queue: u32, sock: &Xsk) {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn without_a_socket_frames_go_to_the_kernel() {
     with_xdp_sock(false, |skel| {
         for _ in 0..3 {
@@ -84,6 +85,7 @@ fn without_a_socket_frames_go_to_the_kernel() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn with_a_socket_every_frame_is_redirected() {
     let lab = common::Lab::new();
     let sock = bound_socket(&lab);
@@ -102,6 +104,7 @@ fn with_a_socket_every_frame_is_redirected() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn every_other_alternates_starting_with_the_socket() {
     let lab = common::Lab::new();
     let sock = bound_socket(&lab);

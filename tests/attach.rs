@@ -20,6 +20,7 @@ fn prog_id(v: &Value) -> u64 {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn pass_lets_ping6_through_and_counts_every_reply() {
     let lab = Lab::new();
     load(&lab, &["--progname", "xdp_pass"]);
@@ -33,6 +34,7 @@ fn pass_lets_ping6_through_and_counts_every_reply() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn drop_blocks_ping_and_counts_the_drops() {
     let lab = Lab::new();
     load(&lab, &["--progname", "xdp_drop_func"]);
@@ -44,6 +46,7 @@ fn drop_blocks_ping_and_counts_the_drops() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn abort_counts_aborted() {
     let lab = Lab::new();
     load(&lab, &["--progsec", "xdp_abort"]);
@@ -54,6 +57,7 @@ fn abort_counts_aborted() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn second_load_without_force_is_refused_and_changes_nothing() {
     let lab = Lab::new();
     let first = prog_id(&load(&lab, &[]));
@@ -72,6 +76,7 @@ fn second_load_without_force_is_refused_and_changes_nothing() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn force_swaps_the_program() {
     let lab = Lab::new();
     let first = prog_id(&load(&lab, &[]));
@@ -86,6 +91,7 @@ fn force_swaps_the_program() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn reuse_maps_keeps_counters_across_a_swap() {
     let lab = Lab::new();
     load(&lab, &[]);
@@ -108,6 +114,7 @@ fn reuse_maps_keeps_counters_across_a_swap() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn stats_from_a_separate_process_follow_a_reload() {
     let lab = Lab::new();
     load(&lab, &[]);
@@ -134,6 +141,7 @@ fn stats_from_a_separate_process_follow_a_reload() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn unload_leaves_no_attachment_and_no_pins() {
     let lab = Lab::new();
     let loaded = load(&lab, &[]);
@@ -153,6 +161,7 @@ fn unload_leaves_no_attachment_and_no_pins() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn skb_and_native_modes_both_work() {
     let lab = Lab::new();
     for (flag, mode) in
@@ -177,6 +186,7 @@ fn skb_and_native_modes_both_work() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn custom_pin_dir_is_recorded_for_stats_status_and_unload() {
     let lab = Lab::new();
     let dir = Path::new("/sys/fs/bpf").join(common::unique("xpin"));
@@ -192,6 +202,7 @@ fn custom_pin_dir_is_recorded_for_stats_status_and_unload() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_user_object_built_by_the_test_loads_and_counts() {
     let lab = Lab::new();
     let tmp = common::TempDir::new();
@@ -213,6 +224,7 @@ fn a_user_object_built_by_the_test_loads_and_counts() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn load_mounts_bpffs_when_it_is_missing() {
     let lab = Lab::new();
     // In a private mount namespace, unmounting bpffs leaves the host's alone.
@@ -236,6 +248,7 @@ fn load_mounts_bpffs_when_it_is_missing() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn stats_stops_cleanly_on_ctrl_c_and_on_a_closed_pipe() {
     let lab = Lab::new();
     load(&lab, &[]);
@@ -264,6 +277,7 @@ fn stats_stops_cleanly_on_ctrl_c_and_on_a_closed_pipe() {
 /// link attachment holds: the link on this interface, and the program that
 /// uses the stats map.
 #[test]
+#[ignore = "needs root"]
 fn link_and_program_walks_find_the_link_and_the_map_user() {
     use std::os::fd::AsFd;
 

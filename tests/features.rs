@@ -135,6 +135,7 @@ fn ip_detach(ns: Option<&str>, dev: &str) {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_veth_reports_what_ip_sys_and_the_kernel_say() {
     let lab = Lab::new();
     let dev = lab.outer.as_str();
@@ -201,6 +202,7 @@ fn a_veth_reports_what_ip_sys_and_the_kernel_say() {
 /// A program on the peer makes veth take XDP frames (ndo-xmit appears), and
 /// the kernel then limits the peer's MTU to exactly the limit reported.
 #[test]
+#[ignore = "needs root"]
 fn a_program_on_the_peer_adds_ndo_xmit_and_the_kernel_agrees_on_the_limits() {
     let lab = Lab::new();
     let tmp = TempDir::new();
@@ -235,6 +237,7 @@ fn a_program_on_the_peer_adds_ndo_xmit_and_the_kernel_agrees_on_the_limits() {
 
 /// What `features` says fits at the peer's MTU is what the kernel does.
 #[test]
+#[ignore = "needs root"]
 fn the_verdict_at_the_current_mtu_is_the_kernels() {
     let lab = Lab::new();
     let tmp = TempDir::new();
@@ -264,6 +267,7 @@ fn the_verdict_at_the_current_mtu_is_the_kernels() {
 /// A veth whose peer sends on more queues than it receives on announces no
 /// XDP at all, and the kernel refuses a program there.
 #[test]
+#[ignore = "needs root"]
 fn a_veth_with_fewer_rx_queues_than_its_peer_sends_on_has_no_native_mode() {
     let lab = Lab::new();
     let tmp = TempDir::new();
@@ -327,6 +331,7 @@ impl Drop for DelLink {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_bridge_has_no_native_xdp() {
     let br = unique("xfbr");
     run("ip", &["link", "add", &br, "type", "bridge"]);
@@ -370,6 +375,7 @@ fn a_bridge_has_no_native_xdp() {
 /// Without any capability the command works; a peer in another namespace
 /// then shows by index only, and what depends on its MTU is unknown.
 #[test]
+#[ignore = "needs root"]
 fn without_privileges_the_peer_in_another_namespace_is_unknown() {
     let lab = Lab::new();
     let out = Command::new("setpriv")
@@ -387,6 +393,7 @@ fn without_privileges_the_peer_in_another_namespace_is_unknown() {
 
 /// A name with an escape sequence is shown escaped; JSON carries it as is.
 #[test]
+#[ignore = "needs root"]
 fn a_hostile_name_is_escaped() {
     let lab = Lab::new();
     let name = "f\u{1b}[2J";

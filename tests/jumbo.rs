@@ -49,6 +49,7 @@ fn load_native(lab: &Lab, prog: &str) {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn every_shipped_program_attaches_in_native_mode_at_mtu_9000() {
     let lab = Lab::with_mtu(MTU);
     for prog in xdpctl::catalog::PROGRAMS {
@@ -59,6 +60,7 @@ fn every_shipped_program_attaches_in_native_mode_at_mtu_9000() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn xdp_pass_passes_jumbo_pings_and_counts_them_whole() {
     let lab = Lab::with_mtu(MTU);
     load_native(&lab, "xdp_pass");
@@ -69,6 +71,7 @@ fn xdp_pass_passes_jumbo_pings_and_counts_them_whole() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn xdp_drop_drops_jumbo_pings_and_counts_them_whole() {
     let lab = Lab::with_mtu(MTU);
     load_native(&lab, "xdp_drop");
@@ -80,6 +83,7 @@ fn xdp_drop_drops_jumbo_pings_and_counts_them_whole() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn xdp_parser_drops_the_jumbo_pings_with_even_sequence_numbers() {
     let lab = Lab::with_mtu(MTU);
     load_native(&lab, "xdp_parser");
@@ -94,6 +98,7 @@ fn xdp_parser_drops_the_jumbo_pings_with_even_sequence_numbers() {
 /// from XDP, and the replies reach the outer end (which runs NAPI, as a
 /// veth's peer must for XDP_TX to arrive, by running xdp_pass).
 #[test]
+#[ignore = "needs root"]
 fn xdp_icmp_echo_answers_jumbo_pings_with_xdp_tx() {
     let lab = Lab::with_mtu(MTU);
     lab.exec(&["sysctl", "-qw", "net.ipv6.icmp.echo_ignore_all=1"]);
@@ -122,6 +127,7 @@ fn xdp_icmp_echo_answers_jumbo_pings_with_xdp_tx() {
 /// the other lab's inner end samples them (natively, which also gives it the
 /// NAPI a veth needs to take redirected frames) whole.
 #[test]
+#[ignore = "needs root"]
 fn redirects_carry_jumbo_frames_to_another_veth() {
     for program in ["xdp_redirect", "xdp_redirect_map"] {
         let (left, right) = (Lab::with_mtu(MTU), Lab::with_mtu(MTU));
@@ -230,6 +236,7 @@ fn pcap_records(file: &Path) -> Vec<(u32, Vec<u8>)> {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn sample_captures_jumbo_frames_whole_in_native_mode() {
     let lab = Lab::with_mtu(MTU);
     let dir = TempDir::new();
@@ -261,6 +268,7 @@ fn sample_captures_jumbo_frames_whole_in_native_mode() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn sample_with_a_small_snaplen_keeps_the_jumbo_frames_length() {
     let lab = Lab::with_mtu(MTU);
     let dir = TempDir::new();

@@ -113,6 +113,7 @@ fn attached_name(lab: &Lab) -> String {
 /// The stats map pinned by name goes to each interface's own pin directory,
 /// nowhere else: two interfaces count apart, and unload takes each pin along.
 #[test]
+#[ignore = "needs root"]
 fn a_map_pinned_by_name_is_pinned_per_interface() {
     let (a, b) = (Lab::new(), Lab::new());
     let tmp = TempDir::new();
@@ -152,6 +153,7 @@ fn a_map_pinned_by_name_is_pinned_per_interface() {
 /// what pinning by name means), and load says so. Counters survive a reload;
 /// a pin another tool made stays that tool's when xdpctl unloads.
 #[test]
+#[ignore = "needs root"]
 fn a_map_pinned_by_name_that_is_there_already_is_shared() {
     let lab = Lab::new();
     let tmp = TempDir::new();
@@ -218,6 +220,7 @@ fn a_map_pinned_by_name_that_is_there_already_is_shared() {
 /// Without --progname, an object's only XDP program is the one loaded;
 /// with several, or a --progsec that several share, the error lists them.
 #[test]
+#[ignore = "needs root"]
 fn the_only_xdp_program_needs_no_name_and_several_are_listed() {
     let lab = Lab::new();
     let tmp = TempDir::new();
@@ -254,6 +257,7 @@ fn the_only_xdp_program_needs_no_name_and_several_are_listed() {
 /// The tutorial's loader options: --filename, -U/--unload, --progsec with
 /// the lessons' function names.
 #[test]
+#[ignore = "needs root"]
 fn the_tutorials_load_options_work() {
     let lab = Lab::new();
     let tmp = TempDir::new();
@@ -285,6 +289,7 @@ fn the_tutorials_load_options_work() {
 
 /// --offload-mode is --mode hw, whatever the device answers.
 #[test]
+#[ignore = "needs root"]
 fn offload_mode_is_mode_hw() {
     let lab = Lab::new();
     let dev = lab.outer.as_str();
@@ -300,6 +305,7 @@ fn offload_mode_is_mode_hw() {
 
 /// packet03's xdp_prog_user spellings: -r, -L, -R.
 #[test]
+#[ignore = "needs root"]
 fn redirect_takes_the_tutorials_short_options() {
     let (a, b) = (Lab::new(), Lab::new());
     xdpctl_ok(&["load", "--dev", &a.outer, "--progname", "xdp_redirect_map_func"]);
@@ -353,6 +359,7 @@ fn list_names_the_lessons_functions_and_help_the_canonical_options() {
 /// A program without maps: no empty "pinned maps" line, and `stats` says
 /// which program runs and that it keeps no stats.
 #[test]
+#[ignore = "needs root"]
 fn a_program_without_maps_says_so() {
     let lab = Lab::new();
     let tmp = TempDir::new();
@@ -383,6 +390,7 @@ fn a_program_without_maps_says_so() {
 /// The refusal to replace another tool's program suggests a command that
 /// works: that command, run as given, detaches it.
 #[test]
+#[ignore = "needs root"]
 fn the_hint_to_unload_another_tools_program_works() {
     let lab = Lab::new();
     let tmp = TempDir::new();

@@ -90,6 +90,7 @@ fn stats_in(ns: &str, dev: &str) -> Stats {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn parser_drops_the_pings_with_even_sequence_numbers() {
     let lab = Lab::new();
     xdpctl_ok(&["load", "--dev", &lab.outer, "--progname", "xdp_parser"]);
@@ -104,6 +105,7 @@ fn parser_drops_the_pings_with_even_sequence_numbers() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn port_rewrite_delivers_a_datagram_for_port_n_plus_1_to_port_n() {
     let lab = Lab::new();
     // Full checksums on the wire and verified on arrival: a wrong checksum
@@ -130,6 +132,7 @@ fn port_rewrite_delivers_a_datagram_for_port_n_plus_1_to_port_n() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn vlan_swap_tags_untagged_frames_with_vlan_1() {
     let lab = Lab::new();
     xdpctl_ok(&["load", "--dev", &lab.outer, "--progname", "xdp_vlan_swap"]);
@@ -150,6 +153,7 @@ fn vlan_swap_tags_untagged_frames_with_vlan_1() {
 
 /// The lab's inner end answers pings from XDP while its kernel ignores them.
 #[test]
+#[ignore = "needs root"]
 fn icmp_echo_answers_pings_with_xdp_tx() {
     for mode in ["--native-mode", "--skb-mode"] {
         let lab = Lab::new();
@@ -187,11 +191,13 @@ fn count_replies(lab: &Lab, count: u32) -> u32 {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn redirect_map_sends_the_left_labs_frames_to_the_right_lab() {
     redirect_between_labs("xdp_redirect_map");
 }
 
 #[test]
+#[ignore = "needs root"]
 fn redirect_sends_every_frame_to_the_right_lab() {
     redirect_between_labs("xdp_redirect");
 }
@@ -336,6 +342,7 @@ impl Drop for Routed {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn router_forwards_ipv4_and_ipv6_and_drops_unreachable() {
     let mut t = Routed::new();
     t.load("r1");

@@ -189,6 +189,7 @@ impl<'obj> Runner<'_, 'obj> {
 /// so the "shorter than 14 bytes" half of the ABORTED rule cannot be run here;
 /// the cut-frame tests check ABORTED on frames cut inside their VLAN tags.
 #[test]
+#[ignore = "needs root"]
 fn frames_shorter_than_ethernet_are_refused_by_test_run() {
     with_loaded(|r| {
         let frame = ping4(2).bytes();
@@ -213,6 +214,7 @@ fn frames_shorter_than_ethernet_are_refused_by_test_run() {
 // xdp_parser (packet01).
 
 #[test]
+#[ignore = "needs root"]
 fn parser_drops_even_echo_requests_and_passes_everything_else() {
     let cases: Vec<(&str, Frame, u32)> = vec![
         ("IPv4 echo request seq 0", ping4(0), XDP_DROP),
@@ -268,6 +270,7 @@ fn parser_drops_even_echo_requests_and_passes_everything_else() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn parser_on_cut_frames_aborts_in_the_tags_and_passes_further_in() {
     let frames = [
         ("IPv4 echo request seq 2, QinQ", ping4(2).tags(TAG_SETS[3])),
@@ -309,6 +312,7 @@ fn expect_rewrite(r: &mut Runner<'_, '_>, frame: &Frame, dport: u16, what: &str)
 }
 
 #[test]
+#[ignore = "needs root"]
 fn port_rewrite_decrements_udp_and_tcp_destination_ports() {
     let l4s = [
         ("UDP", udp(40000, 53)),
@@ -357,6 +361,7 @@ fn zero_checksum_with(frame: Frame, dport: u16) -> Frame {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn port_rewrite_checksum_edge_cases_and_port_wrap() {
     with_loaded(|r| {
         for tags in [TAG_SETS[0], TAG_SETS[3]] {
@@ -401,6 +406,7 @@ fn port_rewrite_checksum_edge_cases_and_port_wrap() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn port_rewrite_leaves_other_traffic_untouched() {
     let cases: Vec<(&str, Frame)> = vec![
         ("UDP, later fragment", Frame::v4(udp(1, 1000)).frag(0x0001)),
@@ -436,6 +442,7 @@ fn port_rewrite_leaves_other_traffic_untouched() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn port_rewrite_on_cut_frames_aborts_in_the_tags_and_passes_further_in() {
     let frames = [
         ("UDP over IPv4, QinQ", Frame::v4(udp(9, 1000)).tags(TAG_SETS[3])),
@@ -467,6 +474,7 @@ fn port_rewrite_on_cut_frames_aborts_in_the_tags_and_passes_further_in() {
 // xdp_vlan_swap (packet02).
 
 #[test]
+#[ignore = "needs root"]
 fn vlan_swap_pops_the_outer_tag() {
     let cases: Vec<(&str, Frame, Tags)> = vec![
         ("UDP over IPv4, 802.1Q", Frame::v4(udp(1, 2)), &[(ETH_P_8021Q, 5)]),
@@ -493,6 +501,7 @@ fn vlan_swap_pops_the_outer_tag() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn vlan_swap_pushes_vlan_1_onto_untagged_frames() {
     let cases: Vec<(&str, Frame)> = vec![
         ("UDP over IPv4", Frame::v4(udp(1, 2))),
@@ -515,6 +524,7 @@ fn vlan_swap_pushes_vlan_1_onto_untagged_frames() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn vlan_swap_on_cut_frames_aborts_in_the_tags() {
     let frames = [
         ("802.1Q", Frame::v4(udp(1, 2)).tags(TAG_SETS[1])),
@@ -544,6 +554,7 @@ fn expect_reply(r: &mut Runner<'_, '_>, request: &Frame, what: &str) {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn icmp_echo_answers_unicast_echo_requests() {
     let link_local = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
     let cases: Vec<(&str, Frame)> = vec![
@@ -569,6 +580,7 @@ fn icmp_echo_answers_unicast_echo_requests() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn icmp_echo_leaves_other_packets_to_the_kernel() {
     let all_nodes = [0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
     let site_routers = [0xff, 0x05, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
@@ -618,6 +630,7 @@ const GROUP_MACS: [(&str, Mac); 5] = [
 ];
 
 #[test]
+#[ignore = "needs root"]
 fn icmp_echo_leaves_requests_to_group_macs_to_the_kernel() {
     // `ping -b` to a subnet's broadcast address: an IPv4 destination that
     // looks unicast, sent to the broadcast MAC.
@@ -647,6 +660,7 @@ fn icmp_echo_leaves_requests_to_group_macs_to_the_kernel() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn icmp_echo_on_cut_frames_aborts_in_the_tags_and_passes_further_in() {
     let frames = [
         ("IPv4, QinQ", ping4(1).tags(TAG_SETS[3])),
@@ -699,6 +713,7 @@ fn redirect_frames() -> Vec<(String, Vec<u8>)> {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn redirect_sends_everything_to_the_configured_target_only() {
     let cut = ping6(1).tags(TAG_SETS[3]);
     with_loaded(|r| {
@@ -740,6 +755,7 @@ fn redirect_sends_everything_to_the_configured_target_only() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn redirect_map_redirects_known_sources_while_tx_port_is_set() {
     let other_src: Mac = [0x02, 0xdd, 0x00, 0x00, 0x00, 0x04];
     let cut = Frame::v4(udp(1, 2)).tags(TAG_SETS[3]);
@@ -807,6 +823,7 @@ fn jumbo(frame: Frame) -> Frame {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn parser_judges_jumbo_frames_by_their_headers() {
     let cases: Vec<(&str, Frame, u32)> = vec![
         ("IPv4 echo request seq 2", ping4(2), XDP_DROP),
@@ -830,6 +847,7 @@ fn parser_judges_jumbo_frames_by_their_headers() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn port_rewrite_on_jumbo_frames_keeps_the_checksum_over_the_whole_frame() {
     let cases: Vec<(&str, Frame)> = vec![
         ("UDP over IPv4", Frame::v4(udp(9, 1000))),
@@ -852,6 +870,7 @@ fn port_rewrite_on_jumbo_frames_keeps_the_checksum_over_the_whole_frame() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn vlan_swap_pushes_and_pops_tags_on_jumbo_frames() {
     with_loaded(|r| {
         for (what, frame) in [("UDP over IPv4", Frame::v4(udp(1, 2))), ("IPv6 echo", ping6(1))] {
@@ -870,6 +889,7 @@ fn vlan_swap_pushes_and_pops_tags_on_jumbo_frames() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn icmp_echo_answers_jumbo_echo_requests() {
     with_loaded(|r| {
         for (what, frame) in [("IPv4", ping4(1)), ("IPv6", ping6(2))] {
@@ -882,6 +902,7 @@ fn icmp_echo_answers_jumbo_echo_requests() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn redirects_send_jumbo_frames_whole() {
     with_loaded(|r| {
         let frame = jumbo(Frame::v6(udp(1, 2))).bytes();
@@ -903,6 +924,7 @@ fn redirects_send_jumbo_frames_whole() {
 /// header and tags, PASS and untouched further in), as the cut-frame tests
 /// have it for a frame that ends there.
 #[test]
+#[ignore = "needs root"]
 fn headers_reaching_past_the_linear_part_count_as_cut_short() {
     let cases: Vec<(Prog, &str, Frame)> = vec![
         (Prog::Parser, "IPv4 echo request seq 2, QinQ", ping4(2).tags(TAG_SETS[3])),

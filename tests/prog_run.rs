@@ -57,6 +57,7 @@ fn run(skel: &XdpProgKernSkel<'_>, name: &str, frame: &[u8], repeat: u32) -> (u3
 }
 
 #[test]
+#[ignore = "needs root"]
 fn each_program_returns_its_verdict_and_counts_exactly_what_ran() {
     for (name, action) in
         [("xdp_pass", XDP_PASS), ("xdp_drop", XDP_DROP), ("xdp_abort", XDP_ABORTED)]
@@ -90,6 +91,7 @@ fn each_program_returns_its_verdict_and_counts_exactly_what_ran() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn only_the_selected_program_is_loaded() {
     let mut storage = MaybeUninit::uninit();
     let mut open = XdpProgKernSkelBuilder::default().open(&mut storage).expect("open");
@@ -121,6 +123,7 @@ fn the_catalog_and_the_shipped_object_agree() {
 /// `load` creates only the maps the catalog lists for a program; they must be
 /// exactly the maps the kernel says the loaded program uses.
 #[test]
+#[ignore = "needs root"]
 fn each_program_uses_exactly_the_maps_the_catalog_lists() {
     for shipped in xdpctl::catalog::PROGRAMS {
         let mut storage = MaybeUninit::uninit();
@@ -179,6 +182,7 @@ fn attaches_natively(obj: &mut Object, ifindex: i32) -> Vec<(String, bool)> {
 /// (never attached; live test runs refuse such frames). Tried on a veth at
 /// MTU 9000 in a network namespace of this test's thread, gone with it.
 #[test]
+#[ignore = "needs root"]
 fn shipped_programs_are_frags_aware_where_they_can_be() {
     std::thread::spawn(|| {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET)");
@@ -233,6 +237,7 @@ fn test_run_splits(frame: &[u8]) -> bool {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn jumbo_frames_keep_their_verdict_and_are_counted_whole() {
     let jumbo = ping6_frame(JUMBO - 62);
     assert_eq!(jumbo.len(), JUMBO);
@@ -291,6 +296,7 @@ fn sampled(frame: &[u8], snaplen: u32) -> Vec<(SampleHdr, Vec<u8>)> {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn the_sampler_copies_jumbo_frames_across_fragments() {
     // Every byte position distinct mod 251, so a piece from the wrong place shows.
     let frame: Vec<u8> = ping6_frame(JUMBO - 62)

@@ -162,6 +162,7 @@ fn forwarded(frame: &[u8]) -> Vec<u8> {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn forwards_along_a_route_with_ttl_and_macs_rewritten() {
     in_private_netns(|ifindex| {
         for (what, frame) in [
@@ -183,6 +184,7 @@ fn forwards_along_a_route_with_ttl_and_macs_rewritten() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn drops_what_the_routes_refuse() {
     in_private_netns(|ifindex| {
         for (what, frame) in [
@@ -201,6 +203,7 @@ fn drops_what_the_routes_refuse() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn passes_what_the_kernel_must_handle() {
     in_private_netns(|ifindex| {
         let big = 1400 - 14 - 20 - 8;
@@ -243,6 +246,7 @@ fn passes_what_the_kernel_must_handle() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn aborts_a_frame_cut_inside_its_ethernet_header() {
     in_private_netns(|ifindex| {
         // test_run refuses frames under 14 bytes; a VLAN type with its tag
@@ -254,6 +258,7 @@ fn aborts_a_frame_cut_inside_its_ethernet_header() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn forwards_jumbo_frames_where_the_egress_mtu_allows() {
     in_private_netns(|ifindex| {
         // IP packets of 9000 bytes: the test run hands them over in fragments.

@@ -160,6 +160,7 @@ fn pcapng_statistics(file: &Path) -> (u64, u64) {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn pcap_lists_every_echo_request_and_detaches_on_sigterm() {
     let lab = Lab::new();
     let dir = TempDir::new();
@@ -189,6 +190,7 @@ fn pcap_lists_every_echo_request_and_detaches_on_sigterm() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn pcapng_honours_snaplen_and_records_no_loss() {
     let lab = Lab::new();
     let dir = TempDir::new();
@@ -232,6 +234,7 @@ fn pcapng_honours_snaplen_and_records_no_loss() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn stdout_feeds_tcpdump_through_a_pipe() {
     let lab = Lab::new();
     let pipeline = format!("{XDPCTL} sample --dev {} -w - -c 4 | tcpdump -r - -n -e", lab.outer);
@@ -265,6 +268,7 @@ fn stdout_feeds_tcpdump_through_a_pipe() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_killed_sampler_leaves_nothing_attached() {
     let lab = Lab::new();
     let dir = TempDir::new();

@@ -35,6 +35,7 @@ fn count(sample: &str, ifname: &str, action: &str) -> u64 {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn counts_aborted_packets_per_interface_by_name() {
     let lab = Lab::new();
     xdpctl_ok(&["load", "--dev", &lab.outer, "--progname", "xdp_abort"]);
@@ -65,6 +66,7 @@ fn counts_aborted_packets_per_interface_by_name() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn printk_decodes_the_labs_macs() {
     let lab = Lab::new();
     xdpctl_ok(&["load", "--dev", &lab.outer, "--progname", "xdp_printk"]);
@@ -93,6 +95,7 @@ fn netdev_counts(sample: &str, dev: &str) -> (u64, u64, u64, u64) {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn netdev_counts_a_labs_pings_under_its_name() {
     let lab = Lab::new();
     let tracer =
@@ -136,6 +139,7 @@ fn monitor_total(sample: &str, event: &str) -> u64 {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn monitor_counts_redirects_and_skips_missing_tracepoints() {
     let (left, right) = (Lab::new(), Lab::new());
     xdpctl_ok(&["load", "--dev", &left.outer, "--progname", "xdp_redirect_map"]);

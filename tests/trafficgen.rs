@@ -55,6 +55,7 @@ fn assert_refused(out: &Output, expect: &[&str]) {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn every_frame_reaches_a_peer_running_xdp() {
     let lab = Lab::new();
     xdpctl_ok(&["load", "--dev", &lab.outer, "--progsec", "xdp_pass"]);
@@ -73,6 +74,7 @@ fn every_frame_reaches_a_peer_running_xdp() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_peer_without_xdp_or_gro_is_named_and_nothing_is_sent() {
     let lab = Lab::new();
     let before = outer_rx(&lab);
@@ -130,6 +132,7 @@ fn tshark(file: &Path, fields: &[&str]) -> Vec<Vec<String>> {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn frames_cycle_through_the_port_range_with_valid_checksums() {
     let lab = Lab::new();
     // GRO on lets the outer veth take XDP frames without a program of its own.
@@ -168,6 +171,7 @@ fn frames_cycle_through_the_port_range_with_valid_checksums() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_rate_spreads_the_frames_over_time() {
     let lab = Lab::new();
     run("ethtool", &["-K", &lab.outer, "gro", "on"]);
@@ -180,6 +184,7 @@ fn a_rate_spreads_the_frames_over_time() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn impossible_frames_are_refused() {
     let lab = Lab::new();
     run("ethtool", &["-K", &lab.outer, "gro", "on"]);
@@ -217,6 +222,7 @@ fn impossible_frames_are_refused() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn sigkill_leaves_no_program_and_ctrl_c_reports_totals() {
     let lab = Lab::new();
     xdpctl_ok(&["load", "--dev", &lab.outer, "--progsec", "xdp_drop"]);

@@ -53,6 +53,7 @@ fn frames_sent(skel: &TrafficgenSkel<'_>) -> u64 {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn ports_cycle_and_checksums_stay_right_ipv4_and_ipv6() {
     for (src, dst, size) in [("198.18.0.1", "198.18.0.2", 64), ("2001:2::1", "2001:2::2", 91)] {
         let (first, last) = (65533u16, 65535u16);
@@ -73,6 +74,7 @@ fn ports_cycle_and_checksums_stay_right_ipv4_and_ipv6() {
 
 /// `--udp-dst 0-65535`: 65536 ports, the last one included, then port 0 again.
 #[test]
+#[ignore = "needs root"]
 fn the_whole_port_range_reaches_65535_and_wraps() {
     let (src, dst) = ("198.18.0.1", "198.18.0.2");
     let ip: IpAddr = dst.parse().expect("IP");
@@ -101,6 +103,7 @@ fn the_whole_port_range_reaches_65535_and_wraps() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_fixed_port_leaves_the_frame_alone() {
     let ip: IpAddr = "198.18.0.2".parse().expect("IP");
     with_generator(ip, 9, 9, |skel| {
@@ -113,6 +116,7 @@ fn a_fixed_port_leaves_the_frame_alone() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_zero_udp_checksum_stays_zero() {
     let ip: IpAddr = "198.18.0.2".parse().expect("IP");
     with_generator(ip, 100, 101, |skel| {
@@ -128,6 +132,7 @@ fn a_zero_udp_checksum_stays_zero() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_frame_too_short_for_the_udp_header_is_aborted() {
     let ip: IpAddr = "2001:2::2".parse().expect("IP");
     with_generator(ip, 1, 2, |skel| {

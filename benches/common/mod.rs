@@ -162,7 +162,7 @@ pub enum Goal {
     None,
 }
 
-/// One line of bench/results.json: xdpctl's figure beside the peer's from
+/// One line of benches/results.json: xdpctl's figure beside the peer's from
 /// the same run, and their ratio.
 #[derive(serde::Serialize)]
 pub struct Row {
@@ -215,8 +215,8 @@ impl Row {
     }
 }
 
-/// Write `rows` to $XDPCTL_BENCH_JSON/`name`.json, where bench/run.sh
-/// gathers them into bench/results.json; nothing if that is unset.
+/// Write `rows` to $XDPCTL_BENCH_JSON/`name`.json, where benches/run.sh
+/// gathers them into benches/results.json; nothing if that is unset.
 pub fn record(name: &str, rows: &[Row]) -> Result<()> {
     let Ok(dir) = std::env::var("XDPCTL_BENCH_JSON") else { return Ok(()) };
     let path = std::path::Path::new(&dir).join(format!("{name}.json"));

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # `make bench`: every benchmark in one invocation. Each prints its Markdown
-# section (gathered in bench/results.md) and writes its rows as JSON; the rows
-# become bench/results.json and the summary table between the bench markers
+# section (gathered in benches/results.md) and writes its rows as JSON; the rows
+# become benches/results.json and the summary table between the bench markers
 # in README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The README's summary: one line per row with a peer that has a goal, or
 # none (the no-op program rows stay in results.json and results.md).
-# `bench/run.sh --summary` redoes just this from bench/results.json.
+# `benches/run.sh --summary` redoes just this from benches/results.json.
 summary() {
 	jq -r '
 		def n: if . >= 100 then round else (. * 100 | round) / 100 end | tostring;
@@ -23,7 +23,7 @@ summary() {
 				(if .goal.at_most then "≤ \(.goal.at_most)×" else "≥ \(.goal.at_least)×" end)
 			else "–" end) | \(
 			if .met == true then "yes" elif .met == false then "**no**" else "–" end) |")
-	' bench/results.json
+	' benches/results.json
 }
 readme() {
 	awk -v table="$(summary)" '
@@ -43,14 +43,14 @@ fi
 target=${CARGO_TARGET_DIR:-target}
 mkdir -p "$target/bench"
 clang -O2 -g -target bpf "-I/usr/include/$(gcc -dumpmachine)" \
-	-c bench/xdp_ref.bpf.c -o "$target/bench/xdp_ref.o"
+	-c benches/ref/xdp_ref.bpf.c -o "$target/bench/xdp_ref.o"
 export XDPCTL_BENCH_REF=$target/bench/xdp_ref.o
 # The AF_XDP reference: the tutorial's user-space side on libxdp, loading
 # the same xdp_sock as xdpctl.
 clang -O2 -g -target bpf -Iinclude "-I/usr/include/$(gcc -dumpmachine)" \
 	-c bpf/af_xdp_kern.bpf.c -o "$target/bench/af_xdp_kern.o"
-gcc -O2 -Wall -o "$target/bench/xsk_ref" bench/xsk_ref.c -lxdp -lbpf
-gcc -O2 -Wall -Iinclude -o "$target/bench/stats_ref" bench/stats_ref.c -lbpf
+gcc -O2 -Wall -o "$target/bench/xsk_ref" benches/ref/xsk_ref.c -lxdp -lbpf
+gcc -O2 -Wall -Iinclude -o "$target/bench/stats_ref" benches/ref/stats_ref.c -lbpf
 export XDPCTL_BENCH_XSK_OBJ=$target/bench/af_xdp_kern.o
 export XDPCTL_BENCH_XSK_REF=$target/bench/xsk_ref
 export XDPCTL_BENCH_STATS_REF=$target/bench/stats_ref
@@ -58,7 +58,7 @@ export XDPCTL=${XDPCTL:-$target/release/xdpctl}
 XDPCTL_BENCH_JSON=$(mktemp -d)
 export XDPCTL_BENCH_JSON
 
-out=bench/results.md
+out=benches/results.md
 trap 'rm -rf "$out.tmp" "$XDPCTL_BENCH_JSON" README.md.tmp' EXIT
 
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
@@ -83,7 +83,7 @@ order='["prog_run_ns", "veth_drop_mpps", "load_ms", "sample_pps", "afxdp_mpps", 
 jq -s --arg machine "$machine" --arg date "$date" --arg commit "$commit" --argjson order "$order" \
 	'{date: $date, machine: $machine, commit: $commit,
 	  rows: (add | sort_by(.benchmark as $b | $order | index($b)))}' \
-	"$XDPCTL_BENCH_JSON"/*.json >bench/results.json
+	"$XDPCTL_BENCH_JSON"/*.json >benches/results.json
 
 readme
-echo "written: $out, bench/results.json, and the summary in README.md"
+echo "written: $out, benches/results.json, and the summary in README.md"
