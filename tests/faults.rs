@@ -20,7 +20,7 @@ use common::lab::Veth;
 use common::{stderr, unique, xdpctl, xdpctl_ok, Lab};
 use libbpf_rs::libbpf_sys;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use xdpctl::skel::xdp_prog::XdpProgKernSkelBuilder;
+use xdpctl::obj::skel::xdp_prog::XdpProgKernSkelBuilder;
 
 /// Everything a failed command must leave as it found it.
 #[derive(Debug, PartialEq, Eq, Clone)]
@@ -62,8 +62,8 @@ fn walk(dir: &Path, out: &mut BTreeSet<PathBuf>) {
 impl System {
     fn now() -> System {
         let mut attached = BTreeSet::new();
-        for dev in xdpctl::iface::all().expect("listing interfaces") {
-            for a in xdpctl::xdp::query(dev.index).unwrap_or_default() {
+        for dev in xdpctl::net::iface::all().expect("listing interfaces") {
+            for a in xdpctl::xdp::attach::query(dev.index).unwrap_or_default() {
                 attached.insert((dev.name.clone(), a.prog_id, a.mode.to_string()));
             }
         }
@@ -72,7 +72,7 @@ impl System {
         walk(Path::new("/run/xdpctl"), &mut pins);
         // A lock directory stays when the process is killed before it lets
         // go; the next lock taken removes it (see `no_lock_left`).
-        pins.retain(|p| !p.starts_with(xdpctl::lock::root()));
+        pins.retain(|p| !p.starts_with(xdpctl::xdp::lock::root()));
         System {
             progs: ids(libbpf_sys::bpf_prog_get_next_id),
             maps: ids(libbpf_sys::bpf_map_get_next_id),
@@ -117,7 +117,7 @@ impl System {
 /// No lock directory is left: each goes with its lock, and those of killed
 /// processes with the next lock taken (the unload that ends each case).
 fn no_lock_left() {
-    let left: Vec<_> = std::fs::read_dir(xdpctl::lock::root())
+    let left: Vec<_> = std::fs::read_dir(xdpctl::xdp::lock::root())
         .map(|d| d.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
     assert!(left.is_empty(), "lock directories left: {left:?}");
@@ -1161,7 +1161,7 @@ impl Tap {
 }
 
 fn mac_of(text: &str) -> [u8; 6] {
-    text.parse::<xdpctl::mac::Mac>().unwrap().0
+    text.parse::<xdpctl::net::mac::Mac>().unwrap().0
 }
 
 /// The I/G bit: multicast and broadcast MACs have it.
@@ -1217,7 +1217,7 @@ fn group_requests(lab: &Lab) -> Vec<(String, Vec<u8>)> {
 /// No frame on the wire carries a group source MAC.
 fn assert_no_group_source(frames: &[Vec<u8>], what: &str) {
     for f in frames {
-        let src = xdpctl::mac::Mac(f[6..12].try_into().unwrap());
+        let src = xdpctl::net::mac::Mac(f[6..12].try_into().unwrap());
         assert!(!is_group(src.0), "{what}: a frame from {src}: {f:02x?}");
     }
 }
@@ -1385,7 +1385,8 @@ fn s02_state_other_users_planted_is_not_trusted() {
     let _restore = RestoreMode(run_dir.to_path_buf(), 0o700);
     let before = System::settled();
     common::run("chmod", &["0777", "/run/xdpctl"]);
-    let (cookie, ino) = (xdpctl::netns::cookie().unwrap(), xdpctl::netns::inode().unwrap());
+    let (cookie, ino) =
+        (xdpctl::net::netns::cookie().unwrap(), xdpctl::net::netns::inode().unwrap());
     let (their_if, my_if) = (ifindex(&theirs.outer), ifindex(&mine.outer));
     let forged = serde_json::json!({
         "ifname": theirs.outer, "prog_id": their_id, "prog_name": "xdp_pass",
@@ -1429,7 +1430,7 @@ fn s02_state_other_users_planted_is_not_trusted() {
     let record = run_dir.join(format!("n{cookie}-i{my_if}.json"));
     assert_eq!(mode_of(&record), 0o600, "{}", record.display());
     assert!(!run_dir.join(&planted[2]).exists(), "the planted .tmp went, not through");
-    assert_eq!(mode_of(&xdpctl::lock::root()), 0o700, "the lock root");
+    assert_eq!(mode_of(&xdpctl::xdp::lock::root()), 0o700, "the lock root");
     assert_eq!(mode_of(&mine.pin_dir()), 0o700, "the pin directory");
     assert_eq!(mode_of(&mine.pin_dir().join("xdp_stats_map")), 0o600);
 
@@ -1516,7 +1517,7 @@ fn s03_a_dead_namespace_leaves_nothing_to_inherit() {
     let prog_a = loaded["prog_id"].as_u64().unwrap();
     let cookie_a = {
         let file = std::fs::File::open(format!("/run/netns/{ns_a}")).unwrap();
-        xdpctl::netns::cookie_of(&file).unwrap()
+        xdpctl::net::netns::cookie_of(&file).unwrap()
     };
     let pin = pins.join("xdp_stats_map");
     let shared = map_id_of(&pin);
@@ -1680,7 +1681,7 @@ fn s04_two_interfaces_racing_into_one_pin_dir() {
         assert_eq!(status[0]["pin_dir"], dir_s, "round {round}: {status:?}");
         let prog = status[0]["prog_id"].as_u64().unwrap() as u32;
         let fd = Program::fd_from_id(prog).unwrap();
-        let maps = xdpctl::object::maps_used_by(std::os::fd::AsFd::as_fd(&fd)).unwrap();
+        let maps = xdpctl::obj::object::maps_used_by(std::os::fd::AsFd::as_fd(&fd)).unwrap();
         assert!(maps.contains(&map_id_of(&dir.join("xdp_stats_map"))), "round {round}");
         xdpctl_ok(&["-q", "unload", "--dev", &winner.outer]);
     }
@@ -2183,7 +2184,7 @@ fn s07_hostile_interface_names_are_escaped() {
 fn s07_trace_keys_exceptions_per_namespace() {
     let _s = serial();
     let host = Lab::new();
-    let index = xdpctl::iface::resolve(&host.outer).unwrap().index;
+    let index = xdpctl::net::iface::resolve(&host.outer).unwrap().index;
     let other = Lab::with_inner_index(index);
     let before = System::settled();
     let netns = format!("--net=/run/netns/{}", other.ns);
@@ -2550,8 +2551,9 @@ fn i17_hw_mode_without_offload_is_refused_up_front() {
     let _s = serial();
     let lab = Lab::new();
     let dev = lab.outer.as_str();
-    let features = xdpctl::xdp::features(ifindex(dev)).unwrap().expect("6.18 announces features");
-    assert_eq!(features & xdpctl::features::HW_OFFLOAD, 0, "a veth offloads nothing");
+    let features =
+        xdpctl::xdp::attach::features(ifindex(dev)).unwrap().expect("6.18 announces features");
+    assert_eq!(features & xdpctl::net::features::HW_OFFLOAD, 0, "a veth offloads nothing");
     let names = [dev, "--mode hw", "no XDP hardware offload", "--mode native", "--mode skb"];
     for args in [
         &["load", "--dev", dev, "--mode", "hw"][..],
@@ -2960,7 +2962,7 @@ fn s17_a_pin_by_name_made_meanwhile_is_never_replaced() {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while xdpctl::xdp::query(ifindex(&lab.outer)).unwrap().is_empty() {
+    while xdpctl::xdp::attach::query(ifindex(&lab.outer)).unwrap().is_empty() {
         assert!(Instant::now() < deadline, "the load never attached");
         sleep(Duration::from_millis(10));
     }
