@@ -21,7 +21,7 @@ mod common;
 use common::frame::{mac_text, ping6};
 use common::lab::{self, LinkGuard, Veth};
 use common::{sh, Proc};
-use xdpctl::trafficgen::{Generator, Plan};
+use xdpctl::io::trafficgen::{Generator, Plan};
 
 const SECONDS: f64 = 2.0;
 const ROUNDS: usize = 7;

@@ -21,8 +21,8 @@ mod common;
 
 use common::lab::{self, LinkGuard, RemoveDir, Veth};
 use common::Proc;
-use xdpctl::frame::{self, UdpSpec};
-use xdpctl::trafficgen::{Generator, Plan};
+use xdpctl::io::trafficgen::{Generator, Plan};
+use xdpctl::net::frame::{self, UdpSpec};
 
 /// Seconds of traffic per trial: long enough to overflow an 8 MiB buffer
 /// (about 90 000 small samples) at a rate 5% above what drains it.

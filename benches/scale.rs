@@ -180,7 +180,7 @@ impl<'h> Lab<'h> {
         let tool_dirs = common::ToolDirs::snapshot();
         sh("ip", &["netns", "add", name])?;
         let ns = File::open(format!("/run/netns/{name}")).context("opening the lab namespace")?;
-        let cookie = xdpctl::netns::cookie_of(&ns)?;
+        let cookie = xdpctl::net::netns::cookie_of(&ns)?;
         Ok(Lab {
             name: name.to_string(),
             ns,

@@ -14,8 +14,8 @@ mod common;
 use anyhow::{bail, Context, Result};
 use common::{median, Goal, Row};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use xdpctl::skel::xdp_prog::XdpProgKernSkelBuilder;
-use xdpctl::statsmap::StatsMap;
+use xdpctl::obj::skel::xdp_prog::XdpProgKernSkelBuilder;
+use xdpctl::obj::statsmap::StatsMap;
 
 const READS: u32 = 20_000;
 const ROUNDS: usize = 9;

@@ -34,14 +34,15 @@ use libbpf_rs::{
     AsRawLibbpf, MapCore, MapFlags, Object, ObjectBuilder, ProgramInput, ProgramMut,
     RingBufferBuilder,
 };
-use xdpctl::skel::af_xdp::AfXdpKernSkelBuilder;
-use xdpctl::skel::sample_prog::XdpSamplePktsKernSkelBuilder;
-use xdpctl::skel::trafficgen::TrafficgenSkelBuilder;
-use xdpctl::skel::xdp_prog::XdpProgKernSkelBuilder;
-use xdpctl::skel::RedirectTarget;
-use xdpctl::skel::{ctx_bytes, XdpMd};
-use xdpctl::xdp::test_run_ctx as xdp_md;
-use xdpctl::{iface, xsk};
+use xdpctl::io::xsk;
+use xdpctl::net::iface;
+use xdpctl::obj::skel::af_xdp::AfXdpKernSkelBuilder;
+use xdpctl::obj::skel::sample_prog::XdpSamplePktsKernSkelBuilder;
+use xdpctl::obj::skel::trafficgen::TrafficgenSkelBuilder;
+use xdpctl::obj::skel::xdp_prog::XdpProgKernSkelBuilder;
+use xdpctl::obj::skel::RedirectTarget;
+use xdpctl::obj::skel::{ctx_bytes, XdpMd};
+use xdpctl::xdp::attach::test_run_ctx as xdp_md;
 
 const REPEAT: u32 = 200_000;
 const ROUNDS: usize = 60;
@@ -143,7 +144,7 @@ fn main() -> Result<()> {
     // The redirect programs send to the lab's gateway, the same in both.
     let zero = 0u32.to_ne_bytes();
     let out = lab.egress.to_ne_bytes();
-    let gw = GW_MAC.parse::<xdpctl::mac::Mac>()?.0;
+    let gw = GW_MAC.parse::<xdpctl::net::mac::Mac>()?.0;
     let target = RedirectTarget { ifindex: lab.egress, dest_mac: gw, pad: [0; 2] };
     // SAFETY: RedirectTarget is Plain, its fields fill it with no padding.
     let target = unsafe { plain::as_bytes(&target) };

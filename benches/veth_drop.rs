@@ -15,9 +15,9 @@ use anyhow::{Context, Result};
 use common::lab::{self, LinkGuard, Veth};
 use common::{ip, median, sh, Goal, Row};
 use nix::net::if_::if_nametoindex;
-use xdpctl::frame::{self, UdpSpec};
-use xdpctl::iface::Iface;
-use xdpctl::trafficgen::{Generator, Plan, Setup};
+use xdpctl::io::trafficgen::{Generator, Plan, Setup};
+use xdpctl::net::frame::{self, UdpSpec};
+use xdpctl::net::iface::Iface;
 
 const ROUNDS: usize = 7;
 const SECONDS: f64 = 1.0;

@@ -11,7 +11,7 @@ use xdpctl::cmd::{
     advice, afxdp, features, list, load, redirect, sample, stats, status, trace, trafficgen, unload,
 };
 use xdpctl::error::exit_code;
-use xdpctl::logging;
+use xdpctl::obj::logging;
 use xdpctl::output::{self, is_broken_pipe, Output};
 
 fn main() -> ExitCode {

@@ -10,10 +10,10 @@ use std::os::fd::AsRawFd;
 use libbpf_rs::libbpf_sys::{XDP_PASS, XDP_REDIRECT};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, ProgramInput};
-use xdpctl::iface;
-use xdpctl::skel::af_xdp::{AfXdpKernSkel, AfXdpKernSkelBuilder};
-use xdpctl::skel::XskQueueCounts;
-use xdpctl::xsk::{self, Xsk};
+use xdpctl::io::xsk::{self, Xsk};
+use xdpctl::net::iface;
+use xdpctl::obj::skel::af_xdp::{AfXdpKernSkel, AfXdpKernSkelBuilder};
+use xdpctl::obj::skel::XskQueueCounts;
 
 /// Runs `test` on xdp_sock loaded with `every_other`.
 fn with_xdp_sock(every_other: bool, test: impl FnOnce(&AfXdpKernSkel<'_>)) {

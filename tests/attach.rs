@@ -282,26 +282,26 @@ fn link_and_program_walks_find_the_link_and_the_map_user() {
     use std::os::fd::AsFd;
 
     use libbpf_rs::{MapCore, Program};
-    use xdpctl::xdp::{self, Attachment, Mode};
+    use xdpctl::xdp::attach::{self, Attachment, Mode};
 
     let lab = Lab::new();
     common::with_skeleton(|skel| {
-        let dev = xdpctl::iface::resolve(&lab.outer).expect("the lab's interface");
+        let dev = xdpctl::net::iface::resolve(&lab.outer).expect("the lab's interface");
         let prog = skel.progs.xdp_pass.as_fd();
         let prog_id = Program::id_from_fd(prog).expect("program id");
         let att = Attachment { prog_id, mode: Mode::Skb };
-        assert_eq!(xdp::holding_link(dev.index, att).expect("walk links"), None);
+        assert_eq!(attach::holding_link(dev.index, att).expect("walk links"), None);
 
-        let fd = xdp::attach_link(&dev, prog, Some(Mode::Skb)).expect("attach through a link");
+        let fd = attach::attach_link(&dev, prog, Some(Mode::Skb)).expect("attach through a link");
         let link_id = libbpf_rs::query::LinkInfo::from_fd(fd.as_fd()).expect("link info").id;
-        assert_eq!(xdp::holding_link(dev.index, att).expect("walk links"), Some(link_id));
+        assert_eq!(attach::holding_link(dev.index, att).expect("walk links"), Some(link_id));
         let other = Attachment { prog_id: prog_id + 1_000_000, mode: Mode::Skb };
-        assert_eq!(xdp::holding_link(dev.index, other).expect("walk links"), None);
+        assert_eq!(attach::holding_link(dev.index, other).expect("walk links"), None);
 
         let map_id = skel.maps.xdp_stats_map.info().expect("map info").info.id;
-        let users = xdpctl::object::programs_using(&[map_id]).expect("walk programs");
+        let users = xdpctl::obj::object::programs_using(&[map_id]).expect("walk programs");
         assert!(users.contains(&(prog_id, map_id)), "{users:?}");
-        let unused = xdpctl::object::programs_using(&[u32::MAX]).expect("walk programs");
+        let unused = xdpctl::obj::object::programs_using(&[u32::MAX]).expect("walk programs");
         assert!(unused.is_empty(), "{unused:?}");
     });
 }

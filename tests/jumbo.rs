@@ -52,7 +52,7 @@ fn load_native(lab: &Lab, prog: &str) {
 #[ignore = "needs root"]
 fn every_shipped_program_attaches_in_native_mode_at_mtu_9000() {
     let lab = Lab::with_mtu(MTU);
-    for prog in xdpctl::catalog::PROGRAMS {
+    for prog in xdpctl::obj::catalog::PROGRAMS {
         load_native(&lab, prog.name);
         assert_eq!(lab.attached()[0]["name"], prog.name);
         xdpctl_ok(&["unload", "--dev", &lab.outer]);

@@ -7,9 +7,9 @@ mod common;
 
 use libbpf_rs::libbpf_sys::{XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX};
 use libbpf_rs::{ErrorKind, MapCore, MapFlags, MapHandle, ProgramInput, ProgramMut};
-use xdpctl::skel::xdp_prog::XdpProgKernSkel;
-use xdpctl::skel::{ctx_bytes, RedirectTarget, XdpMd};
-use xdpctl::statsmap::{action_name, StatsMap};
+use xdpctl::obj::skel::xdp_prog::XdpProgKernSkel;
+use xdpctl::obj::skel::{ctx_bytes, RedirectTarget, XdpMd};
+use xdpctl::obj::statsmap::{action_name, StatsMap};
 
 use common::frame::*;
 

@@ -12,12 +12,12 @@ use std::os::fd::{AsFd, AsRawFd};
 use libbpf_rs::libbpf_sys::{XDP_ABORTED, XDP_DROP, XDP_PASS};
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{MapCore, MapHandle, Object, ObjectBuilder, ProgramInput, RingBufferBuilder};
-use xdpctl::skel::af_xdp::AfXdpKernSkelBuilder;
-use xdpctl::skel::sample_prog::XdpSamplePktsKernSkelBuilder;
-use xdpctl::skel::trafficgen::TrafficgenSkelBuilder;
-use xdpctl::skel::xdp_prog::{XdpProgKernSkel, XdpProgKernSkelBuilder};
-use xdpctl::skel::SampleHdr;
-use xdpctl::statsmap::StatsMap;
+use xdpctl::obj::skel::af_xdp::AfXdpKernSkelBuilder;
+use xdpctl::obj::skel::sample_prog::XdpSamplePktsKernSkelBuilder;
+use xdpctl::obj::skel::trafficgen::TrafficgenSkelBuilder;
+use xdpctl::obj::skel::xdp_prog::{XdpProgKernSkel, XdpProgKernSkelBuilder};
+use xdpctl::obj::skel::SampleHdr;
+use xdpctl::obj::statsmap::StatsMap;
 
 /// A frame at MTU 9000: its IP packet of 9000 bytes and the Ethernet header.
 const JUMBO: usize = 9000 + 14;
@@ -95,8 +95,8 @@ fn each_program_returns_its_verdict_and_counts_exactly_what_ran() {
 fn only_the_selected_program_is_loaded() {
     let mut storage = MaybeUninit::uninit();
     let mut open = XdpProgKernSkelBuilder::default().open(&mut storage).expect("open");
-    let name =
-        xdpctl::object::select(open.open_object_mut(), "xdp_drop_func", "test").expect("select");
+    let name = xdpctl::obj::object::select(open.open_object_mut(), "xdp_drop_func", "test")
+        .expect("select");
     assert_eq!(name, "xdp_drop");
     let skel = open.load().expect("load");
     assert!(skel.progs.xdp_drop.as_fd().as_raw_fd() >= 0);
@@ -111,9 +111,9 @@ fn the_catalog_and_the_shipped_object_agree() {
     let mut in_object: Vec<String> =
         open.open_object().progs().map(|p| p.name().to_string_lossy().into_owned()).collect();
     in_object.sort();
-    let mut listed: Vec<String> = xdpctl::catalog::PROGRAMS
+    let mut listed: Vec<String> = xdpctl::obj::catalog::PROGRAMS
         .iter()
-        .filter(|p| p.object == xdpctl::catalog::ObjectFile::XdpProgKern)
+        .filter(|p| p.object == xdpctl::obj::catalog::ObjectFile::XdpProgKern)
         .map(|p| p.name.to_string())
         .collect();
     listed.sort();
@@ -125,16 +125,16 @@ fn the_catalog_and_the_shipped_object_agree() {
 #[test]
 #[ignore = "needs root"]
 fn each_program_uses_exactly_the_maps_the_catalog_lists() {
-    for shipped in xdpctl::catalog::PROGRAMS {
+    for shipped in xdpctl::obj::catalog::PROGRAMS {
         let mut storage = MaybeUninit::uninit();
         let mut open = XdpProgKernSkelBuilder::default().open(&mut storage).expect("open");
-        xdpctl::object::select(open.open_object_mut(), shipped.name, "test").expect("select");
-        xdpctl::object::keep_maps(open.open_object_mut(), shipped.maps).expect("keep_maps");
+        xdpctl::obj::object::select(open.open_object_mut(), shipped.name, "test").expect("select");
+        xdpctl::obj::object::keep_maps(open.open_object_mut(), shipped.maps).expect("keep_maps");
         let skel =
             open.load().unwrap_or_else(|e| panic!("{} loads with its maps: {e}", shipped.name));
         let obj = skel.object();
         let prog = obj.progs().find(|p| p.name() == shipped.name).expect("the program");
-        let mut used = xdpctl::object::maps_used_by(prog.as_fd()).expect("map ids");
+        let mut used = xdpctl::obj::object::maps_used_by(prog.as_fd()).expect("map ids");
         used.sort();
         let mut created: Vec<u32> = obj
             .maps()
@@ -200,7 +200,7 @@ fn shipped_programs_are_frags_aware_where_they_can_be() {
         let mut storage = MaybeUninit::uninit();
         let open = XdpProgKernSkelBuilder::default().open(&mut storage).expect("open");
         let shipped: Vec<(&str, bool)> =
-            xdpctl::catalog::PROGRAMS.iter().map(|p| (p.name, true)).collect();
+            xdpctl::obj::catalog::PROGRAMS.iter().map(|p| (p.name, true)).collect();
         check(open.load().expect("load").object_mut(), &shipped);
         let mut storage = MaybeUninit::uninit();
         let open = XdpSamplePktsKernSkelBuilder::default().open(&mut storage).expect("open");

@@ -12,8 +12,8 @@ use libbpf_rs::libbpf_sys::{XDP_DROP, XDP_PASS, XDP_REDIRECT};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapHandle, ProgramInput};
 use nix::net::if_::if_nametoindex;
-use xdpctl::skel::xdp_prog::XdpProgKernSkelBuilder;
-use xdpctl::statsmap::StatsMap;
+use xdpctl::obj::skel::xdp_prog::XdpProgKernSkelBuilder;
+use xdpctl::obj::statsmap::StatsMap;
 
 use common::frame::{mac_text, ones_sum, udp, Frame};
 use common::lab::{self, Veth};
@@ -126,12 +126,12 @@ fn route_counted(ifindex: u32, frame: &[u8]) -> (u32, Vec<u8>, (u64, u64)) {
         .expect("open")
         .load()
         .expect("load (root needed)");
-    let mut ctx = xdpctl::xdp::test_run_ctx(frame, ifindex);
+    let mut ctx = xdpctl::xdp::attach::test_run_ctx(frame, ifindex);
     let mut out = vec![0u8; frame.len() + 64];
     let input = ProgramInput {
         data_in: Some(frame),
         data_out: Some(&mut out),
-        context_in: Some(xdpctl::skel::ctx_bytes(&mut ctx)),
+        context_in: Some(xdpctl::obj::skel::ctx_bytes(&mut ctx)),
         repeat: 1,
         ..Default::default()
     };

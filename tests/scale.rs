@@ -26,7 +26,7 @@ impl Crowd {
         let name = unique("xk");
         common::run("ip", &["netns", "add", &name]);
         let ns = File::open(format!("/run/netns/{name}")).unwrap();
-        let crowd = Crowd { name, cookie: xdpctl::netns::cookie_of(&ns).unwrap() };
+        let crowd = Crowd { name, cookie: xdpctl::net::netns::cookie_of(&ns).unwrap() };
         let lines: String = (0..pairs)
             .map(|i| format!("link add {0}a{i} type veth peer name {0}b{i}\n", crowd.name))
             .collect();

@@ -8,8 +8,8 @@ use std::net::IpAddr;
 use libbpf_rs::libbpf_sys::{XDP_ABORTED, XDP_TX};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::ProgramInput;
-use xdpctl::frame::{self, UdpSpec};
-use xdpctl::skel::trafficgen::{TrafficgenSkel, TrafficgenSkelBuilder};
+use xdpctl::net::frame::{self, UdpSpec};
+use xdpctl::obj::skel::trafficgen::{TrafficgenSkel, TrafficgenSkelBuilder};
 
 fn spec(src: &str, dst: &str, port: u16, size: usize) -> UdpSpec {
     UdpSpec {

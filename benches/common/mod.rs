@@ -14,8 +14,8 @@ use std::sync::mpsc::{self, Receiver};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use xdpctl::iface::Iface;
-use xdpctl::trafficgen::{Generator, Setup};
+use xdpctl::io::trafficgen::{Generator, Setup};
+use xdpctl::net::iface::Iface;
 
 /// Mean and its standard error.
 pub struct Mean {

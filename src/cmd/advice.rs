@@ -2,16 +2,16 @@
 //! (error::Fact) that read right in a bench or a test, and here each gets the
 //! flag the user gave and the fix, as the command line spells them.
 
-use crate::bpffs::{PinDirProblem, ROOT};
 use crate::error::phrase;
-use crate::iface::IfaceProblem;
-use crate::libxdp::DispatcherInUse;
-use crate::lock::PinDirBusy;
-use crate::object::ObjProblem;
-use crate::offload::NoHwOffload;
-use crate::pins::Misfit;
-use crate::xdp::{AttachFailure, AttachWhy};
-use crate::xsk::XskProblem;
+use crate::io::xsk::XskProblem;
+use crate::net::iface::IfaceProblem;
+use crate::obj::object::ObjProblem;
+use crate::xdp::attach::{AttachFailure, AttachWhy};
+use crate::xdp::bpffs::{PinDirProblem, ROOT};
+use crate::xdp::libxdp::DispatcherInUse;
+use crate::xdp::lock::PinDirBusy;
+use crate::xdp::offload::NoHwOffload;
+use crate::xdp::pins::Misfit;
 
 /// Every fact in `err` phrased for the command line; `main` asks this of
 /// the error a command ends with.

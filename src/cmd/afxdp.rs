@@ -15,22 +15,22 @@ use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use serde::Serialize;
 
-use crate::echo::icmp6_echo_reply;
 use crate::error::Exit;
 use crate::escape;
-use crate::ethtool;
-use crate::iface::{self, Iface};
-use crate::ifstate::prog_name;
-use crate::logging;
-use crate::maps;
-use crate::netlink;
+use crate::io::xsk::{self, Copy, Counts, KernelCounts, Verdict, Xsk};
+use crate::net::echo::icmp6_echo_reply;
+use crate::net::ethtool;
+use crate::net::iface::{self, Iface};
+use crate::net::netlink;
+use crate::obj::logging;
+use crate::obj::maps;
+use crate::obj::skel::af_xdp::{AfXdpKernSkel, AfXdpKernSkelBuilder};
+use crate::obj::skel::{XskQueueCounts, XSK_MAX_QUEUES};
 use crate::output::Output;
 use crate::sampler::{self, Rate, Ticker};
-use crate::skel::af_xdp::{AfXdpKernSkel, AfXdpKernSkelBuilder};
-use crate::skel::{XskQueueCounts, XSK_MAX_QUEUES};
 use crate::stop::Stop;
-use crate::xdp::{self, ModeRequest};
-use crate::xsk::{self, Copy, Counts, KernelCounts, Verdict, Xsk};
+use crate::xdp::attach::{self, ModeRequest};
+use crate::xdp::ifstate::prog_name;
 
 /// The longest poll(2) sleep, so Ctrl-C is seen promptly.
 const POLL_MAX: Duration = Duration::from_millis(100);
@@ -80,7 +80,7 @@ pub struct Args {
 /// The command line, checked against the interface before anything is made.
 struct Plan {
     dev: Iface,
-    mode: Option<xdp::Mode>,
+    mode: Option<attach::Mode>,
     xsk: xsk::Config,
 }
 
@@ -97,7 +97,7 @@ fn plan(args: &Args) -> Result<Plan> {
         (_, true) => Copy::ZeroCopy,
         _ => Copy::Auto,
     };
-    if copy == Copy::ZeroCopy && mode == Some(xdp::Mode::Skb) {
+    if copy == Copy::ZeroCopy && mode == Some(attach::Mode::Skb) {
         bail!("--zero-copy needs the program in the driver: use --mode native (or auto)");
     }
     let queues = rx_queues(&dev)?;
@@ -142,7 +142,7 @@ fn rx_queues(dev: &Iface) -> Result<u32> {
 
 /// Refuse an interface another program holds: this one needs it to itself.
 fn check_free(dev: &Iface) -> Result<()> {
-    if let Some(att) = xdp::query(dev.index)?.first() {
+    if let Some(att) = attach::query(dev.index)?.first() {
         bail!(
             "{} already has an XDP program: {} (id {}, {} mode); AF_XDP needs the \
              interface to itself: `xdpctl unload --dev {0}` first",
@@ -174,7 +174,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     let mut storage = MaybeUninit::uninit();
     let skel = load(args.every_other, &mut storage)?;
     let dev = &plan.dev;
-    let link = xdp::attach_link(dev, skel.progs.xdp_sock.as_fd(), plan.mode)
+    let link = attach::attach_link(dev, skel.progs.xdp_sock.as_fd(), plan.mode)
         .with_context(|| Exit::attach(format!("attaching xdp_sock to {}", dev.name)))?;
     let key = plan.xsk.queue.to_ne_bytes();
     skel.maps
@@ -182,7 +182,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
         .update(&key, &sock.fd().as_raw_fd().to_ne_bytes(), MapFlags::ANY)
         .context("putting the socket into xsks_map")?;
     if !out.quiet {
-        let mode = xdp::query(dev.index)?.first().map_or("?".into(), |a| a.mode.to_string());
+        let mode = attach::query(dev.index)?.first().map_or("?".into(), |a| a.mode.to_string());
         out.warn(&format!(
             "AF_XDP on {} queue {} ({} mode, program in {mode} mode); {}; Ctrl-C stops",
             escape::text(&dev.name),

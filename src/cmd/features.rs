@@ -7,12 +7,12 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::escape;
-use crate::ethtool;
-use crate::features::{self, BASIC, NDO_XMIT, RX_SG, XSK_ZEROCOPY};
-use crate::iface::{self, Iface};
-use crate::netlink::{self, Link};
+use crate::net::ethtool;
+use crate::net::features::{self, BASIC, NDO_XMIT, RX_SG, XSK_ZEROCOPY};
+use crate::net::iface::{self, Iface};
+use crate::net::netlink::{self, Link};
 use crate::output::Output;
-use crate::xdp;
+use crate::xdp::attach;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -111,7 +111,7 @@ fn gather(dev: &Iface) -> Result<Report> {
         .with_context(|| format!("asking ethtool for the driver of {}", dev.name))?;
     let channels = ethtool::channels(&dev.name)
         .with_context(|| format!("asking ethtool for the channels of {}", dev.name))?;
-    let announced = xdp::announced(dev.index)?;
+    let announced = attach::announced(dev.index)?;
     let flags = announced.map(|a| a.flags);
     let veth = link.kind.as_deref() == Some("veth");
     let peer = if veth { peer(&link)? } else { None };
@@ -376,7 +376,7 @@ fn table(name: &str, ifindex: u32, rows: &[(&str, String)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::features::VethLimit;
+    use crate::net::features::VethLimit;
 
     fn veth(flags: u64, peer_mtu: u32) -> Report {
         let limit =

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 
-use crate::catalog::{PROGRAMS, TRUNCATED_RULE};
+use crate::obj::catalog::{PROGRAMS, TRUNCATED_RULE};
 use crate::output::Output;
 
 pub fn run(out: Output) -> Result<()> {

@@ -9,25 +9,25 @@ use anyhow::{anyhow, bail, Context, Result};
 use libbpf_rs::{OpenObject, Program};
 use serde::Serialize;
 
-use crate::bpffs;
-use crate::catalog;
 use crate::cmd::unload;
 use crate::error::Exit;
 use crate::escape;
-use crate::iface::{self, Iface};
-use crate::ifstate::{self, prog_name, IfState};
-use crate::leftovers;
-use crate::libxdp;
-use crate::lock::Lock;
-use crate::logging;
-use crate::object::{self, Opened, Source};
-use crate::offload;
+use crate::net::iface::{self, Iface};
+use crate::obj::catalog;
+use crate::obj::logging;
+use crate::obj::object::{self, Opened, Source};
 use crate::output::{self, Output};
-use crate::pins;
-use crate::record::{self, Key, Record};
 use crate::stop;
-use crate::swap::Swap;
-use crate::xdp::{self, Attachment, Mode, ModeRequest};
+use crate::xdp::attach::{self, Attachment, Mode, ModeRequest};
+use crate::xdp::bpffs;
+use crate::xdp::ifstate::{self, prog_name, IfState};
+use crate::xdp::leftovers;
+use crate::xdp::libxdp;
+use crate::xdp::lock::Lock;
+use crate::xdp::offload;
+use crate::xdp::pins;
+use crate::xdp::record::{self, Key, Record};
+use crate::xdp::swap::Swap;
 
 #[derive(clap::Args, Debug)]
 #[command(group = clap::ArgGroup::new("modes").multiple(false))]
@@ -199,13 +199,13 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     let mode = match swap.mode() {
         // A fixed mode is where the kernel put it; only `auto` needs asking.
         Some(mode) => mode,
-        None => xdp::query(dev.index)?
+        None => attach::query(dev.index)?
             .into_iter()
             .find(|a| a.prog_id == prog_id)
             .map(|a| a.mode)
             .ok_or_else(|| {
-            anyhow!("program {prog_id} is not attached to {} after attach", dev.name)
-        })?,
+                anyhow!("program {prog_id} is not attached to {} after attach", dev.name)
+            })?,
     };
 
     // A map pinned by name that was there already is its pinner's, unless

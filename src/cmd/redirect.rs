@@ -8,16 +8,16 @@ use anyhow::{bail, Context, Result};
 use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType};
 use serde::Serialize;
 
-use crate::bpffs;
 use crate::cmd::advice;
 use crate::escape;
-use crate::iface::{self, Iface};
-use crate::ifstate::IfState;
-use crate::mac::Mac;
-use crate::maps;
-use crate::netlink;
+use crate::net::iface::{self, Iface};
+use crate::net::mac::Mac;
+use crate::net::netlink;
+use crate::obj::maps;
+use crate::obj::skel::RedirectTarget;
 use crate::output::Output;
-use crate::skel::RedirectTarget;
+use crate::xdp::bpffs;
+use crate::xdp::ifstate::IfState;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

@@ -20,24 +20,24 @@ use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use serde::Serialize;
 
-use crate::capture::{CaptureWriter, Format, Totals};
-use crate::clock::WallClock;
 use crate::error::Exit;
 use crate::escape;
-use crate::iface::{self, Iface};
-use crate::ifstate::prog_name;
-use crate::logging;
-use crate::maps;
-use crate::outfile::NewFile;
+use crate::io::capture::{CaptureWriter, Format, Totals};
+use crate::io::clock::WallClock;
+use crate::io::outfile::NewFile;
+use crate::io::spool::{Chunk, Offer, Outcome, Spool};
+use crate::net::iface::{self, Iface};
+use crate::obj::logging;
+use crate::obj::maps;
+use crate::obj::skel::sample_prog::{XdpSamplePktsKernSkel, XdpSamplePktsKernSkelBuilder};
+use crate::obj::skel::{SampleCounts, SampleHdr};
 use crate::output::{self, Output};
-use crate::skel::sample_prog::{XdpSamplePktsKernSkel, XdpSamplePktsKernSkelBuilder};
-use crate::skel::{SampleCounts, SampleHdr};
-use crate::spool::{Chunk, Offer, Outcome, Spool};
 use crate::stop::Stop;
-use crate::xdp::{self, ModeRequest};
+use crate::xdp::attach::{self, ModeRequest};
+use crate::xdp::ifstate::prog_name;
 
 /// The largest sample the program can take.
-const MAX_SNAPLEN: u32 = crate::skel::SAMPLE_MAX_SNAPLEN;
+const MAX_SNAPLEN: u32 = crate::obj::skel::SAMPLE_MAX_SNAPLEN;
 /// How long samples may wait in the ring before they are written, when too
 /// few arrive to wake xdpctl: a reader on a pipe sees them this late at most.
 const DRAIN_EVERY: Duration = Duration::from_millis(50);
@@ -92,7 +92,7 @@ struct Summary {
 /// What the user asked for, checked, with the output ready.
 struct Plan {
     dev: Iface,
-    mode: Option<xdp::Mode>,
+    mode: Option<attach::Mode>,
     snaplen: u32,
     ring_bytes: u32,
     format: Format,
@@ -118,7 +118,7 @@ fn plan(args: &Args, out: Output) -> Result<Plan> {
         ),
         m => m.fixed(),
     };
-    if let Some(att) = xdp::query(dev.index)?.first() {
+    if let Some(att) = attach::query(dev.index)?.first() {
         bail!(
             "{} already has an XDP program: {} (id {}, {} mode); the sampler needs the \
              interface to itself: `xdpctl unload --dev {0}` first",
@@ -230,7 +230,7 @@ fn capture(plan: &mut Plan, out: Output, stop: &Stop) -> Result<Summary> {
     let dev = &plan.dev;
     let clock = RefCell::new(WallClock::new()?);
     let start = WallClock::now()?;
-    let link = xdp::attach_link(dev, skel.progs.xdp_sample.as_fd(), plan.mode)
+    let link = attach::attach_link(dev, skel.progs.xdp_sample.as_fd(), plan.mode)
         .with_context(|| Exit::attach(format!("attaching the sampler to {}", dev.name)))?;
     // Only now does the capture replace what was at the path.
     plan.dest.put_in_place()?;
@@ -238,7 +238,7 @@ fn capture(plan: &mut Plan, out: Output, stop: &Stop) -> Result<Summary> {
     let mut outbox = Outbox { spool, pending: None };
     let encoder = CaptureWriter::new(Vec::new(), plan.format, &dev.name, plan.snaplen)?;
     if !out.quiet {
-        let mode = xdp::query(dev.index)?.first().map_or("?".into(), |a| a.mode.to_string());
+        let mode = attach::query(dev.index)?.first().map_or("?".into(), |a| a.mode.to_string());
         out.warn(&format!(
             "sampling {} ({mode} mode) to {} ({}, snaplen {}); Ctrl-C stops",
             escape::text(&dev.name),

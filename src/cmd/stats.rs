@@ -3,21 +3,19 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Instant;
 
 use anyhow::{bail, Result};
 use serde::Serialize;
 
-use crate::bpffs;
 use crate::cmd::stats_all;
 use crate::escape;
-use crate::iface;
-use crate::ifstate::IfState;
+use crate::net::iface;
+use crate::obj::statsmap::{StatsMap, MAP_NAME};
 use crate::output::Output;
 use crate::sampler::{self, Rate, Tick};
-use crate::skel::DataRec;
-use crate::statsmap::{action_name, StatsMap, MAP_NAME};
 use crate::stop::Stop;
+use crate::xdp::bpffs;
+use crate::xdp::ifstate::IfState;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -33,12 +31,6 @@ pub struct Args {
     /// Read the map pinned here instead of where `load` pinned it
     #[arg(long, value_name = "DIR")]
     pub pin_dir: Option<PathBuf>,
-}
-
-/// One reading of every action slot.
-pub(crate) struct Reading {
-    pub at: Instant,
-    pub recs: Vec<DataRec>,
 }
 
 /// A sample's own fields, in the sampler's envelope.
@@ -87,7 +79,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
         escape::path(&path),
         map.id
     ));
-    let mut prev = Reading { at: Instant::now(), recs: map.read()? };
+    let mut prev = map.reading()?;
     let mut waiting = false;
     args.sampling.run(&stop, |_| {
         // Re-open every time: a reload pins a new map under the same name.
@@ -98,7 +90,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
                     map.id, fresh.id
                 ));
                 map = fresh;
-                prev = Reading { at: Instant::now(), recs: map.read()? };
+                prev = map.reading()?;
                 waiting = false;
                 return Ok(Tick::Skipped);
             }
@@ -115,8 +107,8 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
             }
             Err(e) => return Err(e),
         }
-        let cur = Reading { at: Instant::now(), recs: map.read()? };
-        let (period, rows) = rates(&prev, &cur);
+        let cur = map.reading()?;
+        let (period, rows) = cur.rates_since(&prev);
         if out.json {
             let actions = rows.into_iter().collect();
             let fields = Fields { ifname: &dev.name, ifindex: dev.index, map_id: map.id, actions };
@@ -127,22 +119,6 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
         prev = cur;
         Ok(Tick::Printed)
     })
-}
-
-/// Each action's totals and its rates over the period between two samples.
-pub(crate) fn rates(prev: &Reading, cur: &Reading) -> (f64, Vec<(String, Rate)>) {
-    let period = cur.at.duration_since(prev.at).as_secs_f64();
-    let rows = cur
-        .recs
-        .iter()
-        .zip(&prev.recs)
-        .enumerate()
-        .map(|(key, (c, p))| {
-            let r = Rate::new((p.rx_packets, p.rx_bytes), (c.rx_packets, c.rx_bytes), period);
-            (action_name(key as u32), r)
-        })
-        .collect();
-    (period, rows)
 }
 
 /// The tutorial's table: totals, rates over the period, and the period itself.

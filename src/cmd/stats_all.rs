@@ -5,20 +5,18 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Instant;
 
 use anyhow::{bail, Result};
 use serde::Serialize;
 
-use crate::bpffs;
-use crate::cmd::stats::{rates, Reading};
 use crate::escape;
-use crate::iface::Iface;
-use crate::ifstate::Namespace;
+use crate::net::iface::Iface;
+use crate::obj::statsmap::{Reading, StatsMap, MAP_NAME};
 use crate::output::Output;
 use crate::sampler::{self, Rate, Tick};
-use crate::statsmap::{StatsMap, MAP_NAME};
 use crate::stop::Stop;
+use crate::xdp::bpffs;
+use crate::xdp::ifstate::Namespace;
 
 /// One interface's stats map and its last reading.
 struct Source {
@@ -62,7 +60,7 @@ pub fn run(sampling: &sampler::Args, out: Output) -> Result<()> {
                         fresh.id
                     ));
                     s.map = fresh;
-                    s.prev = Reading { at: Instant::now(), recs: s.map.read()? };
+                    s.prev = s.map.reading()?;
                     continue;
                 }
                 Ok(_) => {}
@@ -70,8 +68,8 @@ pub fn run(sampling: &sampler::Args, out: Output) -> Result<()> {
                 Err(_) if !s.path.exists() => continue,
                 Err(e) => return Err(e),
             }
-            let cur = Reading { at: Instant::now(), recs: s.map.read()? };
-            let (period, rows) = rates(&s.prev, &cur);
+            let cur = s.map.reading()?;
+            let (period, rows) = cur.rates_since(&s.prev);
             if out.json {
                 let fields = Fields {
                     ifname: &s.dev.name,
@@ -108,7 +106,7 @@ fn open_all(ns: &Namespace) -> Result<Vec<Source>> {
             continue;
         }
         let mut map = StatsMap::open(&path)?;
-        let prev = Reading { at: Instant::now(), recs: map.read()? };
+        let prev = map.reading()?;
         sources.push(Source { dev: state.dev.clone(), path, map, prev });
     }
     Ok(sources)

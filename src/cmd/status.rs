@@ -8,12 +8,12 @@ use serde::Serialize;
 
 use crate::caps::{self, Cap};
 use crate::escape;
-use crate::iface;
-use crate::ifstate::{IfState, Namespace};
-use crate::leftovers;
-use crate::libxdp::{self, Dispatcher};
+use crate::net::iface;
 use crate::output::{self, Output};
-use crate::xdp::Mode;
+use crate::xdp::attach::Mode;
+use crate::xdp::ifstate::{IfState, Namespace};
+use crate::xdp::leftovers;
+use crate::xdp::libxdp::{self, Dispatcher};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

@@ -11,16 +11,16 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use crate::escape;
-use crate::features::NDO_XMIT;
-use crate::frame::{self, UdpSpec};
-use crate::iface::{self, Iface};
-use crate::mac::Mac;
-use crate::netlink::{self, Link, IFF_LOWER_UP, IFF_UP};
+use crate::io::trafficgen::{Generator, Plan, Setup};
+use crate::net::features::NDO_XMIT;
+use crate::net::frame::{self, UdpSpec};
+use crate::net::iface::{self, Iface};
+use crate::net::mac::Mac;
+use crate::net::netlink::{self, Link, IFF_LOWER_UP, IFF_UP};
 use crate::output::Output;
 use crate::sampler::{parse_interval, Rate, Sample};
 use crate::stop::Stop;
-use crate::trafficgen::{Generator, Plan, Setup};
-use crate::xdp;
+use crate::xdp::attach;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -170,7 +170,7 @@ fn check_can_send(dev: &Iface, link: &Link, peer: Option<&Link>) -> Result<()> {
             None => bail!("{} has no carrier (cable or link partner down)", dev.name),
         }
     }
-    match (xdp::features(dev.index)?, peer) {
+    match (attach::features(dev.index)?, peer) {
         (Some(f), _) if f & NDO_XMIT != 0 => Ok(()),
         (Some(_), Some(p)) => bail!(
             "{}'s veth peer {} would drop the frames: it has no XDP program and GRO off; \

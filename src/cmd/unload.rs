@@ -4,18 +4,18 @@
 use anyhow::{bail, Result};
 use serde::Serialize;
 
-use crate::bpffs;
 use crate::escape;
-use crate::iface;
-use crate::ifstate::{prog_name, IfState};
-use crate::leftovers::{self, Leftover};
-use crate::libxdp;
-use crate::lock::Lock;
+use crate::net::iface;
 use crate::output::Output;
-use crate::pins;
-use crate::record;
 use crate::stop;
-use crate::xdp::{self, Mode};
+use crate::xdp::attach::{self, Mode};
+use crate::xdp::bpffs;
+use crate::xdp::ifstate::{prog_name, IfState};
+use crate::xdp::leftovers::{self, Leftover};
+use crate::xdp::libxdp;
+use crate::xdp::lock::Lock;
+use crate::xdp::pins;
+use crate::xdp::record;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -103,10 +103,10 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     let mut detached = Vec::new();
     for att in &targets {
         let name = state.name_of(att.prog_id);
-        xdp::detach(&dev, *att)?;
+        attach::detach(&dev, *att)?;
         detached.push(Detached { prog_id: att.prog_id, prog_name: name, mode: att.mode });
     }
-    let left = xdp::query(dev.index)?;
+    let left = attach::query(dev.index)?;
     if let Some(still) = left.iter().find(|a| targets.contains(a)) {
         bail!(
             "program id {} is still attached to {} ({} mode) after detaching it",

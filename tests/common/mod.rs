@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use serde_json::Value;
-use xdpctl::skel::xdp_prog::{XdpProgKernSkel, XdpProgKernSkelBuilder};
+use xdpctl::obj::skel::xdp_prog::{XdpProgKernSkel, XdpProgKernSkelBuilder};
 
 #[allow(unused_imports)] // each test binary uses its own subset
 pub use frame::ones_sum;

@@ -76,7 +76,7 @@ impl Tap {
 }
 
 fn mac_of(text: &str) -> [u8; 6] {
-    text.parse::<xdpctl::mac::Mac>().unwrap().0
+    text.parse::<xdpctl::net::mac::Mac>().unwrap().0
 }
 
 /// The I/G bit: multicast and broadcast MACs have it.
@@ -132,7 +132,7 @@ fn group_requests(lab: &Lab) -> Vec<(String, Vec<u8>)> {
 /// No frame on the wire carries a group source MAC.
 fn assert_no_group_source(frames: &[Vec<u8>], what: &str) {
     for f in frames {
-        let src = xdpctl::mac::Mac(f[6..12].try_into().unwrap());
+        let src = xdpctl::net::mac::Mac(f[6..12].try_into().unwrap());
         assert!(!is_group(src.0), "{what}: a frame from {src}: {f:02x?}");
     }
 }

@@ -165,8 +165,9 @@ fn hw_mode_without_offload_is_refused_up_front() {
     let _s = serial();
     let lab = Lab::new();
     let dev = lab.outer.as_str();
-    let features = xdpctl::xdp::features(ifindex(dev)).unwrap().expect("6.18 announces features");
-    assert_eq!(features & xdpctl::features::HW_OFFLOAD, 0, "a veth offloads nothing");
+    let features =
+        xdpctl::xdp::attach::features(ifindex(dev)).unwrap().expect("6.18 announces features");
+    assert_eq!(features & xdpctl::net::features::HW_OFFLOAD, 0, "a veth offloads nothing");
     let names = [dev, "--mode hw", "no XDP hardware offload", "--mode native", "--mode skb"];
     for args in [
         &["load", "--dev", dev, "--mode", "hw"][..],

@@ -23,7 +23,7 @@ use common::lab::Veth;
 use common::{stderr, unique, xdpctl, xdpctl_ok, Lab};
 use libbpf_rs::libbpf_sys;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use xdpctl::skel::xdp_prog::XdpProgKernSkelBuilder;
+use xdpctl::obj::skel::xdp_prog::XdpProgKernSkelBuilder;
 
 mod capabilities;
 mod echo;
@@ -81,8 +81,8 @@ fn walk(dir: &Path, out: &mut BTreeSet<PathBuf>) {
 impl System {
     fn now() -> System {
         let mut attached = BTreeSet::new();
-        for dev in xdpctl::iface::all().expect("listing interfaces") {
-            for a in xdpctl::xdp::query(dev.index).unwrap_or_default() {
+        for dev in xdpctl::net::iface::all().expect("listing interfaces") {
+            for a in xdpctl::xdp::attach::query(dev.index).unwrap_or_default() {
                 attached.insert((dev.name.clone(), a.prog_id, a.mode.to_string()));
             }
         }
@@ -91,7 +91,7 @@ impl System {
         walk(Path::new("/run/xdpctl"), &mut pins);
         // A lock directory stays when the process is killed before it lets
         // go; the next lock taken removes it (see `no_lock_left`).
-        pins.retain(|p| !p.starts_with(xdpctl::lock::root()));
+        pins.retain(|p| !p.starts_with(xdpctl::xdp::lock::root()));
         System {
             progs: ids(libbpf_sys::bpf_prog_get_next_id),
             maps: ids(libbpf_sys::bpf_map_get_next_id),
@@ -136,7 +136,7 @@ impl System {
 /// No lock directory is left: each goes with its lock, and those of killed
 /// processes with the next lock taken (the unload that ends each case).
 fn no_lock_left() {
-    let left: Vec<_> = std::fs::read_dir(xdpctl::lock::root())
+    let left: Vec<_> = std::fs::read_dir(xdpctl::xdp::lock::root())
         .map(|d| d.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
     assert!(left.is_empty(), "lock directories left: {left:?}");

@@ -56,7 +56,7 @@ fn a_dead_namespace_leaves_nothing_to_inherit() {
     let prog_a = loaded["prog_id"].as_u64().unwrap();
     let cookie_a = {
         let file = std::fs::File::open(format!("/run/netns/{ns_a}")).unwrap();
-        xdpctl::netns::cookie_of(&file).unwrap()
+        xdpctl::net::netns::cookie_of(&file).unwrap()
     };
     let pin = pins.join("xdp_stats_map");
     let shared = map_id_of(&pin);
@@ -129,7 +129,7 @@ fn a_dead_namespace_leaves_nothing_to_inherit() {
 fn trace_keys_exceptions_per_namespace() {
     let _s = serial();
     let host = Lab::new();
-    let index = xdpctl::iface::resolve(&host.outer).unwrap().index;
+    let index = xdpctl::net::iface::resolve(&host.outer).unwrap().index;
     let other = Lab::with_inner_index(index);
     let before = System::settled();
     let netns = format!("--net=/run/netns/{}", other.ns);

@@ -242,7 +242,7 @@ fn two_interfaces_racing_into_one_pin_dir() {
         assert_eq!(status[0]["pin_dir"], dir_s, "round {round}: {status:?}");
         let prog = status[0]["prog_id"].as_u64().unwrap() as u32;
         let fd = Program::fd_from_id(prog).unwrap();
-        let maps = xdpctl::object::maps_used_by(std::os::fd::AsFd::as_fd(&fd)).unwrap();
+        let maps = xdpctl::obj::object::maps_used_by(std::os::fd::AsFd::as_fd(&fd)).unwrap();
         assert!(maps.contains(&map_id_of(&dir.join("xdp_stats_map"))), "round {round}");
         xdpctl_ok(&["-q", "unload", "--dev", &winner.outer]);
     }
@@ -409,7 +409,7 @@ fn a_pin_by_name_made_meanwhile_is_never_replaced() {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while xdpctl::xdp::query(ifindex(&lab.outer)).unwrap().is_empty() {
+    while xdpctl::xdp::attach::query(ifindex(&lab.outer)).unwrap().is_empty() {
         assert!(Instant::now() < deadline, "the load never attached");
         sleep(Duration::from_millis(10));
     }

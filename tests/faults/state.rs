@@ -64,7 +64,8 @@ fn state_other_users_planted_is_not_trusted() {
     let _restore = RestoreMode(run_dir.to_path_buf(), 0o700);
     let before = System::settled();
     common::run("chmod", &["0777", "/run/xdpctl"]);
-    let (cookie, ino) = (xdpctl::netns::cookie().unwrap(), xdpctl::netns::inode().unwrap());
+    let (cookie, ino) =
+        (xdpctl::net::netns::cookie().unwrap(), xdpctl::net::netns::inode().unwrap());
     let (their_if, my_if) = (ifindex(&theirs.outer), ifindex(&mine.outer));
     let forged = serde_json::json!({
         "ifname": theirs.outer, "prog_id": their_id, "prog_name": "xdp_pass",
@@ -108,7 +109,7 @@ fn state_other_users_planted_is_not_trusted() {
     let record = run_dir.join(format!("n{cookie}-i{my_if}.json"));
     assert_eq!(mode_of(&record), 0o600, "{}", record.display());
     assert!(!run_dir.join(&planted[2]).exists(), "the planted .tmp went, not through");
-    assert_eq!(mode_of(&xdpctl::lock::root()), 0o700, "the lock root");
+    assert_eq!(mode_of(&xdpctl::xdp::lock::root()), 0o700, "the lock root");
     assert_eq!(mode_of(&mine.pin_dir()), 0o700, "the pin directory");
     assert_eq!(mode_of(&mine.pin_dir().join("xdp_stats_map")), 0o600);
 

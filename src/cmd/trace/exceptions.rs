@@ -13,15 +13,15 @@ use serde::Serialize;
 
 use super::prog::{only, read_counts, Counted, Key};
 use crate::escape;
-use crate::iface;
-use crate::logging;
-use crate::netns::{Names, Netns};
+use crate::net::iface;
+use crate::net::netns::{Names, Netns};
+use crate::obj::logging;
+use crate::obj::skel::trace_prog::TraceProgKernSkelBuilder;
+use crate::obj::statsmap::action_name;
+use crate::obj::tracefs;
 use crate::output::Output;
 use crate::sampler::{self, per_second, Sample, Tick};
-use crate::skel::trace_prog::TraceProgKernSkelBuilder;
-use crate::statsmap::action_name;
 use crate::stop::Stop;
-use crate::tracefs;
 
 /// Events of one interface and action since tracing began.
 #[derive(Serialize, Debug, Clone, PartialEq)]

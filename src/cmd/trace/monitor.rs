@@ -13,15 +13,15 @@ use nix::errno::Errno;
 use serde::Serialize;
 
 use super::prog::{only, read_counts};
-use crate::logging;
-use crate::maps::{self, Counters};
+use crate::obj::logging;
+use crate::obj::maps::{self, Counters};
+use crate::obj::skel::trace_prog::{TraceProgKernMaps, TraceProgKernSkelBuilder};
+use crate::obj::skel::MonitorRec;
+use crate::obj::statsmap::action_name;
+use crate::obj::tracefs;
 use crate::output::Output;
 use crate::sampler::{self, per_second, Sample, Tick};
-use crate::skel::trace_prog::{TraceProgKernMaps, TraceProgKernSkelBuilder};
-use crate::skel::MonitorRec;
-use crate::statsmap::action_name;
 use crate::stop::Stop;
-use crate::tracefs;
 
 /// Each tracepoint and the program that counts it.
 const TRACEPOINTS: [(&str, &str); 8] = [

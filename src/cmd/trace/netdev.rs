@@ -16,16 +16,16 @@ use serde::Serialize;
 
 use super::prog::{c_name, only};
 use crate::escape;
-use crate::iface;
-use crate::logging;
-use crate::maps;
-use crate::netns::{Names, Netns};
+use crate::net::iface;
+use crate::net::netns::{Names, Netns};
+use crate::obj::logging;
+use crate::obj::maps;
+use crate::obj::skel::trace_prog::TraceProgKernSkelBuilder;
+use crate::obj::skel::{NetdevCounts, NetdevDir, NetdevEvent, NetdevKey};
+use crate::obj::tracefs;
 use crate::output::Output;
 use crate::sampler::{self, Sample, Tick};
-use crate::skel::trace_prog::TraceProgKernSkelBuilder;
-use crate::skel::{NetdevCounts, NetdevDir, NetdevEvent, NetdevKey};
 use crate::stop::Stop;
-use crate::tracefs;
 
 /// Each tracepoint with its direction: the attachment's cookie, and the word.
 const TRACEPOINTS: [(&str, NetdevDir, &str); 2] = [

@@ -13,10 +13,10 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use serde::Serialize;
 
 use crate::escape;
-use crate::mac::Mac;
+use crate::net::mac::Mac;
+use crate::obj::tracefs;
 use crate::output::Output;
 use crate::stop::Stop;
-use crate::tracefs;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

@@ -7,10 +7,10 @@ use anyhow::Result;
 use libbpf_rs::skel::OpenSkel;
 use libbpf_rs::MapCore;
 
-use crate::maps;
-use crate::object;
-use crate::skel::trace_prog::OpenTraceProgKernSkel;
-use crate::skel::{ExceptionCount, ExceptionKey};
+use crate::obj::maps;
+use crate::obj::object;
+use crate::obj::skel::trace_prog::OpenTraceProgKernSkel;
+use crate::obj::skel::{ExceptionCount, ExceptionKey};
 
 /// A key of the exceptions map: namespace cookie, interface index, action.
 pub(crate) type Key = (u64, i32, u32);

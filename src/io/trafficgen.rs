@@ -17,13 +17,13 @@ use libbpf_rs::{OpenObject, Program, ProgramInput};
 use nix::net::if_::if_nametoindex;
 use nix::sched::{unshare, CloneFlags};
 
-use crate::iface::Iface;
-use crate::logging;
-use crate::netlink;
+use crate::net::iface::Iface;
+use crate::net::netlink;
+use crate::obj::logging;
+use crate::obj::skel::trafficgen::{TrafficgenSkel, TrafficgenSkelBuilder};
+use crate::obj::skel::{self, XdpMd};
 use crate::sampler::Ticker;
-use crate::skel::trafficgen::{TrafficgenSkel, TrafficgenSkelBuilder};
-use crate::skel::{self, XdpMd};
-use crate::xdp::{self, Mode};
+use crate::xdp::attach::{self, Mode};
 
 /// Frames per test run when sending flat out: a few milliseconds' worth, so
 /// Ctrl-C and progress lines are never far off.
@@ -83,7 +83,7 @@ impl<'obj> Generator<'obj> {
         Ok(Generator {
             skel,
             frame: setup.frame.to_vec(),
-            ctx: xdp::test_run_ctx(setup.frame, setup.dev.index),
+            ctx: attach::test_run_ctx(setup.frame, setup.dev.index),
             _hold_link: hold_link,
             _hold_ns: hold_ns,
         })
@@ -239,7 +239,7 @@ fn hold(prog: BorrowedFd<'_>) -> Result<(OwnedFd, OwnedFd)> {
                 netlink::add_veth(HOLD, "hold-peer")?;
                 let index = if_nametoindex(HOLD).context("finding the private veth")?;
                 let dev = Iface { name: HOLD.to_string(), index };
-                let link = xdp::attach_link(&dev, prog, Some(Mode::Native))
+                let link = attach::attach_link(&dev, prog, Some(Mode::Native))
                     .context("attaching the generator to its private veth")?;
                 Ok((link, ns.into()))
             })

@@ -11,7 +11,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use libbpf_rs::{MapCore, MapFlags, MapHandle};
 use plain::Plain;
 
-use crate::skel::{
+use crate::obj::skel::{
     DataRec, ExceptionCount, MonitorRec, NetdevCounts, SampleCounts, XskQueueCounts,
 };
 

@@ -15,10 +15,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::iface::Iface;
-use crate::netns;
-use crate::private::{tmp_name, PrivateDir};
-use crate::xdp::Attachment;
+use crate::net::iface::Iface;
+use crate::net::netns;
+use crate::xdp::attach::Attachment;
+use crate::xdp::private::{tmp_name, PrivateDir};
 
 const DIR: &str = "/run/xdpctl";
 

@@ -12,10 +12,10 @@ use anyhow::{bail, Context, Result};
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{libbpf_sys, Object, ObjectBuilder, OpenObject, ProgramType};
 
-use crate::catalog::ObjectFile;
 use crate::error::fact;
-use crate::listing;
-use crate::skel::xdp_prog::{OpenXdpProgKernSkel, XdpProgKernSkel, XdpProgKernSkelBuilder};
+use crate::obj::catalog::ObjectFile;
+use crate::obj::listing;
+use crate::obj::skel::xdp_prog::{OpenXdpProgKernSkel, XdpProgKernSkel, XdpProgKernSkelBuilder};
 
 /// ELF e_machine of BPF objects.
 const EM_BPF: u16 = 247;

@@ -14,15 +14,15 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use libbpf_rs::{MapCore, Program};
 
-use crate::bpffs;
 use crate::escape;
-use crate::maps;
-use crate::netlink;
-use crate::netns;
-use crate::object;
-use crate::pins;
-use crate::record::{self, Key, Record, Records};
-use crate::xdp::{self, Attachment};
+use crate::net::netlink;
+use crate::net::netns;
+use crate::obj::maps;
+use crate::obj::object;
+use crate::xdp::attach::{self, Attachment};
+use crate::xdp::bpffs;
+use crate::xdp::pins;
+use crate::xdp::record::{self, Key, Record, Records};
 
 pub struct Leftover {
     pub key: Key,
@@ -105,7 +105,7 @@ pub fn classify(rec: &Record, now: Option<(&str, &[Attachment])>) -> Found {
 pub fn live() -> Result<HashMap<u32, (String, Vec<Attachment>)>> {
     Ok(netlink::dump_links()?
         .into_iter()
-        .map(|l| (l.index, (l.name, xdp::attachments(&l.xdp))))
+        .map(|l| (l.index, (l.name, attach::attachments(&l.xdp))))
         .collect())
 }
 
@@ -255,7 +255,7 @@ impl Killed {
 
     /// One line for `status` and `unload`; `held` is the program it left
     /// attached, if any.
-    pub fn describe(&self, ifname: &str, held: Option<&xdp::Attachment>) -> String {
+    pub fn describe(&self, ifname: &str, held: Option<&attach::Attachment>) -> String {
         let prog = held.map_or_else(String::new, |a| {
             format!(" and its program (id {}, {} mode) attached", a.prog_id, a.mode)
         });
@@ -320,7 +320,7 @@ pub fn killed_in(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::xdp::Mode;
+    use crate::xdp::attach::Mode;
 
     fn rec(ifname: &str, prog_id: u32) -> Record {
         Record {

@@ -10,9 +10,9 @@ use libbpf_rs::OpenObject;
 
 use crate::error::fact;
 use crate::escape;
-use crate::features::HW_OFFLOAD;
-use crate::iface::Iface;
-use crate::xdp::{self, Mode};
+use crate::net::features::HW_OFFLOAD;
+use crate::net::iface::Iface;
+use crate::xdp::attach::{self, Mode};
 
 /// The device's driver announces no XDP hardware offload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +35,7 @@ pub fn check(dev: &Iface, mode: Option<Mode>) -> Result<()> {
     if mode != Some(Mode::Hw) {
         return Ok(());
     }
-    match xdp::features(dev.index)? {
+    match attach::features(dev.index)? {
         Some(features) if features & HW_OFFLOAD == 0 => {
             Err(fact(NoHwOffload(escape::text(&dev.name).into_owned())).into())
         }

@@ -6,24 +6,50 @@ use std::io;
 use std::mem::size_of;
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
+use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use libbpf_rs::libbpf_sys::{self, bpf_map_batch_opts};
 use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType};
 
-use crate::maps::{self, Counters};
-use crate::skel::DataRec;
+use crate::obj::maps::{self, Counters};
+use crate::obj::skel::DataRec;
+use crate::sampler::Rate;
 
 pub const MAP_NAME: &str = "xdp_stats_map";
 
 /// enum xdp_action, in key order.
-pub use crate::skel::XDP_ACTION_NAMES as ACTIONS;
+pub use crate::obj::skel::XDP_ACTION_NAMES as ACTIONS;
 
 pub fn action_name(key: u32) -> String {
     ACTIONS.get(key as usize).map_or_else(|| format!("XDP_ACTION_{key}"), |s| s.to_string())
 }
 
 /// An open stats map; `id` tells whether the pin still refers to it.
+/// One reading of every action slot.
+pub struct Reading {
+    pub at: Instant,
+    pub recs: Vec<DataRec>,
+}
+
+impl Reading {
+    /// Each action's totals and its rates over the period since `prev`.
+    pub fn rates_since(&self, prev: &Reading) -> (f64, Vec<(String, Rate)>) {
+        let period = self.at.duration_since(prev.at).as_secs_f64();
+        let rows = self
+            .recs
+            .iter()
+            .zip(&prev.recs)
+            .enumerate()
+            .map(|(key, (c, p))| {
+                let r = Rate::new((p.rx_packets, p.rx_bytes), (c.rx_packets, c.rx_bytes), period);
+                (action_name(key as u32), r)
+            })
+            .collect();
+        (period, rows)
+    }
+}
+
 pub struct StatsMap {
     map: MapHandle,
     pub id: u32,
@@ -73,6 +99,11 @@ impl StatsMap {
         // value_size is 16 (checked above): already the 8-byte per-CPU stride.
         let values = vec![0u8; entries * copies * value as usize];
         Ok(StatsMap { map, id, copies, keys: vec![0; entries], values })
+    }
+
+    /// One summed record per action slot, with when it was read.
+    pub fn reading(&mut self) -> Result<Reading> {
+        Ok(Reading { at: Instant::now(), recs: self.read()? })
     }
 
     /// One summed record per action slot.

@@ -15,10 +15,10 @@ use libbpf_rs::{
 use nix::errno::Errno;
 use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD as CWD};
 
-use crate::bpffs;
 use crate::error::fact;
-use crate::maps;
-use crate::object;
+use crate::obj::maps;
+use crate::obj::object;
+use crate::xdp::bpffs;
 
 /// The file a map is pinned as. libbpf's internal maps (`obj.rodata`) carry a
 /// '.', which bpffs refuses.

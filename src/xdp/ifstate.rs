@@ -13,12 +13,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 use libbpf_rs::ProgramHandle;
 
-use crate::bpffs;
-use crate::iface::Iface;
-use crate::leftovers::{self, Found, Killed, Leftover, Renamed};
-use crate::netlink;
-use crate::record::{Record, Records};
-use crate::xdp::{self, Attachment};
+use crate::net::iface::Iface;
+use crate::net::netlink;
+use crate::xdp::attach::{self, Attachment};
+use crate::xdp::bpffs;
+use crate::xdp::leftovers::{self, Found, Killed, Leftover, Renamed};
+use crate::xdp::record::{Record, Records};
 
 /// One interface, as read.
 pub struct IfState {
@@ -52,7 +52,7 @@ pub fn load_pin_dir(dev: &Iface, given: Option<&Path>) -> Result<PathBuf> {
 impl IfState {
     /// Everything about `dev` now; callers that change it hold its lock.
     pub fn read(dev: &Iface) -> Result<IfState> {
-        let attached = xdp::query(dev.index)?;
+        let attached = attach::query(dev.index)?;
         Ok(IfState::assemble(dev.clone(), attached, &Records::open()?, None)?.0)
     }
 
@@ -112,7 +112,7 @@ impl IfState {
 
     /// The bpf_link that holds `att`, if a link attached it.
     pub fn link_holder(&self, att: Attachment) -> Result<Option<u32>> {
-        xdp::holding_link(self.dev.index, att)
+        attach::holding_link(self.dev.index, att)
     }
 
     /// Refuse to touch `att` when a bpf_link holds it: the kernel would answer
@@ -180,7 +180,7 @@ impl Namespace {
             ns.ifaces = links
                 .into_iter()
                 .map(|l| {
-                    let attached = xdp::attachments(&l.xdp);
+                    let attached = attach::attachments(&l.xdp);
                     IfState::unprivileged(Iface { name: l.name, index: l.index }, attached)
                 })
                 .collect();
@@ -198,7 +198,7 @@ impl Namespace {
             }
         }
         for l in links {
-            let attached = xdp::attachments(&l.xdp);
+            let attached = attach::attachments(&l.xdp);
             let dev = Iface { name: l.name, index: l.index };
             let (state, raw) = IfState::assemble(dev, attached, &records, Some(&pin_root))?;
             if let Some(rec) = raw {
@@ -222,7 +222,7 @@ impl Namespace {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::xdp::Mode;
+    use crate::xdp::attach::Mode;
 
     fn state(rec: Option<Record>) -> IfState {
         IfState {

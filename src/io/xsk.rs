@@ -18,7 +18,7 @@ use xdpilone::xdp::XdpDesc;
 use xdpilone::{DeviceQueue, IfInfo, RingRx, RingTx, Socket, SocketConfig, Umem, UmemConfig, User};
 
 use crate::error::fact;
-use crate::iface::Iface;
+use crate::net::iface::Iface;
 
 /// Frames the kernel sends per sendto in copy mode (TX_BATCH_SIZE).
 const KERNEL_TX_BATCH: u32 = 32;

@@ -19,11 +19,11 @@ use nix::errno::Errno;
 use serde::Serialize;
 
 use crate::error::fact;
-use crate::iface::Iface;
-use crate::listing;
-use crate::logging;
-use crate::netlink::{self, XdpProgs};
-use crate::skel::XdpMd;
+use crate::net::iface::Iface;
+use crate::net::netlink::{self, XdpProgs};
+use crate::obj::listing;
+use crate::obj::logging;
+use crate::obj::skel::XdpMd;
 
 /// Where a program runs: in the driver, in the generic (skb) path, or offloaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

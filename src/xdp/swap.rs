@@ -8,8 +8,8 @@ use std::os::fd::{AsFd, OwnedFd};
 use anyhow::{Context, Result};
 use libbpf_rs::Program;
 
-use crate::iface::Iface;
-use crate::xdp::{self, Attachment, Mode};
+use crate::net::iface::Iface;
+use crate::xdp::attach::{self, Attachment, Mode};
 
 pub struct Swap<'a> {
     dev: &'a Iface,
@@ -41,11 +41,11 @@ impl<'a> Swap<'a> {
                 same = Some((*att, fd));
             } else if att.mode != Mode::Hw && mode != Some(Mode::Hw) {
                 // Offloaded programs coexist with either other mode; these do not.
-                xdp::detach(dev, *att)?;
+                attach::detach(dev, *att)?;
                 swap.taken_off.push((*att, fd));
             }
         }
-        xdp::attach(dev, swap.prog.as_fd(), mode, same.as_ref().map(|(_, fd)| fd.as_fd()))?;
+        attach::attach(dev, swap.prog.as_fd(), mode, same.as_ref().map(|(_, fd)| fd.as_fd()))?;
         swap.taken_off.extend(same);
         Ok(swap)
     }
@@ -66,19 +66,19 @@ impl<'a> Swap<'a> {
     }
 
     fn restore(&mut self) -> Result<()> {
-        let new = xdp::query(self.dev.index)?.into_iter().find(|a| a.prog_id == self.prog_id);
+        let new = attach::query(self.dev.index)?.into_iter().find(|a| a.prog_id == self.prog_id);
         if let Some(new) = new {
             match self.taken_off.iter().position(|(a, _)| a.mode == new.mode) {
                 // Swap back atomically: no moment without a program.
                 Some(i) => {
                     let (old, fd) = self.taken_off.remove(i);
-                    xdp::attach(self.dev, fd.as_fd(), Some(old.mode), Some(self.prog.as_fd()))?;
+                    attach::attach(self.dev, fd.as_fd(), Some(old.mode), Some(self.prog.as_fd()))?;
                 }
-                None => xdp::detach(self.dev, new)?,
+                None => attach::detach(self.dev, new)?,
             }
         }
         for (old, fd) in &self.taken_off {
-            xdp::attach(self.dev, fd.as_fd(), Some(old.mode), None)?;
+            attach::attach(self.dev, fd.as_fd(), Some(old.mode), None)?;
         }
         Ok(())
     }

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use anyhow::{bail, Result};
 
-use crate::mac::Mac;
+use crate::net::mac::Mac;
 
 pub const ETH_LEN: usize = 14;
 const IPV4_LEN: usize = 20;

@@ -15,11 +15,11 @@ use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use nix::unistd::{unlinkat, UnlinkatFlags};
 
-use crate::bpffs;
 use crate::error::fact;
-use crate::iface::Iface;
-use crate::netns;
-use crate::private::PrivateDir;
+use crate::net::iface::Iface;
+use crate::net::netns;
+use crate::xdp::bpffs;
+use crate::xdp::private::PrivateDir;
 
 /// Longer than any interface name, so no default pin directory can be it.
 const DIR: &str = "xdpctl-interface-locks";

@@ -18,10 +18,10 @@ use serde::Serialize;
 
 use crate::error::fact;
 use crate::escape;
-use crate::iface::Iface;
+use crate::net::iface::Iface;
 use crate::output::Output;
-use crate::record::Record;
-use crate::xdp::Attachment;
+use crate::xdp::attach::Attachment;
+use crate::xdp::record::Record;
 
 // What follows is libxdp's, as of libxdp 1.3.1 (Debian 12; xdp-tools'
 // headers/xdp/prog_dispatcher.h and lib/libxdp/libxdp.c), read to match, not
@@ -358,7 +358,7 @@ fn actions(bits: u32) -> Vec<String> {
     (0..32)
         .filter(|b| bits & (1 << b) != 0)
         .map(|b| {
-            crate::skel::XDP_ACTION_NAMES
+            crate::obj::skel::XDP_ACTION_NAMES
                 .get(b)
                 .map_or_else(|| format!("action {b}"), |n| n.to_string())
         })

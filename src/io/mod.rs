@@ -1,0 +1,9 @@
+//! Moving packets and bytes: AF_XDP sockets, the traffic generator's engine,
+//! captures and the files and pipes they are written to, clocks.
+
+pub mod capture;
+pub mod clock;
+pub mod outfile;
+pub mod spool;
+pub mod trafficgen;
+pub mod xsk;

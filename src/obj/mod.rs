@@ -1,0 +1,11 @@
+//! BPF objects and what is in them: the skeletons, objects built elsewhere, the
+//! catalog of shipped programs, typed map access, libbpf's log, tracefs.
+
+pub mod catalog;
+pub mod listing;
+pub mod logging;
+pub mod maps;
+pub mod object;
+pub mod skel;
+pub mod statsmap;
+pub mod tracefs;
