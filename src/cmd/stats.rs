@@ -1,13 +1,11 @@
 //! `xdpctl stats`: per-action packets, pps, bytes and Mbit/s read from the pinned
 //! `xdp_stats_map` by a separate process (basic03-04), following reloads.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
-use serde::Serialize;
 
-use crate::cmd::stats_all;
+use crate::cmd::stats_all::{self, Fields};
 use crate::escape;
 use crate::net::iface;
 use crate::obj::statsmap::{StatsMap, MAP_NAME};
@@ -31,15 +29,6 @@ pub struct Args {
     /// Read the map pinned here instead of where `load` pinned it
     #[arg(long, value_name = "DIR")]
     pub pin_dir: Option<PathBuf>,
-}
-
-/// A sample's own fields, in the sampler's envelope.
-#[derive(Serialize)]
-struct Fields<'a> {
-    ifname: &'a str,
-    ifindex: u32,
-    map_id: u32,
-    actions: BTreeMap<String, Rate>,
 }
 
 pub fn run(args: &Args, out: Output) -> Result<()> {

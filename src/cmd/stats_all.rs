@@ -26,13 +26,14 @@ struct Source {
     prev: Reading,
 }
 
-/// One interface's fields, in the sampler's envelope.
+/// One interface's fields in the sampler's envelope, for `stats` and
+/// `stats --all` alike.
 #[derive(Serialize)]
-struct Fields<'a> {
-    ifname: &'a str,
-    ifindex: u32,
-    map_id: u32,
-    actions: BTreeMap<String, Rate>,
+pub(crate) struct Fields<'a> {
+    pub ifname: &'a str,
+    pub ifindex: u32,
+    pub map_id: u32,
+    pub actions: BTreeMap<String, Rate>,
 }
 
 pub fn run(sampling: &sampler::Args, out: Output) -> Result<()> {

@@ -6,7 +6,7 @@
 //! all xdpctl asks of netlink, so it is spelled out here rather than pulling
 //! in a netlink stack.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use anyhow::{bail, Context, Result};
 use nix::sys::socket::{
@@ -107,15 +107,7 @@ pub struct XdpProgs {
 /// (without the per-VF counters, which a dump of many SR-IOV devices would
 /// carry for nothing).
 pub fn dump_links() -> Result<Vec<Link>> {
-    let sock = socket(
-        AddressFamily::Netlink,
-        SockType::Raw,
-        SockFlag::SOCK_CLOEXEC,
-        SockProtocol::NetlinkRoute,
-    )
-    .context("opening a netlink socket")?;
-    sendto(sock.as_raw_fd(), &dump_request()?, &NetlinkAddr::new(0, 0), MsgFlags::empty())
-        .context("sending a netlink dump request")?;
+    let sock = send(&dump_request()?)?;
     let mut links = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -162,6 +154,16 @@ pub fn add_veth(name: &str, peer: &str) -> Result<()> {
 
 /// Send one request and return the one message that answers it.
 fn ask(request: &[u8]) -> Result<Vec<u8>> {
+    let sock = send(request)?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let len =
+        recv(sock.as_raw_fd(), &mut buf, MsgFlags::empty()).context("reading netlink's answer")?;
+    buf.truncate(len);
+    Ok(buf)
+}
+
+/// A new rtnetlink socket with `request` sent on it, for the answer to be read.
+fn send(request: &[u8]) -> Result<OwnedFd> {
     let sock = socket(
         AddressFamily::Netlink,
         SockType::Raw,
@@ -171,11 +173,7 @@ fn ask(request: &[u8]) -> Result<Vec<u8>> {
     .context("opening a netlink socket")?;
     sendto(sock.as_raw_fd(), request, &NetlinkAddr::new(0, 0), MsgFlags::empty())
         .context("sending a netlink request")?;
-    let mut buf = vec![0u8; 64 * 1024];
-    let len =
-        recv(sock.as_raw_fd(), &mut buf, MsgFlags::empty()).context("reading netlink's answer")?;
-    buf.truncate(len);
-    Ok(buf)
+    Ok(sock)
 }
 
 /// The other end of the veth `index` of this namespace; None if it is no veth.
