@@ -13,6 +13,7 @@ use libbpf_rs::{MapCore, MapFlags, ProgramInput};
 use xdpctl::io::xsk::{self, Xsk};
 use xdpctl::net::iface;
 use xdpctl::obj::skel::af_xdp::{AfXdpKernSkel, AfXdpKernSkelBuilder};
+use xdpctl::obj::maps;
 use xdpctl::obj::skel::XskQueueCounts;
 
 /// Runs `test` on xdp_sock loaded with `every_other`.
@@ -37,17 +38,9 @@ fn verdict(skel: &AfXdpKernSkel<'_>) -> u32 {
 
 /// (redirected, passed) of `queue`, summed over CPUs.
 fn counts(skel: &AfXdpKernSkel<'_>, queue: u32) -> (u64, u64) {
-    let per_cpu = skel
-        .maps
-        .xsk_counts
-        .lookup_percpu(&queue.to_ne_bytes(), MapFlags::ANY)
-        .expect("lookup")
-        .expect("queue in range");
-    per_cpu.iter().fold((0, 0), |(r, p), v| {
-        let mut c = XskQueueCounts::default();
-        plain::copy_from_bytes(&mut c, v).expect("value layout");
-        (r + c.redirected, p + c.passed)
-    })
+    let c: XskQueueCounts =
+        maps::sum(&skel.maps.xsk_counts, &queue.to_ne_bytes(), "xsk_counts").expect("lookup");
+    (c.redirected, c.passed)
 }
 
 /// An AF_XDP socket bound to queue 0 of a lab's outer end (test_run
