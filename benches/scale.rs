@@ -8,18 +8,14 @@
 //! end without waiting for the kernel to free its devices.
 //! Run by `make bench` (needs root).
 
-use std::fs::File;
-use std::io::Write;
-use std::os::fd::AsFd;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
 mod common;
 
 use anyhow::{bail, Context, Result};
+use common::crowd::Crowd;
 use common::{median, sh, Goal, Mean, Row};
-use nix::sched::{setns, CloneFlags};
 
 const SIZES: [usize; 3] = [10, 100, 1000];
 /// Interleaved runs of status and bpftool net per size.
@@ -32,8 +28,8 @@ const WARMUP: usize = 3;
 fn main() -> Result<()> {
     let xdpctl = std::env::var("XDPCTL").unwrap_or_else(|_| "target/release/xdpctl".into());
     let tag = format!("xs{}", std::process::id() % 100_000);
-    let home = File::open("/proc/self/ns/net").context("opening this network namespace")?;
-    let lab = Lab::new(&tag, &home)?;
+    let _tool_dirs = common::ToolDirs::snapshot();
+    let lab = Crowd::new(&tag)?;
     // load + unload on one more interface: first with nothing else loaded
     // anywhere in the lab, at the end beside 1000 loaded. Not interleaved
     // (the 1000 cannot come and go between runs); the means are compared.
@@ -161,115 +157,4 @@ fn interleaved(runs: usize, tools: &[&dyn Fn() -> Result<()>; 2]) -> Result<(Vec
     }
     let [a, b] = times;
     Ok((a, b))
-}
-
-/// A network namespace of ours with veth pairs `<tag>a<i>`/`<tag>b<i>`;
-/// on drop, the namespace is deleted (the kernel frees its devices in the
-/// background) and xdpctl's pins and records for it go.
-struct Lab<'h> {
-    name: String,
-    ns: File,
-    home: &'h File,
-    cookie: u64,
-    pairs: std::cell::Cell<usize>,
-    _tool_dirs: common::ToolDirs,
-}
-
-impl<'h> Lab<'h> {
-    fn new(name: &str, home: &'h File) -> Result<Lab<'h>> {
-        let tool_dirs = common::ToolDirs::snapshot();
-        sh("ip", &["netns", "add", name])?;
-        let ns = File::open(format!("/run/netns/{name}")).context("opening the lab namespace")?;
-        let cookie = xdpctl::net::netns::cookie_of(&ns)?;
-        Ok(Lab {
-            name: name.to_string(),
-            ns,
-            home,
-            cookie,
-            pairs: std::cell::Cell::new(0),
-            _tool_dirs: tool_dirs,
-        })
-    }
-
-    /// Run `f` with this thread (and the commands it starts) in the lab.
-    fn within<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        setns(self.ns.as_fd(), CloneFlags::CLONE_NEWNET).context("entering the lab")?;
-        let result = f();
-        setns(self.home.as_fd(), CloneFlags::CLONE_NEWNET).context("leaving the lab")?;
-        result
-    }
-
-    /// Veth pairs up to `size`, made in one `ip -batch`, and xdp_pass
-    /// loaded on the new `a` ends.
-    fn grow(&self, size: usize, xdpctl: &str) -> Result<()> {
-        let from = self.pairs.get();
-        self.batch((from..size).map(|i| self.pair_commands(i)).collect())?;
-        self.pairs.set(size);
-        self.within(|| {
-            for i in from..size {
-                sh(xdpctl, &["-q", "load", "--dev", &format!("{}a{i}", self.name), "--skb-mode"])?;
-            }
-            Ok(())
-        })
-    }
-
-    /// One more pair, nothing loaded; the name of its `a` end.
-    fn spare(&self) -> Result<String> {
-        self.batch(vec![format!("link add {0}s type veth peer name {0}t", self.name)])?;
-        Ok(format!("{}s", self.name))
-    }
-
-    fn pair_commands(&self, i: usize) -> String {
-        format!("link add {0}a{i} type veth peer name {0}b{i}", self.name)
-    }
-
-    fn batch(&self, lines: Vec<String>) -> Result<()> {
-        let mut child = Command::new("ip")
-            .args(["-n", &self.name, "-batch", "-"])
-            .stdin(Stdio::piped())
-            .spawn()
-            .context("running ip -batch")?;
-        let mut stdin = child.stdin.take().context("ip's stdin")?;
-        stdin.write_all(lines.join("\n").as_bytes()).context("writing to ip -batch")?;
-        stdin.write_all(b"\n").context("writing to ip -batch")?;
-        drop(stdin);
-        let status = child.wait().context("waiting for ip -batch")?;
-        if !status.success() {
-            bail!("ip -batch failed: {status}");
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Lab<'_> {
-    fn drop(&mut self) {
-        // Deleting the namespace returns at once; its devices (and the
-        // programs attached to them) go in the background.
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
-        // Our interfaces' pin directories, and xdpctl's records of them.
-        if let Ok(entries) = std::fs::read_dir("/sys/fs/bpf") {
-            for e in entries.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                let ours = name
-                    .strip_prefix(&self.name)
-                    .is_some_and(|rest| rest == "s" || is_pair_end(rest));
-                if ours {
-                    let _ = std::fs::remove_dir_all(e.path());
-                }
-            }
-        }
-        let prefix = format!("n{}-i", self.cookie);
-        if let Ok(entries) = std::fs::read_dir("/run/xdpctl") {
-            for e in entries.flatten() {
-                if e.file_name().to_string_lossy().starts_with(&prefix) {
-                    let _ = std::fs::remove_file(Path::new("/run/xdpctl").join(e.file_name()));
-                }
-            }
-        }
-    }
-}
-
-/// `a<digits>`: an end `grow` loaded.
-fn is_pair_end(rest: &str) -> bool {
-    rest.strip_prefix('a').is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }

@@ -1,7 +1,9 @@
-//! Shared by the benchmark drivers; each uses part of it. The lab and the
-//! frame builder are the tests' own.
+//! Shared by the benchmark drivers; each uses part of it. The lab, the crowd
+//! and the frame builder are the tests' own.
 #![allow(dead_code)]
 
+#[path = "../../tests/common/crowd.rs"]
+pub mod crowd;
 #[path = "../../tests/common/frame.rs"]
 pub mod frame;
 #[path = "../../tests/common/lab.rs"]

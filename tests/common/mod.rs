@@ -1,7 +1,9 @@
-//! Shared by the integration tests: the lab (lab.rs) and the frame builder
-//! (frame.rs), which the benches share too, and xdpctl runners.
+//! Shared by the integration tests: the lab (lab.rs), the crowd of many
+//! interfaces (crowd.rs) and the frame builder (frame.rs), which the benches
+//! share too, and xdpctl runners.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod crowd;
 pub mod frame;
 pub mod lab;
 
