@@ -7,6 +7,11 @@
 //! --all` over the 1000. The namespace is deleted at the
 //! end without waiting for the kernel to free its devices.
 //! Run by `make bench` (needs root).
+//!
+//! For work on status alone: `XDPCTL_SCALE_SIZES=10,100` picks the sizes,
+//! `XDPCTL_SCALE_STATUS_ONLY=1` skips load/unload and stats (and records
+//! nothing), `XDPCTL_SCALE_BASELINE=<xdpctl>` interleaves a second build's
+//! status in the same runs, so before and after share one machine state.
 
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -33,6 +38,9 @@ fn main() -> Result<()> {
     // load + unload on one more interface: first with nothing else loaded
     // anywhere in the lab, at the end beside 1000 loaded. Not interleaved
     // (the 1000 cannot come and go between runs); the means are compared.
+    let status_only = std::env::var_os("XDPCTL_SCALE_STATUS_ONLY").is_some();
+    let baseline = std::env::var("XDPCTL_SCALE_BASELINE").ok();
+    let sizes = sizes()?;
     let spare = lab.spare()?;
     let pair = || -> Result<()> {
         lab.within(|| {
@@ -40,19 +48,30 @@ fn main() -> Result<()> {
             sh(&xdpctl, &["-q", "unload", "--dev", &spare])
         })
     };
-    let idle = timed(PAIR_RUNS, &pair)?;
+    let idle = if status_only { Vec::new() } else { timed(PAIR_RUNS, &pair)? };
 
     let mut rows = Vec::new();
     let mut table = Vec::new();
-    for size in SIZES {
+    for size in sizes {
         lab.grow(size, &xdpctl)?;
-        let (ours, peer) = lab.within(|| {
+        let times = lab.within(|| {
             let status = || run_quiet(&xdpctl, &["-q", "status"]);
             let bpftool = || run_quiet("bpftool", &["net"]);
-            interleaved(STATUS_RUNS, &[&status, &bpftool])
+            let base = || run_quiet(baseline.as_deref().unwrap_or(&xdpctl), &["-q", "status"]);
+            match baseline {
+                Some(_) => interleaved(STATUS_RUNS, &[&status, &bpftool, &base]),
+                None => interleaved(STATUS_RUNS, &[&status, &bpftool]),
+            }
         })?;
-        let (ours, peer) = (median(ours.into_iter()), median(peer.into_iter()));
+        let mut medians = times.into_iter().map(|t| median(t.into_iter()));
+        let (ours, peer) = (medians.next().unwrap_or(0.0), medians.next().unwrap_or(0.0));
         table.push(format!("| {size} | {ours:.2} | {peer:.2} | {:.2} |", ours / peer));
+        if let Some(base) = medians.next() {
+            table.push(format!(
+                "| {size} (baseline) | {base:.2} | {peer:.2} | {:.2} |",
+                base / peer
+            ));
+        }
         rows.push(
             Row::new("scale_status_ms", format!("status, {size} interfaces loaded"), "ms")
                 .figures(ours, "bpftool net", peer)
@@ -69,6 +88,9 @@ fn main() -> Result<()> {
         println!("{line}");
     }
     println!();
+    if status_only {
+        return Ok(());
+    }
 
     let busy = timed(PAIR_RUNS, &pair)?;
     let (busy, idle) = (Mean::of(busy.into_iter()), Mean::of(idle.into_iter()));
@@ -88,7 +110,7 @@ fn main() -> Result<()> {
     );
 
     // One sample of stats --all over the 1000, against stats of one.
-    let (all, one) = lab.within(|| {
+    let all = lab.within(|| {
         let first = format!("{tag}a0");
         let all =
             || run_quiet(&xdpctl, &["--json", "stats", "--all", "--count", "1", "-i", "0.01"]);
@@ -97,7 +119,8 @@ fn main() -> Result<()> {
         };
         interleaved(STATS_RUNS, &[&all, &one])
     })?;
-    let (all, one) = (median(all.into_iter()), median(one.into_iter()));
+    let mut medians = all.into_iter().map(|t| median(t.into_iter()));
+    let (all, one) = (medians.next().unwrap_or(0.0), medians.next().unwrap_or(0.0));
     println!(
         "## stats --all over 1000 interfaces (one sample, --interval 0.01; median of \
          {STATS_RUNS})\n"
@@ -141,13 +164,14 @@ fn timed(runs: usize, f: &dyn Fn() -> Result<()>) -> Result<Vec<f64>> {
     Ok(times)
 }
 
-/// Wall ms of each of two commands over `runs` rounds after a warm-up,
-/// the order alternating.
-fn interleaved(runs: usize, tools: &[&dyn Fn() -> Result<()>; 2]) -> Result<(Vec<f64>, Vec<f64>)> {
-    let mut times = [Vec::new(), Vec::new()];
+/// Wall ms of each command over `runs` rounds after a warm-up, the order
+/// rotating.
+fn interleaved(runs: usize, tools: &[&dyn Fn() -> Result<()>]) -> Result<Vec<Vec<f64>>> {
+    let n = tools.len();
+    let mut times = vec![Vec::new(); n];
     for i in 0..WARMUP + runs {
-        for k in 0..2 {
-            let t = (i + k) % 2;
+        for k in 0..n {
+            let t = (i + k) % n;
             let start = Instant::now();
             (tools[t])()?;
             if i >= WARMUP {
@@ -155,6 +179,21 @@ fn interleaved(runs: usize, tools: &[&dyn Fn() -> Result<()>; 2]) -> Result<(Vec
             }
         }
     }
-    let [a, b] = times;
-    Ok((a, b))
+    Ok(times)
+}
+
+/// The sizes to grow to: `XDPCTL_SCALE_SIZES` (ascending, comma-separated)
+/// or all of `SIZES`.
+fn sizes() -> Result<Vec<usize>> {
+    let Ok(list) = std::env::var("XDPCTL_SCALE_SIZES") else {
+        return Ok(SIZES.to_vec());
+    };
+    let sizes = list
+        .split(',')
+        .map(|s| s.trim().parse::<usize>().with_context(|| format!("XDPCTL_SCALE_SIZES: {s:?}")))
+        .collect::<Result<Vec<_>>>()?;
+    if sizes.is_empty() || sizes.windows(2).any(|w| w[0] >= w[1]) {
+        bail!("XDPCTL_SCALE_SIZES: ascending sizes, comma-separated");
+    }
+    Ok(sizes)
 }

@@ -156,12 +156,9 @@ impl PrivateDir {
             warn(&shown, &format!("it is {} bytes long", st.st_size));
             return Ok(None);
         }
-        let mut text = Vec::new();
-        File::from(fd)
-            .take(MAX_FILE)
-            .read_to_end(&mut text)
-            .with_context(|| format!("reading {}", shown.display()))?;
-        Ok(Some(text))
+        read_sized(File::from(fd), st.st_size as u64)
+            .map(Some)
+            .with_context(|| format!("reading {}", shown.display()))
     }
 
     /// Replace file `name` with `data` atomically: written to a new 0600
@@ -231,6 +228,32 @@ impl PrivateDir {
 }
 
 /// The temporary name beside `name` that `write` fills first.
+/// A file fstat said is `size` bytes long, in one read() when it still is
+/// (`status` reads a record per interface); one that grew meanwhile is read
+/// on, never past `MAX_FILE` in all.
+fn read_sized(mut file: File, size: u64) -> std::io::Result<Vec<u8>> {
+    // One byte more than the size: a read that stops short of it met the end.
+    let want = (size + 1).min(MAX_FILE) as usize;
+    let mut text = vec![0; want];
+    let mut got = 0;
+    while got < want {
+        match file.read(&mut text[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+        if got as u64 == size {
+            break;
+        }
+    }
+    text.truncate(got);
+    if got == want {
+        file.take(MAX_FILE - got as u64).read_to_end(&mut text)?;
+    }
+    Ok(text)
+}
+
 pub fn tmp_name(name: &str) -> String {
     format!("{name}.tmp")
 }
@@ -309,6 +332,23 @@ mod tests {
         let rec = base.join("state/rec");
         std::fs::set_permissions(&rec, std::fs::Permissions::from_mode(0o666)).unwrap();
         assert_eq!(dir.read("rec").unwrap(), None);
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn read_whole_whatever_fstat_said() {
+        let base = scratch();
+        let path = base.join("f");
+        let body: Vec<u8> = (0..5000u32).map(|i| i as u8).collect();
+        std::fs::write(&path, &body).unwrap();
+        let open = || File::open(&path).unwrap();
+        assert_eq!(read_sized(open(), 5000).unwrap(), body);
+        assert_eq!(read_sized(open(), 10).unwrap(), body, "grew since fstat");
+        assert_eq!(read_sized(open(), 9000).unwrap(), body, "shrank since fstat");
+        std::fs::write(&path, b"").unwrap();
+        assert_eq!(read_sized(open(), 0).unwrap(), b"");
+        std::fs::write(&path, vec![7; MAX_FILE as usize + 10]).unwrap();
+        assert_eq!(read_sized(open(), 3).unwrap().len(), MAX_FILE as usize, "bounded");
         std::fs::remove_dir_all(&base).unwrap();
     }
 }
