@@ -10,10 +10,11 @@
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	/* The key is an action; typed so, the BTF (and xdpctl's skeleton)
-	 * carries enum xdp_action. Still 4 bytes, as a __u32.
+	/* The key is an action, but a __u32: the kernel refuses array maps
+	 * whose BTF key is not an integer (an enum key made libbpf create the
+	 * map without BTF, and bpftool dumped it as raw bytes).
 	 */
-	__type(key, enum xdp_action);
+	__type(key, __u32);
 	__type(value, struct datarec);
 	__uint(max_entries, XDP_ACTION_MAX);
 } xdp_stats_map SEC(".maps");

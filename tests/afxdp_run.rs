@@ -12,8 +12,8 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, ProgramInput};
 use xdpctl::io::xsk::{self, Xsk};
 use xdpctl::net::iface;
-use xdpctl::obj::skel::af_xdp::{AfXdpKernSkel, AfXdpKernSkelBuilder};
 use xdpctl::obj::maps;
+use xdpctl::obj::skel::af_xdp::{AfXdpKernSkel, AfXdpKernSkelBuilder};
 use xdpctl::obj::skel::XskQueueCounts;
 
 /// Runs `test` on xdp_sock loaded with `every_other`.

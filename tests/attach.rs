@@ -305,3 +305,29 @@ fn link_and_program_walks_find_the_link_and_the_map_user() {
         assert!(unused.is_empty(), "{unused:?}");
     });
 }
+
+/// The stats map keeps its BTF, so `bpftool map dump` shows fields, not raw
+/// bytes: the kernel refuses BTF for an array map whose key is no integer,
+/// and libbpf then quietly creates the map without it.
+#[test]
+#[ignore = "needs root"]
+fn the_stats_map_carries_btf_for_bpftool() {
+    let lab = Lab::new();
+    load(&lab, &["--progname", "xdp_pass"]);
+    let pin = lab.pin_dir().join("xdp_stats_map");
+    let out = Command::new("bpftool")
+        .args(["-j", "map", "show", "pinned"])
+        .arg(&pin)
+        .output()
+        .expect("bpftool");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let info: Value = serde_json::from_slice(&out.stdout).expect("bpftool JSON");
+    assert!(info["btf_id"].as_u64().is_some_and(|id| id > 0), "no BTF: {info}");
+    let dump = Command::new("bpftool")
+        .args(["-j", "map", "dump", "pinned"])
+        .arg(&pin)
+        .output()
+        .expect("bpftool");
+    let text = String::from_utf8_lossy(&dump.stdout);
+    assert!(text.contains("rx_packets"), "dump names the fields: {text}");
+}

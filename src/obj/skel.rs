@@ -1,6 +1,8 @@
 //! The skeletons build.rs generates from `bpf/*.bpf.c`, and the `Plain` impls that
 //! let user space read the structs of include/ out of map values.
 
+use libbpf_rs::libbpf_sys;
+
 /// basic02-04 and packet01-03: every program `load` ships and their maps.
 pub mod xdp_prog {
     include!(concat!(env!("OUT_DIR"), "/xdp_prog_kern.skel.rs"));
@@ -11,15 +13,14 @@ pub mod trace_prog {
     include!(concat!(env!("OUT_DIR"), "/trace_prog_kern.skel.rs"));
 }
 
-/// `enum xdp_action`, which the BTF carries as xdp_stats_map's key type.
-pub use xdp_prog::types::xdp_action as XdpAction;
-
 /// Slots of xdp_stats_map, one per action: include/common_kern_user.h's
-/// XDP_ACTION_MAX, defined the same way from the same enum.
-pub const XDP_ACTION_MAX: u32 = XdpAction::XDP_REDIRECT.0 + 1;
+/// XDP_ACTION_MAX, defined the same way from the same UAPI enum (bindgen's
+/// copy in libbpf-sys; the map's key stays a plain __u32 in BTF, which array
+/// maps require).
+pub const XDP_ACTION_MAX: u32 = libbpf_sys::XDP_REDIRECT + 1;
 
 /// The XDP actions by name, indexed by their `enum xdp_action` value (a test
-/// holds each name to the value the BTF gives it).
+/// holds each name to the UAPI's value).
 pub const XDP_ACTION_NAMES: [&str; XDP_ACTION_MAX as usize] =
     ["XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_TX", "XDP_REDIRECT"];
 
@@ -129,15 +130,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn action_names_sit_at_the_values_the_btf_gives_them() {
+    fn action_names_sit_at_the_uapi_values() {
         for (action, name) in [
-            (XdpAction::XDP_ABORTED, "XDP_ABORTED"),
-            (XdpAction::XDP_DROP, "XDP_DROP"),
-            (XdpAction::XDP_PASS, "XDP_PASS"),
-            (XdpAction::XDP_TX, "XDP_TX"),
-            (XdpAction::XDP_REDIRECT, "XDP_REDIRECT"),
+            (libbpf_sys::XDP_ABORTED, "XDP_ABORTED"),
+            (libbpf_sys::XDP_DROP, "XDP_DROP"),
+            (libbpf_sys::XDP_PASS, "XDP_PASS"),
+            (libbpf_sys::XDP_TX, "XDP_TX"),
+            (libbpf_sys::XDP_REDIRECT, "XDP_REDIRECT"),
         ] {
-            assert_eq!(XDP_ACTION_NAMES[action.0 as usize], name);
+            assert_eq!(XDP_ACTION_NAMES[action as usize], name);
         }
     }
 
