@@ -186,24 +186,7 @@ fn a_map_pinned_by_name_that_is_there_already_is_shared() {
 
     // Pinned by another tool: shared, counted into, and left to it.
     std::fs::create_dir(&dir).unwrap();
-    common::run(
-        "bpftool",
-        &[
-            "map",
-            "create",
-            pin.to_str().unwrap(),
-            "type",
-            "percpu_array",
-            "key",
-            "4",
-            "value",
-            "16",
-            "entries",
-            "5",
-            "name",
-            "xdp_stats_map",
-        ],
-    );
+    common::pin_map(&pin, "percpu_array", 16, 5, "xdp_stats_map");
     let theirs = map_id(&pin);
     let loaded = load_json(&lab, &["--obj", obj, "--progname", "count_and_pass"]);
     assert_eq!(loaded["shared"], serde_json::json!(["xdp_stats_map"]), "{loaded}");

@@ -20,6 +20,16 @@ pub use frame::ones_sum;
 #[allow(unused_imports)]
 pub use lab::{received, run, unique, Lab, RemoveDir, TempDir, XDPCTL};
 
+/// Pins a new map at `pin` as another tool would (`bpftool map create`):
+/// 4-byte keys, `value`-byte values.
+pub fn pin_map(pin: &Path, kind: &str, value: u32, entries: u32, name: &str) {
+    let (value, entries) = (value.to_string(), entries.to_string());
+    let pin = pin.to_str().expect("UTF-8 pin path");
+    let args =
+        ["map", "create", pin, "type", kind, "key", "4", "value", &value, "entries", &entries];
+    run("bpftool", &[&args[..], &["name", name]].concat());
+}
+
 pub fn xdpctl(args: &[&str]) -> Output {
     Command::new(XDPCTL).args(args).output().expect("running xdpctl")
 }

@@ -87,13 +87,7 @@ fn reuse_maps_refuses_a_stale_pin_of_another_layout() {
     std::fs::create_dir_all(&dir).unwrap();
     let stale = dir.join("xdp_stats_map");
     let stale_s = stale.to_str().unwrap();
-    common::run(
-        "bpftool",
-        &[
-            "map", "create", stale_s, "type", "hash", "key", "4", "value", "8", "entries", "7",
-            "name", "stale",
-        ],
-    );
+    common::pin_map(&stale, "hash", 8, 7, "stale");
     let dev = lab.outer.as_str();
     let err = refused(&["load", "--dev", dev, "--reuse-maps"], &[stale_s, "--reuse-maps"]);
     for diff in ["type Hash, not PercpuArray", "value 8 B, not 16 B", "7 entries, not 5"] {
@@ -128,13 +122,7 @@ fn stats_refuses_a_pin_that_is_not_a_stats_map() {
     refused(&stats, &[pin_s, "not a pinned map"]);
     std::fs::remove_file(&pin).unwrap();
 
-    common::run(
-        "bpftool",
-        &[
-            "map", "create", pin_s, "type", "hash", "key", "4", "value", "8", "entries", "7",
-            "name", "stale",
-        ],
-    );
+    common::pin_map(&pin, "hash", 8, 7, "stale");
     refused(&stats, &[pin_s, "not a stats map"]);
 }
 
@@ -155,24 +143,7 @@ fn a_pin_another_program_uses_is_never_replaced() {
     std::fs::create_dir(&other).unwrap();
     let pin = dir.join("xdp_stats_map");
     let pin_s = pin.to_str().unwrap();
-    common::run(
-        "bpftool",
-        &[
-            "map",
-            "create",
-            pin_s,
-            "type",
-            "percpu_array",
-            "key",
-            "4",
-            "value",
-            "16",
-            "entries",
-            "5",
-            "name",
-            "xdp_stats_map",
-        ],
-    );
+    common::pin_map(&pin, "percpu_array", 16, 5, "xdp_stats_map");
     let obj = common::build_bpf(&tmp.0, "reader", STATS_READER_SRC);
     let reader = other.join("reader");
     common::run(
@@ -263,24 +234,7 @@ fn stats_refuses_a_map_larger_than_the_actions() {
     std::fs::create_dir(&dir).unwrap();
     let pin = dir.join("xdp_stats_map");
     let pin_s = pin.to_str().unwrap();
-    common::run(
-        "bpftool",
-        &[
-            "map",
-            "create",
-            pin_s,
-            "type",
-            "percpu_array",
-            "key",
-            "4",
-            "value",
-            "16",
-            "entries",
-            "65536",
-            "name",
-            "big",
-        ],
-    );
+    common::pin_map(&pin, "percpu_array", 16, 65536, "big");
     let dir_s = dir.to_str().unwrap();
     let stats = ["stats", "--dev", &lab.outer, "--pin-dir", dir_s, "-c", "1", "-i", "0.01"];
     let err = refused(&stats, &[pin_s, "65536 entries"]);
@@ -310,14 +264,9 @@ const PIN_BY_NAME_SRC: &str = "#include <linux/bpf.h>\n\
     }\n\
     char LICENSE[] SEC(\"license\") = \"GPL\";\n";
 
-const LAYOUT: [&str; 8] = ["type", "percpu_array", "key", "4", "value", "16", "entries", "5"];
-
-/// Pins a new map at `pin` with `layout`, as another tool would.
-fn bpftool_map(pin: &Path, layout: &[&str]) {
-    let mut args = vec!["map", "create", pin.to_str().unwrap()];
-    args.extend_from_slice(layout);
-    args.extend_from_slice(&["name", "xdp_stats_map"]);
-    common::run("bpftool", &args);
+/// Pins a map of xdp_stats_map's layout at `pin`, as another tool would.
+fn pin_stats_map(pin: &Path) {
+    common::pin_map(pin, "percpu_array", 16, 5, "xdp_stats_map");
 }
 
 /// Loads that fail after the map exists (the attach refused at this MTU)
@@ -347,7 +296,7 @@ fn a_failed_load_leaves_no_pin_of_a_map_pinned_by_name() {
     std::fs::create_dir(&dir).unwrap();
     std::fs::create_dir(&other).unwrap();
     let pin = dir.join("xdp_stats_map");
-    bpftool_map(&pin, &LAYOUT);
+    pin_stats_map(&pin);
     let reader = common::build_bpf(&tmp.0, "reader", STATS_READER_SRC);
     let reader_pin = other.join("reader");
     let (reader, reader_pin) = (reader.to_str().unwrap(), reader_pin.to_str().unwrap());
@@ -372,7 +321,7 @@ fn a_pin_by_name_of_another_layout_is_refused() {
     std::fs::create_dir(&dir).unwrap();
     let pin = dir.join("xdp_stats_map");
     let pin_s = pin.to_str().unwrap();
-    bpftool_map(&pin, &["type", "hash", "key", "4", "value", "8", "entries", "7"]);
+    common::pin_map(&pin, "hash", 8, 7, "xdp_stats_map");
     let stale = map_id_of(&pin);
     let dev = lab.outer.as_str();
     let err = refused(
@@ -413,7 +362,7 @@ fn a_pin_by_name_made_meanwhile_is_never_replaced() {
         assert!(Instant::now() < deadline, "the load never attached");
         sleep(Duration::from_millis(10));
     }
-    bpftool_map(&pin, &LAYOUT);
+    pin_stats_map(&pin);
     let theirs = map_id_of(&pin);
     let out = child.wait_with_output().unwrap();
     let err = one_line(&out, &[pin.to_str().unwrap(), "someone else", "load again"]);

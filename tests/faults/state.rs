@@ -38,24 +38,7 @@ fn state_other_users_planted_is_not_trusted() {
     let _rm = common::RemoveDir(&victim_dir);
     std::fs::create_dir(&victim_dir).unwrap();
     let victim = victim_dir.join("their_map");
-    common::run(
-        "bpftool",
-        &[
-            "map",
-            "create",
-            victim.to_str().unwrap(),
-            "type",
-            "array",
-            "key",
-            "4",
-            "value",
-            "8",
-            "entries",
-            "1",
-            "name",
-            "their_map",
-        ],
-    );
+    common::pin_map(&victim, "array", 8, 1, "their_map");
     let precious = tmp.0.join("precious");
     std::fs::write(&precious, "root's own\n").unwrap();
 
