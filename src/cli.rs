@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 
 use crate::caps::Cap;
 use crate::cmd::{
-    afxdp, features, load, redirect, sample, stats, status, trace, trafficgen, unload,
+    afxdp, apply, features, load, redirect, sample, stats, status, trace, trafficgen, unload,
 };
 
 /// Load, attach, pin, inspect and measure XDP programs: the XDP tutorial as one tool.
@@ -49,6 +49,8 @@ pub enum Command {
     Trafficgen(trafficgen::Args),
     /// What an interface can do with XDP before anything is attached: flags, MTU limits, queues
     Features(features::Args),
+    /// Make the interfaces match a file of wanted attachments (/etc/xdpctl/xdpctl.toml)
+    Apply(apply::Args),
 }
 
 impl Command {
@@ -65,6 +67,8 @@ impl Command {
             // which also covers CAP_BPF and CAP_PERFMON for the verifier.
             Command::Load(_) => ("load", &[NetAdmin, SysAdmin]),
             Command::Unload(_) => ("unload", &[NetAdmin, SysAdmin]),
+            // Loads and unloads.
+            Command::Apply(_) => ("apply", &[NetAdmin, SysAdmin]),
             // XDP programs are networking programs: CAP_NET_ADMIN to load.
             Command::Sample(_) => ("sample", &[Bpf, NetAdmin]),
             // An AF_XDP socket is a raw socket whose UMEM is locked memory;
