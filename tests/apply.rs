@@ -7,9 +7,10 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 use common::lab::{LinkGuard, Veth};
-use common::{build_bpf, unique, Lab, TempDir, XDPCTL};
+use common::{build_bpf, unique, Lab, Streaming, TempDir, XDPCTL};
 use serde_json::Value;
 
 /// xdpctl in the lab's outer namespace.
@@ -310,4 +311,75 @@ fn prune_unloads_xdpctl_programs_no_longer_listed_and_never_another_tools() {
     assert!(!Path::new("/sys/fs/bpf").join(&ours).join("xdp_stats_map").exists(), "its pins too");
     assert_eq!(prog_id(&lab, &theirs), Some(foreign), "another tool's program stays");
     assert_eq!(prog_id(&lab, &lab.outer), Some(kept), "the listed one stays");
+}
+
+/// Poll `ip -j link` for up to `limit` until `dev` runs a program other
+/// than `old`; how long it took.
+fn attached_within(lab: &Lab, dev: &str, old: Option<u64>, limit: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if prog_id(lab, dev).is_some_and(|id| Some(id) != old) {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    None
+}
+
+/// `xdpctl --json apply --watch -f FILE` in the lab's outer namespace, once
+/// its first pass is out.
+fn watch(lab: &Lab, file: &str) -> Streaming {
+    let ns = lab.outer_ns.as_deref().expect("an isolated lab");
+    let mut cmd = Command::new("nsenter");
+    cmd.arg(format!("--net=/run/netns/{ns}"))
+        .args([XDPCTL, "--json", "apply", "--watch", "-f", file]);
+    let w = Streaming::spawn_command(cmd);
+    let first = w.wait_for("the first pass", |l| l.contains("\"steps\""));
+    let v: Value = serde_json::from_str(&first).expect("one JSON object per pass");
+    assert_eq!(v["ok"], true, "{v}");
+    w
+}
+
+#[test]
+#[ignore = "needs root"]
+fn watch_attaches_to_new_interfaces_and_follows_the_file_until_stopped() {
+    let lab = Lab::isolated();
+    let prefix = unique("aw");
+    let conf = Config::new();
+    let file = conf.write(&attach(&format!("{prefix}*"), "xdp_pass"));
+    let w = watch(&lab, &file);
+
+    // A veth that appears later gets its program within a second.
+    let name = format!("{prefix}n");
+    let _extra = Extra::new(&lab, &name);
+    let took = attached_within(&lab, &name, None, Duration::from_secs(1));
+    assert!(took.is_some(), "no program on {name} within 1 s");
+    println!("attached {:?} after the veth appeared", took.unwrap());
+    let line = w.wait_for("the pass that loaded it", |l| l.contains("\"load\""));
+    let v: Value = serde_json::from_str(&line).expect("JSON");
+    assert_eq!(v["changed"], 1, "{v}");
+    let first = prog_id(&lab, &name);
+
+    // A new file (renamed into place, as editors do) is applied at once.
+    conf.write(&attach(&format!("{prefix}*"), "xdp_drop"));
+    assert!(
+        attached_within(&lab, &name, first, Duration::from_secs(1)).is_some(),
+        "the changed file was not applied within 1 s"
+    );
+
+    // SIGTERM ends it cleanly; the attachments are the wanted state and stay.
+    let now = prog_id(&lab, &name);
+    let end = w.signal("TERM");
+    assert_eq!(end.status.code(), Some(0), "{}", end.stderr);
+    assert_eq!(prog_id(&lab, &name), now, "the program stays after --watch ends");
+
+    // So does SIGINT; and a bad file read on SIGHUP keeps the last good one.
+    let w = watch(&lab, &file);
+    std::fs::write(&file, "[[attach]]\ndev = 1\n").expect("breaking the file");
+    common::run("kill", &["-HUP", &w.pid().to_string()]);
+    std::thread::sleep(Duration::from_millis(300));
+    let end = w.signal("INT");
+    assert_eq!(end.status.code(), Some(0), "{}", end.stderr);
+    assert!(end.stderr.contains(&format!("{file}:2:7")), "{}", end.stderr);
+    assert_eq!(prog_id(&lab, &name), now);
 }

@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod plan;
+mod watch;
 
 use std::path::PathBuf;
 
@@ -36,6 +37,16 @@ pub struct Args {
     /// Also unload xdpctl's programs from interfaces the file does not list
     #[arg(long)]
     pub prune: bool,
+    /// Keep running: apply again when interfaces appear, on SIGHUP and when the file changes
+    #[arg(long, conflicts_with = "diff")]
+    pub watch: bool,
+}
+
+/// Whether a pass that changed nothing is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shown {
+    Always,
+    IfChanged,
 }
 
 /// How a step went.
@@ -87,12 +98,15 @@ struct Report<'a> {
 }
 
 pub fn run(args: &Args, out: Output) -> Result<()> {
+    if args.watch {
+        return watch::run(args, out);
+    }
     let config = Config::read(&args.file)?;
-    pass(&config, args, out)
+    pass(&config, args, Shown::Always, out)
 }
 
 /// Read every interface, plan, and (without --diff) act; print the outcome.
-fn pass(config: &Config, args: &Args, out: Output) -> Result<()> {
+fn pass(config: &Config, args: &Args, shown: Shown, out: Output) -> Result<()> {
     bpffs::ensure_mounted()?;
     let seen = snapshot()?;
     let plan = plan::plan(&config.entries, &seen, args.prune);
@@ -105,6 +119,9 @@ fn pass(config: &Config, args: &Args, out: Output) -> Result<()> {
     let conflicts: Vec<&StepReport> =
         reports.iter().filter(|r| r.status == Status::Skipped).collect();
     let ok = failure.is_none() && conflicts.is_empty();
+    if shown == Shown::IfChanged && ok && changed == 0 {
+        return Ok(());
+    }
     if out.json {
         out.json(&Report {
             file: &config.path,
