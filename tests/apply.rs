@@ -241,8 +241,9 @@ fn a_failure_in_the_middle_undoes_that_interface_and_names_what_was_done() {
         obj.display()
     ));
     let out = xd(&lab, &["apply", "-f", &file]);
-    let (_, err) = text(&out);
+    let (stdout, err) = text(&out);
     assert_eq!(out.status.code(), Some(40), "a BPF load failure: {err}");
+    assert!(stdout.contains("not applied in full; 1 change(s) made"), "{stdout}");
     assert!(err.contains(&format!("{later} left as it was (done: {})", lab.outer)), "{err}");
     assert!(prog_id(&lab, &lab.outer).is_some(), "the first interface's step stays done");
     assert_eq!(prog_id(&lab, &later), None, "nothing left on the failed interface");

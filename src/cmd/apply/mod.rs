@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use anyhow::{anyhow, bail, Result};
 use serde::Serialize;
 
+use crate::cmd::advice;
 use crate::cmd::load::{self, Request};
 use crate::cmd::redirect::Setting;
 use crate::cmd::unload;
@@ -133,7 +134,7 @@ fn pass(config: &Config, args: &Args, shown: Shown, out: Output) -> Result<()> {
             absent: &plan.absent,
         })?;
     } else {
-        print_text(config, &plan, &reports, args.diff, changed, out)?;
+        print_text(config, &plan, &reports, args.diff, (changed, ok), out)?;
     }
     if let Some(err) = failure {
         return Err(err);
@@ -217,6 +218,7 @@ fn execute(
             (_, false, false) => match act(step, entry, &mut report, out) {
                 Ok(status) => status,
                 Err(e) => {
+                    let e = advice::for_file(e);
                     report.error = Some(format!("{e:#}"));
                     let done: Vec<String> = reports
                         .iter()
@@ -307,7 +309,7 @@ fn print_text(
     plan: &Plan,
     reports: &[StepReport],
     diff: bool,
-    changed: usize,
+    (changed, ok): (usize, bool),
     out: Output,
 ) -> Result<()> {
     let file = escape::path(&config.path);
@@ -352,11 +354,12 @@ fn print_text(
     for name in &plan.absent {
         lines.push(format!("? {}: no such interface here (yet)", escape::text(name)));
     }
-    let summary = match (diff, changed) {
-        (true, 0) => format!("{file}: nothing to do"),
-        (true, n) => format!("{file}: {n} change(s) to make; run without --diff to make them"),
-        (false, 0) => format!("{file}: nothing to do; the interfaces are as it wants"),
-        (false, n) => format!("{file}: applied, {n} change(s)"),
+    let summary = match (diff, ok, changed) {
+        (true, _, 0) => format!("{file}: nothing to do"),
+        (true, _, n) => format!("{file}: {n} change(s) to make; run without --diff to make them"),
+        (false, false, n) => format!("{file}: not applied in full; {n} change(s) made"),
+        (false, true, 0) => format!("{file}: nothing to do; the interfaces are as it wants"),
+        (false, true, n) => format!("{file}: applied, {n} change(s)"),
     };
     lines.push(summary);
     if diff {
