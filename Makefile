@@ -2,8 +2,10 @@
 # set-up themselves (system packages via apt-get, which needs root).
 
 CARGO ?= cargo
-# Where cargo puts the binary: its own CARGO_TARGET_DIR if one is set.
-XDPCTL := $(or $(CARGO_TARGET_DIR),target)/release/xdpctl
+# Where cargo puts the binary: its own CARGO_TARGET_DIR if one is set, under
+# the host's tuple (.cargo/config.toml builds for it by name, static-pie).
+HOST := $(shell rustc -vV | sed -n 's/^host: //p')
+XDPCTL := $(or $(CARGO_TARGET_DIR),target)/$(HOST)/release/xdpctl
 # Building: clang/llvm for the BPF side, libelf/zlib/pkg-config for libbpf-sys.
 # Testing: iproute2/ping/tcpdump for the lab, tshark to read captures back,
 # libbpf-dev for objects the tests build, procps (sysctl, kill), jq and bpftool

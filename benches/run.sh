@@ -54,7 +54,7 @@ gcc -O2 -Wall -Iinclude -o "$target/bench/stats_ref" benches/ref/stats_ref.c -lb
 export XDPCTL_BENCH_XSK_OBJ=$target/bench/af_xdp_kern.o
 export XDPCTL_BENCH_XSK_REF=$target/bench/xsk_ref
 export XDPCTL_BENCH_STATS_REF=$target/bench/stats_ref
-export XDPCTL=${XDPCTL:-$target/release/xdpctl}
+export XDPCTL=${XDPCTL:-$target/$(rustc -vV | sed -n 's/^host: //p')/release/xdpctl}
 XDPCTL_BENCH_JSON=$(mktemp -d)
 export XDPCTL_BENCH_JSON
 

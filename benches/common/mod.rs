@@ -19,6 +19,12 @@ use anyhow::{bail, Context, Result};
 use xdpctl::io::trafficgen::{Generator, Setup};
 use xdpctl::net::iface::Iface;
 
+/// The xdpctl under test: `$XDPCTL` (as `make bench` sets it), else the
+/// one cargo built beside this bench.
+pub fn xdpctl() -> String {
+    std::env::var("XDPCTL").unwrap_or_else(|_| lab::XDPCTL.into())
+}
+
 /// Mean and its standard error.
 pub struct Mean {
     pub mean: f64,
