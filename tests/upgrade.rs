@@ -3,12 +3,15 @@
 //! xdp_drop in turn, and PASS + DROP in the pinned stats map equals the
 //! frames the interface received: none lost, none counted twice. And the
 //! check sees a loss: without --reuse-maps each swap starts its counters at
-//! 0, and a mode change has a moment with no program. Needs root.
+//! 0, and a mode change has a moment with no program. Also: --reuse-maps
+//! finds the maps where a `--pin-dir` load put them. Needs root.
 
 mod common;
 
+use std::process::Command;
+
 use common::swaps::{self, Plan, Tally};
-use common::Lab;
+use common::{stderr, unique, xdpctl_ok, Lab, RemoveDir, XDPCTL};
 
 const SWAPS: usize = 10;
 const RATE: u64 = 50_000;
@@ -58,4 +61,40 @@ fn a_mode_change_has_a_moment_without_a_program_but_counts_nothing_twice() {
     assert_eq!(t.map_ids.0, t.map_ids.1, "{t:?}");
     assert!(t.counted() < t.received, "no gap seen: {t:?}");
     assert!(t.pass > 0 && t.drop > 0, "{t:?}");
+}
+
+/// `count` frames from inside the lab, all received.
+fn send(lab: &Lab, count: u32) {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &lab.ns, XDPCTL, "-q", "trafficgen", "--dev", "veth0"])
+        .args(["--count", &count.to_string()])
+        .output()
+        .expect("running xdpctl trafficgen");
+    assert!(out.status.success(), "trafficgen: {}", stderr(&out));
+}
+
+#[test]
+#[ignore = "needs root"]
+fn reuse_maps_finds_the_maps_a_pin_dir_load_put_elsewhere() {
+    let lab = Lab::new();
+    let dir = std::path::Path::new("/sys/fs/bpf").join(unique("xu"));
+    let _dir = RemoveDir(&dir);
+    let dir_arg = dir.to_str().expect("a UTF-8 path");
+    xdpctl_ok(&["load", "--dev", &lab.outer, "--progname", "xdp_pass", "--pin-dir", dir_arg]);
+    send(&lab, 1000);
+    let before = lab.stats();
+    assert_eq!(before.packets("XDP_PASS"), 1000);
+
+    // No --pin-dir this time: the counters are where the record says.
+    let args = ["load", "--dev", &lab.outer, "--progname", "xdp_drop", "--force", "--reuse-maps"];
+    let out = xdpctl_ok(&[&["--json"], &args[..]].concat());
+    let loaded: serde_json::Value = serde_json::from_str(&out).expect("load JSON");
+    assert_eq!(loaded["pin_dir"], dir_arg, "{loaded}");
+    send(&lab, 500);
+    let after = lab.stats();
+    assert_eq!(after.map_id(), before.map_id(), "the same map serves both programs");
+    assert_eq!((after.packets("XDP_PASS"), after.packets("XDP_DROP")), (1000, 500));
+    assert!(dir.join("xdp_stats_map").exists());
+    assert!(!lab.pin_dir().exists(), "nothing pinned in the default directory");
+    xdpctl_ok(&["unload", "--dev", &lab.outer]);
 }
