@@ -1,5 +1,5 @@
-//! Shared by the benchmark drivers; each uses part of it. The lab, the crowd
-//! and the frame builder are the tests' own.
+//! Shared by the benchmark drivers; each uses part of it. The lab, the crowd,
+//! the frame builder and the swaps under traffic are the tests' own.
 #![allow(dead_code)]
 
 #[path = "../../tests/common/crowd.rs"]
@@ -8,6 +8,8 @@ pub mod crowd;
 pub mod frame;
 #[path = "../../tests/common/lab.rs"]
 pub mod lab;
+#[path = "../../tests/common/swaps.rs"]
+pub mod swaps;
 
 use std::io::{BufRead, BufReader, Read};
 use std::mem::MaybeUninit;
