@@ -3,17 +3,21 @@
 
 CARGO ?= cargo
 # Where cargo puts the binary: its own CARGO_TARGET_DIR if one is set.
-XDPCTL := $(or $(CARGO_TARGET_DIR),target)/release/xdpctl
+TARGET := $(or $(CARGO_TARGET_DIR),target)
+XDPCTL := $(TARGET)/release/xdpctl
+# Man pages and completion scripts, made from the built binary's clap tree.
+GEN := $(TARGET)/release/gen
 # Building: clang/llvm for the BPF side, libelf/zlib/pkg-config for libbpf-sys.
 # Testing: iproute2/ping/tcpdump for the lab, tshark to read captures back,
 # libbpf-dev for objects the tests build, procps (sysctl, kill), jq and bpftool
 # for the tests, strace to signal a command at each of its system calls,
 # clang-format/shellcheck for lint, libxdp1 for libxdp's dispatcher object and
 # xdp-tools for xdp-loader (the tests of how xdpctl meets libxdp; xdp-loader is
-# also a peer of the load benchmark).
+# also a peer of the load benchmark); man-db and groff-base to render the man
+# pages with warnings on.
 DEPS := clang llvm libelf-dev zlib1g-dev pkg-config gcc make iproute2 iputils-ping procps \
 	tcpdump tshark ethtool jq bpftool libbpf-dev strace clang-format shellcheck \
-	libxdp1 xdp-tools
+	libxdp1 xdp-tools man-db groff-base
 # Benchmarks only: libxdp's headers for the C reference of the AF_XDP benchmark.
 BENCH_DEPS := libxdp-dev
 
@@ -37,8 +41,15 @@ endef
 deps:
 	$(call apt_install,$(DEPS))
 
+# The man pages and completions come from the binary (`xdpctl manpages`, a
+# hidden subcommand): build.rs cannot see the clap tree of the crate it builds.
 build: deps
 	$(CARGO) build --release --locked
+	rm -rf $(GEN) && mkdir -p $(GEN)/man $(GEN)/completions
+	$(XDPCTL) -q manpages $(GEN)/man
+	$(XDPCTL) completions bash >$(GEN)/completions/xdpctl
+	$(XDPCTL) completions zsh >$(GEN)/completions/_xdpctl
+	$(XDPCTL) completions fish >$(GEN)/completions/xdpctl.fish
 
 lint: deps
 	$(CARGO) fmt --check

@@ -1,12 +1,17 @@
 //! The command line: what `main` parses and dispatches, in the library so
 //! tests can drive the parser directly.
 
+use std::ffi::OsStr;
+
+use clap::builder::{PossibleValue, StringValueParser, TypedValueParser};
 use clap::{Parser, Subcommand};
 
 use crate::caps::Cap;
 use crate::cmd::{
-    afxdp, features, load, redirect, sample, stats, status, trace, trafficgen, unload,
+    afxdp, completions, features, load, manpages, redirect, sample, stats, status, trace,
+    trafficgen, unload,
 };
+use crate::obj::catalog;
 
 /// Load, attach, pin, inspect and measure XDP programs: the XDP tutorial as one tool.
 #[derive(Parser, Debug)]
@@ -49,6 +54,11 @@ pub enum Command {
     Trafficgen(trafficgen::Args),
     /// What an interface can do with XDP before anything is attached: flags, MTU limits, queues
     Features(features::Args),
+    /// Print a completion script for bash, zsh or fish
+    Completions(completions::Args),
+    /// Write the man pages into a directory (`make build` does)
+    #[command(hide = true)]
+    Manpages(manpages::Args),
 }
 
 impl Command {
@@ -84,6 +94,34 @@ impl Command {
             // rtnetlink, the netdev family and ethtool's reads answer anyone;
             // a veth peer in another namespace then shows by index only.
             Command::Features(_) => ("features", &[]),
+            // Text from the clap tree.
+            Command::Completions(_) => ("completions", &[]),
+            Command::Manpages(_) => ("manpages", &[]),
         }
+    }
+}
+
+/// `--progname`: takes any name, as an --obj may hold any, but lists the
+/// shipped programs as its possible values, for completion and the man page;
+/// `load` refuses an unknown name when there is no --obj.
+#[derive(Clone, Debug)]
+pub struct ProgName;
+
+impl TypedValueParser for ProgName {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &OsStr,
+    ) -> Result<String, clap::Error> {
+        StringValueParser::new().parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        Some(Box::new(catalog::PROGRAMS.iter().map(|p| {
+            PossibleValue::new(p.name).help(p.summary).aliases(p.aliases.iter().copied())
+        })))
     }
 }
