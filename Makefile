@@ -21,7 +21,12 @@ DEPS := clang llvm libelf-dev zlib1g-dev pkg-config gcc make iproute2 iputils-pi
 # Benchmarks only: libxdp's headers for the C reference of the AF_XDP benchmark.
 BENCH_DEPS := libxdp-dev
 
-.PHONY: all build deps lint test demo testenv testenv-teardown bench clean
+# `make install PREFIX=/usr DESTDIR=/tmp/pkg`: the usual GNU variables.
+PREFIX ?= /usr/local
+DESTDIR ?=
+UNITS := $(wildcard dist/*.service)
+
+.PHONY: all build deps lint test demo testenv testenv-teardown bench clean install
 
 all: build
 
@@ -62,6 +67,34 @@ lint: deps
 test: build lint
 	$(CARGO) test --release --locked -- --include-ignored
 	XDPCTL=$(XDPCTL) tests/testenv_test.sh
+	XDPCTL=$(XDPCTL) tests/install_test.sh
+
+# Installs what `make build` made, without building: as root, cargo may be
+# missing or make root-owned files in the target dir. The units' ExecStart
+# point at the installed binary. The example config goes under doc/; the
+# live one in /etc/xdpctl is the admin's and never written here.
+install:
+	@test -x $(XDPCTL) -a -d $(GEN)/man || { echo "run \`make build\` first"; exit 1; }
+	umask 022; \
+	d="$(DESTDIR)$(PREFIX)"; \
+	install -d "$$d/bin" "$$d/share/man/man1" "$$d/share/bash-completion/completions" \
+		"$$d/share/zsh/site-functions" "$$d/share/fish/vendor_completions.d" \
+		"$$d/lib/systemd/system" && \
+	install -m 0755 $(XDPCTL) "$$d/bin/xdpctl" && \
+	install -m 0644 $(GEN)/man/*.1 "$$d/share/man/man1/" && \
+	install -m 0644 $(GEN)/completions/xdpctl "$$d/share/bash-completion/completions/xdpctl" && \
+	install -m 0644 $(GEN)/completions/_xdpctl "$$d/share/zsh/site-functions/_xdpctl" && \
+	install -m 0644 $(GEN)/completions/xdpctl.fish \
+		"$$d/share/fish/vendor_completions.d/xdpctl.fish" && \
+	for unit in $(UNITS); do \
+		dest="$$d/lib/systemd/system/$${unit##*/}"; \
+		sed 's|/usr/local/bin/xdpctl|$(PREFIX)/bin/xdpctl|g' "$$unit" >"$$dest" && \
+		chmod 0644 "$$dest" || exit 1; \
+	done && \
+	if [ -f dist/xdpctl.toml ]; then \
+		install -d "$$d/share/doc/xdpctl" && \
+		install -m 0644 dist/xdpctl.toml "$$d/share/doc/xdpctl/xdpctl.toml"; \
+	fi
 
 demo: build
 	XDPCTL=$(XDPCTL) testenv/demo.sh
