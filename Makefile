@@ -14,10 +14,10 @@ GEN := $(TARGET)/release/gen
 # clang-format/shellcheck for lint, libxdp1 for libxdp's dispatcher object and
 # xdp-tools for xdp-loader (the tests of how xdpctl meets libxdp; xdp-loader is
 # also a peer of the load benchmark); man-db and groff-base to render the man
-# pages with warnings on.
+# pages with warnings on; systemd for systemd-analyze verify of the units.
 DEPS := clang llvm libelf-dev zlib1g-dev pkg-config gcc make iproute2 iputils-ping procps \
 	tcpdump tshark ethtool jq bpftool libbpf-dev strace clang-format shellcheck \
-	libxdp1 xdp-tools man-db groff-base
+	libxdp1 xdp-tools man-db groff-base systemd
 # Benchmarks only: libxdp's headers for the C reference of the AF_XDP benchmark.
 BENCH_DEPS := libxdp-dev
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make install` with DESTDIR and PREFIX: exactly the expected files, with
-# sane modes, each where its tool looks for it, and nothing outside DESTDIR.
+# sane modes, each where its tool looks for it, and nothing outside DESTDIR;
+# systemd-analyze verify accepts every unit of dist/.
 # Needs `make build` first (make test runs it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,4 +56,18 @@ for unit in "$root"/usr/lib/systemd/system/*.service; do
 	grep -q '^ExecStart=/usr/bin/xdpctl ' "$unit" || fail "${unit##*/}: ExecStart is not /usr/bin/xdpctl"
 	! grep -q '/usr/local' "$unit" || fail "${unit##*/}: still names /usr/local"
 done
+# systemd-analyze verify on every unit, every warning fatal. No systemd runs
+# here: the units are installed under a PREFIX in $TMP (no DESTDIR), so their
+# ExecStart names a binary that exists, and MANPATH finds their man pages.
+prefix=$TMP/prefix/usr
+make -s install PREFIX="$prefix" >/dev/null
+units=("$prefix"/lib/systemd/system/*.service)
+[ "${#units[@]}" -eq "$(find dist -name '*.service' | wc -l)" ] || fail "not every unit installed"
+for unit in "${units[@]}"; do
+	grep -q "^ExecStart=$prefix/bin/xdpctl " "$unit" || fail "${unit##*/}: ExecStart not rewritten"
+	if ! out=$(MANPATH="$prefix/share/man" systemd-analyze verify "$unit" 2>&1) || [ -n "$out" ]; then
+		fail "systemd-analyze verify ${unit##*/}: $out"
+	fi
+done
+
 echo "make install: ok ($(wc -l <"$TMP/installed") files)"
