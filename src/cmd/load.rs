@@ -35,8 +35,10 @@ pub struct Args {
     /// Interface to attach to
     #[arg(short, long, value_name = "IF")]
     pub dev: String,
-    /// Program to load: its short name (xdp_pass) or the tutorial's (xdp_pass_func)
-    #[arg(long, visible_alias = "progsec", value_name = "NAME")]
+    /// Program to load: its short name (xdp_pass) or the tutorial's (xdp_pass_func);
+    /// `xdpctl list` shows them
+    #[arg(long, visible_alias = "progsec", value_name = "NAME", value_parser = crate::cli::ProgName,
+          hide_possible_values = true)]
     pub progname: Option<String>,
     /// Load from your own BPF object file instead of the shipped programs
     /// (its only XDP program, unless --progname names one)
