@@ -35,8 +35,10 @@ pub struct Args {
     /// Interface to attach to
     #[arg(short, long, value_name = "IF")]
     pub dev: String,
-    /// Program to load: its short name (xdp_pass) or the tutorial's (xdp_pass_func)
-    #[arg(long, visible_alias = "progsec", value_name = "NAME")]
+    /// Program to load: its short name (xdp_pass) or the tutorial's (xdp_pass_func);
+    /// `xdpctl list` shows them
+    #[arg(long, visible_alias = "progsec", value_name = "NAME", value_parser = crate::cli::ProgName,
+          hide_possible_values = true)]
     pub progname: Option<String>,
     /// Load from your own BPF object file instead of the shipped programs
     /// (its only XDP program, unless --progname names one)
@@ -66,7 +68,8 @@ pub struct Args {
     /// Replace even libxdp's dispatcher, stopping the programs behind it (implies --force)
     #[arg(long)]
     pub force_dispatcher: bool,
-    /// Reuse the maps pinned for the interface, so counters survive the swap
+    /// Reuse the maps pinned for the interface (where its program has them), so
+    /// counters survive the swap
     #[arg(short = 'M', long)]
     pub reuse_maps: bool,
     /// Pin maps here instead of /sys/fs/bpf/<IF>
@@ -147,8 +150,8 @@ pub struct Request<'a> {
     pub force: bool,
     pub force_dispatcher: bool,
     pub reuse_maps: bool,
-    /// As `ifstate::load_pin_dir` gives it.
-    pub pin_dir: &'a Path,
+    /// --pin-dir, if given (see `pin_dir`).
+    pub pin_dir: Option<&'a Path>,
     /// Replace only this program (the one a plan saw there): refuse if the
     /// interface runs anything else by the time it is locked.
     pub replacing: Option<u32>,
@@ -158,6 +161,8 @@ pub struct Request<'a> {
 #[derive(Debug, Clone)]
 pub struct Done {
     pub prog_id: u32,
+    /// Where its maps are pinned.
+    pub pin_dir: PathBuf,
     pub prog_name: String,
     pub mode: Mode,
     pub object: String,
@@ -183,7 +188,6 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     offload::check(&dev, args.mode())?;
     let program = Program::find(args.obj.as_deref(), args.progname.as_deref())?;
     bpffs::ensure_mounted()?;
-    let pin_dir = ifstate::load_pin_dir(&dev, args.pin_dir.as_deref())?;
     let done = step(
         &Request {
             dev: &dev,
@@ -192,11 +196,12 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
             force: args.force,
             force_dispatcher: args.force_dispatcher,
             reuse_maps: args.reuse_maps,
-            pin_dir: &pin_dir,
+            pin_dir: args.pin_dir.as_deref(),
             replacing: None,
         },
         out,
     )?;
+    let pin_dir = &done.pin_dir;
     if out.json {
         return out.json(&Loaded {
             ifname: &dev.name,
@@ -205,7 +210,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
             prog_name: &done.prog_name,
             mode: done.mode,
             object: &done.object,
-            pin_dir: &pin_dir,
+            pin_dir,
             maps: &done.maps,
             replaced: done.replaced.iter().map(|a| a.prog_id).collect(),
             shared: &done.shared,
@@ -232,7 +237,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     if !done.maps.is_empty() {
         out.info(format!(
             " - pinned maps in {}: {}{reuse_note}",
-            escape::path(&pin_dir),
+            escape::path(pin_dir),
             escape::text(&done.maps.join(", "))
         ));
     }
@@ -251,8 +256,9 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
 /// lock, transactionally: on any error the interface, its pins and its
 /// record are as they were. Signals are held off from the first change on.
 pub fn step(req: &Request<'_>, out: Output) -> Result<Done> {
-    let (dev, pin_dir) = (req.dev, req.pin_dir.to_path_buf());
+    let dev = req.dev;
     let _lock = Lock::interface(dev)?;
+    let pin_dir = pin_dir(dev, req.pin_dir, req.reuse_maps)?;
     let _pin_lock = Lock::pin_dir(&pin_dir)?;
     for note in leftovers::prune_dead_namespaces()? {
         out.warn(&note);
@@ -391,6 +397,7 @@ pub fn step(req: &Request<'_>, out: Output) -> Result<Done> {
     }
     Ok(Done {
         prog_id,
+        pin_dir,
         prog_name,
         mode,
         object: origin,
@@ -399,6 +406,18 @@ pub fn step(req: &Request<'_>, out: Output) -> Result<Done> {
         shared,
         reused: reused.asked,
     })
+}
+
+/// Where this load pins: --pin-dir; else, reusing maps, where the
+/// interface's record has them (a load with --pin-dir put them elsewhere,
+/// and the default directory would start the counters over); else the
+/// default directory.
+fn pin_dir(dev: &Iface, given: Option<&Path>, reuse_maps: bool) -> Result<PathBuf> {
+    if given.is_some() || !reuse_maps {
+        return ifstate::load_pin_dir(dev, given);
+    }
+    let recorded = IfState::read(dev)?.rec.map(|r| r.pin_dir);
+    ifstate::load_pin_dir(dev, recorded.as_deref())
 }
 
 /// The pins the interface's record lists after this load, and the replaced

@@ -3,9 +3,11 @@
 pub mod advice;
 pub mod afxdp;
 pub mod apply;
+pub mod completions;
 pub mod features;
 pub mod list;
 pub mod load;
+pub mod manpages;
 pub mod redirect;
 pub mod sample;
 pub mod stats;

@@ -22,7 +22,7 @@ use crate::net::iface::{self, Iface};
 use crate::output::Output;
 use crate::xdp::attach::Mode;
 use crate::xdp::bpffs;
-use crate::xdp::ifstate::{self, prog_name, IfState, Namespace};
+use crate::xdp::ifstate::{prog_name, IfState, Namespace};
 
 use config::{Config, Entry};
 use plan::{Action, Ours, Plan, Seen, Step};
@@ -268,8 +268,9 @@ fn act(step: &Step, entry: Option<&Entry>, report: &mut StepReport, out: Output)
         Action::Conflict { .. } => return Ok(Status::Skipped),
     };
     let entry = entry.ok_or_else(|| anyhow!("{}: the plan names no entry", step.dev))?;
-    let given = entry.pin_dir.as_ref().map(|_| entry.pin_dir_of(&dev.name));
-    let pin_dir = ifstate::load_pin_dir(&dev, given.as_deref())?;
+    // Always given: the plan compared the interface's record with this
+    // directory, not with where a reuse of maps would look.
+    let pin_dir = entry.pin_dir_of(&dev.name);
     let done = load::step(
         &Request {
             dev: &dev,
@@ -278,7 +279,7 @@ fn act(step: &Step, entry: Option<&Entry>, report: &mut StepReport, out: Output)
             force: false,
             force_dispatcher: false,
             reuse_maps: entry.reuse_maps,
-            pin_dir: &pin_dir,
+            pin_dir: Some(&pin_dir),
             replacing,
         },
         out,
