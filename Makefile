@@ -70,6 +70,7 @@ test: build lint
 	$(CARGO) test --release --locked -- --include-ignored
 	XDPCTL=$(XDPCTL) tests/testenv_test.sh
 	XDPCTL=$(XDPCTL) tests/install_test.sh
+	XDPCTL=$(XDPCTL) tests/units_test.sh
 
 # Installs what `make build` made, without building: as root, cargo may be
 # missing or make root-owned files in the target dir. The units' ExecStart
