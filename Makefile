@@ -10,10 +10,11 @@ XDPCTL := $(or $(CARGO_TARGET_DIR),target)/release/xdpctl
 # for the tests, strace to signal a command at each of its system calls,
 # clang-format/shellcheck for lint, libxdp1 for libxdp's dispatcher object and
 # xdp-tools for xdp-loader (the tests of how xdpctl meets libxdp; xdp-loader is
-# also a peer of the load benchmark).
+# also a peer of the load benchmark), prometheus for promtool and the server that
+# scrapes the exporter in its tests.
 DEPS := clang llvm libelf-dev zlib1g-dev pkg-config gcc make iproute2 iputils-ping procps \
 	tcpdump tshark ethtool jq bpftool libbpf-dev strace clang-format shellcheck \
-	libxdp1 xdp-tools
+	libxdp1 xdp-tools prometheus
 # Benchmarks only: libxdp's headers for the C reference of the AF_XDP benchmark.
 BENCH_DEPS := libxdp-dev
 

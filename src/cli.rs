@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 
 use crate::caps::Cap;
 use crate::cmd::{
-    afxdp, features, load, redirect, sample, stats, status, trace, trafficgen, unload,
+    afxdp, exporter, features, load, redirect, sample, stats, status, trace, trafficgen, unload,
 };
 
 /// Load, attach, pin, inspect and measure XDP programs: the XDP tutorial as one tool.
@@ -49,6 +49,8 @@ pub enum Command {
     Trafficgen(trafficgen::Args),
     /// What an interface can do with XDP before anything is attached: flags, MTU limits, queues
     Features(features::Args),
+    /// Serve Prometheus metrics of the interfaces' XDP programs, read on each scrape
+    Exporter(exporter::Args),
 }
 
 impl Command {
@@ -84,6 +86,10 @@ impl Command {
             // rtnetlink, the netdev family and ethtool's reads answer anyone;
             // a veth peer in another namespace then shows by index only.
             Command::Features(_) => ("features", &[]),
+            // Pinned maps and records are root's files; naming attached
+            // programs by id (and telling the initial namespace from
+            // another) takes CAP_SYS_ADMIN.
+            Command::Exporter(_) => ("exporter", &[SysAdmin]),
         }
     }
 }

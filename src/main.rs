@@ -8,7 +8,8 @@ use clap::Parser;
 use xdpctl::caps;
 use xdpctl::cli::{Cli, Command};
 use xdpctl::cmd::{
-    advice, afxdp, features, list, load, redirect, sample, stats, status, trace, trafficgen, unload,
+    advice, afxdp, exporter, features, list, load, redirect, sample, stats, status, trace,
+    trafficgen, unload,
 };
 use xdpctl::error::exit_code;
 use xdpctl::obj::logging;
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
         Command::Afxdp(args) => afxdp::run(args, out),
         Command::Trafficgen(args) => trafficgen::run(args, out),
         Command::Features(args) => features::run(args, out),
+        Command::Exporter(args) => exporter::run(args, out),
     });
     match result.map_err(advice::phrase_all) {
         Ok(()) => ExitCode::SUCCESS,

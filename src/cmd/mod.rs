@@ -2,6 +2,7 @@
 
 pub mod advice;
 pub mod afxdp;
+pub mod exporter;
 pub mod features;
 pub mod list;
 pub mod load;
