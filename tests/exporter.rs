@@ -384,3 +384,37 @@ fn bad_addresses_are_refused_and_only_metrics_is_served() {
     }
     assert!(warning.contains("not loopback") && warning.contains("0.0.0.0"), "{warning}");
 }
+
+// Case: outside the initial namespace every series carries `netns`, the
+// namespace's `ip netns` name; in the initial one none does.
+#[test]
+#[ignore = "needs root"]
+fn series_outside_the_initial_namespace_carry_netns() {
+    let lab = Lab::new();
+    let inside = |args: &[&str]| {
+        let out = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", lab.ns))
+            .arg(XDPCTL)
+            .args(args)
+            .output()
+            .expect("running xdpctl in the lab's namespace");
+        assert!(out.status.success(), "xdpctl {args:?}: {}", stderr(&out));
+    };
+    inside(&["-q", "load", "--dev", "veth0", "--progsec", "xdp_drop"]);
+    let dir = TempDir::new();
+    fs::set_permissions(&dir.0, fs::Permissions::from_mode(0o755)).unwrap();
+    inside(&["exporter", "--textfile", dir.0.to_str().unwrap()]);
+    let text = fs::read_to_string(dir.0.join("xdpctl.prom")).unwrap();
+    let labels = format!("dev=\"veth0\",netns=\"{}\",action=\"XDP_DROP\"", lab.ns);
+    assert!(sample(&text, "xdpctl_xdp_packets_total", &labels).is_some(), "{labels} in:\n{text}");
+    let info = format!("xdpctl_xdp_program_info{{dev=\"veth0\",netns=\"{}\",", lab.ns);
+    assert!(text.contains(&info), "{info} in:\n{text}");
+    inside(&["-q", "unload", "--dev", "veth0"]);
+
+    xdpctl_ok(&["-q", "load", "--dev", &lab.outer, "--progsec", "xdp_pass"]);
+    xdpctl_ok(&["exporter", "--textfile", dir.0.to_str().unwrap()]);
+    let text = fs::read_to_string(dir.0.join("xdpctl.prom")).unwrap();
+    assert!(!text.contains("netns="), "no netns label in the initial namespace:\n{text}");
+    assert!(packets(&text, &lab.outer, "XDP_PASS").is_some(), "{text}");
+    xdpctl_ok(&["-q", "unload", "--dev", &lab.outer]);
+}
