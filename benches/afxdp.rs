@@ -78,8 +78,7 @@ fn main() -> Result<()> {
             .into_owned())
     };
     let ref_obj = env("XDPCTL_BENCH_REF")?;
-    let xdpctl =
-        canonical(std::env::var("XDPCTL").unwrap_or_else(|_| "target/release/xdpctl".into()))?;
+    let xdpctl = canonical(common::xdpctl())?;
     let reference = canonical(env("XDPCTL_BENCH_XSK_REF")?)?;
     let xsk_obj = canonical(env("XDPCTL_BENCH_XSK_OBJ")?)?;
     let (_pair, gen_ifindex) = lab()?;

@@ -23,7 +23,7 @@ const WARMUP: usize = 3;
 const OBJECT: &str = concat!(env!("OUT_DIR"), "/xdp_prog_kern.bpf.o");
 
 fn main() -> Result<()> {
-    let xdpctl = std::env::var("XDPCTL").unwrap_or_else(|_| "target/release/xdpctl".into());
+    let xdpctl = common::xdpctl();
     let lab = Lab::new()?;
     let dev = lab.veth.as_str();
 

@@ -54,7 +54,7 @@ gcc -O2 -Wall -Iinclude -o "$target/bench/stats_ref" benches/ref/stats_ref.c -lb
 export XDPCTL_BENCH_XSK_OBJ=$target/bench/af_xdp_kern.o
 export XDPCTL_BENCH_XSK_REF=$target/bench/xsk_ref
 export XDPCTL_BENCH_STATS_REF=$target/bench/stats_ref
-export XDPCTL=${XDPCTL:-$target/release/xdpctl}
+export XDPCTL=${XDPCTL:-$target/$(rustc -vV | sed -n 's/^host: //p')/release/xdpctl}
 XDPCTL_BENCH_JSON=$(mktemp -d)
 export XDPCTL_BENCH_JSON
 
@@ -71,15 +71,15 @@ date=$(date -u +%Y-%m-%d)
 	echo
 	echo "$date · $machine · $commit"
 	echo
-	for bench in test_run veth_drop load_unload stats_read sample afxdp scale; do
+	for bench in test_run veth_drop load_unload stats_read sample afxdp scale upgrade; do
 		cargo bench --locked -q --bench "$bench"
 	done
 } | tee "$out.tmp"
 mv "$out.tmp" "$out"
 
-# Rows in the order of issue 6's table, then issue 18's.
+# Rows in the order of issue 6's table, then issue 18's, then issue 19's.
 order='["prog_run_ns", "veth_drop_mpps", "load_ms", "sample_pps", "afxdp_mpps", "stats_read_us",
-	"scale_status_ms", "scale_load_ms", "scale_stats_all_ms"]'
+	"scale_status_ms", "scale_load_ms", "scale_stats_all_ms", "upgrade_lost", "upgrade_mode_gap_ms"]'
 jq -s --arg machine "$machine" --arg date "$date" --arg commit "$commit" --argjson order "$order" \
 	'{date: $date, machine: $machine, commit: $commit,
 	  rows: (add | sort_by(.benchmark as $b | $order | index($b)))}' \

@@ -31,7 +31,7 @@ const STATS_RUNS: usize = 10;
 const WARMUP: usize = 3;
 
 fn main() -> Result<()> {
-    let xdpctl = std::env::var("XDPCTL").unwrap_or_else(|_| "target/release/xdpctl".into());
+    let xdpctl = common::xdpctl();
     let tag = format!("xs{}", std::process::id() % 100_000);
     let _tool_dirs = common::ToolDirs::snapshot();
     let lab = Crowd::new(&tag)?;

@@ -26,7 +26,7 @@ fn main() -> Result<()> {
     let reference = std::env::var("XDPCTL_BENCH_REF").context(
         "XDPCTL_BENCH_REF must name the compiled benches/ref/xdp_ref.bpf.c (make bench)",
     )?;
-    let xdpctl = std::env::var("XDPCTL").unwrap_or_else(|_| "target/release/xdpctl".into());
+    let xdpctl = common::xdpctl();
     let xdpctl = std::fs::canonicalize(&xdpctl)
         .with_context(|| format!("{xdpctl}: build it first"))?
         .to_string_lossy()

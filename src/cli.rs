@@ -1,12 +1,18 @@
 //! The command line: what `main` parses and dispatches, in the library so
 //! tests can drive the parser directly.
 
-use clap::{Parser, Subcommand};
+use std::ffi::OsStr;
+
+use clap::builder::{PossibleValue, StringValueParser, TypedValueParser};
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::caps::Cap;
 use crate::cmd::{
-    afxdp, exporter, features, load, redirect, sample, stats, status, trace, trafficgen, unload,
+    afxdp, completions, exporter, features, load, manpages, redirect, sample, stats, status, trace,
+    trafficgen, unload,
 };
+use crate::obj::catalog;
 
 /// Load, attach, pin, inspect and measure XDP programs: the XDP tutorial as one tool.
 #[derive(Parser, Debug)]
@@ -51,6 +57,11 @@ pub enum Command {
     Features(features::Args),
     /// Serve Prometheus metrics of the interfaces' XDP programs, read on each scrape
     Exporter(exporter::Args),
+    /// Print a completion script for bash, zsh or fish
+    Completions(completions::Args),
+    /// Write the man pages into a directory (`make build` does)
+    #[command(hide = true)]
+    Manpages(manpages::Args),
 }
 
 impl Command {
@@ -90,6 +101,80 @@ impl Command {
             // programs by id (and telling the initial namespace from
             // another) takes CAP_SYS_ADMIN.
             Command::Exporter(_) => ("exporter", &[SysAdmin]),
+            // Text from the clap tree.
+            Command::Completions(_) => ("completions", &[]),
+            Command::Manpages(_) => ("manpages", &[]),
         }
     }
+}
+
+impl Cli {
+    /// What the parser cannot tell alone, as a usage error: without --obj,
+    /// `load --progname` must name a shipped program (with --obj it names a
+    /// program of that object, whatever its name).
+    pub fn check(&self) -> Result<(), clap::Error> {
+        match &self.command {
+            Command::Load(load::Args { progname: Some(name), obj: None, .. })
+                if catalog::find(name).is_err() =>
+            {
+                Err(unknown_program(name))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// `--progname`: takes any name, as an --obj may hold any, but lists the
+/// shipped programs as its possible values, for completion and the man page;
+/// `Cli::check` refuses an unknown name when there is no --obj.
+#[derive(Clone, Debug)]
+pub struct ProgName;
+
+impl TypedValueParser for ProgName {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &OsStr,
+    ) -> Result<String, clap::Error> {
+        StringValueParser::new().parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        Some(Box::new(catalog::PROGRAMS.iter().map(|p| {
+            PossibleValue::new(p.name).help(p.summary).aliases(p.aliases.iter().copied())
+        })))
+    }
+}
+
+/// clap's own "invalid value" error for `load --progname NAME`, with the
+/// nearest shipped name as its tip and load's usage line.
+fn unknown_program(name: &str) -> clap::Error {
+    let mut root = Cli::command();
+    root.build();
+    let load = root.find_subcommand("load").cloned().unwrap_or_else(|| root.clone());
+    let mut err = clap::Error::new(ErrorKind::InvalidValue).with_cmd(&load);
+    err.insert(ContextKind::InvalidArg, ContextValue::String("--progname <NAME>".into()));
+    err.insert(ContextKind::InvalidValue, ContextValue::String(name.into()));
+    let names = catalog::names().into_iter().map(String::from).collect();
+    err.insert(ContextKind::ValidValue, ContextValue::Strings(names));
+    if let Some(near) = nearest_program(name) {
+        err.insert(ContextKind::SuggestedValue, ContextValue::String(near.into()));
+    }
+    err.insert(ContextKind::Usage, ContextValue::StyledStr(load.clone().render_usage()));
+    err
+}
+
+/// The shipped name (or tutorial alias) most like `name`, if one is like it
+/// at all: clap's own measure and threshold for its "did you mean".
+fn nearest_program(name: &str) -> Option<&'static str> {
+    catalog::PROGRAMS
+        .iter()
+        .flat_map(|p| std::iter::once(p.name).chain(p.aliases.iter().copied()))
+        .map(|candidate| (strsim::jaro(name, candidate), candidate))
+        .filter(|(score, _)| *score > 0.7)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, candidate)| candidate)
 }

@@ -8,15 +8,15 @@ use clap::Parser;
 use xdpctl::caps;
 use xdpctl::cli::{Cli, Command};
 use xdpctl::cmd::{
-    advice, afxdp, exporter, features, list, load, redirect, sample, stats, status, trace,
-    trafficgen, unload,
+    advice, afxdp, completions, exporter, features, list, load, manpages, redirect, sample, stats,
+    status, trace, trafficgen, unload,
 };
 use xdpctl::error::exit_code;
 use xdpctl::obj::logging;
 use xdpctl::output::{self, is_broken_pipe, Output};
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse().and_then(|cli| cli.check().map(|()| cli)) {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
     };
@@ -36,6 +36,8 @@ fn main() -> ExitCode {
         Command::Trafficgen(args) => trafficgen::run(args, out),
         Command::Features(args) => features::run(args, out),
         Command::Exporter(args) => exporter::run(args, out),
+        Command::Completions(args) => completions::run(args, out),
+        Command::Manpages(args) => manpages::run(args, out),
     });
     match result.map_err(advice::phrase_all) {
         Ok(()) => ExitCode::SUCCESS,
@@ -48,8 +50,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// clap's usage errors as one line, like every other error (exit 2); help
-/// and version go out as clap prints them.
+/// clap's usage errors as one line, like every other error (exit 2), then
+/// clap's tip ("a similar subcommand exists: 'load'") and the usage line of
+/// the (sub)command, indented; help and version go out as clap prints them.
 fn usage_error(err: &clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
     if matches!(
@@ -60,12 +63,27 @@ fn usage_error(err: &clap::Error) -> ExitCode {
     ) {
         err.exit();
     }
-    // The first paragraph says what is wrong; usage and tips follow it.
+    // Paragraphs: what is wrong, then tips, then usage, then "For more
+    // information"; clap marks each by its first word.
     let text = err.render().to_string();
-    let what: Vec<&str> =
-        text.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect();
+    let mut paragraphs = text.split("\n\n").map(str::trim).filter(|p| !p.is_empty());
+    let what: Vec<&str> = paragraphs.next().unwrap_or_default().lines().map(str::trim).collect();
     let what = what.join(" ");
     let what = what.strip_prefix("error: ").unwrap_or(&what);
     output::say(&format!("error: {what}; `xdpctl --help` lists the commands and options"));
+    let mut rest = String::new();
+    for paragraph in paragraphs.filter(|p| p.starts_with("tip:") || p.starts_with("Usage:")) {
+        for line in paragraph.lines() {
+            let line = line.trim();
+            let line = match line.strip_prefix("Usage: ") {
+                Some(usage) => format!("usage: {usage}"),
+                // Further usages of the same command line up under the first.
+                None if paragraph.starts_with("Usage:") => format!("       {line}"),
+                None => line.to_owned(),
+            };
+            rest.push_str(&format!("  {line}\n"));
+        }
+    }
+    output::stderr(&rest);
     ExitCode::from(2)
 }

@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-XDPCTL=${XDPCTL:-target/release/xdpctl}
+XDPCTL=${XDPCTL:-target/$(rustc -vV | sed -n 's/^host: //p')/release/xdpctl}
 # A private state dir: the demo never touches your own environments.
 TESTENV_STATEDIR=$(mktemp -d)
 export XDPCTL TESTENV_STATEDIR

@@ -51,12 +51,15 @@ die() {
 }
 
 find_xdpctl() {
+	# cargo builds for the host by name (.cargo/config.toml): target/<tuple>/.
+	local host
+	host=$(rustc -vV 2>/dev/null | sed -n 's/^host: //p')
 	if [[ -n ${XDPCTL:-} ]]; then
 		echo "$XDPCTL"
-	elif [[ -x $SCRIPT_DIR/../target/release/xdpctl ]]; then
-		echo "$SCRIPT_DIR/../target/release/xdpctl"
-	elif [[ -x $SCRIPT_DIR/../target/debug/xdpctl ]]; then
-		echo "$SCRIPT_DIR/../target/debug/xdpctl"
+	elif [[ -n $host && -x $SCRIPT_DIR/../target/$host/release/xdpctl ]]; then
+		echo "$SCRIPT_DIR/../target/$host/release/xdpctl"
+	elif [[ -n $host && -x $SCRIPT_DIR/../target/$host/debug/xdpctl ]]; then
+		echo "$SCRIPT_DIR/../target/$host/debug/xdpctl"
 	elif command -v xdpctl >/dev/null; then
 		command -v xdpctl
 	else

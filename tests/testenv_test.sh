@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-XDPCTL=${XDPCTL:-target/release/xdpctl}
+XDPCTL=${XDPCTL:-target/$(rustc -vV | sed -n 's/^host: //p')/release/xdpctl}
 TESTENV_STATEDIR=$(mktemp -d)
 export XDPCTL TESTENV_STATEDIR
 NAME=xte$$

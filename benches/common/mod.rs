@@ -1,5 +1,5 @@
-//! Shared by the benchmark drivers; each uses part of it. The lab, the crowd
-//! and the frame builder are the tests' own.
+//! Shared by the benchmark drivers; each uses part of it. The lab, the crowd,
+//! the frame builder and the swaps under traffic are the tests' own.
 #![allow(dead_code)]
 
 #[path = "../../tests/common/crowd.rs"]
@@ -8,6 +8,8 @@ pub mod crowd;
 pub mod frame;
 #[path = "../../tests/common/lab.rs"]
 pub mod lab;
+#[path = "../../tests/common/swaps.rs"]
+pub mod swaps;
 
 use std::io::{BufRead, BufReader, Read};
 use std::mem::MaybeUninit;
@@ -18,6 +20,12 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use xdpctl::io::trafficgen::{Generator, Setup};
 use xdpctl::net::iface::Iface;
+
+/// The xdpctl under test: `$XDPCTL` (as `make bench` sets it), else the
+/// one cargo built beside this bench.
+pub fn xdpctl() -> String {
+    std::env::var("XDPCTL").unwrap_or_else(|_| lab::XDPCTL.into())
+}
 
 /// Mean and its standard error.
 pub struct Mean {

@@ -35,8 +35,10 @@ pub struct Args {
     /// Interface to attach to
     #[arg(short, long, value_name = "IF")]
     pub dev: String,
-    /// Program to load: its short name (xdp_pass) or the tutorial's (xdp_pass_func)
-    #[arg(long, visible_alias = "progsec", value_name = "NAME")]
+    /// Program to load: its short name (xdp_pass) or the tutorial's (xdp_pass_func);
+    /// `xdpctl list` shows them
+    #[arg(long, visible_alias = "progsec", value_name = "NAME", value_parser = crate::cli::ProgName,
+          hide_possible_values = true)]
     pub progname: Option<String>,
     /// Load from your own BPF object file instead of the shipped programs
     /// (its only XDP program, unless --progname names one)
@@ -66,7 +68,8 @@ pub struct Args {
     /// Replace even libxdp's dispatcher, stopping the programs behind it (implies --force)
     #[arg(long)]
     pub force_dispatcher: bool,
-    /// Reuse the maps pinned for the interface, so counters survive the swap
+    /// Reuse the maps pinned for the interface (where its program has them), so
+    /// counters survive the swap
     #[arg(short = 'M', long)]
     pub reuse_maps: bool,
     /// Pin maps here instead of /sys/fs/bpf/<IF>
@@ -128,8 +131,8 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
         }
     };
     bpffs::ensure_mounted()?;
-    let pin_dir = ifstate::load_pin_dir(&dev, args.pin_dir.as_deref())?;
     let _lock = Lock::interface(&dev)?;
+    let pin_dir = pin_dir(&dev, args)?;
     let _pin_lock = Lock::pin_dir(&pin_dir)?;
     for note in leftovers::prune_dead_namespaces()? {
         out.warn(&note);
@@ -300,6 +303,19 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Where this load pins: --pin-dir; else, reusing maps, where the
+/// interface's record has them (a load with --pin-dir put them elsewhere,
+/// and the default directory would start the counters over); else the
+/// default directory.
+fn pin_dir(dev: &Iface, args: &Args) -> Result<PathBuf> {
+    let given = args.pin_dir.as_deref();
+    if given.is_some() || !args.reuse_maps {
+        return ifstate::load_pin_dir(dev, given);
+    }
+    let recorded = IfState::read(dev)?.rec.map(|r| r.pin_dir);
+    ifstate::load_pin_dir(dev, recorded.as_deref())
 }
 
 /// The pins the interface's record lists after this load, and the replaced

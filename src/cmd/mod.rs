@@ -2,10 +2,12 @@
 
 pub mod advice;
 pub mod afxdp;
+pub mod completions;
 pub mod exporter;
 pub mod features;
 pub mod list;
 pub mod load;
+pub mod manpages;
 pub mod redirect;
 pub mod sample;
 pub mod stats;

@@ -61,10 +61,16 @@ impl Crowd {
     pub fn add_pairs(&self, size: usize) -> Result<Range<usize>> {
         let from = self.pairs.get();
         if size > from {
-            self.batch(
-                (from..size)
-                    .map(|i| format!("link add {0}a{i} type veth peer name {0}b{i}", self.name)),
-            )?;
+            // Up, as a host's interfaces are: a veth that never went up has
+            // the noop qdisc, which answers tc's queries (bpftool net asks
+            // them of every interface) with less than a host would.
+            self.batch((from..size).flat_map(|i| {
+                [
+                    format!("link add {0}a{i} type veth peer name {0}b{i}", self.name),
+                    format!("link set {0}a{i} up", self.name),
+                    format!("link set {0}b{i} up", self.name),
+                ]
+            }))?;
             self.pairs.set(size);
         }
         Ok(from..size.max(from))

@@ -1,11 +1,12 @@
 //! Shared by the integration tests: the lab (lab.rs), the crowd of many
-//! interfaces (crowd.rs) and the frame builder (frame.rs), which the benches
-//! share too, and xdpctl runners.
+//! interfaces (crowd.rs), the frame builder (frame.rs) and program swaps
+//! under traffic (swaps.rs), which the benches share too, and xdpctl runners.
 #![allow(dead_code)] // each test binary uses its own subset
 
 pub mod crowd;
 pub mod frame;
 pub mod lab;
+pub mod swaps;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -155,3 +155,51 @@ fn usage_errors_exit_2() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
     }
 }
+
+/// Usage errors keep clap's help (issue 20, item 4): the one-line error
+/// first, then clap's "did you mean" and the usage line of the command meant.
+#[test]
+fn usage_errors_suggest_the_near_name_and_show_usage() {
+    let _s = serial();
+    let cases: [(&[&str], &str, &str, &str); 4] = [
+        (
+            &["lod", "--dev", "lo"],
+            "'lod'",
+            "subcommand exists: 'load'",
+            "xdpctl [OPTIONS] <COMMAND>",
+        ),
+        (&["load", "--device", "lo"], "'--device'", "argument exists: '--dev'", "xdpctl load "),
+        (
+            &["load", "--dev", "lo", "--progname", "xdp_dorp"],
+            "'xdp_dorp'",
+            "value exists: 'xdp_drop'",
+            "xdpctl load ",
+        ),
+        // The tutorial's spelling of the option, and of the program.
+        (
+            &["load", "--dev", "lo", "--progsec", "xdp_drop_fnuc"],
+            "'xdp_drop_fnuc'",
+            "value exists: 'xdp_drop_func'",
+            "xdpctl load ",
+        ),
+    ];
+    for (args, wrong, tip, usage) in cases {
+        let out = xdpctl(args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 3, "error, tip, usage: {err}");
+        assert!(lines[0].starts_with("xdpctl: error: ") && lines[0].contains(wrong), "{err}");
+        assert!(lines[0].contains("`xdpctl --help`"), "the one line keeps its hint: {err}");
+        assert_eq!(lines[1], format!("  tip: a similar {tip}"), "{err}");
+        let shown = lines[2].strip_prefix("  usage: ").unwrap_or_else(|| panic!("usage: {err}"));
+        assert!(shown.starts_with(usage), "{err}");
+    }
+    // A name far from every shipped one: no guess, the list is there.
+    let err = stderr(&xdpctl(&["load", "--dev", "lo", "--progname", "firewall"]));
+    assert!(!err.contains("tip:") && err.contains("xdp_pass, xdp_drop"), "{err}");
+    // With --obj, --progname names a program of that object: any name parses.
+    let out = xdpctl(&["load", "--dev", "lo", "--obj", "/nonexistent.o", "--progname", "mine"]);
+    assert_ne!(out.status.code(), Some(2), "not a usage error: {}", stderr(&out));
+}

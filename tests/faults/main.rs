@@ -148,11 +148,17 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The failure is one line that names each of `names`.
+/// The failure is one line that names each of `names`; a usage error (exit
+/// 2) may follow it with clap's tip and usage, indented. Returns that line.
 fn one_line(out: &Output, names: &[&str]) -> String {
-    let err = stderr(out);
-    assert!(!out.status.success(), "must fail; stderr: {err}");
-    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    let all = stderr(out);
+    assert!(!out.status.success(), "must fail; stderr: {all}");
+    let mut lines = all.lines();
+    let err = format!("{}\n", lines.next().unwrap_or_default());
+    for more in lines {
+        let clap = ["  tip: ", "  usage: ", "         "].iter().any(|p| more.starts_with(p));
+        assert!(out.status.code() == Some(2) && clap, "one line: {all}");
+    }
     assert!(err.starts_with("xdpctl: error: ") || err.starts_with("error: "), "{err}");
     for name in names {
         assert!(err.contains(name), "names {name:?}: {err}");
@@ -311,11 +317,8 @@ fn pcap_records(data: &[u8]) -> usize {
 
 /// The error is a single line that names `input`.
 fn one_line_naming(out: &Output, code: i32, input: &str) -> String {
-    let err = stderr(out);
-    assert_eq!(out.status.code(), Some(code), "exit status; stderr: {err}");
-    assert_eq!(err.lines().count(), 1, "one line: {err}");
-    assert!(err.contains(input), "names {input}: {err}");
-    err
+    assert_eq!(out.status.code(), Some(code), "exit status; stderr: {}", stderr(out));
+    one_line(out, &[input])
 }
 
 fn nothing_left(lab: &Lab) {

@@ -55,8 +55,9 @@ fn bad_objects_and_program_names_are_refused() {
 fn an_unknown_program_lists_the_valid_names() {
     let _s = serial();
     let lab = Lab::new();
+    // Checked with the command line: a usage error, with load's usage.
     let out = xdpctl(&["load", "--dev", &lab.outer, "--progname", "xdp_bogus"]);
-    let err = one_line_naming(&out, 1, "xdp_bogus");
+    let err = one_line_naming(&out, 2, "xdp_bogus");
     for name in ["xdp_pass", "xdp_drop", "xdp_abort"] {
         assert!(err.contains(name), "lists {name}: {err}");
     }
