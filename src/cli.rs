@@ -9,8 +9,8 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::caps::Cap;
 use crate::cmd::{
-    afxdp, completions, exporter, features, load, manpages, redirect, sample, stats, status, trace,
-    trafficgen, unload,
+    afxdp, apply, completions, exporter, features, load, manpages, redirect, sample, stats, status,
+    trace, trafficgen, unload,
 };
 use crate::obj::catalog;
 
@@ -57,6 +57,8 @@ pub enum Command {
     Features(features::Args),
     /// Serve Prometheus metrics of the interfaces' XDP programs, read on each scrape
     Exporter(exporter::Args),
+    /// Make the interfaces match a file of wanted attachments (/etc/xdpctl/xdpctl.toml)
+    Apply(apply::Args),
     /// Print a completion script for bash, zsh or fish
     Completions(completions::Args),
     /// Write the man pages into a directory (`make build` does)
@@ -78,6 +80,8 @@ impl Command {
             // which also covers CAP_BPF and CAP_PERFMON for the verifier.
             Command::Load(_) => ("load", &[NetAdmin, SysAdmin]),
             Command::Unload(_) => ("unload", &[NetAdmin, SysAdmin]),
+            // Loads and unloads.
+            Command::Apply(_) => ("apply", &[NetAdmin, SysAdmin]),
             // XDP programs are networking programs: CAP_NET_ADMIN to load.
             Command::Sample(_) => ("sample", &[Bpf, NetAdmin]),
             // An AF_XDP socket is a raw socket whose UMEM is locked memory;

@@ -36,6 +36,30 @@ pub fn phrase_all(err: anyhow::Error) -> anyhow::Error {
     phrase(err, xsk)
 }
 
+/// The facts an `apply` step reports, phrased with the file's keys rather
+/// than load's flags (`main` phrases what is left).
+pub fn for_file(err: anyhow::Error) -> anyhow::Error {
+    let err = iface(err, "redirect_dev");
+    let err = phrase(err, |p: &PinDirProblem| format!("pin_dir {p}"));
+    let err = phrase(err, |p: &ObjProblem| format!("obj {p}"));
+    let err = phrase(err, |m: &Misfit| {
+        if m.by_name {
+            format!("{m}, or give the entry another pin_dir")
+        } else {
+            format!("{m}; set reuse_maps = false in the entry to start fresh")
+        }
+    });
+    phrase(err, |a: &AttachFailure| {
+        let fix = match a.why {
+            AttachWhy::NoNative | AttachWhy::NativeMtu | AttachWhy::HwRefused => {
+                "; set mode = \"skb\" (or \"auto\") in the entry"
+            }
+            _ => "",
+        };
+        format!("{a}{fix}")
+    })
+}
+
 /// An interface given with `flag`.
 pub fn iface(err: anyhow::Error, flag: &str) -> anyhow::Error {
     phrase(err, |p: &IfaceProblem| format!("{flag} {p}; `ip link` lists the interfaces"))

@@ -6,7 +6,7 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use libbpf_rs::{OpenObject, Program};
+use libbpf_rs::OpenObject;
 use serde::Serialize;
 
 use crate::cmd::unload;
@@ -101,12 +101,76 @@ struct Loaded<'a> {
     prog_id: u32,
     prog_name: &'a str,
     mode: Mode,
-    object: String,
+    object: &'a str,
     pin_dir: &'a PathBuf,
     maps: &'a [String],
     replaced: Vec<u32>,
     /// Maps pinned by name that were already pinned there: shared.
     shared: &'a [String],
+}
+
+/// Which program to load: a shipped one, or one of an object file.
+#[derive(Debug, Clone)]
+pub struct Program {
+    pub source: Source,
+    /// None: the object's only XDP program.
+    pub name: Option<String>,
+    /// The maps a shipped program uses: the only ones created.
+    pub maps: Option<&'static [&'static str]>,
+}
+
+impl Program {
+    /// `obj` with `name`, or the shipped program `name` (default xdp_pass).
+    pub fn find(obj: Option<&Path>, name: Option<&str>) -> Result<Program> {
+        Ok(match obj {
+            Some(path) => Program {
+                source: Source::File(path.to_path_buf()),
+                name: name.map(str::to_string),
+                maps: None,
+            },
+            None => {
+                let prog = catalog::find(name.unwrap_or(catalog::DEFAULT))?;
+                Program {
+                    source: Source::Shipped(prog.object),
+                    name: Some(prog.name.to_string()),
+                    maps: Some(prog.maps),
+                }
+            }
+        })
+    }
+}
+
+/// One load, its inputs checked: what `load` and `apply` ask of [`step`].
+pub struct Request<'a> {
+    pub dev: &'a Iface,
+    pub program: &'a Program,
+    /// None: the kernel picks.
+    pub mode: Option<Mode>,
+    /// Replace whatever is attached.
+    pub force: bool,
+    pub force_dispatcher: bool,
+    pub reuse_maps: bool,
+    /// --pin-dir, if given (see `pin_dir`).
+    pub pin_dir: Option<&'a Path>,
+    /// Replace only this program (the one a plan saw there): refuse if the
+    /// interface runs anything else by the time it is locked.
+    pub replacing: Option<u32>,
+}
+
+/// What a load did.
+#[derive(Debug, Clone)]
+pub struct Done {
+    pub prog_id: u32,
+    /// Where its maps are pinned.
+    pub pin_dir: PathBuf,
+    pub prog_name: String,
+    pub mode: Mode,
+    pub object: String,
+    pub maps: Vec<String>,
+    pub replaced: Vec<Attachment>,
+    pub shared: Vec<String>,
+    /// Maps reused because --reuse-maps asked.
+    pub reused: Vec<String>,
 }
 
 pub fn run(args: &Args, out: Output) -> Result<()> {
@@ -122,28 +186,101 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     // Everything the user typed is checked before anything is loaded.
     let dev = iface::resolve(&args.dev)?;
     offload::check(&dev, args.mode())?;
-    let (source, wanted, maps) = match &args.obj {
-        // Without --progname, the object's only XDP program.
-        Some(path) => (Source::File(path.clone()), args.progname.clone(), None),
-        None => {
-            let prog = catalog::find(args.progname.as_deref().unwrap_or(catalog::DEFAULT))?;
-            (Source::Shipped(prog.object), Some(prog.name.to_string()), Some(prog.maps))
-        }
-    };
+    let program = Program::find(args.obj.as_deref(), args.progname.as_deref())?;
     bpffs::ensure_mounted()?;
-    let _lock = Lock::interface(&dev)?;
-    let pin_dir = pin_dir(&dev, args)?;
+    let done = step(
+        &Request {
+            dev: &dev,
+            program: &program,
+            mode: args.mode(),
+            force: args.force,
+            force_dispatcher: args.force_dispatcher,
+            reuse_maps: args.reuse_maps,
+            pin_dir: args.pin_dir.as_deref(),
+            replacing: None,
+        },
+        out,
+    )?;
+    let pin_dir = &done.pin_dir;
+    if out.json {
+        return out.json(&Loaded {
+            ifname: &dev.name,
+            ifindex: dev.index,
+            prog_id: done.prog_id,
+            prog_name: &done.prog_name,
+            mode: done.mode,
+            object: &done.object,
+            pin_dir,
+            maps: &done.maps,
+            replaced: done.replaced.iter().map(|a| a.prog_id).collect(),
+            shared: &done.shared,
+        });
+    }
+    out.info(format!(
+        "Loaded {} from {}: program id {} attached to {} (ifindex {}) in {} mode",
+        escape::text(&done.prog_name),
+        escape::text(&done.object),
+        done.prog_id,
+        escape::text(&dev.name),
+        dev.index,
+        done.mode
+    ));
+    for a in &done.replaced {
+        out.info(format!(" - replaced program id {} ({} mode)", a.prog_id, a.mode));
+    }
+    let reuse_note = if done.reused.is_empty() {
+        String::new()
+    } else {
+        format!(" (reused: {})", escape::text(&done.reused.join(", ")))
+    };
+    // A program without maps has nothing pinned to tell of.
+    if !done.maps.is_empty() {
+        out.info(format!(
+            " - pinned maps in {}: {}{reuse_note}",
+            escape::path(pin_dir),
+            escape::text(&done.maps.join(", "))
+        ));
+    }
+    for name in &done.shared {
+        out.info(format!(
+            " - shared {}: the object pins it by name (LIBBPF_PIN_BY_NAME) and {} was already \
+             pinned, so this program uses that map",
+            escape::text(name),
+            escape::path(&pin_dir.join(name))
+        ));
+    }
+    Ok(())
+}
+
+/// Load `req.program` and attach it to `req.dev` under the interface's
+/// lock, transactionally: on any error the interface, its pins and its
+/// record are as they were. Signals are held off from the first change on.
+pub fn step(req: &Request<'_>, out: Output) -> Result<Done> {
+    let dev = req.dev;
+    let _lock = Lock::interface(dev)?;
+    let pin_dir = pin_dir(dev, req.pin_dir, req.reuse_maps)?;
     let _pin_lock = Lock::pin_dir(&pin_dir)?;
     for note in leftovers::prune_dead_namespaces()? {
         out.warn(&note);
     }
-    let state = IfState::read(&dev)?;
+    let state = IfState::read(dev)?;
     let (current, previous) = (&state.attached, state.rec.as_ref());
-    let dispatchers = libxdp::refuse(&dev, current, previous, args.force_dispatcher, "replaces")?;
+    if let Some(id) = req.replacing {
+        if current.iter().any(|a| a.prog_id != id) {
+            let now: Vec<String> = current.iter().map(|a| a.prog_id.to_string()).collect();
+            bail!(
+                "{} changed meanwhile: it runs program id {} now, not {id}; run again",
+                dev.name,
+                now.join(", ")
+            );
+        }
+    }
+    let force = req.force || req.replacing.is_some();
+    let dispatchers = libxdp::refuse(dev, current, previous, req.force_dispatcher, "replaces")?;
     for att in current {
         state.refuse_if_link_held(*att)?;
     }
-    if let (false, Some(att)) = (args.force || args.force_dispatcher, current.first()) {
+    if let (false, Some(att)) = (force || req.force_dispatcher, current.first()) {
         // The unload hint must work: another tool's program needs --force.
         let (whose, force) = if state.is_ours(*att)? {
             ("loaded by xdpctl", "")
@@ -161,22 +298,23 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     }
 
     let mut storage = MaybeUninit::uninit();
-    let mut opened = Opened::open(&source, &mut storage, &pin_dir)?;
+    let source = &req.program.source;
+    let mut opened = Opened::open(source, &mut storage, &pin_dir)?;
     let origin = source.describe();
-    let wanted = match wanted {
-        Some(name) => name,
+    let wanted = match &req.program.name {
+        Some(name) => name.clone(),
         None => object::sole_xdp(opened.object_mut(), &origin)?,
     };
     let prog_name = object::select(opened.object_mut(), &wanted, &origin)?;
-    if let Some(maps) = maps {
+    if let Some(maps) = req.program.maps {
         object::keep_maps(opened.object_mut(), maps)?;
     }
     // Programs whose maps may be pinned here: the one this load replaces.
     let mut owners: Vec<u32> = current.iter().map(|a| a.prog_id).collect();
     owners.extend(previous.map(|p| p.prog_id));
-    check_pins_are_ours(&dev, &pin_dir, opened.object_mut(), previous, &owners, args.reuse_maps)?;
-    let reused = pins::reuse(opened.object_mut(), &pin_dir, args.reuse_maps)?;
-    offload::bind(opened.object_mut(), &dev, args.mode());
+    check_pins_are_ours(dev, &pin_dir, opened.object_mut(), previous, &owners, req.reuse_maps)?;
+    let reused = pins::reuse(opened.object_mut(), &pin_dir, req.reuse_maps)?;
+    offload::bind(opened.object_mut(), dev, req.mode);
     let mut loaded =
         logging::load(&format!("program {prog_name} from {origin}"), || opened.load())?;
 
@@ -187,7 +325,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
             .find(|p| p.name() == prog_name.as_str())
             .ok_or_else(|| anyhow!("program {prog_name} vanished from {origin} after load"))?;
         let fd = prog.as_fd().try_clone_to_owned().context("duplicating the program fd")?;
-        let id = Program::id_from_fd(prog.as_fd()).context("reading the program id")?;
+        let id = libbpf_rs::Program::id_from_fd(prog.as_fd()).context("reading the program id")?;
         (fd, id, object::maps_used_by(prog.as_fd())?)
     };
 
@@ -197,7 +335,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     // so that even a SIGKILL leaves a program `status` can tell is xdpctl's.
     stop::defer_signals()?;
     let staged = pins::stage(loaded.object_mut(), &pin_dir, &reused, &used_maps)?;
-    let swap = Swap::attach(&dev, prog_fd, prog_id, args.mode(), current)
+    let swap = Swap::attach(dev, prog_fd, prog_id, req.mode, current)
         .with_context(|| Exit::attach(format!("loading {prog_name} on {}", dev.name)))?;
     let mode = match swap.mode() {
         // A fixed mode is where the kernel put it; only `auto` needs asking.
@@ -219,7 +357,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
         reused.by_name.iter().filter(|n| staged.names().contains(n)).cloned().collect();
     let ours: Vec<String> =
         staged.names().iter().filter(|n| !shared.contains(n) || made_here(n)).cloned().collect();
-    let (maps, stale) = carry_over(previous, &ours, &pin_dir, args.reuse_maps);
+    let (maps, stale) = carry_over(previous, &ours, &pin_dir, req.reuse_maps);
     let rec = Record {
         ifname: dev.name.clone(),
         prog_id,
@@ -227,13 +365,14 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
         pin_dir: pin_dir.clone(),
         pins: maps.clone(),
         netns_inode: record::netns_inode()?,
+        object: Some(origin.clone()),
     };
-    record::write(&dev, &rec)?;
+    record::write(dev, &rec)?;
     if let Err(e) = staged.commit() {
         // The swap guard puts the old program back; its record goes back too.
         let restored = match previous {
-            Some(prev) => record::write(&dev, prev),
-            None => record::remove(&dev),
+            Some(prev) => record::write(dev, prev),
+            None => record::remove(dev),
         };
         if let Err(re) = restored {
             let msg = format!("could not restore the record of {}: {re:#}", dev.name);
@@ -243,7 +382,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     }
     let replaced: Vec<Attachment> = swap.replaced().copied().collect();
     swap.commit();
-    libxdp::report_left(&dispatchers, &dev, out);
+    libxdp::report_left(&dispatchers, dev, out);
     // The replaced programs may still use those maps for a moment; nobody else may.
     let mut owners: Vec<u32> = replaced.iter().map(|a| a.prog_id).collect();
     owners.extend(previous.map(|p| p.prog_id));
@@ -256,62 +395,25 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
             out.warn(&format!("warning: pins staged by a killed load stay: {e:#}"));
         }
     }
-
-    if out.json {
-        return out.json(&Loaded {
-            ifname: &dev.name,
-            ifindex: dev.index,
-            prog_id,
-            prog_name: &prog_name,
-            mode,
-            object: origin,
-            pin_dir: &pin_dir,
-            maps: &maps,
-            replaced: replaced.iter().map(|a| a.prog_id).collect(),
-            shared: &shared,
-        });
-    }
-    out.info(format!(
-        "Loaded {} from {}: program id {prog_id} attached to {} (ifindex {}) in {mode} mode",
-        escape::text(&prog_name),
-        escape::text(&origin),
-        escape::text(&dev.name),
-        dev.index
-    ));
-    for a in &replaced {
-        out.info(format!(" - replaced program id {} ({} mode)", a.prog_id, a.mode));
-    }
-    let reuse_note = if reused.asked.is_empty() {
-        String::new()
-    } else {
-        format!(" (reused: {})", escape::text(&reused.asked.join(", ")))
-    };
-    // A program without maps has nothing pinned to tell of.
-    if !maps.is_empty() {
-        out.info(format!(
-            " - pinned maps in {}: {}{reuse_note}",
-            escape::path(&pin_dir),
-            escape::text(&maps.join(", "))
-        ));
-    }
-    for name in &shared {
-        out.info(format!(
-            " - shared {}: the object pins it by name (LIBBPF_PIN_BY_NAME) and {} was already \
-             pinned, so this program uses that map",
-            escape::text(name),
-            escape::path(&pin_dir.join(name))
-        ));
-    }
-    Ok(())
+    Ok(Done {
+        prog_id,
+        pin_dir,
+        prog_name,
+        mode,
+        object: origin,
+        maps,
+        replaced,
+        shared,
+        reused: reused.asked,
+    })
 }
 
 /// Where this load pins: --pin-dir; else, reusing maps, where the
 /// interface's record has them (a load with --pin-dir put them elsewhere,
 /// and the default directory would start the counters over); else the
 /// default directory.
-fn pin_dir(dev: &Iface, args: &Args) -> Result<PathBuf> {
-    let given = args.pin_dir.as_deref();
-    if given.is_some() || !args.reuse_maps {
+fn pin_dir(dev: &Iface, given: Option<&Path>, reuse_maps: bool) -> Result<PathBuf> {
+    if given.is_some() || !reuse_maps {
         return ifstate::load_pin_dir(dev, given);
     }
     let recorded = IfState::read(dev)?.rec.map(|r| r.pin_dir);
@@ -376,7 +478,7 @@ fn check_pins_are_ours(
         if rec.pin_dir != dir || clash.is_empty() {
             continue;
         }
-        let live = match Program::fd_from_id(rec.prog_id) {
+        let live = match libbpf_rs::Program::fd_from_id(rec.prog_id) {
             Ok(_) => true,
             Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => false,
             Err(e) => {
@@ -421,6 +523,7 @@ mod tests {
             pin_dir: dir.into(),
             pins: pins.iter().map(|p| p.to_string()).collect(),
             netns_inode: 0,
+            object: None,
         }
     }
 

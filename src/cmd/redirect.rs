@@ -70,56 +70,9 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
         iface::resolve(&args.redirect_dev).map_err(|e| advice::iface(e, "--redirect-dev"))?;
     bpffs::ensure_mounted()?;
     let dir = IfState::read(&dev)?.pin_dir(args.pin_dir.as_deref())?;
-    let program = if dir.join("tx_port").exists() {
-        Program::XdpRedirectMap
-    } else if dir.join("redirect_target").exists() {
-        Program::XdpRedirect
-    } else {
-        bail!(
-            "no redirect maps (tx_port, redirect_target) pinned in {} for {}; load a redirect \
-             program first: xdpctl load --dev {1} --progname xdp_redirect_map",
-            dir.display(),
-            dev.name
-        );
-    };
-
-    // Every MAC is settled before any map is written.
-    let target_peer = veth_peer(&target)?;
-    let dest_mac = match given_dest {
-        Some(mac) => mac,
-        None => peer_mac(&target, target_peer.as_ref(), "--dest-mac")?,
-    };
-    let src_mac = match (program, given_src) {
-        (Program::XdpRedirect, _) => None,
-        (Program::XdpRedirectMap, Some(mac)) => Some(mac),
-        (Program::XdpRedirectMap, None) => {
-            let peer = veth_peer(&dev)?;
-            Some(peer_mac(&dev, peer.as_ref(), "--src-mac")?)
-        }
-    };
-
-    match program {
-        Program::XdpRedirectMap => {
-            let tx_port = open(&dir, "tx_port", MapType::Devmap, 4, 4)?;
-            let params = open(&dir, "redirect_params", MapType::Hash, 6, 6)?;
-            let src = src_mac.context("source MAC")?;
-            tx_port
-                .update(&0u32.to_ne_bytes(), &target.index.to_ne_bytes(), MapFlags::ANY)
-                .with_context(|| format!("writing {} into tx_port", target.name))?;
-            params.update(&src.0, &dest_mac.0, MapFlags::ANY).context("writing redirect_params")?;
-        }
-        Program::XdpRedirect => {
-            let size = std::mem::size_of::<RedirectTarget>() as u32;
-            let map = open(&dir, "redirect_target", MapType::Array, 4, size)?;
-            let value = RedirectTarget {
-                ifindex: target.index,
-                dest_mac: dest_mac.0,
-                ..Default::default()
-            };
-            map.update(&0u32.to_ne_bytes(), maps::encode(&value), MapFlags::ANY)
-                .context("writing redirect_target")?;
-        }
-    }
+    let set = Setting::settle(&dev, &target, given_src, given_dest, &dir)?;
+    set.write()?;
+    let Setting { program, src_mac, dest_mac, target_peer, .. } = set;
     if out.json {
         out.json(&Written {
             ifname: &dev.name,
@@ -146,7 +99,122 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     Ok(())
 }
 
-fn parse_mac(flag: &str, text: Option<&str>) -> Result<Option<Mac>> {
+/// A pinned map, a key and value to hold, and the map's name for messages.
+type MapEntry = (MapHandle, Vec<u8>, Vec<u8>, &'static str);
+
+/// Where a loaded redirect program is to send packets, settled (every MAC
+/// known) but not yet written: `redirect` writes it, `apply` first asks
+/// whether the maps hold it already.
+pub struct Setting {
+    dir: PathBuf,
+    program: Program,
+    target: Iface,
+    target_peer: Option<netlink::Link>,
+    /// None: every packet (xdp_redirect).
+    src_mac: Option<Mac>,
+    dest_mac: Mac,
+}
+
+impl Setting {
+    /// The setting for `dev`'s redirect program, whose maps are in `dir`,
+    /// to send to `target`; MACs not given are the veth peers'.
+    pub fn settle(
+        dev: &Iface,
+        target: &Iface,
+        given_src: Option<Mac>,
+        given_dest: Option<Mac>,
+        dir: &Path,
+    ) -> Result<Setting> {
+        let program = if dir.join("tx_port").exists() {
+            Program::XdpRedirectMap
+        } else if dir.join("redirect_target").exists() {
+            Program::XdpRedirect
+        } else {
+            bail!(
+                "no redirect maps (tx_port, redirect_target) pinned in {} for {}; load a \
+                 redirect program first: xdpctl load --dev {1} --progname xdp_redirect_map",
+                dir.display(),
+                dev.name
+            );
+        };
+        // Every MAC is settled before any map is written.
+        let target_peer = veth_peer(target)?;
+        let dest_mac = match given_dest {
+            Some(mac) => mac,
+            None => peer_mac(target, target_peer.as_ref(), "--dest-mac")?,
+        };
+        let src_mac = match (program, given_src) {
+            (Program::XdpRedirect, _) => None,
+            (Program::XdpRedirectMap, Some(mac)) => Some(mac),
+            (Program::XdpRedirectMap, None) => {
+                let peer = veth_peer(dev)?;
+                Some(peer_mac(dev, peer.as_ref(), "--src-mac")?)
+            }
+        };
+        let (dir, target) = (dir.to_path_buf(), target.clone());
+        Ok(Setting { dir, program, target, target_peer, src_mac, dest_mac })
+    }
+
+    /// The maps' keys and values that make this setting.
+    fn entries(&self) -> Result<Vec<MapEntry>> {
+        let dir = &self.dir;
+        Ok(match self.program {
+            Program::XdpRedirectMap => {
+                let src = self.src_mac.context("source MAC")?;
+                vec![
+                    (
+                        open(dir, "tx_port", MapType::Devmap, 4, 4)?,
+                        0u32.to_ne_bytes().to_vec(),
+                        self.target.index.to_ne_bytes().to_vec(),
+                        "tx_port",
+                    ),
+                    (
+                        open(dir, "redirect_params", MapType::Hash, 6, 6)?,
+                        src.0.to_vec(),
+                        self.dest_mac.0.to_vec(),
+                        "redirect_params",
+                    ),
+                ]
+            }
+            Program::XdpRedirect => {
+                let size = std::mem::size_of::<RedirectTarget>() as u32;
+                let value = RedirectTarget {
+                    ifindex: self.target.index,
+                    dest_mac: self.dest_mac.0,
+                    ..Default::default()
+                };
+                vec![(
+                    open(dir, "redirect_target", MapType::Array, 4, size)?,
+                    0u32.to_ne_bytes().to_vec(),
+                    maps::encode(&value).to_vec(),
+                    "redirect_target",
+                )]
+            }
+        })
+    }
+
+    /// Whether the maps hold this setting already.
+    pub fn is_set(&self) -> Result<bool> {
+        for (map, key, value, name) in self.entries()? {
+            let have =
+                map.lookup(&key, MapFlags::ANY).with_context(|| format!("reading {name}"))?;
+            if have.as_deref() != Some(value.as_slice()) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    pub fn write(&self) -> Result<()> {
+        for (map, key, value, name) in self.entries()? {
+            map.update(&key, &value, MapFlags::ANY)
+                .with_context(|| format!("writing {} into {name}", self.target.name))?;
+        }
+        Ok(())
+    }
+}
+
+pub fn parse_mac(flag: &str, text: Option<&str>) -> Result<Option<Mac>> {
     text.map(|t| t.parse::<Mac>().with_context(|| flag.to_string())).transpose()
 }
 

@@ -5,7 +5,7 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 
 use crate::escape;
-use crate::net::iface;
+use crate::net::iface::{self, Iface};
 use crate::output::Output;
 use crate::stop;
 use crate::xdp::attach::{self, Mode};
@@ -33,11 +33,11 @@ pub struct Args {
     pub force_dispatcher: bool,
 }
 
-#[derive(Serialize)]
-struct Detached {
-    prog_id: u32,
-    prog_name: String,
-    mode: Mode,
+#[derive(Debug, Clone, Serialize)]
+pub struct Detached {
+    pub prog_id: u32,
+    pub prog_name: String,
+    pub mode: Mode,
 }
 
 #[derive(Serialize)]
@@ -67,13 +67,53 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
             }
         }
     };
-    let _lock = Lock::interface(&dev)?;
+    let Unloaded { detached, removed_pins } =
+        step(&dev, args.id, args.force, args.force_dispatcher, out)?;
+    if out.json {
+        return out.json(&Report { ifname: &dev.name, detached, removed_pins });
+    }
+    if detached.is_empty() {
+        out.info(format!("No XDP program attached to {}", escape::text(&dev.name)));
+    }
+    for d in &detached {
+        out.info(format!(
+            "Detached {} (id {}, {} mode) from {}",
+            escape::text(&d.prog_name),
+            d.prog_id,
+            d.mode,
+            escape::text(&dev.name)
+        ));
+    }
+    if !removed_pins.is_empty() {
+        out.info(format!(" - removed pins: {}", escape::text(&removed_pins.join(", "))));
+    }
+    Ok(())
+}
+
+/// What an unload did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Unloaded {
+    pub detached: Vec<Detached>,
+    pub removed_pins: Vec<String>,
+}
+
+/// Detach `dev`'s programs (only `id` if given) and remove the pins and the
+/// record xdpctl made for them, under the interface's lock; another tool's
+/// program only with `force`. Signals are held off from the first change on.
+pub fn step(
+    dev: &Iface,
+    id: Option<u32>,
+    force: bool,
+    force_dispatcher: bool,
+    out: Output,
+) -> Result<Unloaded> {
+    let _lock = Lock::interface(dev)?;
     for note in leftovers::prune_dead_namespaces()? {
         out.warn(&note);
     }
-    let state = IfState::read(&dev)?;
-    let targets = state.targets(args.id);
-    if let (Some(id), true, false) = (args.id, targets.is_empty(), state.attached.is_empty()) {
+    let state = IfState::read(dev)?;
+    let targets = state.targets(id);
+    if let (Some(id), true, false) = (id, targets.is_empty(), state.attached.is_empty()) {
         let have: Vec<String> = state
             .attached
             .iter()
@@ -84,10 +124,10 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
 
     let _pin_lock = state.rec.as_ref().map(|r| Lock::pin_dir(&r.pin_dir)).transpose()?;
     let dispatchers =
-        libxdp::refuse(&dev, &targets, state.rec.as_ref(), args.force_dispatcher, "detaches")?;
+        libxdp::refuse(dev, &targets, state.rec.as_ref(), force_dispatcher, "detaches")?;
     for att in &targets {
         state.refuse_if_link_held(*att)?;
-        if !args.force && !args.force_dispatcher && !state.is_ours(*att)? {
+        if !force && !force_dispatcher && !state.is_ours(*att)? {
             bail!(
                 "{}: {} (id {}, {} mode) was not loaded by xdpctl; use --force to detach \
                  another tool's program",
@@ -103,7 +143,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     let mut detached = Vec::new();
     for att in &targets {
         let name = state.name_of(att.prog_id);
-        attach::detach(&dev, *att)?;
+        attach::detach(dev, *att)?;
         detached.push(Detached { prog_id: att.prog_id, prog_name: name, mode: att.mode });
     }
     let left = attach::query(dev.index)?;
@@ -116,7 +156,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
         );
     }
 
-    libxdp::report_left(&dispatchers, &dev, out);
+    libxdp::report_left(&dispatchers, dev, out);
 
     // Our pins go once the program they served is gone, or when nothing is
     // left; the programs just detached may still hold their maps a moment.
@@ -128,13 +168,13 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
             // The record goes even if a pin will not: a record that can never
             // be cleared would fail every later unload.
             let removed = pins::remove(&rec.pin_dir, &rec.pins, &owners);
-            record::remove(&dev)?;
+            record::remove(dev)?;
             removed_pins = removed?;
         }
         Some(_) => {}
         // A load killed before its record was complete may have left a
         // half-written one.
-        None => record::remove_half_written(&dev)?,
+        None => record::remove_half_written(dev)?,
     }
 
     // A killed load's staged pins go once no program here uses them.
@@ -158,25 +198,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     let left: Vec<_> = leftovers::deleted(&dev.name)?;
     removed_pins.extend(clear(&left, out)?);
 
-    if out.json {
-        return out.json(&Report { ifname: &dev.name, detached, removed_pins });
-    }
-    if detached.is_empty() {
-        out.info(format!("No XDP program attached to {}", escape::text(&dev.name)));
-    }
-    for d in &detached {
-        out.info(format!(
-            "Detached {} (id {}, {} mode) from {}",
-            escape::text(&d.prog_name),
-            d.prog_id,
-            d.mode,
-            escape::text(&dev.name)
-        ));
-    }
-    if !removed_pins.is_empty() {
-        out.info(format!(" - removed pins: {}", escape::text(&removed_pins.join(", "))));
-    }
-    Ok(())
+    Ok(Unloaded { detached, removed_pins })
 }
 
 /// Clear `left`, saying so; the pins removed.

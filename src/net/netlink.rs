@@ -3,14 +3,17 @@
 //! RTM_GETLINK as a dump of every interface of this namespace (with what XDP
 //! runs there: one dump answers for all, where asking libbpf per interface
 //! dumps the namespace each time), and RTM_NEWLINK for a veth pair. That is
-//! all xdpctl asks of netlink, so it is spelled out here rather than pulling
+//! all xdpctl asks of netlink (besides hearing of link changes, for
+//! `apply --watch`), so it is spelled out here rather than pulling
 //! in a netlink stack.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use anyhow::{bail, Context, Result};
+use nix::errno::Errno;
 use nix::sys::socket::{
-    recv, sendto, socket, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType,
+    bind, recv, sendto, socket, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol,
+    SockType,
 };
 
 use crate::net::mac::Mac;
@@ -130,6 +133,63 @@ pub fn dump_links() -> Result<Vec<Link>> {
             // Messages are aligned to 4 bytes.
             rest = rest.get((msg_len + 3) & !3..).unwrap_or_default();
         }
+    }
+}
+
+/// RTMGRP_LINK: the multicast group of link changes (RTNLGRP_LINK).
+const RTMGRP_LINK: u32 = 1;
+
+/// A socket the kernel tells of every interface that appears or changes
+/// in this namespace (RTNLGRP_LINK): `apply --watch` sleeps on it instead
+/// of polling the interface list.
+pub struct LinkEvents(OwnedFd);
+
+impl LinkEvents {
+    pub fn subscribe() -> Result<LinkEvents> {
+        let sock = socket(
+            AddressFamily::Netlink,
+            SockType::Raw,
+            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+            SockProtocol::NetlinkRoute,
+        )
+        .context("opening a netlink socket")?;
+        bind(sock.as_raw_fd(), &NetlinkAddr::new(0, RTMGRP_LINK))
+            .context("subscribing to link changes (RTNLGRP_LINK)")?;
+        Ok(LinkEvents(sock))
+    }
+
+    /// Read every message waiting; whether one told of a new or changed
+    /// interface (RTM_NEWLINK), or some were lost (the socket overran):
+    /// either way the interfaces are to be read again.
+    pub fn drain(&self) -> Result<bool> {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut news = false;
+        loop {
+            let len = match recv(self.0.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
+                Ok(len) => len,
+                Err(Errno::EAGAIN) => return Ok(news),
+                Err(Errno::EINTR) => continue,
+                Err(Errno::ENOBUFS) => {
+                    news = true;
+                    continue;
+                }
+                Err(e) => return Err(e).context("reading link changes from netlink"),
+            };
+            let mut rest = buf.get(..len).unwrap_or_default();
+            while let Some(msg_len) = u32_at(rest, 0).map(|l| l as usize) {
+                if msg_len < NLMSG_HDRLEN || msg_len > rest.len() {
+                    break;
+                }
+                news |= u16_at(rest, 4) == Some(RTM_NEWLINK);
+                rest = rest.get((msg_len + 3) & !3..).unwrap_or_default();
+            }
+        }
+    }
+}
+
+impl AsFd for LinkEvents {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
     }
 }
 

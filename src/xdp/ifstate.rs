@@ -244,6 +244,7 @@ mod tests {
             pin_dir: dir.into(),
             pins: vec!["xdp_stats_map".into()],
             netns_inode: 0,
+            object: None,
         }
     }
 

@@ -330,6 +330,7 @@ mod tests {
             pin_dir: "/sys/fs/bpf/eth0".into(),
             pins: vec![],
             netns_inode: 0,
+            object: None,
         }
     }
 

@@ -254,6 +254,49 @@ fn read_sized(mut file: File, size: u64) -> std::io::Result<Vec<u8>> {
     Ok(text)
 }
 
+/// The contents of `path`, a file root acts on though xdpctl did not write
+/// it (apply's config): it must be a regular file of this user that no one
+/// else may write, in a directory no one else may write (or replace it in),
+/// and at most `max` bytes. A symlink is followed (config management links
+/// files into place): the file reached is what is checked.
+pub fn read_trusted(path: &Path, max: u64) -> Result<Vec<u8>> {
+    let shown = path.display();
+    let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
+    let fd = openat(AT_FDCWD, path, flags, Mode::empty())
+        .with_context(|| format!("{shown}: cannot open it"))?;
+    let st = fstat(&fd).with_context(|| format!("stat {shown}"))?;
+    if kind(&st) != SFlag::S_IFREG {
+        bail!("{shown} is not a regular file");
+    }
+    let untrusted = |what: &str, st: &FileStat| {
+        anyhow::anyhow!(
+            "{what} belongs to uid {} with mode {:o}: refusing to act on a file others may \
+             change; make it root's and not group/other-writable (chown root: ; chmod go-w)",
+            st.st_uid,
+            st.st_mode & 0o7777
+        )
+    };
+    if !is_private(&st) {
+        return Err(untrusted(&shown.to_string(), &st));
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let dir = nix::sys::stat::stat(parent).with_context(|| format!("stat {}", parent.display()))?;
+    // A sticky directory (/tmp) lets others add files, never replace ours.
+    let sticky = dir.st_mode & 0o1000 != 0;
+    if dir.st_uid != geteuid().as_raw() || (dir.st_mode & 0o022 != 0 && !sticky) {
+        return Err(untrusted(&format!("its directory {}", parent.display()), &dir));
+    }
+    if st.st_size as u64 > max {
+        bail!("{shown} is {} bytes long; at most {max} are read", st.st_size);
+    }
+    let mut text = Vec::new();
+    File::from(fd).take(max).read_to_end(&mut text).with_context(|| format!("reading {shown}"))?;
+    Ok(text)
+}
+
 pub fn tmp_name(name: &str) -> String {
     format!("{name}.tmp")
 }

@@ -35,6 +35,11 @@ pub struct Record {
     /// for the namespace later (inodes are reused; the key's cookie decides).
     #[serde(default)]
     pub netns_inode: u64,
+    /// The object the program came from (a shipped object's name or a
+    /// file's path), so `apply` can tell a program from another object
+    /// of the same name; None in records of an older xdpctl.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
 }
 
 impl Record {
