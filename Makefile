@@ -16,10 +16,11 @@ GEN := $(TARGET)/release/gen
 # clang-format/shellcheck for lint, libxdp1 for libxdp's dispatcher object and
 # xdp-tools for xdp-loader (the tests of how xdpctl meets libxdp; xdp-loader is
 # also a peer of the load benchmark); man-db and groff-base to render the man
-# pages with warnings on; systemd for systemd-analyze verify of the units.
+# pages with warnings on; systemd for systemd-analyze verify of the units;
+# prometheus for promtool and the server that scrapes the exporter in its tests.
 DEPS := clang llvm libelf-dev zlib1g-dev pkg-config gcc make iproute2 iputils-ping procps \
 	tcpdump tshark ethtool jq bpftool libbpf-dev strace clang-format shellcheck \
-	libxdp1 xdp-tools man-db groff-base systemd
+	libxdp1 xdp-tools man-db groff-base systemd prometheus
 # Benchmarks only: libxdp's headers for the C reference of the AF_XDP benchmark.
 BENCH_DEPS := libxdp-dev
 

@@ -9,8 +9,8 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::caps::Cap;
 use crate::cmd::{
-    afxdp, apply, completions, features, load, manpages, redirect, sample, stats, status, trace,
-    trafficgen, unload,
+    afxdp, apply, completions, exporter, features, load, manpages, redirect, sample, stats, status,
+    trace, trafficgen, unload,
 };
 use crate::obj::catalog;
 
@@ -55,6 +55,8 @@ pub enum Command {
     Trafficgen(trafficgen::Args),
     /// What an interface can do with XDP before anything is attached: flags, MTU limits, queues
     Features(features::Args),
+    /// Serve Prometheus metrics of the interfaces' XDP programs, read on each scrape
+    Exporter(exporter::Args),
     /// Make the interfaces match a file of wanted attachments (/etc/xdpctl/xdpctl.toml)
     Apply(apply::Args),
     /// Print a completion script for bash, zsh or fish
@@ -99,6 +101,10 @@ impl Command {
             // rtnetlink, the netdev family and ethtool's reads answer anyone;
             // a veth peer in another namespace then shows by index only.
             Command::Features(_) => ("features", &[]),
+            // Pinned maps and records are root's files; naming attached
+            // programs by id (and telling the initial namespace from
+            // another) takes CAP_SYS_ADMIN.
+            Command::Exporter(_) => ("exporter", &[SysAdmin]),
             // Text from the clap tree.
             Command::Completions(_) => ("completions", &[]),
             Command::Manpages(_) => ("manpages", &[]),

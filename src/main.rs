@@ -8,8 +8,8 @@ use clap::Parser;
 use xdpctl::caps;
 use xdpctl::cli::{Cli, Command};
 use xdpctl::cmd::{
-    advice, afxdp, apply, completions, features, list, load, manpages, redirect, sample, stats,
-    status, trace, trafficgen, unload,
+    advice, afxdp, apply, completions, exporter, features, list, load, manpages, redirect, sample,
+    stats, status, trace, trafficgen, unload,
 };
 use xdpctl::error::exit_code;
 use xdpctl::obj::logging;
@@ -35,6 +35,7 @@ fn main() -> ExitCode {
         Command::Afxdp(args) => afxdp::run(args, out),
         Command::Trafficgen(args) => trafficgen::run(args, out),
         Command::Features(args) => features::run(args, out),
+        Command::Exporter(args) => exporter::run(args, out),
         Command::Apply(args) => apply::run(args, out),
         Command::Completions(args) => completions::run(args, out),
         Command::Manpages(args) => manpages::run(args, out),

@@ -4,6 +4,7 @@ pub mod advice;
 pub mod afxdp;
 pub mod apply;
 pub mod completions;
+pub mod exporter;
 pub mod features;
 pub mod list;
 pub mod load;

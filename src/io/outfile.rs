@@ -1,4 +1,5 @@
-//! Files xdpctl writes where the user says (`sample -w PATH`), safe for root
+//! Files xdpctl writes where the user says (`sample -w PATH`, `exporter
+//! --textfile DIR`), safe for root
 //! in a directory other users can write (/tmp): the last component of PATH is
 //! never followed if it is a symlink; something already there must be a
 //! regular file of this user; the data goes to a new 0600 file under a
@@ -35,14 +36,23 @@ pub struct NewFile {
     tmp: Option<OsString>,
     file: File,
     shown: String,
+    /// The option and PATH, as errors name them: `-w PATH`.
+    said: String,
 }
 
 impl NewFile {
     /// Check what is at `path` and create the temporary file beside it.
     pub fn create(path: &Path) -> Result<NewFile> {
+        Self::create_for(path, "-w")
+    }
+
+    /// The same, for a PATH given with (or made from) option `flag`, which
+    /// errors name.
+    pub fn create_for(path: &Path, flag: &str) -> Result<NewFile> {
         let shown = printable(path.as_os_str());
+        let said = format!("{flag} {shown}");
         let Some(name) = path.file_name() else {
-            bail!("-w {shown}: names no file; name one, such as capture.pcap");
+            bail!("{said}: names no file; name one, such as capture.pcap");
         };
         let parent = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
@@ -51,13 +61,14 @@ impl NewFile {
         let flags = OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC;
         let dir = openat(AT_FDCWD, parent, flags, Mode::empty()).with_context(|| {
             format!(
-                "-w {shown}: cannot open its directory {}; pick a writable path",
+                "{said}: cannot open its directory {}; pick a writable path",
                 printable(parent.as_os_str())
             )
         })?;
-        check(&dir, name, &shown)?;
-        let (tmp, fd) = create_tmp(&dir, name, &shown)?;
-        Ok(NewFile { dir, name: name.to_os_string(), tmp: Some(tmp), file: File::from(fd), shown })
+        check(&dir, name, &said)?;
+        let (tmp, fd) = create_tmp(&dir, name, &said)?;
+        let file = File::from(fd);
+        Ok(NewFile { dir, name: name.to_os_string(), tmp: Some(tmp), file, shown, said })
     }
 
     /// The file, open for writing.
@@ -73,20 +84,20 @@ impl NewFile {
     /// Rename the file over PATH, after checking again what is there.
     pub fn put_in_place(&mut self) -> Result<()> {
         let Some(tmp) = self.tmp.as_deref() else { return Ok(()) };
-        check(&self.dir, &self.name, &self.shown)?;
+        check(&self.dir, &self.name, &self.said)?;
         // rename(2) replaces a symlink planted meanwhile; it never follows it.
         renameat(&self.dir, tmp, &self.dir, self.name.as_os_str())
-            .with_context(|| format!("-w {}: putting the capture in place", self.shown))?;
+            .with_context(|| format!("{}: putting the file in place", self.said))?;
         self.tmp = None;
         // In a directory others may write without the sticky bit, the
         // temporary file could have been swapped: PATH must now be ours.
-        let ours = fstat(&self.file).context("stat of the capture file")?;
+        let ours = fstat(&self.file).context("stat of the new file")?;
         let there = fstatat(&self.dir, self.name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW);
         if !there.is_ok_and(|st| same(&st, &ours)) {
             bail!(
-                "-w {}: the file was replaced while xdpctl started; \
+                "{}: the file was replaced while xdpctl started; \
                  write into a directory only you can write to",
-                self.shown
+                self.said
             );
         }
         Ok(())
@@ -118,8 +129,7 @@ fn check(dir: &OwnedFd, name: &OsStr, shown: &str) -> Result<()> {
         Ok(st) => st,
         Err(Errno::ENOENT) => return Ok(()),
         Err(e) => {
-            return Err(e)
-                .with_context(|| format!("-w {shown}: cannot look at it; pick another path"))
+            return Err(e).with_context(|| format!("{shown}: cannot look at it; pick another path"))
         }
     };
     let me = geteuid().as_raw();
@@ -130,18 +140,18 @@ fn check(dir: &OwnedFd, name: &OsStr, shown: &str) -> Result<()> {
         SFlag::S_IFLNK => {
             let to = readlinkat(dir, name).map_or_else(|_| "?".into(), |t| printable(&t));
             bail!(
-                "-w {shown}: it is a symlink (to {to}) owned by {owner}; xdpctl never writes \
+                "{shown}: it is a symlink (to {to}) owned by {owner}; xdpctl never writes \
                  through a symlink: remove it or pick another path"
             )
         }
         SFlag::S_IFREG => bail!(
-            "-w {shown}: it is a file owned by {owner}, not by {}, who runs xdpctl; \
+            "{shown}: it is a file owned by {owner}, not by {}, who runs xdpctl; \
              xdpctl replaces only its own user's files: remove it or pick another path",
             self::owner(me)
         ),
         other => bail!(
-            "-w {shown}: it is {} owned by {owner}; xdpctl writes captures to regular \
-             files only: pick another path",
+            "{shown}: it is {} owned by {owner}; xdpctl writes regular files \
+             only: pick another path",
             what(other)
         ),
     }
@@ -172,8 +182,7 @@ fn create_tmp(dir: &OwnedFd, name: &OsStr, shown: &str) -> Result<(OsString, Own
     let flags =
         OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     let private = Mode::S_IRUSR | Mode::S_IWUSR;
-    let cannot =
-        || format!("-w {shown}: cannot create a file in its directory; pick a writable path");
+    let cannot = || format!("{shown}: cannot create a file in its directory; pick a writable path");
     for attempt in 0..TRIES {
         let tmp = tmp_name(name, attempt);
         let fd = match openat(dir, tmp.as_os_str(), flags, private) {
@@ -184,11 +193,11 @@ fn create_tmp(dir: &OwnedFd, name: &OsStr, shown: &str) -> Result<(OsString, Own
         // The umask may have taken bits away; it never adds any.
         if let Err(e) = fchmod(&fd, private) {
             let _ = unlinkat(dir, tmp.as_os_str(), UnlinkatFlags::NoRemoveDir);
-            return Err(e).with_context(|| format!("-w {shown}: making the capture private"));
+            return Err(e).with_context(|| format!("{shown}: making the file private"));
         }
         return Ok((tmp, fd));
     }
-    bail!("-w {shown}: {TRIES} temporary names in its directory were taken; pick another directory")
+    bail!("{shown}: {TRIES} temporary names in its directory were taken; pick another directory")
 }
 
 fn tmp_name(name: &OsStr, attempt: u32) -> OsString {

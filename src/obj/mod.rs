@@ -6,6 +6,7 @@ pub mod listing;
 pub mod logging;
 pub mod maps;
 pub mod object;
+pub mod proginfo;
 pub mod skel;
 pub mod statsmap;
 pub mod tracefs;

@@ -55,6 +55,10 @@ fn each_command_works_with_exactly_the_capabilities_it_names() {
     let _s = serial();
     let (lab, other) = (Lab::new(), Lab::new());
     let dev = lab.outer.as_str();
+    let textdir = common::TempDir::new();
+    let textfile = textdir.0.to_str().unwrap();
+    std::fs::set_permissions(&textdir.0, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .unwrap();
     // trafficgen sends to the lab's inner end, which must take the frames.
     lab.exec(&["ethtool", "-K", "veth0", "gro", "on"]);
     let load = |args: &[&str]| xdpctl_ok(&[&["-q", "load", "--dev", dev][..], args].concat());
@@ -81,6 +85,7 @@ fn each_command_works_with_exactly_the_capabilities_it_names() {
         (vec!["trace", "netdev", "-c", "1", "-i", "0.05"], &nothing, None),
         (vec!["status"], &xdpctl_prog, None),
         (vec!["features", "--dev", dev], &xdpctl_prog, None),
+        (vec!["exporter", "--textfile", textfile], &xdpctl_prog, None),
     ];
     for (args, setup, run_for) in cases {
         let cli = xdpctl::cli::Cli::try_parse_from([&["xdpctl"][..], &args].concat()).unwrap();
