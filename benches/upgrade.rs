@@ -12,7 +12,7 @@ mod common;
 
 use anyhow::Result;
 use common::lab::Lab;
-use common::swaps::{self, Plan, Tally};
+use common::swaps::{self, Plan, Tally, Via};
 use common::{median, Goal, Row};
 
 const SWAPS: usize = 50;
@@ -32,7 +32,8 @@ fn main() -> Result<()> {
     for _ in 0..ROUNDS {
         for ((_, modes), tallies) in CASES.iter().zip(runs.iter_mut()) {
             let lab = Lab::new();
-            let plan = Plan { swaps: SWAPS, rate: RATE, modes: *modes, reuse_maps: true };
+            let plan =
+                Plan { swaps: SWAPS, rate: RATE, modes: *modes, reuse_maps: true, via: Via::Load };
             tallies.push(swaps::under_traffic(&lab, &plan)?);
         }
     }

@@ -129,3 +129,22 @@ wait "$watch" || rc=$?
 [ "$rc" -eq 0 ] || fail "watch exit $rc on SIGTERM: $(cat "$TMP/watch")"
 [ "$(prog_on "${NS}w1")" = xdp_pass ] || fail "stopping the watcher detached ${NS}w1"
 echo "ok: xdpctl-watch.service attaches new interfaces, reloads, stops with exit 0"
+
+# xdpctl-exporter.service: the metrics of the interface the oneshot loaded.
+start_unit xdpctl-exporter.service >"$TMP/exporter" 2>&1 &
+pids+=("$!")
+listen=$(exec_line xdpctl-exporter.service | sed -n 's/.*--listen \([^ ]*\).*/\1/p')
+[ -n "$listen" ] || fail "xdpctl-exporter.service: no --listen in ExecStart"
+metrics=
+for _ in $(seq 30); do
+	# shellcheck disable=SC2016 # $1 is the inner bash's
+	metrics=$(nsenter --net="/run/netns/$NS" bash -c \
+		'exec 3<>"/dev/tcp/${1%:*}/${1##*:}" && printf "GET /metrics HTTP/1.0\r\n\r\n" >&3 && cat <&3' \
+		sh "$listen" 2>/dev/null) && break
+	sleep 0.1
+done
+grep -q "^xdpctl_xdp_program_info{dev=\"${NS}a\".*program=\"xdp_drop\"" <<<"$metrics" ||
+	fail "exporter: no info metric for ${NS}a: $(cat "$TMP/exporter") $metrics"
+grep -q "^xdpctl_xdp_packets_total{dev=\"${NS}a\"" <<<"$metrics" ||
+	fail "exporter: no packet counters for ${NS}a"
+echo "ok: xdpctl-exporter.service serves the metrics of the loaded interface"

@@ -10,15 +10,19 @@ mod common;
 
 use std::process::Command;
 
-use common::swaps::{self, Plan, Tally};
+use common::swaps::{self, Plan, Tally, Via};
 use common::{stderr, unique, xdpctl_ok, Lab, RemoveDir, XDPCTL};
 
 const SWAPS: usize = 10;
 const RATE: u64 = 50_000;
 
 fn run(modes: (&str, &str), reuse_maps: bool) -> Tally {
+    run_via(modes, reuse_maps, Via::Load)
+}
+
+fn run_via(modes: (&str, &str), reuse_maps: bool, via: Via) -> Tally {
     let lab = Lab::new();
-    let plan = Plan { swaps: SWAPS, rate: RATE, modes, reuse_maps };
+    let plan = Plan { swaps: SWAPS, rate: RATE, modes, reuse_maps, via };
     swaps::under_traffic(&lab, &plan).unwrap()
 }
 
@@ -41,6 +45,20 @@ fn native_swaps_under_traffic_lose_no_frame() {
 #[ignore = "needs root"]
 fn skb_swaps_under_traffic_lose_no_frame() {
     assert_nothing_lost(&run(("--skb-mode", "--skb-mode"), true));
+}
+
+#[test]
+#[ignore = "needs root"]
+fn swaps_through_apply_with_a_changed_file_lose_no_frame() {
+    assert_nothing_lost(&run_via(("--skb-mode", "--skb-mode"), true, Via::Apply));
+}
+
+#[test]
+#[ignore = "needs root"]
+fn through_apply_without_reuse_maps_the_check_sees_the_restart() {
+    let t = run_via(("--skb-mode", "--skb-mode"), false, Via::Apply);
+    assert_ne!(t.map_ids.0, t.map_ids.1, "a new stats map: {t:?}");
+    assert!(t.counted() < t.received, "{t:?}");
 }
 
 #[test]

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-use super::lab::{sh, Lab, XDPCTL};
+use super::lab::{sh, Lab, TempDir, XDPCTL};
 
 /// What to swap, how often, under how much traffic.
 pub struct Plan<'a> {
@@ -26,6 +26,15 @@ pub struct Plan<'a> {
     pub modes: (&'a str, &'a str),
     /// `--reuse-maps` on every swap; without, each swap's counters start at 0.
     pub reuse_maps: bool,
+    /// How each swap is made.
+    pub via: Via,
+}
+
+/// `xdpctl load --force`, or `xdpctl apply` of a file naming the other program.
+#[derive(Clone, Copy, Debug)]
+pub enum Via {
+    Load,
+    Apply,
 }
 
 /// One run: frames in, frames counted.
@@ -63,6 +72,7 @@ pub fn under_traffic(lab: &Lab, plan: &Plan) -> Result<Tally> {
     // attached (it would drop them at the sender otherwise), so a moment
     // without one shows as frames received but not counted.
     sh("ethtool", &["-K", dev, "gro", "on"])?;
+    let config = TempDir::new();
     load(dev, "xdp_pass", plan.modes.0, false)?;
     let (rx0, before) = (rx_packets(dev)?, stats(dev)?);
     let mut traffic = Traffic::start(lab, plan.rate)?;
@@ -71,7 +81,10 @@ pub fn under_traffic(lab: &Lab, plan: &Plan) -> Result<Tally> {
         let (prog, mode) =
             if i % 2 == 1 { ("xdp_drop", plan.modes.1) } else { ("xdp_pass", plan.modes.0) };
         let start = Instant::now();
-        load(dev, prog, mode, plan.reuse_maps)?;
+        match plan.via {
+            Via::Load => load(dev, prog, mode, plan.reuse_maps)?,
+            Via::Apply => apply(&config, dev, prog, mode, plan.reuse_maps)?,
+        }
         swap_secs.push(start.elapsed().as_secs_f64());
     }
     let report = traffic.stop()?;
@@ -111,6 +124,18 @@ fn load(dev: &str, prog: &str, mode: &str, reuse_maps: bool) -> Result<()> {
         args.push("--reuse-maps");
     }
     sh(XDPCTL, &args).map(drop)
+}
+
+/// `xdpctl apply` of a file that wants `prog` on `dev`, written in `dir`.
+fn apply(dir: &TempDir, dev: &str, prog: &str, mode: &str, reuse_maps: bool) -> Result<()> {
+    let mode = mode.trim_start_matches("--").trim_end_matches("-mode");
+    let file = dir.0.join("xdpctl.toml");
+    let text = format!(
+        "[[attach]]\ndev = \"{dev}\"\nprogram = \"{prog}\"\nmode = \"{mode}\"\nreuse_maps = {reuse_maps}\n"
+    );
+    std::fs::write(&file, text).context("writing the apply file")?;
+    let file = file.to_str().context("the apply file's path")?;
+    sh(XDPCTL, &["-q", "apply", "-f", file]).map(drop)
 }
 
 /// One `xdpctl --json stats` sample of `dev`.
