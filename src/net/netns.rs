@@ -53,6 +53,17 @@ pub fn inode() -> Result<u64> {
     Ok(fs::metadata("/proc/self/ns/net").context("reading /proc/self/ns/net")?.ino())
 }
 
+/// The nsfs inode of the initial network namespace (the kernel's
+/// PROC_NET_INIT_INO): fixed, and never given to another namespace, whose
+/// inodes are all allocated above it.
+const INITIAL_INODE: u64 = 0xEFFF_FFF9;
+
+/// Whether this thread is in the initial network namespace (the host's).
+/// Asked of our own nsfs file: PID 1's may be closed to us even as root.
+pub fn is_initial() -> Result<bool> {
+    Ok(inode()? == INITIAL_INODE)
+}
+
 /// The cookie of the namespace whose nsfs file is `ns`, asked from a thread
 /// that enters it for that moment (needs CAP_SYS_ADMIN).
 pub fn cookie_of(ns: &File) -> Result<u64> {
