@@ -2,9 +2,14 @@
 //! (error::Fact) that read right in a bench or a test, and here each gets the
 //! flag the user gave and the fix, as the command line spells them.
 
+use anyhow::Result;
+
 use crate::error::phrase;
+use crate::escape;
 use crate::io::xsk::XskProblem;
 use crate::net::iface::IfaceProblem;
+use crate::net::netlink::Link;
+use crate::net::netns;
 use crate::obj::object::ObjProblem;
 use crate::xdp::attach::{AttachFailure, AttachWhy};
 use crate::xdp::bpffs::{PinDirProblem, ROOT};
@@ -34,6 +39,18 @@ pub fn phrase_all(err: anyhow::Error) -> anyhow::Error {
     });
     let err = phrase(err, attach);
     phrase(err, xsk)
+}
+
+/// The command that loads xdp_pass on veth `peer`, run where it lives: in
+/// the namespace this one calls `netnsid` (the veth's IFLA_LINK_NETNSID),
+/// through nsenter (`ip netns exec` would hide the pins, see bpffs).
+pub fn load_on_peer(peer: &Link, netnsid: Option<i32>) -> Result<String> {
+    let load = format!("xdpctl load --dev {}", escape::text(&peer.name));
+    let Some(id) = netnsid else { return Ok(format!("`{load}`")) };
+    Ok(match netns::path_of_nsid(id)? {
+        Some(path) => format!("`nsenter --net={} {load}`", escape::path(&path)),
+        None => format!("`{load}` in its network namespace"),
+    })
 }
 
 /// An interface given with `flag`.

@@ -9,10 +9,11 @@ use anyhow::{anyhow, bail, Context, Result};
 use libbpf_rs::{OpenObject, Program};
 use serde::Serialize;
 
-use crate::cmd::unload;
+use crate::cmd::{advice, unload};
 use crate::error::Exit;
 use crate::escape;
 use crate::net::iface::{self, Iface};
+use crate::net::netlink;
 use crate::obj::catalog;
 use crate::obj::logging;
 use crate::obj::object::{self, Opened, Source};
@@ -119,12 +120,13 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     // Everything the user typed is checked before anything is loaded.
     let dev = iface::resolve(&args.dev)?;
     offload::check(&dev, args.mode())?;
-    let (source, wanted, maps) = match &args.obj {
+    let (source, wanted, maps, transmits) = match &args.obj {
         // Without --progname, the object's only XDP program.
-        Some(path) => (Source::File(path.clone()), args.progname.clone(), None),
+        Some(path) => (Source::File(path.clone()), args.progname.clone(), None, false),
         None => {
             let prog = catalog::find(args.progname.as_deref().unwrap_or(catalog::DEFAULT))?;
-            (Source::Shipped(prog.object), Some(prog.name.to_string()), Some(prog.maps))
+            let name = Some(prog.name.to_string());
+            (Source::Shipped(prog.object), name, Some(prog.maps), prog.transmits())
         }
     };
     bpffs::ensure_mounted()?;
@@ -254,6 +256,9 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
         }
     }
 
+    if transmits {
+        warn_if_peer_drops(&dev, &prog_name, out)?;
+    }
     if out.json {
         return out.json(&Loaded {
             ifname: &dev.name,
@@ -297,6 +302,25 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
              pinned, so this program uses that map",
             escape::text(name),
             escape::path(&pin_dir.join(name))
+        ));
+    }
+    Ok(())
+}
+
+/// A program answering with XDP_TX on a veth whose peer has no XDP program
+/// seems to work but answers no one: the peer drops the frames (GRO on it
+/// does not help XDP_TX, unlike redirects; see tests/packet.rs).
+fn warn_if_peer_drops(dev: &Iface, prog_name: &str, out: Output) -> Result<()> {
+    let link = netlink::get_link(dev.index, None)?;
+    let Some(peer) = netlink::peer_of(&link)? else { return Ok(()) };
+    if !peer.xdp_attached {
+        out.warn(&format!(
+            "warning: {} answers with XDP_TX, but {}'s veth peer {} has no XDP program, so it \
+             drops every answer (ping gets no reply); load one on it: {}",
+            escape::text(prog_name),
+            escape::text(&dev.name),
+            escape::text(&peer.name),
+            advice::load_on_peer(&peer, link.link_netnsid)?
         ));
     }
     Ok(())

@@ -163,6 +163,32 @@ fn cookies_of(files: &[(Vec<u8>, File)]) -> Result<HashMap<u64, Vec<u8>>> {
     Ok(out)
 }
 
+/// Where to reach the namespace this one calls `nsid` (a veth peer's, from
+/// IFLA_LINK_NETNSID): its file under /run/netns, or the initial
+/// namespace's, /proc/1/ns/net; None if neither is it.
+pub fn path_of_nsid(nsid: i32) -> Result<Option<std::path::PathBuf>> {
+    // /proc's is a link to follow; one planted under /run/netns is not.
+    let mut candidates = vec![(Path::new("/proc/1/ns/net").to_path_buf(), 0)];
+    match fs::read_dir(NAMED) {
+        Ok(entries) => candidates.extend(entries.flatten().map(|e| (e.path(), libc::O_NOFOLLOW))),
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("listing {NAMED}")),
+    }
+    for (path, nofollow) in candidates {
+        // Not ours to open, or gone: not the one.
+        let Ok(file) =
+            fs::OpenOptions::new().read(true).custom_flags(nofollow | libc::O_CLOEXEC).open(&path)
+        else {
+            continue;
+        };
+        // A file that is no namespace gets an error: not the one either.
+        if crate::net::netlink::nsid_of(file.as_fd()).ok().flatten() == Some(nsid) {
+            return Ok(Some(path));
+        }
+    }
+    Ok(None)
+}
+
 /// A namespace as JSON shows it: the cookie, and its `ip netns` name if any.
 #[derive(Serialize, Debug, Clone, PartialEq, Eq)]
 pub struct Netns {
