@@ -18,8 +18,20 @@ pub struct Args {
     #[arg(short, long, value_name = "S", default_value_t = 2.0, value_parser = parse_interval)]
     pub interval: f64,
     /// Print this many samples, then exit
-    #[arg(short, long, value_name = "N")]
+    #[arg(short, long, value_name = "N", value_parser = parse_count)]
     pub count: Option<u64>,
+}
+
+/// `-c/--count`, the one spelling of "this many, then exit" in every
+/// command: a whole number of at least 1 (0 would do nothing at all).
+pub fn parse_count(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(0) => Err("0 would do nothing: give 1 or more, or leave --count out to run until \
+                      Ctrl-C"
+            .to_string()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{s:?} is not a whole number of 1 or more")),
+    }
 }
 
 /// `--interval`: seconds between samples, as a positive finite number.

@@ -214,6 +214,23 @@ fn icmp_echo_on_a_veth_warns_while_the_peer_would_drop_its_answers() {
     assert_eq!(count_replies(&lab, 3), 3, "the hint works");
 }
 
+/// redirect's note on a veth target comes only while its peer would drop
+/// the frames, with the fix run where the peer lives; with GRO on there, none.
+#[test]
+#[ignore = "needs root"]
+fn redirect_notes_a_veth_peer_only_while_it_would_drop() {
+    let (left, right) = (Lab::new(), Lab::new());
+    xdpctl_ok(&["load", "--dev", &left.outer, "--progname", "xdp_redirect_map"]);
+    let redirect =
+        || xdpctl_ok(&["redirect", "--dev", &left.outer, "--redirect-dev", &right.outer]);
+    let out = redirect();
+    let gro = format!("`nsenter --net=/run/netns/{} ethtool -K veth0 gro on`", right.ns);
+    assert!(out.contains("and it has neither") && out.contains(&gro), "{out}");
+    right.exec(&["ethtool", "-K", "veth0", "gro", "on"]);
+    let out = redirect();
+    assert!(!out.contains("note:"), "GRO is on: {out}");
+}
+
 fn count_replies(lab: &Lab, count: u32) -> u32 {
     let out = Command::new("ping")
         .args(["-6", "-n", "-q", "-c", &count.to_string(), "-i", "0.05", "-W", "1"])

@@ -45,11 +45,16 @@ pub fn phrase_all(err: anyhow::Error) -> anyhow::Error {
 /// the namespace this one calls `netnsid` (the veth's IFLA_LINK_NETNSID),
 /// through nsenter (`ip netns exec` would hide the pins, see bpffs).
 pub fn load_on_peer(peer: &Link, netnsid: Option<i32>) -> Result<String> {
-    let load = format!("xdpctl load --dev {}", escape::text(&peer.name));
-    let Some(id) = netnsid else { return Ok(format!("`{load}`")) };
+    on_peer(&format!("xdpctl load --dev {}", escape::text(&peer.name)), netnsid)
+}
+
+/// `cmd` quoted, as run in the namespace this one calls `netnsid` (None:
+/// this one): through nsenter, never `ip netns exec`, which hides bpffs.
+pub fn on_peer(cmd: &str, netnsid: Option<i32>) -> Result<String> {
+    let Some(id) = netnsid else { return Ok(format!("`{cmd}`")) };
     Ok(match netns::path_of_nsid(id)? {
-        Some(path) => format!("`nsenter --net={} {load}`", escape::path(&path)),
-        None => format!("`{load}` in its network namespace"),
+        Some(path) => format!("`nsenter --net={} {cmd}`", escape::path(&path)),
+        None => format!("`{cmd}` in its network namespace"),
     })
 }
 
