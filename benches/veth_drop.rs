@@ -31,7 +31,8 @@ fn main() -> Result<()> {
         .with_context(|| format!("{xdpctl}: build it first"))?
         .to_string_lossy()
         .into_owned();
-    // Unique names: pins go under /sys/fs/bpf/<interface>, shared with the host.
+    // Pins go under /sys/fs/bpf/xdpctl-netns-<cookie>/<interface> (this namespace is
+    // not the initial one), and unload removes them.
     let (gen_name, cap) =
         (format!("vdg{}", std::process::id()), format!("vdc{}", std::process::id()));
     let _tool_dirs = common::ToolDirs::snapshot();

@@ -2,7 +2,7 @@
 //! out with control characters escaped: names in it are escaped where they
 //! are formatted (crate::escape), and this catches whatever else slips by.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -21,6 +21,20 @@ impl Output {
     /// the command; `main` treats a broken pipe as a quiet exit.
     pub fn print(&self, text: &str) -> Result<()> {
         write_stdout(&escape::controls(text))
+    }
+
+    /// Whether text output goes to a terminal, where a live view redraws in
+    /// place; in a pipe it stays line-based.
+    pub fn live(&self) -> bool {
+        !self.json && io::stdout().is_terminal()
+    }
+
+    /// Data the user asked for, drawn over the `lines` lines printed last
+    /// (a live view on a terminal): the cursor goes back up over them, and
+    /// what was below is cleared.
+    pub fn redraw(&self, text: &str, lines: usize) -> Result<()> {
+        let up = if lines > 0 { format!("\x1b[{lines}A\r\x1b[J") } else { String::new() };
+        write_stdout(&format!("{up}{}", escape::controls(text)))
     }
 
     /// One JSON document on its own line (NDJSON when called per sample).

@@ -18,8 +18,20 @@ pub struct Args {
     #[arg(short, long, value_name = "S", default_value_t = 2.0, value_parser = parse_interval)]
     pub interval: f64,
     /// Print this many samples, then exit
-    #[arg(short, long, value_name = "N")]
+    #[arg(short, long, value_name = "N", value_parser = parse_count)]
     pub count: Option<u64>,
+}
+
+/// `-c/--count`, the one spelling of "this many, then exit" in every
+/// command: a whole number of at least 1 (0 would do nothing at all).
+pub fn parse_count(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(0) => Err("0 would do nothing: give 1 or more, or leave --count out to run until \
+                      Ctrl-C"
+            .to_string()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{s:?} is not a whole number of 1 or more")),
+    }
 }
 
 /// `--interval`: seconds between samples, as a positive finite number.
@@ -129,6 +141,24 @@ impl Rate {
     }
 }
 
+/// `v` for people, in at most four characters and an SI prefix: `999`,
+/// `1.23K`, `12.3K`, `123K`, `1.23M`, ... (whole numbers below 1000).
+pub fn si(v: f64) -> String {
+    const PREFIXES: [&str; 6] = ["", "K", "M", "G", "T", "P"];
+    let (mut v, mut i) = (v.max(0.0), 0);
+    while v >= 999.5 && i + 1 < PREFIXES.len() {
+        v /= 1000.0;
+        i += 1;
+    }
+    let p = PREFIXES[i];
+    match v {
+        _ if i == 0 => format!("{v:.0}"),
+        v if v < 9.995 => format!("{v:.2}{p}"),
+        v if v < 99.95 => format!("{v:.1}{p}"),
+        v => format!("{v:.0}{p}"),
+    }
+}
+
 /// One sample as JSON: when, over how long, and the command's own fields.
 #[derive(Serialize, Debug)]
 pub struct Sample<T> {
@@ -157,6 +187,26 @@ mod tests {
         assert_eq!(r, Rate { packets: 300, bytes: 150_000, pps: 100.0, bps: 400_000.0 });
         assert_eq!(per_second(5, 3, 1.0), 0.0);
         assert_eq!(per_second(0, 3, 0.0), 0.0);
+    }
+
+    #[test]
+    fn si_fits_four_characters_and_a_prefix() {
+        let cases = [
+            (0.0, "0"),
+            (7.4, "7"),
+            (999.0, "999"),
+            (999.6, "1.00K"),
+            (1234.0, "1.23K"),
+            (12_345.0, "12.3K"),
+            (99_960.0, "100K"),
+            (123_456.0, "123K"),
+            (1_500_000.0, "1.50M"),
+            (42e9, "42.0G"),
+            (-3.0, "0"),
+        ];
+        for (v, want) in cases {
+            assert_eq!(si(v), want, "{v}");
+        }
     }
 
     #[test]

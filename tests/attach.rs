@@ -273,6 +273,50 @@ fn stats_stops_cleanly_on_ctrl_c_and_on_a_closed_pipe() {
     assert!(sample["actions"]["XDP_PASS"].is_object());
 }
 
+/// `stats --count 1` prints the totals at once, however long the interval;
+/// rates come from the second sample on. On a terminal the tables redraw in
+/// place, every line within 80 columns.
+#[test]
+#[ignore = "needs root"]
+fn stats_shows_totals_at_once_and_redraws_in_place_on_a_terminal() {
+    use std::time::{Duration, Instant};
+
+    let lab = Lab::new();
+    load(&lab, &[]);
+    assert!(lab.ping(3));
+    let start = Instant::now();
+    let out = xdpctl_ok(&["stats", "--dev", &lab.outer, "--count", "1", "--interval", "5"]);
+    let took = start.elapsed();
+    assert!(took < Duration::from_millis(2500), "waited {took:?} for the first sample: {out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines.iter().any(|l| l.starts_with("XDP-action") && l.ends_with("totals only")));
+    let pass = lines.iter().find(|l| l.starts_with("XDP_PASS")).expect("an XDP_PASS row");
+    let cols: Vec<&str> = pass.split_whitespace().collect();
+    assert_eq!(cols[2], "-", "no rate yet: {pass}");
+    assert!(cols[1].parse::<u64>().unwrap() >= 3, "the pings' replies: {pass}");
+
+    // JSON: totals at once (period 0), rates over the interval next.
+    let json = xdpctl_ok(&["--json", "stats", "--dev", &lab.outer, "-c", "2", "-i", "0.2"]);
+    let samples: Vec<Value> = json.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(samples.len(), 2, "{json}");
+    assert_eq!(samples[0]["period"], 0.0, "{json}");
+    let period = samples[1]["period"].as_f64().unwrap();
+    assert!((0.15..0.5).contains(&period), "{json}");
+
+    // A terminal (script gives one): the cursor goes back up over the
+    // header and the five rows before each new table.
+    let cmd = format!("{} stats --dev {} --count 3 --interval 0.1", common::XDPCTL, lab.outer);
+    let out = Command::new("script").args(["-qec", &cmd, "/dev/null"]).output().unwrap();
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(screen.matches("\x1b[6A\r\x1b[J").count(), 2, "{screen:?}");
+    assert_eq!(screen.matches("XDP-action").count(), 3, "{screen:?}");
+    // Every line of the tables (the banner names the pin and may be longer).
+    for line in screen.replace("\x1b[6A\r\x1b[J", "").lines().skip(1) {
+        assert!(line.trim_end_matches('\r').chars().count() <= 80, "{line:?}");
+    }
+}
+
 /// The link and program walks (libbpf-rs's query iterators) find what a
 /// link attachment holds: the link on this interface, and the program that
 /// uses the stats map.

@@ -181,6 +181,56 @@ fn icmp_echo_answers_pings_with_xdp_tx() {
     }
 }
 
+/// xdp_icmp_echo on a veth whose peer has no XDP program answers no one,
+/// and load says so, naming the fix; with a program on the peer it works,
+/// and load says nothing.
+#[test]
+#[ignore = "needs root"]
+fn icmp_echo_on_a_veth_warns_while_the_peer_would_drop_its_answers() {
+    let lab = Lab::new();
+    lab.exec(&["sysctl", "-qw", "net.ipv6.icmp.echo_ignore_all=1"]);
+    run("ethtool", &["-K", &lab.outer, "tx", "off"]);
+    let load_echo = || {
+        let netns = format!("--net=/run/netns/{}", lab.ns);
+        let load = ["load", "--dev", "veth0", "--progname", "xdp_icmp_echo", "--force"];
+        run("nsenter", &[&[netns.as_str(), XDPCTL], &load[..]].concat())
+    };
+    let out = load_echo();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let warning = format!(
+        "xdpctl: warning: xdp_icmp_echo answers with XDP_TX, but veth0's veth peer {} has no \
+         XDP program, so it drops every answer (ping gets no reply); load one on it: ",
+        lab.outer
+    );
+    assert_eq!(err.lines().count(), 1, "one line on stderr: {err}");
+    assert!(err.starts_with(&warning), "{err}");
+    // Run where the peer is (here): through nsenter where /proc/1 lets us.
+    assert!(err.contains(&format!("xdpctl load --dev {}`", lab.outer)), "{err}");
+    assert_eq!(count_replies(&lab, 3), 0, "the warning is true");
+
+    xdpctl_ok(&["load", "--dev", &lab.outer, "--progname", "xdp_pass"]);
+    let out = load_echo();
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "", "nothing to warn of");
+    assert_eq!(count_replies(&lab, 3), 3, "the hint works");
+}
+
+/// redirect's note on a veth target comes only while its peer would drop
+/// the frames, with the fix run where the peer lives; with GRO on there, none.
+#[test]
+#[ignore = "needs root"]
+fn redirect_notes_a_veth_peer_only_while_it_would_drop() {
+    let (left, right) = (Lab::new(), Lab::new());
+    xdpctl_ok(&["load", "--dev", &left.outer, "--progname", "xdp_redirect_map"]);
+    let redirect =
+        || xdpctl_ok(&["redirect", "--dev", &left.outer, "--redirect-dev", &right.outer]);
+    let out = redirect();
+    let gro = format!("`nsenter --net=/run/netns/{} ethtool -K veth0 gro on`", right.ns);
+    assert!(out.contains("and it has neither") && out.contains(&gro), "{out}");
+    right.exec(&["ethtool", "-K", "veth0", "gro", "on"]);
+    let out = redirect();
+    assert!(!out.contains("note:"), "GRO is on: {out}");
+}
+
 fn count_replies(lab: &Lab, count: u32) -> u32 {
     let out = Command::new("ping")
         .args(["-6", "-n", "-q", "-c", &count.to_string(), "-i", "0.05", "-W", "1"])

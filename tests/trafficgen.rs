@@ -84,6 +84,39 @@ fn a_peer_without_xdp_or_gro_is_named_and_nothing_is_sent() {
     assert_eq!(outer_rx(&lab), before, "frames went out anyway");
 }
 
+/// A peer in another namespace: both hints run there (nsenter, not a
+/// command that fails here), and the GRO one, run as given, lets the
+/// frames through. `-n`, the old spelling of `-c/--count`, still works.
+#[test]
+#[ignore = "needs root"]
+fn the_hints_for_a_peer_in_another_namespace_run_there() {
+    let lab = Lab::new();
+    let send = |count: &str| {
+        Command::new(XDPCTL)
+            .args(["--json", "trafficgen", "--dev", &lab.outer, count, "10"])
+            .output()
+            .expect("running xdpctl trafficgen")
+    };
+    let netns = format!("--net=/run/netns/{}", lab.ns);
+    let gro = format!("`nsenter {netns} ethtool -K veth0 gro on`");
+    let load = format!("`nsenter {netns} xdpctl load --dev veth0`");
+    assert_refused(&send("-c"), &[&lab.outer, "would drop", &gro, &load]);
+    run("nsenter", &[&netns, "ethtool", "-K", "veth0", "gro", "on"]);
+    let report = final_report(&send("-n"));
+    assert_eq!(u64_at(&report, &["sent", "packets"]), 10, "{report}");
+    assert_eq!(u64_at(&report, &["received", "packets"]), 10, "{report}");
+
+    // A device with no native XDP: nothing to load on it is suggested.
+    let out = Command::new(XDPCTL).args(["trafficgen", "--dev", "lo", "-c", "1"]).output().unwrap();
+    assert_refused(&out, &["lo cannot transmit XDP frames", "no native XDP"]);
+    assert!(!stderr(&out).contains("xdpctl load"), "{}", stderr(&out));
+    // --count 0 does nothing: said so, not as a range.
+    let out = Command::new(XDPCTL).args(["trafficgen", "--dev", "lo", "-c", "0"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("0 would do nothing"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("18446744073709551615"), "{}", stderr(&out));
+}
+
 /// tcpdump on the outer end until it has `count` UDP frames.
 struct Tcpdump(Child);
 

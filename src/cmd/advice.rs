@@ -2,9 +2,14 @@
 //! (error::Fact) that read right in a bench or a test, and here each gets the
 //! flag the user gave and the fix, as the command line spells them.
 
+use anyhow::Result;
+
 use crate::error::phrase;
+use crate::escape;
 use crate::io::xsk::XskProblem;
 use crate::net::iface::IfaceProblem;
+use crate::net::netlink::Link;
+use crate::net::netns;
 use crate::obj::object::ObjProblem;
 use crate::xdp::attach::{AttachFailure, AttachWhy};
 use crate::xdp::bpffs::{PinDirProblem, ROOT};
@@ -57,6 +62,23 @@ pub fn for_file(err: anyhow::Error) -> anyhow::Error {
             _ => "",
         };
         format!("{a}{fix}")
+    })
+}
+
+/// The command that loads xdp_pass on veth `peer`, run where it lives: in
+/// the namespace this one calls `netnsid` (the veth's IFLA_LINK_NETNSID),
+/// through nsenter (`ip netns exec` would hide the pins, see bpffs).
+pub fn load_on_peer(peer: &Link, netnsid: Option<i32>) -> Result<String> {
+    on_peer(&format!("xdpctl load --dev {}", escape::text(&peer.name)), netnsid)
+}
+
+/// `cmd` quoted, as run in the namespace this one calls `netnsid` (None:
+/// this one): through nsenter, never `ip netns exec`, which hides bpffs.
+pub fn on_peer(cmd: &str, netnsid: Option<i32>) -> Result<String> {
+    let Some(id) = netnsid else { return Ok(format!("`{cmd}`")) };
+    Ok(match netns::path_of_nsid(id)? {
+        Some(path) => format!("`nsenter --net={} {cmd}`", escape::path(&path)),
+        None => format!("`{cmd}` in its network namespace"),
     })
 }
 

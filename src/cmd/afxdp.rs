@@ -38,8 +38,6 @@ const POLL_MAX: Duration = Duration::from_millis(100);
 const CHECK_EVERY: u32 = 64;
 
 #[derive(clap::Args, Debug)]
-// -c is --copy here, and a run of no reports makes no sense.
-#[command(mut_arg("count", |a| a.short(None).value_parser(clap::value_parser!(u64).range(1..))))]
 pub struct Args {
     /// Interface to receive on
     #[arg(short, long, value_name = "IF")]
@@ -47,8 +45,8 @@ pub struct Args {
     /// Receive queue to bind the socket to
     #[arg(short = 'Q', long, value_name = "Q", default_value_t = 0)]
     pub queue: u32,
-    /// Force copy mode
-    #[arg(short, long, conflicts_with = "zero_copy")]
+    /// Force copy mode (-c is --count, as in every command)
+    #[arg(long, conflicts_with = "zero_copy")]
     pub copy: bool,
     /// Force zero-copy mode (needs driver support, which veth lacks)
     #[arg(short, long)]

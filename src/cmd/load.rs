@@ -9,10 +9,11 @@ use anyhow::{anyhow, bail, Context, Result};
 use libbpf_rs::OpenObject;
 use serde::Serialize;
 
-use crate::cmd::unload;
+use crate::cmd::{advice, unload};
 use crate::error::Exit;
 use crate::escape;
 use crate::net::iface::{self, Iface};
+use crate::net::netlink;
 use crate::obj::catalog;
 use crate::obj::logging;
 use crate::obj::object::{self, Opened, Source};
@@ -117,6 +118,8 @@ pub struct Program {
     pub name: Option<String>,
     /// The maps a shipped program uses: the only ones created.
     pub maps: Option<&'static [&'static str]>,
+    /// Whether it answers with XDP_TX (see `warn_if_peer_drops`).
+    pub transmits: bool,
 }
 
 impl Program {
@@ -127,6 +130,7 @@ impl Program {
                 source: Source::File(path.to_path_buf()),
                 name: name.map(str::to_string),
                 maps: None,
+                transmits: false,
             },
             None => {
                 let prog = catalog::find(name.unwrap_or(catalog::DEFAULT))?;
@@ -134,6 +138,7 @@ impl Program {
                     source: Source::Shipped(prog.object),
                     name: Some(prog.name.to_string()),
                     maps: Some(prog.maps),
+                    transmits: prog.transmits(),
                 }
             }
         })
@@ -202,6 +207,9 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
         out,
     )?;
     let pin_dir = &done.pin_dir;
+    if program.transmits {
+        warn_if_peer_drops(&dev, &done.prog_name, out)?;
+    }
     if out.json {
         return out.json(&Loaded {
             ifname: &dev.name,
@@ -418,6 +426,25 @@ fn pin_dir(dev: &Iface, given: Option<&Path>, reuse_maps: bool) -> Result<PathBu
     }
     let recorded = IfState::read(dev)?.rec.map(|r| r.pin_dir);
     ifstate::load_pin_dir(dev, recorded.as_deref())
+}
+
+/// A program answering with XDP_TX on a veth whose peer has no XDP program
+/// seems to work but answers no one: the peer drops the frames (GRO on it
+/// does not help XDP_TX, unlike redirects; see tests/packet.rs).
+fn warn_if_peer_drops(dev: &Iface, prog_name: &str, out: Output) -> Result<()> {
+    let link = netlink::get_link(dev.index, None)?;
+    let Some(peer) = netlink::peer_of(&link)? else { return Ok(()) };
+    if !peer.xdp_attached {
+        out.warn(&format!(
+            "warning: {} answers with XDP_TX, but {}'s veth peer {} has no XDP program, so it \
+             drops every answer (ping gets no reply); load one on it: {}",
+            escape::text(prog_name),
+            escape::text(&dev.name),
+            escape::text(&peer.name),
+            advice::load_on_peer(&peer, link.link_netnsid)?
+        ));
+    }
+    Ok(())
 }
 
 /// The pins the interface's record lists after this load, and the replaced

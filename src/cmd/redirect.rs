@@ -10,12 +10,14 @@ use serde::Serialize;
 
 use crate::cmd::advice;
 use crate::escape;
+use crate::net::features::NDO_XMIT;
 use crate::net::iface::{self, Iface};
 use crate::net::mac::Mac;
 use crate::net::netlink;
 use crate::obj::maps;
 use crate::obj::skel::RedirectTarget;
 use crate::output::Output;
+use crate::xdp::attach;
 use crate::xdp::bpffs;
 use crate::xdp::ifstate::IfState;
 
@@ -95,8 +97,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
             target.index
         ))?;
     }
-    note_unreachable_veth(&target, target_peer.as_ref(), out);
-    Ok(())
+    note_unreachable_veth(&target, target_peer.as_ref(), out)
 }
 
 /// A pinned map, a key and value to hold, and the map's name for messages.
@@ -235,19 +236,25 @@ fn peer_mac(dev: &Iface, peer: Option<&netlink::Link>, flag: &str) -> Result<Mac
 }
 
 /// A veth delivers redirected frames only if its peer runs NAPI: an XDP
-/// program there, or GRO on. The peer may sit in another namespace, where
-/// xdpctl cannot read its GRO setting; so without a program there, a reminder.
-fn note_unreachable_veth(target: &Iface, peer: Option<&netlink::Link>, out: Output) {
-    if let Some(peer) = peer {
-        if !peer.xdp_attached {
-            out.note(&format!(
-                "note: {} is a veth; redirected frames reach its peer ({}) only while that has \
-                 an XDP program or GRO on (`ethtool -K {1} gro on` where it lives)",
-                escape::text(&target.name),
-                escape::text(&peer.name)
-            ));
-        }
+/// program there, or GRO on; the veth says which by announcing ndo-xmit
+/// (wherever the peer lives). The note comes only when neither is so.
+fn note_unreachable_veth(target: &Iface, peer: Option<&netlink::Link>, out: Output) -> Result<()> {
+    let Some(peer) = peer else { return Ok(()) };
+    let delivers = attach::features(target.index)?.map(|f| f & NDO_XMIT != 0);
+    // Kernels before 6.3 announce nothing: without a program there, a reminder.
+    if delivers.unwrap_or(peer.xdp_attached) {
+        return Ok(());
     }
+    let link = netlink::get_link(target.index, None)?;
+    let gro = format!("ethtool -K {} gro on", escape::text(&peer.name));
+    out.note(&format!(
+        "note: {} is a veth; redirected frames reach its peer ({}) only while that has an XDP \
+         program or GRO on, and it has neither: {}",
+        escape::text(&target.name),
+        escape::text(&peer.name),
+        advice::on_peer(&gro, link.link_netnsid)?
+    ));
+    Ok(())
 }
 
 /// The pinned map `name`, refused unless it has the layout the program uses.

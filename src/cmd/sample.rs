@@ -59,7 +59,7 @@ pub struct Args {
     #[arg(short = 'w', long = "write", value_name = "FILE")]
     pub file: PathBuf,
     /// Stop after writing N samples
-    #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(short, long, value_name = "N", value_parser = crate::sampler::parse_count)]
     pub count: Option<u64>,
     /// Bytes kept of each frame, 0-65535; 0 keeps whole frames (up to 9216 bytes)
     #[arg(short, long, value_name = "B", default_value_t = 0,

@@ -10,7 +10,7 @@ use crate::escape;
 use crate::net::iface;
 use crate::obj::statsmap::{StatsMap, MAP_NAME};
 use crate::output::Output;
-use crate::sampler::{self, Rate, Tick};
+use crate::sampler::{self, si, Rate, Tick};
 use crate::stop::Stop;
 use crate::xdp::bpffs;
 use crate::xdp::ifstate::IfState;
@@ -69,12 +69,24 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
         map.id
     ));
     let mut prev = map.reading()?;
+    let mut view = View { out, drawn: 0 };
+    // The totals at once; rates from the next sample on.
+    let (_, totals) = prev.rates_since(&prev);
+    if out.json {
+        let actions = totals.into_iter().collect();
+        let fields = Fields { ifname: &dev.name, ifindex: dev.index, map_id: map.id, actions };
+        out.json(&sampler::Sample::new(0.0, fields))?;
+    } else {
+        view.show(&table(None, &totals))?;
+    }
+    let rest =
+        sampler::Args { count: args.sampling.count.map(|n| n.saturating_sub(1)), ..args.sampling };
     let mut waiting = false;
-    args.sampling.run(&stop, |_| {
+    rest.run(&stop, |_| {
         // Re-open every time: a reload pins a new map under the same name.
         match StatsMap::open(&path) {
             Ok(fresh) if fresh.id != map.id => {
-                out.note(&format!(
+                view.note(&format!(
                     "{MAP_NAME} changed: map id {} -> {} (program reloaded); restarting counters",
                     map.id, fresh.id
                 ));
@@ -86,7 +98,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
             Ok(_) => waiting = false,
             Err(_) if !path.exists() => {
                 if !waiting {
-                    out.note(&format!(
+                    view.note(&format!(
                         "{} is gone (program unloaded?); waiting for it",
                         escape::path(&path)
                     ));
@@ -103,25 +115,83 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
             let fields = Fields { ifname: &dev.name, ifindex: dev.index, map_id: map.id, actions };
             out.json(&sampler::Sample::new(period, fields))?;
         } else {
-            out.print(&table(period, &rows))?;
+            view.show(&table(Some(period), &rows))?;
         }
         prev = cur;
         Ok(Tick::Printed)
     })
 }
 
-/// The tutorial's table: totals, rates over the period, and the period itself.
-fn table(period: f64, rows: &[(String, Rate)]) -> String {
-    let mut text = String::from("XDP-action\n");
-    for (action, r) in rows {
-        text.push_str(&format!(
-            "{action:<12} {:>11} pkts ({:>10.0} pps) {:>11.0} Kbytes ({:>6.0} Mbits/s) period:{period:.6}\n",
-            r.packets,
-            r.pps,
-            r.bytes as f64 / 1000.0,
-            r.bps / 1e6,
-        ));
+/// Where the tables go: on a terminal each replaces the last in place; in
+/// a pipe they follow one another, a blank line apart.
+struct View {
+    out: Output,
+    /// Lines of the table on screen, to go back up over.
+    drawn: usize,
+}
+
+impl View {
+    fn show(&mut self, table: &str) -> Result<()> {
+        if self.out.live() {
+            self.out.redraw(table, self.drawn)?;
+            self.drawn = table.lines().count();
+            Ok(())
+        } else {
+            self.out.print(&format!("{table}\n"))
+        }
     }
-    text.push('\n');
+
+    /// A note between tables: it stays, the next table goes below it.
+    fn note(&mut self, msg: &str) {
+        self.out.note(msg);
+        self.drawn = 0;
+    }
+}
+
+/// The tutorial's table, for people: totals, rates over the period (None:
+/// the first sample, totals only), the period once in the header, units
+/// humanised to fit 80 columns.
+fn table(period: Option<f64>, rows: &[(String, Rate)]) -> String {
+    let when = period.map_or_else(|| "totals only".to_string(), |p| format!("period {p:.2} s"));
+    let mut text = format!(
+        "{:<12} {:>9} {:>11} {:>10} {:>13}   {when}\n",
+        "XDP-action", "packets", "rate", "bytes", "bandwidth"
+    );
+    for (action, r) in rows {
+        let (pps, bps) = match period {
+            Some(_) => (format!("{} pps", si(r.pps)), format!("{} bit/s", si(r.bps))),
+            None => ("-".to_string(), "-".to_string()),
+        };
+        let (packets, bytes) = (si(r.packets as f64), format!("{} B", si(r.bytes as f64)));
+        text.push_str(&format!("{action:<12} {packets:>9} {pps:>11} {bytes:>10} {bps:>13}\n"));
+    }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_fits_80_columns_with_the_period_once() {
+        let big =
+            Rate { packets: 123_456_789_012, bytes: 987_654_321_098_765, pps: 1.5e7, bps: 9.9e10 };
+        let small = Rate { packets: 5, bytes: 520, pps: 2.0, bps: 2080.0 };
+        let rows = vec![("XDP_REDIRECT".to_string(), big), ("XDP_PASS".to_string(), small)];
+        let text = table(Some(2.0), &rows);
+        assert!(text.lines().all(|l| l.len() <= 80), "{text}");
+        assert_eq!(text.matches("period").count(), 1, "{text}");
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].ends_with("period 2.00 s"), "{text}");
+        assert!(lines[1].contains(" 123G ") && lines[1].contains(" 15.0M pps "), "{text}");
+        assert!(lines[1].ends_with(" 99.0G bit/s"), "{text}");
+        assert!(lines[2].contains(" 5 ") && lines[2].contains(" 520 B "), "{text}");
+        assert!(lines[2].contains(" 2 pps") && lines[2].ends_with(" 2.08K bit/s"), "{text}");
+
+        // The first sample: totals, no rates yet.
+        let text = table(None, &rows);
+        assert!(text.lines().next().unwrap().ends_with("totals only"), "{text}");
+        assert!(text.lines().nth(2).unwrap().contains(" 520 B "), "{text}");
+        assert!(!text.contains("pps") && !text.contains("bit/s"), "{text}");
+    }
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
+use crate::cmd::advice;
 use crate::escape;
 use crate::io::trafficgen::{Generator, Plan, Setup};
 use crate::net::features::NDO_XMIT;
@@ -18,7 +19,7 @@ use crate::net::iface::{self, Iface};
 use crate::net::mac::Mac;
 use crate::net::netlink::{self, Link, IFF_LOWER_UP, IFF_UP};
 use crate::output::Output;
-use crate::sampler::{parse_interval, Rate, Sample};
+use crate::sampler::{parse_count, parse_interval, Rate, Sample};
 use crate::stop::Stop;
 use crate::xdp::attach;
 
@@ -30,8 +31,8 @@ pub struct Args {
     /// Frames per second [default: as fast as one CPU can]
     #[arg(short, long, value_name = "PPS", value_parser = parse_rate)]
     pub rate: Option<f64>,
-    /// Stop after this many frames
-    #[arg(short = 'n', long, value_name = "N")]
+    /// Stop after this many frames (-n, as before, works too)
+    #[arg(short, long, short_alias = 'n', value_name = "N", value_parser = parse_count)]
     pub count: Option<u64>,
     /// Stop after this many seconds
     #[arg(short = 't', long, value_name = "S", value_parser = parse_interval)]
@@ -172,14 +173,24 @@ fn check_can_send(dev: &Iface, link: &Link, peer: Option<&Link>) -> Result<()> {
     }
     match (attach::features(dev.index)?, peer) {
         (Some(f), _) if f & NDO_XMIT != 0 => Ok(()),
+        // The fixes run where the peer lives, which may be another namespace.
         (Some(_), Some(p)) => bail!(
-            "{}'s veth peer {} would drop the frames: it has no XDP program and GRO off; \
-             `ethtool -K {} gro on` (in its namespace) or load a program on it \
-             (`xdpctl load --dev {}`)",
+            "{}'s veth peer {} would drop the frames: it has no XDP program and GRO off; {} \
+             or load a program on it: {}",
             dev.name,
             p.name,
-            p.name,
-            p.name
+            advice::on_peer(
+                &format!("ethtool -K {} gro on", escape::text(&p.name)),
+                link.link_netnsid
+            )?,
+            advice::load_on_peer(p, link.link_netnsid)?
+        ),
+        // No native XDP at all (lo, most virtual devices): no program helps.
+        (Some(0), None) => bail!(
+            "{} cannot transmit XDP frames: its driver has no native XDP; send out of one end \
+             of a veth pair, or a NIC whose driver transmits XDP frames (`xdpctl features \
+             --dev IF` tells)",
+            dev.name
         ),
         (Some(_), None) => bail!(
             "{} cannot transmit XDP frames (its driver lacks ndo_xdp_xmit, or wants an XDP \

@@ -190,7 +190,7 @@ pub fn step(
     // A load killed between making its pin directory and pinning left it
     // empty; with nothing in it, it is no one's.
     if left.is_empty() {
-        pins::remove(&bpffs::default_pin_dir(&dev.name), &[], &[])?;
+        pins::remove(&bpffs::default_pin_dir(&dev.name)?, &[], &[])?;
     }
 
     // An earlier interface of this name (deleted, its index gone) may have

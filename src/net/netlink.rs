@@ -64,6 +64,10 @@ const IFLA_NUM_RX_QUEUES: u16 = 32;
 const IFLA_LINK_NETNSID: u16 = 37;
 const IFLA_TARGET_NETNSID: u16 = 46;
 const IFLA_MIN_MTU: u16 = 50;
+const RTM_NEWNSID: u16 = 88;
+const RTM_GETNSID: u16 = 90;
+const NETNSA_NSID: u16 = 1;
+const NETNSA_FD: u16 = 3;
 const IFLA_MAX_MTU: u16 = 51;
 
 /// What xdpctl wants to know of an interface.
@@ -200,6 +204,27 @@ pub fn get_link(index: u32, netnsid: Option<i32>) -> Result<Link> {
     parse_reply(&answer)
         .with_context(|| format!("netlink: interface {index}"))?
         .context("netlink answered without the interface")
+}
+
+/// The id this namespace knows the namespace of nsfs file `ns` by (what
+/// IFLA_LINK_NETNSID gives of a veth's peer there); None if it has none.
+pub fn nsid_of(ns: BorrowedFd<'_>) -> Result<Option<i32>> {
+    let mut msg = header(RTM_GETNSID, NLM_F_REQUEST);
+    // struct rtgenmsg, padded to 4 bytes.
+    msg.extend_from_slice(&[0; 4]);
+    msg.extend(attr(NETNSA_FD, &(ns.as_raw_fd() as u32).to_ne_bytes()));
+    let answer = ask(&finish(msg)?)?;
+    let (Some(len), Some(kind)) = (u32_at(&answer, 0), u16_at(&answer, 4)) else {
+        bail!("netlink: short answer to RTM_GETNSID");
+    };
+    if kind != RTM_NEWNSID {
+        // An error: parse_reply says which.
+        parse_reply(&answer).context("netlink: asking a namespace's id")?;
+        bail!("netlink: unexpected answer to RTM_GETNSID");
+    }
+    let body = answer.get(NLMSG_HDRLEN + 4..len as usize).unwrap_or_default();
+    let nsid = attrs(body).into_iter().find(|(k, _)| *k == NETNSA_NSID);
+    Ok(nsid.and_then(|(_, v)| u32_at(v, 0)).map(|v| v as i32).filter(|id| *id >= 0))
 }
 
 /// Create the veth pair `name`/`peer` in this thread's network namespace.

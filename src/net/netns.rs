@@ -53,6 +53,17 @@ pub fn inode() -> Result<u64> {
     Ok(fs::metadata("/proc/self/ns/net").context("reading /proc/self/ns/net")?.ino())
 }
 
+/// The nsfs inode of the initial network namespace (the kernel's
+/// PROC_NET_INIT_INO): fixed, and never given to another namespace, whose
+/// inodes are all allocated above it.
+const INITIAL_INODE: u64 = 0xEFFF_FFF9;
+
+/// Whether this thread is in the initial network namespace (the host's).
+/// Asked of our own nsfs file: PID 1's may be closed to us even as root.
+pub fn is_initial() -> Result<bool> {
+    Ok(inode()? == INITIAL_INODE)
+}
+
 /// The cookie of the namespace whose nsfs file is `ns`, asked from a thread
 /// that enters it for that moment (needs CAP_SYS_ADMIN).
 pub fn cookie_of(ns: &File) -> Result<u64> {
@@ -150,6 +161,32 @@ fn cookies_of(files: &[(Vec<u8>, File)]) -> Result<HashMap<u64, Vec<u8>>> {
         out.insert(cookie()?, name.clone());
     }
     Ok(out)
+}
+
+/// Where to reach the namespace this one calls `nsid` (a veth peer's, from
+/// IFLA_LINK_NETNSID): its file under /run/netns, or the initial
+/// namespace's, /proc/1/ns/net; None if neither is it.
+pub fn path_of_nsid(nsid: i32) -> Result<Option<std::path::PathBuf>> {
+    // /proc's is a link to follow; one planted under /run/netns is not.
+    let mut candidates = vec![(Path::new("/proc/1/ns/net").to_path_buf(), 0)];
+    match fs::read_dir(NAMED) {
+        Ok(entries) => candidates.extend(entries.flatten().map(|e| (e.path(), libc::O_NOFOLLOW))),
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("listing {NAMED}")),
+    }
+    for (path, nofollow) in candidates {
+        // Not ours to open, or gone: not the one.
+        let Ok(file) =
+            fs::OpenOptions::new().read(true).custom_flags(nofollow | libc::O_CLOEXEC).open(&path)
+        else {
+            continue;
+        };
+        // A file that is no namespace gets an error: not the one either.
+        if crate::net::netlink::nsid_of(file.as_fd()).ok().flatten() == Some(nsid) {
+            return Ok(Some(path));
+        }
+    }
+    Ok(None)
 }
 
 /// A namespace as JSON shows it: the cookie, and its `ip netns` name if any.

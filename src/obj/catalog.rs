@@ -156,6 +156,14 @@ pub fn find(name: &str) -> Result<&'static Shipped> {
     })
 }
 
+impl Shipped {
+    /// Whether it sends frames back out of its interface with XDP_TX (on a
+    /// veth they reach the peer only if that has an XDP program).
+    pub fn transmits(&self) -> bool {
+        self.name == "xdp_icmp_echo"
+    }
+}
+
 pub fn names() -> Vec<&'static str> {
     PROGRAMS.iter().map(|p| p.name).collect()
 }

@@ -70,6 +70,17 @@ pub fn on_bpffs(path: &Path) -> Result<bool> {
 /// symlink: a path swapped for a symlink out of bpffs after the checks gets
 /// nothing made out there.
 pub fn make_pin_dir(dir: &Path) -> Result<()> {
+    // A namespace's home emptied and removed meanwhile (see `tidy_home`)
+    // leaves nothing to make the directory in: once more, from the top.
+    match make_pin_dir_once(dir) {
+        Err(e) if e.root_cause().downcast_ref::<Errno>() == Some(&Errno::ENOENT) => {
+            make_pin_dir_once(dir)
+        }
+        done => done,
+    }
+}
+
+fn make_pin_dir_once(dir: &Path) -> Result<()> {
     let missing: Vec<&Path> =
         dir.ancestors().take_while(|p| fs::symlink_metadata(p).is_err()).collect();
     let Some(base) = missing.last().and_then(|top| top.parent()) else {
@@ -173,11 +184,82 @@ fn is_mount_root(dir: &Path) -> Result<bool> {
     }
 }
 
-/// `/sys/fs/bpf/<ifname>`, as the tutorial pins. bpffs refuses '.' in names, so a
-/// VLAN device like `eth0.100` becomes `eth0:100` (':' cannot occur in an
-/// interface name, so the mapping is one to one).
-pub fn default_pin_dir(ifname: &str) -> PathBuf {
-    Path::new(ROOT).join(ifname.replace('.', ":"))
+/// How the default pin directory of every interface of a network namespace
+/// other than the initial one starts, under [`ROOT`]; its cookie follows.
+const NETNS_HOME: &str = "xdpctl-netns-";
+
+/// The directory under which this network namespace's interfaces get their
+/// default pin directories: [`ROOT`] in the initial namespace (as the
+/// tutorial pins), else `ROOT/xdpctl-netns-<cookie>`. bpffs is shared by
+/// every network namespace, and interface names repeat across them (every
+/// lab's inner end is `veth0`); a cookie is never reused while the machine
+/// runs, and pins do not outlive it either. A name under /run/netns would
+/// not do: a namespace may have none or several, and a deleted name made
+/// again would find the pins of the namespace that had it before.
+fn pin_home() -> Result<&'static Path> {
+    static HOME: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    if let Some(home) = HOME.get() {
+        return Ok(home);
+    }
+    let home = if crate::net::netns::is_initial()? {
+        home_of(None)
+    } else {
+        home_of(Some(crate::net::netns::cookie()?))
+    };
+    Ok(HOME.get_or_init(|| home))
+}
+
+/// [`pin_home`] of the initial namespace (None) or of the one with a cookie.
+fn home_of(netns: Option<u64>) -> PathBuf {
+    match netns {
+        None => PathBuf::from(ROOT),
+        Some(cookie) => Path::new(ROOT).join(format!("{NETNS_HOME}{cookie}")),
+    }
+}
+
+/// Where interface `ifname` of this network namespace pins its maps unless
+/// told otherwise: `/sys/fs/bpf/<ifname>` in the initial namespace, as the
+/// tutorial pins, `/sys/fs/bpf/xdpctl-netns-<cookie>/<ifname>` in any other
+/// (see [`pin_home`]). bpffs refuses '.' in names, so a VLAN device like
+/// `eth0.100` becomes `eth0:100` (':' cannot occur in an interface name, so
+/// the mapping is one to one).
+pub fn default_pin_dir(ifname: &str) -> Result<PathBuf> {
+    Ok(dir_in(pin_home()?, ifname))
+}
+
+fn dir_in(home: &Path, ifname: &str) -> PathBuf {
+    home.join(ifname.replace('.', ":"))
+}
+
+/// The name directly under [`ROOT`] that holds `dir` (a default pin
+/// directory), to look for in one listing of the root.
+pub fn top_name(dir: &Path) -> Option<&std::ffi::OsStr> {
+    match dir.strip_prefix(ROOT).ok()?.components().next()? {
+        std::path::Component::Normal(name) => Some(name),
+        _ => None,
+    }
+}
+
+/// After pin directory `dir` was removed: remove the namespace's directory
+/// of default pin directories above it too, if that left it empty. A load
+/// making a directory in it meanwhile retries (see [`make_pin_dir`]).
+pub fn tidy_home(dir: &Path) -> Result<()> {
+    let Some(parent) = dir.parent() else { return Ok(()) };
+    let ours = parent.parent() == Some(Path::new(ROOT))
+        && parent.file_name().is_some_and(|n| n.to_string_lossy().starts_with(NETNS_HOME));
+    if !ours {
+        return Ok(());
+    }
+    match fs::remove_dir(parent) {
+        Ok(()) => Ok(()),
+        Err(e)
+            if e.kind() == io::ErrorKind::NotFound
+                || matches!(e.raw_os_error(), Some(libc::ENOTEMPTY | libc::EBUSY)) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(e).with_context(|| format!("removing {}", parent.display())),
+    }
 }
 
 #[cfg(test)]
@@ -186,8 +268,19 @@ mod tests {
 
     #[test]
     fn vlan_names_are_encoded() {
-        assert_eq!(default_pin_dir("veth0"), Path::new("/sys/fs/bpf/veth0"));
-        assert_eq!(default_pin_dir("eth0.100"), Path::new("/sys/fs/bpf/eth0:100"));
+        let root = Path::new(ROOT);
+        assert_eq!(dir_in(root, "veth0"), Path::new("/sys/fs/bpf/veth0"));
+        assert_eq!(dir_in(root, "eth0.100"), Path::new("/sys/fs/bpf/eth0:100"));
+    }
+
+    #[test]
+    fn other_namespaces_pin_apart_by_cookie() {
+        assert_eq!(home_of(None), Path::new("/sys/fs/bpf"));
+        let home = home_of(Some(42));
+        assert_eq!(home, Path::new("/sys/fs/bpf/xdpctl-netns-42"));
+        assert_eq!(top_name(&home.join("veth0")), Some("xdpctl-netns-42".as_ref()));
+        assert_eq!(top_name(Path::new("/sys/fs/bpf/veth0")), Some("veth0".as_ref()));
+        assert_eq!(top_name(Path::new("/elsewhere/veth0")), None);
     }
 
     #[test]

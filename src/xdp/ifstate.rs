@@ -45,7 +45,7 @@ pub fn load_pin_dir(dev: &Iface, given: Option<&Path>) -> Result<PathBuf> {
             bpffs::check_pin_dir(dir)?;
             Ok(dir.to_path_buf())
         }
-        None => Ok(bpffs::default_pin_dir(&dev.name)),
+        None => bpffs::default_pin_dir(&dev.name),
     }
 }
 
@@ -155,7 +155,7 @@ impl IfState {
         match (given, &self.rec) {
             (Some(_), _) => load_pin_dir(&self.dev, given),
             (None, Some(rec)) => Ok(rec.pin_dir.clone()),
-            (None, None) => Ok(bpffs::default_pin_dir(&self.dev.name)),
+            (None, None) => bpffs::default_pin_dir(&self.dev.name),
         }
     }
 }
@@ -272,10 +272,10 @@ mod tests {
     fn the_pin_dir_is_the_given_one_checked_then_the_recorded_then_the_default() {
         let moved = state(Some(rec(11, "xdp_pass", "/sys/fs/bpf/moved")));
         assert_eq!(moved.pin_dir(None).unwrap(), Path::new("/sys/fs/bpf/moved"));
-        assert_eq!(state(None).pin_dir(None).unwrap(), Path::new("/sys/fs/bpf/eth0"));
+        assert_eq!(state(None).pin_dir(None).unwrap(), bpffs::default_pin_dir("eth0").unwrap());
         let err = moved.pin_dir(Some(Path::new("/tmp/elsewhere"))).unwrap_err();
         assert!(err.to_string().contains("/tmp/elsewhere"), "{err}");
         let dev = Iface { name: "eth0.100".into(), index: 5 };
-        assert_eq!(load_pin_dir(&dev, None).unwrap(), Path::new("/sys/fs/bpf/eth0:100"));
+        assert_eq!(load_pin_dir(&dev, None).unwrap(), bpffs::default_pin_dir("eth0.100").unwrap());
     }
 }

@@ -296,9 +296,10 @@ pub fn killed_in(
     rec: Option<&Record>,
     root: Option<&HashSet<OsString>>,
 ) -> Result<Vec<Killed>> {
-    let default = bpffs::default_pin_dir(ifname);
-    let listed =
-        |d: &PathBuf| root.is_none_or(|names| d.file_name().is_some_and(|n| names.contains(n)));
+    let default = bpffs::default_pin_dir(ifname)?;
+    let listed = |d: &PathBuf| {
+        root.is_none_or(|names| bpffs::top_name(d).is_some_and(|n| names.contains(n)))
+    };
     let mut dirs: Vec<PathBuf> = Some(default.clone()).filter(listed).into_iter().collect();
     dirs.extend(rec.map(|r| r.pin_dir.clone()).filter(|d| *d != default));
     let mut out = Vec::new();

@@ -268,7 +268,9 @@ impl Drop for Staged {
         }
         if self.created_dir && !self.committed {
             // Only if empty: pins renamed before a failure stay with their dir.
-            let _ = fs::remove_dir(&self.dir);
+            if fs::remove_dir(&self.dir).is_ok() {
+                let _ = bpffs::tidy_home(&self.dir);
+            }
         }
     }
 }
@@ -310,14 +312,18 @@ pub fn remove(dir: &Path, names: &[String], owners: &[u32]) -> Result<Vec<String
         }
     }
     match fs::remove_dir(dir) {
-        Ok(()) => Ok(removed),
-        // Not empty (someone else's pins), a mount point, or already gone: fine.
+        Ok(()) => {}
+        // Not empty (someone else's pins), a mount point: fine.
         Err(e) if matches!(e.raw_os_error(), Some(nix::libc::ENOTEMPTY | nix::libc::EBUSY)) => {
-            Ok(removed)
+            return Ok(removed)
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(removed),
-        Err(e) => Err(e).with_context(|| format!("removing pin directory {}", dir.display())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(e).with_context(|| format!("removing pin directory {}", dir.display()))
+        }
     }
+    bpffs::tidy_home(dir)?;
+    Ok(removed)
 }
 
 /// Of the pins `names` in `dir`, those whose map a live program outside

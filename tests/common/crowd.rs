@@ -51,6 +51,12 @@ impl Crowd {
         Ok(crowd)
     }
 
+    /// Where xdpctl pins for `dev` of the crowd by default: a namespace
+    /// other than the initial one has a directory of its own, by cookie.
+    pub fn pin_dir(&self, dev: &str) -> std::path::PathBuf {
+        Path::new("/sys/fs/bpf").join(format!("xdpctl-netns-{}", self.cookie)).join(dev)
+    }
+
     /// The `a` end of pair `i`.
     pub fn dev(&self, i: usize) -> String {
         format!("{}a{i}", self.name)
@@ -138,6 +144,9 @@ impl Drop for Crowd {
         // Deleting the namespace returns at once; its devices (and the
         // programs attached to them) go in the background.
         let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+        if let Some(home) = self.pin_dir("x").parent() {
+            let _ = std::fs::remove_dir_all(home);
+        }
         if let Ok(entries) = std::fs::read_dir("/sys/fs/bpf") {
             for e in entries.flatten() {
                 if self.pins_of_ours(&e.file_name().to_string_lossy()) {

@@ -21,6 +21,12 @@ fn netns_with_veth(ns: &str, dev: &str, peer: &str) -> DelNetns {
     guard
 }
 
+/// The cookie of the namespace `ip netns` calls `ns`.
+fn cookie_of(ns: &str) -> u64 {
+    let file = std::fs::File::open(format!("/run/netns/{ns}")).unwrap();
+    xdpctl::net::netns::cookie_of(&file).unwrap()
+}
+
 fn xdpctl_in(ns: &str, args: &[&str]) -> Output {
     Command::new("nsenter")
         .arg(format!("--net=/run/netns/{ns}"))
@@ -43,21 +49,20 @@ fn a_dead_namespace_leaves_nothing_to_inherit() {
     let _s = serial();
     let tmp = common::TempDir::new();
     let (dev, peer) = (unique("xd"), unique("xe"));
-    let pins = Path::new("/sys/fs/bpf").join(&dev);
+    let pins = Path::new("/sys/fs/bpf").join(unique("xpins"));
     let other = Path::new("/sys/fs/bpf").join(unique("xother"));
     let (_rm_pins, _rm_other) = (common::RemoveDir(&pins), common::RemoveDir(&other));
     let before = System::settled();
 
     let ns_a = unique("xa");
     let guard_a = netns_with_veth(&ns_a, &dev, &peer);
-    let out = xdpctl_in(&ns_a, &["--json", "load", "--dev", &dev]);
+    // A directory the next namespace's loads could name too.
+    let dir = pins.to_str().unwrap();
+    let out = xdpctl_in(&ns_a, &["--json", "load", "--dev", &dev, "--pin-dir", dir]);
     assert!(out.status.success(), "{}", stderr(&out));
     let loaded: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let prog_a = loaded["prog_id"].as_u64().unwrap();
-    let cookie_a = {
-        let file = std::fs::File::open(format!("/run/netns/{ns_a}")).unwrap();
-        xdpctl::net::netns::cookie_of(&file).unwrap()
-    };
+    let cookie_a = cookie_of(&ns_a);
     let pin = pins.join("xdp_stats_map");
     let shared = map_id_of(&pin);
     // Another tool's program shares the pinned map.
@@ -212,4 +217,82 @@ fn load_under_ip_netns_exec_is_refused_as_its_pins_would_vanish() {
     assert!(dir.join("xdp_stats_map").exists());
     common::run("nsenter", &[&netns, common::XDPCTL, "unload", "--dev", "veth0"]);
     assert!(!dir.exists());
+}
+
+/// Every lab's inner end is `veth0`: loads there without --pin-dir pin
+/// apart, under a directory of each namespace's own; `status` in each shows
+/// its own program and pins, and each unload removes only its own.
+/// `trace netdev` counts the two `veth0`s apart too.
+#[test]
+#[ignore = "needs root"]
+fn same_named_interfaces_in_two_namespaces_pin_apart() {
+    let _s = serial();
+    let labs = [Lab::new(), Lab::new()];
+    let before = System::settled();
+    let mut loaded = Vec::new();
+    for lab in &labs {
+        let out = xdpctl_in(&lab.ns, &["--json", "load", "--dev", "veth0"]);
+        assert!(out.status.success(), "{}: {}", lab.ns, stderr(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let home = Path::new("/sys/fs/bpf").join(format!("xdpctl-netns-{}", cookie_of(&lab.ns)));
+        let dir = home.join("veth0");
+        assert_eq!(v["pin_dir"], dir.to_str().unwrap(), "{v}");
+        assert!(dir.join("xdp_stats_map").exists(), "{}", dir.display());
+        loaded.push((v["prog_id"].as_u64().unwrap(), home, dir));
+    }
+    let status = |lab: &Lab| -> Vec<serde_json::Value> {
+        let out = xdpctl_in(&lab.ns, &["--json", "status", "--dev", "veth0"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    for (lab, (id, _, dir)) in labs.iter().zip(&loaded) {
+        let rows = status(lab);
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        assert_eq!(rows[0]["prog_id"], *id, "{rows:?}");
+        assert_eq!(rows[0]["pin_dir"], dir.to_str().unwrap(), "{rows:?}");
+        let out = xdpctl_in(&lab.ns, &["--json", "stats", "--dev", "veth0", "-c", "1"]);
+        assert!(out.status.success(), "stats finds its own pins: {}", stderr(&out));
+    }
+
+    // Two rows for the two `veth0`s, each under its namespace's name.
+    let trace = common::Streaming::spawn(&[
+        "--json",
+        "trace",
+        "netdev",
+        "--dev",
+        "veth0",
+        "--interval",
+        "0.1",
+    ]);
+    trace.wait_for("a first sample", |l| l.contains("\"devices\""));
+    assert!(labs[0].ping(3) && labs[1].ping(5), "xdp_pass lets the pings through");
+    let received = |l: &str, ns: &str| -> u64 {
+        let v: serde_json::Value = serde_json::from_str(l).expect("trace JSON");
+        let rows = v["devices"].as_array().expect("devices").clone();
+        rows.iter()
+            .filter(|d| d["ifname"] == "veth0" && d["netns"]["name"] == ns)
+            .map(|d| d["rx_packets"].as_u64().unwrap())
+            .sum()
+    };
+    let line = trace.wait_for("both labs' requests", |l| {
+        received(l, &labs[0].ns) >= 3 && received(l, &labs[1].ns) >= 5
+    });
+    assert_eq!((received(&line, &labs[0].ns), received(&line, &labs[1].ns)), (3, 5), "{line}");
+    let (code, err) = trace.interrupt();
+    assert!(code.success(), "{err}");
+
+    // Each unload takes its own pins and namespace directory, nothing else.
+    let out = xdpctl_in(&labs[0].ns, &["unload", "--dev", "veth0"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!loaded[0].1.exists(), "{} stays", loaded[0].1.display());
+    assert!(loaded[1].2.join("xdp_stats_map").exists(), "the other lab's pin went");
+    assert_eq!(status(&labs[1])[0]["prog_id"], loaded[1].0);
+    let out = xdpctl_in(&labs[1].ns, &["unload", "--dev", "veth0"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!loaded[1].1.exists(), "{} stays", loaded[1].1.display());
+    before.assert_unchanged("loads on same-named interfaces of two namespaces");
 }

@@ -97,9 +97,9 @@ impl Entry {
     }
 
     /// Where the program's maps are pinned on interface `name`.
-    pub fn pin_dir_of(&self, name: &str) -> PathBuf {
+    pub fn pin_dir_of(&self, name: &str) -> Result<PathBuf> {
         match &self.pin_dir {
-            Some(dir) => PathBuf::from(dir.replace(DEV, name)),
+            Some(dir) => Ok(PathBuf::from(dir.replace(DEV, name))),
             None => bpffs::default_pin_dir(name),
         }
     }
@@ -330,8 +330,8 @@ mod tests {
         // (A given pin_dir is checked on bpffs, which a unit test may lack.)
         let mut b = b.clone();
         b.pin_dir = Some("/sys/fs/bpf/xdpctl/{dev}".into());
-        assert_eq!(b.pin_dir_of("veth3"), Path::new("/sys/fs/bpf/xdpctl/veth3"));
-        assert_eq!(a.pin_dir_of("eth0"), Path::new("/sys/fs/bpf/eth0"));
+        assert_eq!(b.pin_dir_of("veth3").unwrap(), Path::new("/sys/fs/bpf/xdpctl/veth3"));
+        assert_eq!(a.pin_dir_of("eth0").unwrap(), bpffs::default_pin_dir("eth0").unwrap());
         let r = b.redirect.as_ref().unwrap();
         assert_eq!(r.redirect_dev, "eth1");
         assert_eq!(r.src_mac, None);

@@ -110,7 +110,7 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
 fn pass(config: &Config, args: &Args, shown: Shown, out: Output) -> Result<()> {
     bpffs::ensure_mounted()?;
     let seen = snapshot()?;
-    let plan = plan::plan(&config.entries, &seen, args.prune);
+    let plan = plan::plan(&config.entries, &seen, args.prune)?;
     let (reports, failure) = execute(config, &plan, args.diff, out);
     let changed = reports
         .iter()
@@ -270,7 +270,7 @@ fn act(step: &Step, entry: Option<&Entry>, report: &mut StepReport, out: Output)
     let entry = entry.ok_or_else(|| anyhow!("{}: the plan names no entry", step.dev))?;
     // Always given: the plan compared the interface's record with this
     // directory, not with where a reuse of maps would look.
-    let pin_dir = entry.pin_dir_of(&dev.name);
+    let pin_dir = entry.pin_dir_of(&dev.name)?;
     let done = load::step(
         &Request {
             dev: &dev,

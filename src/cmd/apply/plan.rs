@@ -2,9 +2,9 @@
 //! snapshot of every interface to a list of steps, so `--diff` shows
 //! exactly what a run does and tests need no kernel.
 
-use std::path::PathBuf;
-
+use anyhow::Result;
 use serde::Serialize;
+use std::path::PathBuf;
 
 use crate::cmd::apply::config::Entry;
 use crate::xdp::attach::{Attachment, Mode};
@@ -78,7 +78,7 @@ pub struct Plan {
 
 /// What makes the machine match `entries`: per interface the first entry
 /// matching its name; with `prune`, xdpctl's programs no entry wants go.
-pub fn plan(entries: &[Entry], seen: &[Seen], prune: bool) -> Plan {
+pub fn plan(entries: &[Entry], seen: &[Seen], prune: bool) -> Result<Plan> {
     let mut out = Plan::default();
     for s in seen {
         let step = |entry, action, program| Step {
@@ -100,7 +100,7 @@ pub fn plan(entries: &[Entry], seen: &[Seen], prune: bool) -> Plan {
             (_, Some((prog_id, name))) => {
                 Action::Conflict { prog_id: *prog_id, prog_name: name.clone() }
             }
-            (Some(o), None) => match differs(e, &s.name, o) {
+            (Some(o), None) => match differs(e, &s.name, o)? {
                 Some(why) => Action::Replace { prog_id: o.prog_id, why },
                 None => Action::Keep { prog_id: o.prog_id },
             },
@@ -113,29 +113,29 @@ pub fn plan(entries: &[Entry], seen: &[Seen], prune: bool) -> Plan {
             out.absent.push(e.dev.clone());
         }
     }
-    out
+    Ok(out)
 }
 
 /// How xdpctl's program `o` on interface `name` differs from entry `e`.
-fn differs(e: &Entry, name: &str, o: &Ours) -> Option<String> {
+fn differs(e: &Entry, name: &str, o: &Ours) -> Result<Option<String>> {
     let Some(have) = &o.prog_name else {
-        return Some("a load was killed before it finished here".into());
+        return Ok(Some("a load was killed before it finished here".into()));
     };
     if *have != e.prog_name {
-        return Some(format!("it runs {have}, not {}", e.prog_name));
+        return Ok(Some(format!("it runs {have}, not {}", e.prog_name)));
     }
     if o.object.as_deref() != Some(e.object.as_str()) {
         let from = o.object.as_deref().unwrap_or("an unrecorded object");
-        return Some(format!("its program comes from {from}, not {}", e.object));
+        return Ok(Some(format!("its program comes from {from}, not {}", e.object)));
     }
     if let Some(mode) = e.mode.filter(|m| *m != o.mode) {
-        return Some(format!("it runs in {} mode, not {mode}", o.mode));
+        return Ok(Some(format!("it runs in {} mode, not {mode}", o.mode)));
     }
-    let dir = e.pin_dir_of(name);
+    let dir = e.pin_dir_of(name)?;
     if o.pin_dir.as_ref() != Some(&dir) {
-        return Some(format!("its maps are pinned elsewhere, not in {}", dir.display()));
+        return Ok(Some(format!("its maps are pinned elsewhere, not in {}", dir.display())));
     }
-    None
+    Ok(None)
 }
 
 #[cfg(test)]
@@ -178,7 +178,7 @@ mod tests {
             seen("lab2", 4, Some(("xdp_pass", Mode::Skb))),
             seen("other", 5, Some(("xdp_pass", Mode::Native))),
         ];
-        let p = plan(&e, &state, false);
+        let p = plan(&e, &state, false).unwrap();
         assert_eq!(
             actions(&p),
             [
@@ -202,12 +202,12 @@ mod tests {
         foreign.foreign = Some((9, "xdp_dispatcher".into()));
         foreign.attached = vec![Attachment { prog_id: 9, mode: Mode::Native }];
         let state = [seen("other", 5, Some(("xdp_pass", Mode::Native))), foreign];
-        let p = plan(&e, &state, true);
+        let p = plan(&e, &state, true).unwrap();
         assert_eq!(
             actions(&p),
             [("other", &Action::Unload { prog_id: 105, prog_name: "xdp_pass".into() })]
         );
-        assert!(plan(&e, &state, false).steps.is_empty());
+        assert!(plan(&e, &state, false).unwrap().steps.is_empty());
     }
 
     #[test]
@@ -215,24 +215,27 @@ mod tests {
         let e = entries(FILE);
         let mut taken = seen("eth0", 2, None);
         taken.foreign = Some((9, "theirs".into()));
-        let p = plan(&e, &[taken], false);
+        let p = plan(&e, &[taken], false).unwrap();
         assert_eq!(
             actions(&p),
             [("eth0", &Action::Conflict { prog_id: 9, prog_name: "theirs".into() })]
         );
 
         let skb = seen("eth0", 2, Some(("xdp_drop", Mode::Skb)));
-        let p = plan(&e, &[skb], false);
+        let p = plan(&e, &[skb], false).unwrap();
         assert!(matches!(&p.steps[0].action, Action::Replace { why, .. } if why.contains("skb")));
 
         let mut moved = seen("eth0", 2, Some(("xdp_drop", Mode::Native)));
         moved.ours.as_mut().unwrap().pin_dir = Some("/sys/fs/bpf/elsewhere".into());
-        let p = plan(&e, &[moved], false);
+        let p = plan(&e, &[moved], false).unwrap();
         assert!(
             matches!(&p.steps[0].action, Action::Replace { why, .. } if why.contains("pinned"))
         );
 
         let same = seen("eth0", 2, Some(("xdp_drop", Mode::Native)));
-        assert_eq!(actions(&plan(&e, &[same], false)), [("eth0", &Action::Keep { prog_id: 102 })]);
+        assert_eq!(
+            actions(&plan(&e, &[same], false).unwrap()),
+            [("eth0", &Action::Keep { prog_id: 102 })]
+        );
     }
 }

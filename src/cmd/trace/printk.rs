@@ -21,7 +21,7 @@ use crate::stop::Stop;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Exit after this many decoded xdp_printk lines
-    #[arg(short, long, value_name = "N")]
+    #[arg(short, long, value_name = "N", value_parser = crate::sampler::parse_count)]
     pub count: Option<u64>,
 }
 
