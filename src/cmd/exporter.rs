@@ -183,55 +183,16 @@ impl Metrics {
     }
 }
 
-/// The inode of the initial network namespace's nsfs file, fixed by Linux
-/// 6.18 (NET_NS_INIT_INO in linux/nsfs.h); a number no other namespace is
-/// given, as dynamic ones start at 0xF0000000.
-const NET_INIT_INO: u64 = 0xEFFF_FFF9;
-/// The first kernel whose initial network namespace has that inode.
-const FIXED_INIT_INO_SINCE: (u32, u32) = (6, 18);
-
 /// The `netns` label: None in the initial namespace, else the namespace's
 /// `ip netns` name or its cookie.
 pub fn netns_label() -> Result<Option<String>> {
     let own = netns::cookie()?;
-    if !netns_is_initial(own)? {
+    if !netns::is_initial()? {
         let mut names = Names::new()?;
         names.learn([own], crate::output::say);
         return Ok(Some(names.name(own).map_or_else(|| own.to_string(), escape::bytes)));
     }
     Ok(None)
-}
-
-/// Whether this is the initial network namespace: since 6.18 its fixed
-/// inode says so; before, PID 1's namespace is compared by cookie (which
-/// needs the right to look into PID 1).
-fn netns_is_initial(own: u64) -> Result<bool> {
-    let ino = netns::inode()?;
-    if ino == NET_INIT_INO || kernel_release()? >= FIXED_INIT_INO_SINCE {
-        return Ok(ino == NET_INIT_INO);
-    }
-    let init = fs::File::open("/proc/1/ns/net").context(
-        "opening /proc/1/ns/net to tell whether this is the initial network namespace \
-         (kernels before 6.18 give it no fixed inode)",
-    )?;
-    Ok(netns::cookie_of(&init)? == own)
-}
-
-/// The running kernel's major and minor version.
-fn kernel_release() -> Result<(u32, u32)> {
-    let text = fs::read_to_string("/proc/sys/kernel/osrelease")
-        .context("reading /proc/sys/kernel/osrelease")?;
-    parse_release(&text).with_context(|| format!("kernel release {:?}", text.trim()))
-}
-
-fn parse_release(text: &str) -> Result<(u32, u32)> {
-    let mut parts = text.trim().split(['.', '-']);
-    let mut number = || -> Result<u32> {
-        let part = parts.next().unwrap_or_default();
-        let digits: String = part.chars().take_while(char::is_ascii_digit).collect();
-        digits.parse().context("not MAJOR.MINOR")
-    };
-    Ok((number()?, number()?))
 }
 
 /// Serve GET /metrics on `addr` until Ctrl-C or SIGTERM.
@@ -341,15 +302,6 @@ fn check_textfile_dir(dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn kernel_releases_read_as_major_and_minor() {
-        assert_eq!(parse_release("6.18.44-fc-v973\n").unwrap(), (6, 18));
-        assert_eq!(parse_release("5.10.0-28-amd64").unwrap(), (5, 10));
-        assert_eq!(parse_release("6.1").unwrap(), (6, 1));
-        assert!(parse_release("linux").is_err());
-        assert!((6, 9) < FIXED_INIT_INO_SINCE && (7, 0) > FIXED_INIT_INO_SINCE);
-    }
 
     #[test]
     fn metrics_follow_prometheus_names_and_labels() {

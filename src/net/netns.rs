@@ -53,15 +53,44 @@ pub fn inode() -> Result<u64> {
     Ok(fs::metadata("/proc/self/ns/net").context("reading /proc/self/ns/net")?.ino())
 }
 
-/// The nsfs inode of the initial network namespace (the kernel's
-/// PROC_NET_INIT_INO): fixed, and never given to another namespace, whose
-/// inodes are all allocated above it.
+/// The nsfs inode of the initial network namespace, fixed since Linux 6.18
+/// (NET_NS_INIT_INO in linux/nsfs.h) and never given to another namespace,
+/// whose inodes are all allocated above it.
 const INITIAL_INODE: u64 = 0xEFFF_FFF9;
+/// The first kernel whose initial network namespace has that inode.
+const FIXED_INITIAL_SINCE: (u32, u32) = (6, 18);
 
 /// Whether this thread is in the initial network namespace (the host's).
-/// Asked of our own nsfs file: PID 1's may be closed to us even as root.
+/// Since 6.18 our own nsfs inode says so (PID 1's may be closed to us even
+/// as root); before, PID 1's namespace is compared by cookie, which needs
+/// the right to look into PID 1.
 pub fn is_initial() -> Result<bool> {
-    Ok(inode()? == INITIAL_INODE)
+    let ino = inode()?;
+    if ino == INITIAL_INODE || kernel_release()? >= FIXED_INITIAL_SINCE {
+        return Ok(ino == INITIAL_INODE);
+    }
+    let init = File::open("/proc/1/ns/net").context(
+        "opening /proc/1/ns/net to tell whether this is the initial network namespace \
+         (kernels before 6.18 give it no fixed inode)",
+    )?;
+    Ok(cookie_of(&init)? == cookie()?)
+}
+
+/// The running kernel's major and minor version.
+fn kernel_release() -> Result<(u32, u32)> {
+    let text = fs::read_to_string("/proc/sys/kernel/osrelease")
+        .context("reading /proc/sys/kernel/osrelease")?;
+    parse_release(&text).with_context(|| format!("kernel release {:?}", text.trim()))
+}
+
+fn parse_release(text: &str) -> Result<(u32, u32)> {
+    let mut parts = text.trim().split(['.', '-']);
+    let mut number = || -> Result<u32> {
+        let part = parts.next().unwrap_or_default();
+        let digits: String = part.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().context("not MAJOR.MINOR")
+    };
+    Ok((number()?, number()?))
 }
 
 /// The cookie of the namespace whose nsfs file is `ns`, asked from a thread
@@ -276,6 +305,15 @@ impl Names {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kernel_releases_read_as_major_and_minor() {
+        assert_eq!(parse_release("6.18.44-fc-v973\n").unwrap(), (6, 18));
+        assert_eq!(parse_release("5.10.0-28-amd64").unwrap(), (5, 10));
+        assert_eq!(parse_release("6.1").unwrap(), (6, 1));
+        assert!(parse_release("linux").is_err());
+        assert!((6, 9) < FIXED_INITIAL_SINCE && (7, 0) > FIXED_INITIAL_SINCE);
+    }
 
     #[test]
     fn this_namespace_has_one_cookie() {
