@@ -1,9 +1,6 @@
 //! The command line: what `main` parses and dispatches, in the library so
 //! tests can drive the parser directly.
 
-use std::ffi::OsStr;
-
-use clap::builder::{PossibleValue, StringValueParser, TypedValueParser};
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{CommandFactory, Parser, Subcommand};
 
@@ -128,31 +125,6 @@ impl Cli {
     }
 }
 
-/// `--progname`: takes any name, as an --obj may hold any, but lists the
-/// shipped programs as its possible values, for completion and the man page;
-/// `Cli::check` refuses an unknown name when there is no --obj.
-#[derive(Clone, Debug)]
-pub struct ProgName;
-
-impl TypedValueParser for ProgName {
-    type Value = String;
-
-    fn parse_ref(
-        &self,
-        cmd: &clap::Command,
-        arg: Option<&clap::Arg>,
-        value: &OsStr,
-    ) -> Result<String, clap::Error> {
-        StringValueParser::new().parse_ref(cmd, arg, value)
-    }
-
-    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
-        Some(Box::new(catalog::PROGRAMS.iter().map(|p| {
-            PossibleValue::new(p.name).help(p.summary).aliases(p.aliases.iter().copied())
-        })))
-    }
-}
-
 /// clap's own "invalid value" error for `load --progname NAME`, with the
 /// nearest shipped name as its tip and load's usage line.
 fn unknown_program(name: &str) -> clap::Error {
@@ -164,21 +136,9 @@ fn unknown_program(name: &str) -> clap::Error {
     err.insert(ContextKind::InvalidValue, ContextValue::String(name.into()));
     let names = catalog::names().into_iter().map(String::from).collect();
     err.insert(ContextKind::ValidValue, ContextValue::Strings(names));
-    if let Some(near) = nearest_program(name) {
+    if let Some(near) = catalog::nearest(name) {
         err.insert(ContextKind::SuggestedValue, ContextValue::String(near.into()));
     }
     err.insert(ContextKind::Usage, ContextValue::StyledStr(load.clone().render_usage()));
     err
-}
-
-/// The shipped name (or tutorial alias) most like `name`, if one is like it
-/// at all: clap's own measure and threshold for its "did you mean".
-fn nearest_program(name: &str) -> Option<&'static str> {
-    catalog::PROGRAMS
-        .iter()
-        .flat_map(|p| std::iter::once(p.name).chain(p.aliases.iter().copied()))
-        .map(|candidate| (strsim::jaro(name, candidate), candidate))
-        .filter(|(score, _)| *score > 0.7)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, candidate)| candidate)
 }

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 use xdpctl::caps;
 use xdpctl::cli::{Cli, Command};
@@ -37,8 +37,8 @@ fn main() -> ExitCode {
         Command::Features(args) => features::run(args, out),
         Command::Exporter(args) => exporter::run(args, out),
         Command::Apply(args) => apply::run(args, out),
-        Command::Completions(args) => completions::run(args, out),
-        Command::Manpages(args) => manpages::run(args, out),
+        Command::Completions(args) => completions::run(args, &Cli::command(), out),
+        Command::Manpages(args) => manpages::run(args, Cli::command(), out),
     });
     match result.map_err(advice::phrase_all) {
         Ok(()) => ExitCode::SUCCESS,

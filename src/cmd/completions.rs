@@ -6,9 +6,8 @@
 
 use anyhow::{ensure, Context, Result};
 use clap::builder::PossibleValuesParser;
-use clap::{Command, CommandFactory, ValueEnum};
+use clap::{Command, ValueEnum};
 
-use crate::cli::Cli;
 use crate::output::Output;
 
 #[derive(clap::Args, Debug)]
@@ -29,13 +28,14 @@ pub enum Shell {
 /// by each shell's own way of listing them.
 const INTERFACES: &str = "__xdpctl_interfaces__";
 
-pub fn run(args: &Args, out: Output) -> Result<()> {
-    out.print(&script(args.shell)?)
+/// `root`: xdpctl's whole command line, which main owns.
+pub fn run(args: &Args, root: &Command, out: Output) -> Result<()> {
+    out.print(&script(args.shell, root)?)
 }
 
 /// The script for `shell`.
-pub fn script(shell: Shell) -> Result<String> {
-    let mut cmd = for_completion(&Cli::command());
+pub fn script(shell: Shell, root: &Command) -> Result<String> {
+    let mut cmd = for_completion(root);
     let generator = match shell {
         Shell::Bash => clap_complete::Shell::Bash,
         Shell::Zsh => clap_complete::Shell::Zsh,
@@ -93,8 +93,13 @@ mod tests {
     /// programs, and offers nothing hidden.
     #[test]
     fn scripts_list_interfaces_and_programs_but_nothing_hidden() {
+        use clap::Args as _;
+        // load's own options (hidden spellings included) and a hidden command.
+        let root = Command::new("xdpctl")
+            .subcommand(crate::cmd::load::Args::augment_args(Command::new("load")))
+            .subcommand(Command::new("manpages").hide(true));
         for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
-            let text = script(shell).unwrap();
+            let text = script(shell, &root).unwrap();
             assert!(text.contains("xdp_redirect_map"), "{shell:?}");
             // Printed as it is: nothing in it for the output's escaping.
             assert_eq!(crate::escape::controls(&text), text.as_str(), "{shell:?}");

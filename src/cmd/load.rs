@@ -1,11 +1,13 @@
 //! `xdpctl load`: load one program, attach it so that it outlives xdpctl, and pin
 //! its maps for the interface (basic01-04).
 
+use std::ffi::OsStr;
 use std::mem::MaybeUninit;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
+use clap::builder::{PossibleValue, StringValueParser, TypedValueParser};
 use libbpf_rs::OpenObject;
 use serde::Serialize;
 
@@ -38,7 +40,7 @@ pub struct Args {
     pub dev: String,
     /// Program to load: its short name (xdp_pass) or the tutorial's (xdp_pass_func);
     /// `xdpctl list` shows them
-    #[arg(long, visible_alias = "progsec", value_name = "NAME", value_parser = crate::cli::ProgName,
+    #[arg(long, visible_alias = "progsec", value_name = "NAME", value_parser = ProgName,
           hide_possible_values = true)]
     pub progname: Option<String>,
     /// Load from your own BPF object file instead of the shipped programs
@@ -572,5 +574,30 @@ mod tests {
         let moved = rec("/sys/fs/bpf/old", &["xdp_stats_map"]);
         let (_, stale) = carry_over(Some(&moved), &ours, dir, true);
         assert_eq!(stale, Some(("/sys/fs/bpf/old".into(), ours.clone())));
+    }
+}
+
+/// `--progname`: takes any name, as an --obj may hold any, but lists the
+/// shipped programs as its possible values, for completion and the man page;
+/// `Cli::check` refuses an unknown name when there is no --obj.
+#[derive(Clone, Debug)]
+pub struct ProgName;
+
+impl TypedValueParser for ProgName {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &OsStr,
+    ) -> Result<String, clap::Error> {
+        StringValueParser::new().parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        Some(Box::new(catalog::PROGRAMS.iter().map(|p| {
+            PossibleValue::new(p.name).help(p.summary).aliases(p.aliases.iter().copied())
+        })))
     }
 }

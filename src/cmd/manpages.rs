@@ -9,9 +9,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use clap::{Command, CommandFactory};
+use clap::Command;
 
-use crate::cli::Cli;
 use crate::escape;
 use crate::output::Output;
 
@@ -22,8 +21,9 @@ pub struct Args {
     pub dir: PathBuf,
 }
 
-pub fn run(args: &Args, out: Output) -> Result<()> {
-    let mut cmd = Cli::command().disable_help_subcommand(true);
+/// `root`: xdpctl's whole command line, which main owns.
+pub fn run(args: &Args, root: Command, out: Output) -> Result<()> {
+    let mut cmd = root.disable_help_subcommand(true);
     cmd.build();
     let written = write_pages(&cmd, &args.dir)?;
     out.info(format!("wrote {written} man pages into {}", escape::path(&args.dir)));

@@ -168,6 +168,18 @@ pub fn names() -> Vec<&'static str> {
     PROGRAMS.iter().map(|p| p.name).collect()
 }
 
+/// The shipped name (or tutorial alias) most like `name`, if one is like it
+/// at all: clap's own measure and threshold for its "did you mean".
+pub fn nearest(name: &str) -> Option<&'static str> {
+    PROGRAMS
+        .iter()
+        .flat_map(|p| std::iter::once(p.name).chain(p.aliases.iter().copied()))
+        .map(|candidate| (strsim::jaro(name, candidate), candidate))
+        .filter(|(score, _)| *score > 0.7)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, candidate)| candidate)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
