@@ -69,14 +69,17 @@ bounding_set() {
 	echo "$out"
 }
 
-# Start unit $1's ExecStart as systemd would; extra args for `exec`.
-start_unit() {
-	local unit=$1 nnp=()
+# UNIT_CMD: unit $1's ExecStart as systemd would start it. Every step
+# execs the next, so started in the background its pid is xdpctl's own
+# (systemd's $MAINPID).
+unit_cmd() {
+	local unit=$1 nnp=() line
 	[ "$(unit_value "$unit" NoNewPrivileges)" = yes ] && nnp=(--no-new-privs)
-	# shellcheck disable=SC2046,SC2016 # ExecStart split into words as systemd does; $1 is sh's
-	nsenter --net="/run/netns/$NS" unshare -m --propagation private \
-		sh -c 'mount --bind "$1" /etc/xdpctl && shift && exec "$@"' sh "$ETC" \
-		setpriv --bounding-set "$(bounding_set "$unit")" "${nnp[@]}" -- $(exec_line "$unit")
+	read -r -a line <<<"$(exec_line "$unit")" # split into words, as systemd does
+	# shellcheck disable=SC2016 # $1 is the inner sh's
+	UNIT_CMD=(nsenter --net="/run/netns/$NS" unshare -m --propagation private
+		sh -c 'mount --bind "$1" /etc/xdpctl && shift && exec "$@"' sh "$ETC"
+		setpriv --bounding-set "$(bounding_set "$unit")" "${nnp[@]}" -- "${line[@]}")
 }
 
 prog_on() {
@@ -95,10 +98,11 @@ nsenter --net="/run/netns/$NS" "$XDPCTL" -q apply --diff -f dist/xdpctl.toml >/d
 
 # xdpctl.service: a oneshot apply.
 write_config '[[attach]]' "dev = \"${NS}a\"" 'program = "xdp_drop"' 'mode = "skb"'
-start_unit xdpctl.service >"$TMP/out" 2>&1 || fail "xdpctl.service: $(cat "$TMP/out")"
+unit_cmd xdpctl.service
+"${UNIT_CMD[@]}" >"$TMP/out" 2>&1 || fail "xdpctl.service: $(cat "$TMP/out")"
 [ "$(prog_on "${NS}a")" = xdp_drop ] || fail "xdpctl.service: xdp_drop not attached"
 id=$(ip -n "$NS" -j link show dev "${NS}a" | jq '.[0].xdp.prog.id')
-start_unit xdpctl.service >"$TMP/out" 2>&1 || fail "xdpctl.service again: $(cat "$TMP/out")"
+"${UNIT_CMD[@]}" >"$TMP/out" 2>&1 || fail "xdpctl.service again: $(cat "$TMP/out")"
 grep -q "nothing to do" "$TMP/out" || fail "second start: $(cat "$TMP/out")"
 [ "$(ip -n "$NS" -j link show dev "${NS}a" | jq '.[0].xdp.prog.id')" = "$id" ] ||
 	fail "second start replaced the program"
@@ -106,7 +110,8 @@ echo "ok: xdpctl.service attaches, and a second start changes nothing"
 
 # xdpctl-watch.service: new interfaces, ExecReload (SIGHUP), stop (SIGTERM).
 write_config '[[attach]]' "dev = \"${NS}w*\"" 'program = "xdp_pass"' 'mode = "skb"'
-start_unit xdpctl-watch.service >"$TMP/watch" 2>&1 &
+unit_cmd xdpctl-watch.service
+"${UNIT_CMD[@]}" >"$TMP/watch" 2>&1 &
 watch=$!
 pids+=("$watch")
 sleep 0.5
@@ -120,10 +125,11 @@ done
 reload=$(unit_value xdpctl-watch.service ExecReload)
 # shellcheck disable=SC2016 # systemd's $MAINPID, literally
 [ "$reload" = '/bin/kill -HUP $MAINPID' ] || fail "ExecReload changed: $reload"
-pkill -HUP -f "^$XDPCTL apply --watch" || fail "no watcher to reload"
+kill -HUP "$watch" || fail "no watcher to reload"
 sleep 0.3
 kill -0 "$watch" 2>/dev/null || fail "watch died on SIGHUP: $(cat "$TMP/watch")"
-pkill -TERM -f "^$XDPCTL apply --watch" || fail "no watcher to stop"
+[ "$(readlink "/proc/$watch/exe")" = "$XDPCTL" ] || fail "the watcher's pid is not xdpctl's"
+kill -TERM "$watch" || fail "no watcher to stop"
 rc=0
 wait "$watch" || rc=$?
 [ "$rc" -eq 0 ] || fail "watch exit $rc on SIGTERM: $(cat "$TMP/watch")"
@@ -131,7 +137,8 @@ wait "$watch" || rc=$?
 echo "ok: xdpctl-watch.service attaches new interfaces, reloads, stops with exit 0"
 
 # xdpctl-exporter.service: the metrics of the interface the oneshot loaded.
-start_unit xdpctl-exporter.service >"$TMP/exporter" 2>&1 &
+unit_cmd xdpctl-exporter.service
+"${UNIT_CMD[@]}" >"$TMP/exporter" 2>&1 &
 pids+=("$!")
 listen=$(exec_line xdpctl-exporter.service | sed -n 's/.*--listen \([^ ]*\).*/\1/p')
 [ -n "$listen" ] || fail "xdpctl-exporter.service: no --listen in ExecStart"
