@@ -22,6 +22,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::escape;
+use crate::io::httpd::{self, Request, Response};
 use crate::io::outfile::NewFile;
 use crate::net::netns::{self, Names};
 use crate::obj::proginfo;
@@ -222,40 +223,27 @@ fn serve(addr: SocketAddr, netns: &Option<String>, out: Output) -> Result<()> {
              the interfaces' counters and programs"
         ));
     }
-    let server = tiny_http::Server::from_listener(listener, None)
-        .map_err(|e| anyhow!("serving on {addr}: {e}"))?;
     let stop = Stop::install()?;
     out.info(format!("Serving metrics on http://{addr}/metrics; Ctrl-C stops"));
     while !stop.requested() {
-        if let Some(request) = server.recv_timeout(STOP_CHECK).context("waiting for a scrape")? {
-            answer(request, netns, out);
-        }
+        httpd::serve_one(&listener, STOP_CHECK, |request| answer(request, netns, out))?;
     }
     Ok(())
 }
 
-/// One request: the metrics at GET /metrics, 404 elsewhere. A failed write
-/// is the scraper's loss, not the exporter's end.
-fn answer(request: tiny_http::Request, netns: &Option<String>, out: Output) {
-    let path = request.url().split('?').next().unwrap_or_default();
-    let (status, body, content_type) = match (request.method(), path) {
-        (tiny_http::Method::Get, "/metrics") => match scrape(netns) {
-            Ok(text) => (200, text, prometheus_text::CONTENT_TYPE),
+/// One request: the metrics at GET /metrics, 404 elsewhere.
+fn answer(request: &Request, netns: &Option<String>, out: Output) -> Response {
+    match (request.method.as_str(), request.path.as_str()) {
+        ("GET", "/metrics") => match scrape(netns) {
+            Ok(body) => Response { status: 200, content_type: prometheus_text::CONTENT_TYPE, body },
             Err(e) => {
                 out.warn(&format!("error: scrape failed: {e:#}"));
-                (500, format!("scrape failed: {e:#}\n"), "text/plain; charset=utf-8")
+                Response::text(500, &format!("scrape failed: {e:#}\n"))
             }
         },
-        (tiny_http::Method::Get, _) => {
-            (404, "not found; metrics are at /metrics\n".to_string(), "text/plain")
-        }
-        _ => (405, "only GET /metrics is served\n".to_string(), "text/plain"),
-    };
-    let mut response = tiny_http::Response::from_string(body).with_status_code(status);
-    if let Ok(header) = tiny_http::Header::from_bytes("Content-Type", content_type) {
-        response.add_header(header);
+        ("GET", _) => Response::text(404, "not found; metrics are at /metrics\n"),
+        _ => Response::text(405, "only GET /metrics is served\n"),
     }
-    let _ = request.respond(response);
 }
 
 /// The metrics once, at DIR/xdpctl.prom: written aside, made readable by

@@ -209,8 +209,14 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
         out,
     )?;
     let pin_dir = &done.pin_dir;
+    // The program is attached: failing to look at the peer only loses advice.
     if program.transmits {
-        warn_if_peer_drops(&dev, &done.prog_name, out)?;
+        if let Err(e) = warn_if_peer_drops(&dev, &done.prog_name, out) {
+            out.warn(&format!(
+                "warning: could not check {}'s veth peer: {e:#}",
+                escape::text(&dev.name)
+            ));
+        }
     }
     if out.json {
         return out.json(&Loaded {

@@ -5,7 +5,7 @@
 
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -50,6 +50,9 @@ fn write_pages(cmd: &Command, dir: &Path) -> Result<usize> {
         .custom_flags(libc::O_NOFOLLOW)
         .open(&path)
         .with_context(|| format!("creating {}", escape::path(&path)))?;
+    // `mode` only applies to a new file, less the umask: set it outright.
+    file.set_permissions(std::fs::Permissions::from_mode(0o644))
+        .with_context(|| format!("making {} readable", escape::path(&path)))?;
     file.write_all(&page).with_context(|| format!("writing {}", escape::path(&path)))?;
     Ok(written + 1)
 }

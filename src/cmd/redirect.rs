@@ -97,7 +97,11 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
             target.index
         ))?;
     }
-    note_unreachable_veth(&target, target_peer.as_ref(), out)
+    // The maps are written: failing to look at the veth only loses advice.
+    if let Err(e) = note_unreachable_veth(&target, target_peer.as_ref(), out) {
+        out.warn(&format!("warning: could not check {}'s peer: {e:#}", escape::text(&target.name)));
+    }
+    Ok(())
 }
 
 /// A pinned map, a key and value to hold, and the map's name for messages.

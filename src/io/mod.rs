@@ -1,8 +1,10 @@
 //! Moving packets and bytes: AF_XDP sockets, the traffic generator's engine,
-//! captures and the files and pipes they are written to, clocks.
+//! captures and the files and pipes they are written to, clocks, and the
+//! exporter's bounded HTTP.
 
 pub mod capture;
 pub mod clock;
+pub mod httpd;
 pub mod outfile;
 pub mod spool;
 pub mod trafficgen;

@@ -228,7 +228,12 @@ pub fn default_pin_dir(ifname: &str) -> Result<PathBuf> {
 }
 
 fn dir_in(home: &Path, ifname: &str) -> PathBuf {
-    home.join(ifname.replace('.', ":"))
+    home.join(dir_name(ifname))
+}
+
+/// `ifname` as a bpffs directory name: '.' (which bpffs refuses) as ':'.
+pub fn dir_name(ifname: &str) -> String {
+    ifname.replace('.', ":")
 }
 
 /// The name directly under [`ROOT`] that holds `dir` (a default pin

@@ -99,7 +99,7 @@ impl Entry {
     /// Where the program's maps are pinned on interface `name`.
     pub fn pin_dir_of(&self, name: &str) -> Result<PathBuf> {
         match &self.pin_dir {
-            Some(dir) => Ok(PathBuf::from(dir.replace(DEV, name))),
+            Some(dir) => Ok(PathBuf::from(dir.replace(DEV, &bpffs::dir_name(name)))),
             None => bpffs::default_pin_dir(name),
         }
     }
@@ -331,6 +331,8 @@ mod tests {
         let mut b = b.clone();
         b.pin_dir = Some("/sys/fs/bpf/xdpctl/{dev}".into());
         assert_eq!(b.pin_dir_of("veth3").unwrap(), Path::new("/sys/fs/bpf/xdpctl/veth3"));
+        // bpffs refuses '.' in a name: a VLAN device's directory has ':'.
+        assert_eq!(b.pin_dir_of("eth0.100").unwrap(), Path::new("/sys/fs/bpf/xdpctl/eth0:100"));
         assert_eq!(a.pin_dir_of("eth0").unwrap(), bpffs::default_pin_dir("eth0").unwrap());
         let r = b.redirect.as_ref().unwrap();
         assert_eq!(r.redirect_dev, "eth1");

@@ -154,7 +154,7 @@ mod tests {
             mode,
             prog_name: Some(prog.into()),
             object: Some("xdp_prog_kern".into()),
-            pin_dir: Some(PathBuf::from("/sys/fs/bpf").join(name)),
+            pin_dir: Some(crate::xdp::bpffs::default_pin_dir(name).unwrap()),
         });
         let attached =
             ours.iter().map(|o| Attachment { prog_id: o.prog_id, mode: o.mode }).collect();
