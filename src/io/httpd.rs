@@ -14,8 +14,10 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 /// A request head larger than this is refused; a scrape's is ~200 bytes.
 const MAX_HEAD: usize = 8 * 1024;
-/// How long one client may take to send its request or to read the answer.
-const IO_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one client may take to send its request (a scraper sends it at
+/// once) and to read the answer.
+const READ_TIMEOUT: Duration = Duration::from_secs(2);
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What was asked: the request line's method and path (query dropped).
 pub struct Request {
@@ -62,8 +64,8 @@ pub fn serve_one(
 }
 
 fn answer(mut stream: TcpStream, handle: impl FnOnce(&Request) -> Response) -> Result<()> {
-    stream.set_read_timeout(Some(IO_TIMEOUT)).context("setting a read timeout")?;
-    stream.set_write_timeout(Some(IO_TIMEOUT)).context("setting a write timeout")?;
+    stream.set_read_timeout(Some(READ_TIMEOUT)).context("setting a read timeout")?;
+    stream.set_write_timeout(Some(WRITE_TIMEOUT)).context("setting a write timeout")?;
     let response = match read_head(&mut stream)? {
         Some(head) => match parse(&head) {
             Some(request) => handle(&request),
