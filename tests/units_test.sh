@@ -125,9 +125,15 @@ done
 reload=$(unit_value xdpctl-watch.service ExecReload)
 # shellcheck disable=SC2016 # systemd's $MAINPID, literally
 [ "$reload" = '/bin/kill -HUP $MAINPID' ] || fail "ExecReload changed: $reload"
+# A reread says so even when nothing changes: the output grows.
+said=$(wc -c <"$TMP/watch")
 kill -HUP "$watch" || fail "no watcher to reload"
-sleep 0.3
+for _ in $(seq 20); do
+	[ "$(wc -c <"$TMP/watch")" -gt "$said" ] && break
+	sleep 0.1
+done
 kill -0 "$watch" 2>/dev/null || fail "watch died on SIGHUP: $(cat "$TMP/watch")"
+[ "$(wc -c <"$TMP/watch")" -gt "$said" ] || fail "SIGHUP did not reread the file: $(cat "$TMP/watch")"
 [ "$(readlink "/proc/$watch/exe")" = "$XDPCTL" ] || fail "the watcher's pid is not xdpctl's"
 kill -TERM "$watch" || fail "no watcher to stop"
 rc=0
