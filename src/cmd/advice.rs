@@ -65,6 +65,17 @@ pub fn for_file(err: anyhow::Error) -> anyhow::Error {
     })
 }
 
+/// The note for a default (auto) attach the kernel put in skb mode: the
+/// driver of `dev` has no native XDP. Generic XDP works everywhere but is
+/// slower, and it is not what a user of xdp-loader (native by default) expects.
+pub fn skb_fallback(dev: &str) -> String {
+    format!(
+        "note: {} has no native XDP: running in skb (generic) mode, which is slower; \
+         --mode native insists on native",
+        escape::text(dev)
+    )
+}
+
 /// The command that loads xdp_pass on veth `peer`, run where it lives: in
 /// the namespace this one calls `netnsid` (the veth's IFLA_LINK_NETNSID),
 /// through nsenter (`ip netns exec` would hide the pins, see bpffs).

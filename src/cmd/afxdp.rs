@@ -55,7 +55,7 @@ pub struct Args {
     #[arg(short, long)]
     pub poll: bool,
     /// Where xdp_sock runs: native (driver), skb (generic), or auto
-    #[arg(short, long, value_enum, default_value = "auto")]
+    #[arg(short, long, value_enum, default_value_t = ModeRequest::DEFAULT)]
     pub mode: ModeRequest,
     /// UMEM frames of 4096 bytes; the rings get half of them, up to 2048
     #[arg(long, value_name = "N", default_value_t = 4096,

@@ -47,7 +47,8 @@ pub struct Args {
     /// (its only XDP program, unless --progname names one)
     #[arg(long, alias = "filename", value_name = "FILE")]
     pub obj: Option<PathBuf>,
-    /// Attach mode [default: native]
+    /// Attach mode [default: auto: native where the driver has XDP, else skb;
+    /// a replacement keeps the mode of the program it replaces]
     #[arg(long, value_enum, group = "modes")]
     pub mode: Option<ModeRequest>,
     /// Attach in native (driver) mode
@@ -56,7 +57,7 @@ pub struct Args {
     /// Attach in generic (skb) mode
     #[arg(short = 'S', long, group = "modes")]
     pub skb_mode: bool,
-    /// Let the kernel pick the mode
+    /// Let the kernel pick the mode (the default)
     #[arg(short = 'A', long, group = "modes")]
     pub auto_mode: bool,
     /// The tutorial's --mode hw
@@ -91,7 +92,7 @@ impl Args {
         } else if self.offload_mode {
             ModeRequest::Hw
         } else {
-            self.mode.unwrap_or(ModeRequest::Native)
+            self.mode.unwrap_or(ModeRequest::DEFAULT)
         };
         request.fixed()
     }
@@ -217,6 +218,11 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
                 escape::text(&dev.name)
             ));
         }
+    }
+    // Auto keeps a replaced program's mode; otherwise skb means no native.
+    let kept = done.replaced.iter().any(|a| a.mode == Mode::Skb);
+    if args.mode().is_none() && done.mode == Mode::Skb && !kept {
+        out.warn(&advice::skb_fallback(&dev.name));
     }
     if out.json {
         return out.json(&Loaded {

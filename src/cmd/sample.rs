@@ -69,7 +69,7 @@ pub struct Args {
     #[arg(short, long, value_enum)]
     pub format: Option<Format>,
     /// Where the sampler runs: native (driver), skb (generic), or auto
-    #[arg(short, long, value_enum, default_value = "auto")]
+    #[arg(short, long, value_enum, default_value_t = ModeRequest::DEFAULT)]
     pub mode: ModeRequest,
     /// Ring buffer size in KiB, rounded up to a power of two
     #[arg(short = 'B', long = "buffer-size", value_name = "KiB", default_value_t = 8192,

@@ -65,6 +65,12 @@ pub enum ModeRequest {
 }
 
 impl ModeRequest {
+    /// Every command's mode when none is given (load, sample, afxdp, apply's
+    /// entries): auto, as `ip link` and bpftool do: native where the driver
+    /// has XDP, else skb (the commands say so), and a replacement keeps the
+    /// mode of the program it replaces.
+    pub const DEFAULT: ModeRequest = ModeRequest::Auto;
+
     pub fn fixed(self) -> Option<Mode> {
         match self {
             ModeRequest::Native => Some(Mode::Native),

@@ -190,7 +190,17 @@ fn native_mode_unsupported_says_try_skb_mode_for_load_and_sample() {
     let br = unique("xbr");
     common::run("ip", &["link", "add", &br, "type", "bridge"]);
     let _guard = DelLink(br.clone());
-    let out = xdpctl(&["load", "--dev", &br]);
+    // The default (auto) takes the best mode there is, skb here, and says so.
+    let out = xdpctl(&["--json", "load", "--dev", &br]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let loaded: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(loaded["mode"], "skb", "{loaded}");
+    let note = stderr(&out);
+    assert!(note.contains("no native XDP") && note.contains("skb (generic) mode"), "{note}");
+    assert_eq!(note.lines().count(), 1, "{note}");
+    xdpctl_ok(&["unload", "--dev", &br]);
+    // Native, asked for, is refused with the way out.
+    let out = xdpctl(&["load", "--dev", &br, "--mode", "native"]);
     let err = one_line_naming(&out, 30, &br);
     assert!(err.contains("try --mode skb"), "{err}");
     let status = xdpctl_ok(&["--json", "status", "--dev", &br]);

@@ -13,7 +13,7 @@ use toml::Spanned;
 use crate::cmd::load::Program;
 use crate::net::mac::Mac;
 use crate::obj::object::{self, Opened, Source};
-use crate::xdp::attach::Mode;
+use crate::xdp::attach::{Mode, ModeRequest};
 use crate::xdp::bpffs;
 use crate::xdp::private;
 
@@ -214,7 +214,7 @@ fn entry(raw: RawEntry) -> std::result::Result<Entry, Problem> {
         object: program.source.describe(),
         program,
         prog_name,
-        mode: mode.unwrap_or(Some(Mode::Native)),
+        mode: mode.unwrap_or(ModeRequest::DEFAULT.fixed()),
         reuse_maps: raw.reuse_maps.unwrap_or(true),
         pin_dir,
         redirect,
@@ -320,10 +320,7 @@ mod tests {
         )
         .unwrap();
         let [a, b] = c.entries.as_slice() else { panic!("two entries") };
-        assert_eq!(
-            (a.prog_name.as_str(), a.mode, a.reuse_maps),
-            ("xdp_drop", Some(Mode::Native), true)
-        );
+        assert_eq!((a.prog_name.as_str(), a.mode, a.reuse_maps), ("xdp_drop", None, true));
         assert!(a.is_exact() && !b.is_exact());
         assert_eq!(b.mode, None);
         assert!(!b.reuse_maps);

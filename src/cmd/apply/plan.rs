@@ -165,7 +165,7 @@ mod tests {
         p.steps.iter().map(|s| (s.dev.as_str(), &s.action)).collect()
     }
 
-    const FILE: &str = "[[attach]]\ndev = \"eth0\"\nprogram = \"xdp_drop\"\n\
+    const FILE: &str = "[[attach]]\ndev = \"eth0\"\nprogram = \"xdp_drop\"\nmode = \"native\"\n\
         [[attach]]\ndev = \"lab*\"\nprogram = \"xdp_pass\"\nmode = \"auto\"\n\
         [[attach]]\ndev = \"gone0\"\nprogram = \"xdp_pass\"\n";
 
@@ -222,8 +222,12 @@ mod tests {
         );
 
         let skb = seen("eth0", 2, Some(("xdp_drop", Mode::Skb)));
-        let p = plan(&e, &[skb], false).unwrap();
+        let p = plan(&e, std::slice::from_ref(&skb), false).unwrap();
         assert!(matches!(&p.steps[0].action, Action::Replace { why, .. } if why.contains("skb")));
+        // Without a mode (auto, the default) the program's mode is its own.
+        let auto = entries("[[attach]]\ndev = \"eth0\"\nprogram = \"xdp_drop\"\n");
+        let p = plan(&auto, &[skb], false).unwrap();
+        assert_eq!(actions(&p), [("eth0", &Action::Keep { prog_id: 102 })]);
 
         let mut moved = seen("eth0", 2, Some(("xdp_drop", Mode::Native)));
         moved.ours.as_mut().unwrap().pin_dir = Some("/sys/fs/bpf/elsewhere".into());
