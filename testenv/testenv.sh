@@ -16,12 +16,16 @@ usage() {
 	cat <<EOF
 Usage: $(basename "$0") [options] <command> [args]
 
+Options go before the command (setup, teardown, reset, status and alias also
+take them after it); everything after exec, ping, tcpdump, load, unload, stats
+and redirect is passed on as it is.
+
 Commands:
   setup                  create an environment
   teardown               remove it: XDP program, pins, interfaces, namespace
   reset                  teardown, then setup again with the same options
   enter                  open a shell inside the namespace
-  exec CMD...            run CMD inside the namespace (use -- before CMD's options)
+  exec CMD...            run CMD inside the namespace
   ping [ARGS...]         ping the outer address from inside (default -c 3; IPv4
                          first with --legacy-ip)
   tcpdump [ARGS...]      capture on the outer interface
@@ -30,7 +34,7 @@ Commands:
   unload [ARGS...]       xdpctl unload --dev <env> ARGS
   stats [ARGS...]        xdpctl stats --dev <env> ARGS
   redirect ENV1 ENV2     xdpctl redirect --dev ENV1 --redirect-dev ENV2
-  alias                  print a shell alias for this script
+  alias                  print a shell alias for this script (with sudo unless root)
 
 Options:
   -n, --name NAME        environment name (default: the last one set up;
@@ -288,10 +292,19 @@ cmd_ping() {
 	return "$rc"
 }
 
+# As root the alias runs the script itself; otherwise through sudo, which
+# minimal machines lack: then it says so.
 cmd_alias() {
-	local path
-	path=$SCRIPT_DIR/$(basename "$0")
-	echo "alias t='sudo $path'"
+	local path prefix=""
+	path=$(printf %q "$SCRIPT_DIR/$(basename "$0")")
+	if [[ $(id -u) -ne 0 ]]; then
+		if command -v sudo >/dev/null; then
+			prefix="sudo "
+		else
+			echo "# no sudo here: use the alias as root" >&2
+		fi
+	fi
+	echo "alias t='$prefix$path'"
 	echo "# use it with: eval \"\$($path alias)\"" >&2
 }
 
@@ -325,8 +338,22 @@ while [[ $# -gt 0 ]]; do
 		break
 		;;
 	*)
-		if [[ -z $CMD ]]; then CMD=$1; else ARGS+=("$1"); fi
+		if [[ -n $CMD ]]; then
+			ARGS+=("$1")
+			shift
+			continue
+		fi
+		CMD=$1
 		shift
+		# What follows a command that runs another is that command's, options
+		# included (`tcpdump -n -c 1`); a leading `--` is dropped.
+		case $CMD in
+		exec | ping | tcpdump | load | unload | stats | redirect)
+			[[ ${1:-} == -- ]] && shift
+			ARGS+=("$@")
+			break
+			;;
+		esac
 		;;
 	esac
 done

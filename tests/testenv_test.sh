@@ -48,6 +48,13 @@ grep -q "10.11.$num.1/24" <<<"$(ip -4 addr show dev "$NAME")" || fail "outer IPv
 grep -q "fc00:dead:cafe:$num::2/64" <<<"$("$T" exec ip -6 addr show dev veth0)" || fail "inner IPv6 address"
 grep -q "10.11.$num.2/24" <<<"$("$T" exec -- ip -4 -o addr show dev veth0)" || fail "inner IPv4 address"
 
+# Options after a command that runs another are that command's: -n is not --name.
+[[ $("$T" exec echo -n -c 1) == "-c 1" ]] || fail "exec passes -n and -c through"
+( sleep 1 && "$T" ping -c 3 -i 0.2 -W 1 >/dev/null 2>&1 ) &
+captured=$(timeout 10 "$T" tcpdump -n -c 1 -Q in 'icmp6 and ip6[40] == 128' 2>/dev/null) || fail "tcpdump -n -c 1: $captured"
+wait
+grep -q "ICMP6, echo request" <<<"$captured" || fail "tcpdump -n -c 1 captured: $captured"
+
 "$T" load --progname xdp_pass
 grep -q xdp_pass <<<"$("$T" status)" || fail "status shows the program"
 # 3 IPv4 and 3 IPv6 echo requests arrive at the outer interface.
@@ -95,7 +102,14 @@ else
 fi
 gone "${NAME}v"
 
-grep -q "^alias t='sudo .*/testenv.sh'$" <<<"$("$T" alias)" || fail "alias prints a usable alias"
+# As root the alias runs the script itself; as another user through sudo.
+grep -q "^alias t='[^ ]*/testenv.sh'$" <<<"$("$T" alias 2>/dev/null)" || fail "alias as root: $("$T" alias)"
+fake=$(mktemp -d)
+printf '#!/bin/sh\nexec "$@"\n' >"$fake/sudo"
+chmod 0755 "$fake" "$fake/sudo"
+as_nobody=$(PATH=$fake:$PATH setpriv --reuid=nobody --regid=nogroup --clear-groups "$T" alias 2>/dev/null)
+rm -rf "$fake"
+grep -q "^alias t='sudo [^ ]*/testenv.sh'$" <<<"$as_nobody" || fail "alias as a user: $as_nobody"
 "$T" setup --name "bad.name" 2>/dev/null && fail "a name with '.' must be refused"
 gone "bad.name"
 # State another user could have written is never acted on, and never run.
