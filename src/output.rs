@@ -112,6 +112,15 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
+/// `n` and `noun`, which takes an "s" unless n is 1: "1 packet", "2 packets".
+pub fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// Now as Unix time in seconds, for JSON samples.
 pub fn unix_time() -> f64 {
     std::time::SystemTime::now()

@@ -304,6 +304,9 @@ fn redirect_takes_the_tutorials_short_options() {
         &b.inner_mac,
     ]);
     assert!(out.contains(&format!("forward: {} -> {}", a.inner_mac, b.inner_mac)), "{out}");
+    // What was set is no data: --quiet prints nothing.
+    let quiet = xdpctl_ok(&["-q", "redirect", "-d", &a.outer, "-r", &b.outer]);
+    assert_eq!(quiet, "", "--quiet prints nothing");
 }
 
 /// `list` names each program's tutorial names; --help shows only the
@@ -318,11 +321,20 @@ fn list_names_the_lessons_functions_and_help_the_canonical_options() {
         ("xdp_redirect", "xdp_redirect_func"),
         ("xdp_router", "xdp_router_func"),
     ] {
-        let line = list
+        // A program's entry: its line and the indented ones under it.
+        let entry: Vec<&str> = list
             .lines()
-            .find(|l| l.split_whitespace().next() == Some(shipped))
-            .unwrap_or_else(|| panic!("{shipped} missing:\n{list}"));
-        assert!(line.contains(tutorial), "{line}");
+            .skip_while(|l| l.split_whitespace().next() != Some(shipped))
+            .enumerate()
+            .take_while(|(i, l)| *i == 0 || l.starts_with(' '))
+            .map(|(_, l)| l)
+            .collect();
+        assert!(!entry.is_empty(), "{shipped} missing:\n{list}");
+        assert!(entry.join(" ").contains(tutorial), "{entry:?}");
+    }
+    // It fits an 80-column terminal.
+    for line in list.lines() {
+        assert!(line.chars().count() <= 80, "{} columns: {line}", line.chars().count());
     }
     let json: Value = serde_json::from_str(&xdpctl_ok(&["--json", "list"])).unwrap();
     let pass = json.as_array().unwrap().iter().find(|p| p["name"] == "xdp_pass").unwrap();
@@ -392,4 +404,29 @@ fn the_hint_to_unload_another_tools_program_works() {
     let out = xdpctl_ok(&args);
     assert!(out.contains("Detached mapless"), "{out}");
     assert!(lab.attached().is_empty());
+}
+
+/// A program whose name is longer than the NAME column's 16 characters (its
+/// full name, from BTF) keeps `status`'s columns under their headings.
+#[test]
+#[ignore = "needs root"]
+fn status_columns_fit_a_long_program_name() {
+    const LONG: &str = "pass_every_frame_and_count_nothing";
+    let lab = Lab::new();
+    let tmp = TempDir::new();
+    let obj = common::build_bpf(&tmp.0, "long", &NO_MAPS_SRC.replace("mapless", LONG));
+    let dev = lab.outer.as_str();
+    xdpctl_ok(&["load", "--dev", dev, "--obj", obj.to_str().unwrap()]);
+    let status = xdpctl_ok(&["status", "--dev", dev]);
+    let lines: Vec<&str> = status.lines().collect();
+    assert_eq!(lines.len(), 2, "{status}");
+    let (head, row) = (lines[0], lines[1]);
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells[2], LONG, "{status}");
+    // Each cell starts where its heading does (PROG ID is right-aligned).
+    for (heading, cell) in [("NAME", cells[2]), ("TAG", cells[3]), ("MODE", cells[4])] {
+        assert_eq!(head.find(heading), row.find(cell), "{heading} column:\n{status}");
+    }
+    let end = |s: &str, w: &str| s.find(w).map(|i| i + w.len());
+    assert_eq!(end(head, "PROG ID"), end(row, cells[1]), "PROG ID column:\n{status}");
 }

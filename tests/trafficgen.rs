@@ -284,3 +284,28 @@ fn sigkill_leaves_no_program_and_ctrl_c_reports_totals() {
     assert!(freed("prog", u64_at(&report, &["prog_id"])));
     xdpctl_ok(&["unload", "--dev", &lab.outer]);
 }
+
+/// The text a user reads: IPv6 addresses bracketed apart from their ports,
+/// "1 frame", and nothing at all with --quiet (the total is a summary).
+#[test]
+#[ignore = "needs root"]
+fn the_text_brackets_ipv6_counts_one_frame_and_quiet_silences_the_total() {
+    let lab = Lab::new();
+    run("ethtool", &["-K", &lab.outer, "gro", "on"]);
+    let text = |quiet: bool| {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &lab.ns, XDPCTL]);
+        if quiet {
+            cmd.arg("-q");
+        }
+        let args = ["--count", "1", "--dst-ip", "2001:db8::7", "--udp-dst", "9"];
+        let out = cmd.args(["trafficgen", "--dev", "veth0"]).args(args).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let out = text(false);
+    assert!(out.contains("-> [2001:db8::7]:9 ("), "{out}");
+    assert!(out.contains("UDP frames [2001:2::1]:"), "{out}");
+    assert!(out.contains("total over the run, veth0: sent 1 frame ("), "{out}");
+    assert_eq!(text(true), "", "--quiet prints nothing");
+}

@@ -26,7 +26,7 @@ use crate::obj::logging;
 use crate::obj::maps;
 use crate::obj::skel::af_xdp::{AfXdpKernSkel, AfXdpKernSkelBuilder};
 use crate::obj::skel::{XskQueueCounts, XSK_MAX_QUEUES};
-use crate::output::Output;
+use crate::output::{self, Output};
 use crate::sampler::{self, Rate, Ticker};
 use crate::stop::Stop;
 use crate::xdp::attach::{self, ModeRequest};
@@ -364,11 +364,11 @@ fn text(s: &Report) -> String {
     if s.last {
         let drops = s.socket.rx_dropped + s.tx_ring_full;
         return format!(
-            "AF_XDP on {} queue {}: received {} packets ({} bytes), sent {} ({} bytes) in \
+            "AF_XDP on {} queue {}: received {} ({} bytes), sent {} ({} bytes) in \
              {:.1} s; xdp_sock redirected {}, passed {}; {drops} dropped\n",
             escape::text(&s.ifname),
             s.queue,
-            s.rx.packets,
+            output::count(s.rx.packets, "packet"),
             s.rx.bytes,
             s.tx.packets,
             s.tx.bytes,

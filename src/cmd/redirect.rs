@@ -87,15 +87,16 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
             dest_mac,
         })?;
     } else {
+        // What was set, not data asked for: --quiet drops it.
         let from = src_mac.map_or_else(|| "*".to_string(), |m| m.to_string());
-        out.print(&format!(
+        out.info(format!(
             "map dir: {}\nredirect from {} (ifindex {}) to {} (ifindex {})\nforward: {from} -> {dest_mac}\n",
             escape::path(&dir),
             escape::text(&dev.name),
             dev.index,
             escape::text(&target.name),
             target.index
-        ))?;
+        ));
     }
     // The maps are written: failing to look at the veth only loses advice.
     if let Err(e) = note_unreachable_veth(&target, target_peer.as_ref(), out) {

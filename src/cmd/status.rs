@@ -106,20 +106,47 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
             None => "No XDP programs attached\n".to_string(),
         });
     }
-    let mut text = format!(
-        "{:<16} {:>7}  {:<16} {:<16}  {:<6}  PIN DIR\n",
-        "INTERFACE", "PROG ID", "NAME", "TAG", "MODE"
-    );
-    for r in rows {
-        let pin_dir = r.pin_dir.map_or_else(|| "-".to_string(), |p| escape::path(&p));
-        text.push_str(&format!(
-            "{:<16} {:>7}  {:<16} {:<16}  {:<6}  {pin_dir}\n",
-            escape::text(&r.ifname),
-            r.prog_id,
-            escape::text(r.name.as_deref().unwrap_or("-")),
-            r.tag.as_deref().unwrap_or("-"),
-            r.mode.to_string()
-        ));
+    // Columns as wide as their widest cell: names longer than 16
+    // characters (escaped ones, BTF's full names) keep the table straight.
+    let cells: Vec<[String; 6]> = rows
+        .iter()
+        .map(|r| {
+            [
+                escape::text(&r.ifname).into_owned(),
+                r.prog_id.to_string(),
+                escape::text(r.name.as_deref().unwrap_or("-")).into_owned(),
+                r.tag.as_deref().unwrap_or("-").to_string(),
+                r.mode.to_string(),
+                r.pin_dir.as_deref().map_or_else(|| "-".to_string(), escape::path),
+            ]
+        })
+        .collect();
+    let header = ["INTERFACE", "PROG ID", "NAME", "TAG", "MODE", "PIN DIR"].map(String::from);
+    let mut w = [0usize; 6];
+    for row in std::iter::once(&header).chain(&cells) {
+        for (w, cell) in w.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |c: &[String; 6]| {
+        format!(
+            "{:<w0$} {:>w1$}  {:<w2$} {:<w3$}  {:<w4$}  {}\n",
+            c[0],
+            c[1],
+            c[2],
+            c[3],
+            c[4],
+            c[5],
+            w0 = w[0].max(16),
+            w1 = w[1],
+            w2 = w[2].max(16),
+            w3 = w[3],
+            w4 = w[4]
+        )
+    };
+    let mut text = line(&header);
+    for (r, c) in rows.iter().zip(&cells) {
+        text.push_str(&line(c));
         for line in r.libxdp.iter().flat_map(Dispatcher::lines) {
             text.push_str(&line);
             text.push('\n');

@@ -18,7 +18,7 @@ use crate::net::frame::{self, UdpSpec};
 use crate::net::iface::{self, Iface};
 use crate::net::mac::Mac;
 use crate::net::netlink::{self, Link, IFF_LOWER_UP, IFF_UP};
-use crate::output::Output;
+use crate::output::{self, Output};
 use crate::sampler::{parse_count, parse_interval, Rate, Sample};
 use crate::stop::Stop;
 use crate::xdp::attach;
@@ -139,11 +139,10 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     };
     let rate = args.rate.map_or("as fast as possible".to_string(), |r| format!("at {r:.0} pps"));
     out.info(format!(
-        "Sending {}-byte UDP frames {}:{} -> {}:{ports} ({}) out of {} {rate}; Ctrl-C stops",
+        "Sending {}-byte UDP frames {} -> {} ({}) out of {} {rate}; Ctrl-C stops",
         spec.size,
-        spec.src_ip,
-        spec.src_port,
-        spec.dst_ip,
+        host_port(spec.src_ip, &spec.src_port.to_string()),
+        host_port(spec.dst_ip, &ports),
         spec.dst_mac,
         escape::text(&dev.name)
     ));
@@ -354,10 +353,10 @@ impl<'a> Meter<'a> {
             return self.out.json(&Sample::new(period, sample));
         }
         let mut line = format!(
-            "{}{}: sent {} frames ({:.0} pps, {:.1} Mbit/s), {} of {} program runs not sent",
+            "{}{}: sent {} ({:.0} pps, {:.1} Mbit/s), {} of {} program runs not sent",
             if last { "total over the run, " } else { "" },
             escape::text(sample.ifname),
-            sample.sent.packets,
+            output::count(sample.sent.packets, "frame"),
             sample.sent.pps,
             sample.sent.bps / 1e6,
             sample.not_sent.packets,
@@ -366,6 +365,11 @@ impl<'a> Meter<'a> {
         if let (Some(peer), Some(r)) = (sample.peer_ifname, &sample.received) {
             let peer = escape::text(peer);
             line.push_str(&format!("; {peer} received {} ({:.0} pps)", r.packets, r.pps));
+        }
+        if last {
+            // The summary, not a sample: --quiet drops it.
+            self.out.info(line);
+            return Ok(());
         }
         line.push('\n');
         self.out.print(&line)
@@ -378,5 +382,25 @@ impl<'a> Meter<'a> {
         std::thread::sleep(Duration::from_millis(50));
         let totals = self.totals(runs)?;
         self.report_at(totals, true, end)
+    }
+}
+
+/// `ip:port` as URLs and socket addresses write it: an IPv6 address in
+/// brackets, so its colons stay apart from the port's.
+fn host_port(ip: IpAddr, port: &str) -> String {
+    match ip {
+        IpAddr::V4(ip) => format!("{ip}:{port}"),
+        IpAddr::V6(ip) => format!("[{ip}]:{port}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ipv6_address_and_its_port_are_told_apart() {
+        assert_eq!(host_port("10.0.0.1".parse().unwrap(), "9"), "10.0.0.1:9");
+        assert_eq!(host_port("fc00::1".parse().unwrap(), "9-10"), "[fc00::1]:9-10");
     }
 }

@@ -56,10 +56,13 @@ pub fn load<T>(what: &str, load: impl FnOnce() -> libbpf_rs::Result<T>) -> anyho
                 output::stderr(&format!("  {line}\n"));
             }
         }
-        let msg = if tail.is_empty() {
-            format!("loading {what} failed (-v shows libbpf's log)")
-        } else {
-            format!("the kernel refused {what}; the end of its log is above (-v shows all)")
+        let msg = match (tail.is_empty(), verbose()) {
+            (true, false) => format!("loading {what} failed (-v shows libbpf's log)"),
+            (true, true) => format!("loading {what} failed (libbpf's log is above)"),
+            (false, false) => {
+                format!("the kernel refused {what}; the end of its log is above (-v shows all)")
+            }
+            (false, true) => format!("the kernel refused {what}; its log is above"),
         };
         anyhow::Error::new(err).context(Exit::load(msg))
     })

@@ -115,6 +115,14 @@ fn verifier_rejection_exits_40_and_shows_the_log_tail() {
     assert_eq!(out.status.code(), Some(40), "{err}");
     assert!(err.contains("invalid access to packet"), "verifier's reason shown: {err}");
     assert!(err.lines().last().unwrap().contains("unchecked"), "{err}");
+    assert!(err.contains("(-v shows all)"), "{err}");
+    // With -v the whole log is there already: no hint to add -v.
+    let obj = obj.to_str().unwrap();
+    let out = xdpctl(&["-v", "load", "--dev", &lab.outer, "--obj", obj, "--progname", "unchecked"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(40), "{err}");
+    let last = err.lines().last().unwrap();
+    assert!(last.contains("its log is above") && !last.contains("-v"), "{last}");
     nothing_left(&lab);
 }
 
