@@ -380,6 +380,8 @@ pub fn step(req: &Request<'_>, out: Output) -> Result<Done> {
     let ours: Vec<String> =
         staged.names().iter().filter(|n| !shared.contains(n) || made_here(n)).cloned().collect();
     let (maps, stale) = carry_over(previous, &ours, &pin_dir, req.reuse_maps);
+    // What an earlier load into this directory made above it is still ours.
+    let made_before = previous.filter(|p| p.pin_dir == pin_dir).map_or(0, |p| p.parents_made);
     let rec = Record {
         ifname: dev.name.clone(),
         prog_id,
@@ -388,6 +390,7 @@ pub fn step(req: &Request<'_>, out: Output) -> Result<Done> {
         pins: maps.clone(),
         netns_inode: record::netns_inode()?,
         object: Some(origin.clone()),
+        parents_made: staged.parents_made().max(made_before),
     };
     record::write(dev, &rec)?;
     if let Err(e) = staged.commit() {
@@ -408,8 +411,18 @@ pub fn step(req: &Request<'_>, out: Output) -> Result<Done> {
     // The replaced programs may still use those maps for a moment; nobody else may.
     let mut owners: Vec<u32> = replaced.iter().map(|a| a.prog_id).collect();
     owners.extend(previous.map(|p| p.prog_id));
-    if let Some(Err(e)) = stale.map(|(dir, names)| pins::remove(&dir, &names, &owners)) {
-        out.warn(&format!("warning: stale pins of the replaced program stay: {e:#}"));
+    if let Some((dir, names)) = stale {
+        let parents = previous.filter(|p| p.pin_dir == dir).map_or(0, |p| p.parents_made);
+        let removed = pins::remove(&dir, &names, &owners).and_then(|_| {
+            if dir.exists() {
+                Ok(())
+            } else {
+                bpffs::remove_parents(&dir, parents)
+            }
+        });
+        if let Err(e) = removed {
+            out.warn(&format!("warning: stale pins of the replaced program stay: {e:#}"));
+        }
     }
     // A killed load's program, if it had one here, was replaced just now.
     for k in &state.killed {
@@ -565,6 +578,7 @@ mod tests {
             pins: pins.iter().map(|p| p.to_string()).collect(),
             netns_inode: 0,
             object: None,
+            parents_made: 0,
         }
     }
 

@@ -170,6 +170,10 @@ pub fn step(
             let removed = pins::remove(&rec.pin_dir, &rec.pins, &owners);
             record::remove(dev)?;
             removed_pins = removed?;
+            // The directories load made above a nested --pin-dir, once empty.
+            if !rec.pin_dir.exists() {
+                bpffs::remove_parents(&rec.pin_dir, rec.parents_made)?;
+            }
         }
         Some(_) => {}
         // A load killed before its record was complete may have left a

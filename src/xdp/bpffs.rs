@@ -68,8 +68,10 @@ pub fn on_bpffs(path: &Path) -> Result<bool> {
 /// Make pin directory `dir` and what is missing above it, each by a handle
 /// on its parent that is checked to be on bpffs and never follows a
 /// symlink: a path swapped for a symlink out of bpffs after the checks gets
-/// nothing made out there.
-pub fn make_pin_dir(dir: &Path) -> Result<()> {
+/// nothing made out there. Returns how many directories it made above
+/// `dir` (--pin-dir /sys/fs/bpf/a/b/c with a missing: 2), and whether it
+/// made `dir` itself, so that unload removes what load made.
+pub fn make_pin_dir(dir: &Path) -> Result<(u32, bool)> {
     // A namespace's home emptied and removed meanwhile (see `tidy_home`)
     // leaves nothing to make the directory in: once more, from the top.
     match make_pin_dir_once(dir) {
@@ -80,12 +82,13 @@ pub fn make_pin_dir(dir: &Path) -> Result<()> {
     }
 }
 
-fn make_pin_dir_once(dir: &Path) -> Result<()> {
+fn make_pin_dir_once(dir: &Path) -> Result<(u32, bool)> {
     let missing: Vec<&Path> =
         dir.ancestors().take_while(|p| fs::symlink_metadata(p).is_err()).collect();
     let Some(base) = missing.last().and_then(|top| top.parent()) else {
-        return Ok(());
+        return Ok((0, false));
     };
+    let (mut parents, mut itself) = (0, false);
     // The fd's filesystem is what counts, so the existing base may be
     // reached through a symlink; what is made below it may not.
     let open_dir = |at: BorrowedFd<'_>, name: &Path, shown: &Path, follow: bool| {
@@ -116,6 +119,34 @@ fn make_pin_dir_once(dir: &Path) -> Result<()> {
         if made {
             fchmod(&at, Mode::S_IRWXU)
                 .with_context(|| format!("making pin directory {} private", d.display()))?;
+            if *d == dir {
+                itself = true;
+            } else {
+                parents += 1;
+            }
+        }
+    }
+    Ok((parents, itself))
+}
+
+/// Remove the `n` directories above pin directory `dir` that a load made,
+/// deepest first, each only if empty and on bpffs; the first one that is
+/// not empty (or a mount point) ends it.
+pub fn remove_parents(dir: &Path, n: u32) -> Result<()> {
+    for parent in dir.ancestors().skip(1).take(n as usize) {
+        if parent == Path::new(ROOT) || !parent.exists() {
+            continue;
+        }
+        if !on_bpffs(parent)? {
+            return Ok(());
+        }
+        match fs::remove_dir(parent) {
+            Ok(()) => {}
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTEMPTY | libc::EBUSY)) => {
+                return Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("removing {}", parent.display())),
         }
     }
     Ok(())

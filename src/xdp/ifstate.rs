@@ -245,6 +245,7 @@ mod tests {
             pins: vec!["xdp_stats_map".into()],
             netns_inode: 0,
             object: None,
+            parents_made: 0,
         }
     }
 

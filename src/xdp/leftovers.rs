@@ -332,6 +332,7 @@ mod tests {
             pins: vec![],
             netns_inode: 0,
             object: None,
+            parents_made: 0,
         }
     }
 

@@ -179,6 +179,8 @@ fn is_xdpctl(pid: u32) -> bool {
 pub struct Staged {
     dir: PathBuf,
     created_dir: bool,
+    /// Directories made above `dir` (a nested --pin-dir).
+    parents_made: u32,
     committed: bool,
     /// (temporary name, final name, whether it may replace a pin there)
     /// not yet moved into place
@@ -191,11 +193,11 @@ pub struct Staged {
 /// `dir` under a temporary name, except those `reused` (already pinned there).
 /// The object's other maps belong to programs that were not loaded.
 pub fn stage(obj: &mut Object, dir: &Path, reused: &Reused, used: &[u32]) -> Result<Staged> {
-    let created_dir = !dir.exists();
-    bpffs::make_pin_dir(dir)?;
+    let (parents_made, created_dir) = bpffs::make_pin_dir(dir)?;
     let mut staged = Staged {
         dir: dir.to_path_buf(),
         created_dir,
+        parents_made,
         committed: false,
         staged: Vec::new(),
         names: Vec::new(),
@@ -227,6 +229,11 @@ impl Staged {
     /// Final names of all the program's pins in the directory.
     pub fn names(&self) -> &[String] {
         &self.names
+    }
+
+    /// How many directories above the pin directory this load made.
+    pub fn parents_made(&self) -> u32 {
+        self.parents_made
     }
 
     /// Move the staged pins over their final names; each replaces an older
@@ -269,6 +276,7 @@ impl Drop for Staged {
         if self.created_dir && !self.committed {
             // Only if empty: pins renamed before a failure stay with their dir.
             if fs::remove_dir(&self.dir).is_ok() {
+                let _ = bpffs::remove_parents(&self.dir, self.parents_made);
                 let _ = bpffs::tidy_home(&self.dir);
             }
         }

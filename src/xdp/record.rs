@@ -40,6 +40,14 @@ pub struct Record {
     /// of the same name; None in records of an older xdpctl.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub object: Option<String>,
+    /// Directories above `pin_dir` that a load made (a nested --pin-dir):
+    /// unload removes them too, when empty.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub parents_made: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Record {

@@ -414,3 +414,33 @@ fn load_refuses_a_pin_dir_holding_another_interfaces_pins() {
     assert!(b.attached().is_empty());
     assert_eq!(a.stats().packets("XDP_PASS"), 2, "a's pins untouched");
 }
+
+/// A nested --pin-dir: unload removes the directories load made above it,
+/// and only those: a parent that was there before, or that holds something
+/// else by then, stays.
+#[test]
+#[ignore = "needs root"]
+fn unload_removes_the_parents_load_made_and_no_others() {
+    let _s = serial();
+    let lab = Lab::new();
+    let top = Path::new("/sys/fs/bpf").join(unique("xnest"));
+    let _cleanup = common::RemoveDir(&top);
+    // Made by the user: stays.
+    std::fs::create_dir(&top).unwrap();
+    let dir = top.join("a/b/c");
+    let dir_arg = dir.to_str().unwrap();
+    xdpctl_ok(&["load", "--dev", &lab.outer, "--pin-dir", dir_arg]);
+    assert!(dir.join("xdp_stats_map").exists());
+    // A reload into the same directory keeps knowing what the first made.
+    xdpctl_ok(&["load", "--dev", &lab.outer, "--pin-dir", dir_arg, "--force", "-M"]);
+    xdpctl_ok(&["unload", "--dev", &lab.outer]);
+    assert!(!top.join("a").exists(), "a, a/b and a/b/c were load's: removed");
+    assert!(top.is_dir(), "the user's directory stays");
+
+    // A parent someone else put something in by then stays, with that.
+    xdpctl_ok(&["load", "--dev", &lab.outer, "--pin-dir", dir_arg]);
+    std::fs::create_dir(top.join("a/other")).unwrap();
+    xdpctl_ok(&["unload", "--dev", &lab.outer]);
+    assert!(!top.join("a/b").exists(), "a/b and a/b/c removed");
+    assert!(top.join("a/other").is_dir(), "another's directory stays");
+}
