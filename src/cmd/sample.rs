@@ -170,6 +170,7 @@ enum Dest {
 impl Dest {
     fn open(path: &Path) -> Result<Dest> {
         if path.as_os_str() == "-" {
+            crate::io::outfile::check_binary_stdout("-w -")?;
             return Ok(Dest::Stdout);
         }
         Ok(Dest::File(NewFile::create(path)?))

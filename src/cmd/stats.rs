@@ -83,6 +83,16 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
         sampler::Args { count: args.sampling.count.map(|n| n.saturating_sub(1)), ..args.sampling };
     let mut waiting = false;
     rest.run(&stop, |_| {
+        // Pins outlive a deleted interface, and its map then reads the
+        // same forever: the end of these stats, which the exit status tells.
+        if !iface::exists(dev.index)? {
+            bail!(
+                "{} (ifindex {}) is gone: deleted, or moved to another namespace; its stats \
+                 end here",
+                escape::text(&dev.name),
+                dev.index
+            );
+        }
         // Re-open every time: a reload pins a new map under the same name.
         match StatsMap::open(&path) {
             Ok(fresh) if fresh.id != map.id => {

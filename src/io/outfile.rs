@@ -10,6 +10,7 @@
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::hash::{BuildHasher, RandomState};
+use std::io::IsTerminal;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
@@ -38,6 +39,19 @@ pub struct NewFile {
     shown: String,
     /// The option and PATH, as errors name them: `-w PATH`.
     said: String,
+}
+
+/// Refuse to write a binary stream (`-w -`) to stdout when it is a
+/// terminal, as tcpdump does: it would garble the screen, never be read.
+pub fn check_binary_stdout(flag: &str) -> Result<()> {
+    if std::io::stdout().is_terminal() {
+        bail!(
+            "{flag}: refusing to write a binary capture to a terminal; redirect it \
+             (`| tcpdump -r -`, `> file`) or use {flag_file}",
+            flag_file = flag.replace(" -", " FILE")
+        );
+    }
+    Ok(())
 }
 
 impl NewFile {

@@ -48,6 +48,23 @@ pub fn resolve(name: &str) -> Result<Iface> {
     }
 }
 
+/// Whether interface `index` still exists in this network namespace (one
+/// deleted, or moved to another namespace, does not). The kernel does not
+/// hand a freed index to the next interface at once.
+pub fn exists(index: u32) -> Result<bool> {
+    let mut name = [0 as libc::c_char; IFNAMSIZ];
+    // SAFETY: `name` holds IFNAMSIZ (IF_NAMESIZE) bytes, as if_indextoname
+    // requires; it writes at most that many.
+    let found = unsafe { libc::if_indextoname(index, name.as_mut_ptr()) };
+    if !found.is_null() {
+        return Ok(true);
+    }
+    match Errno::last() {
+        Errno::ENXIO | Errno::ENODEV => Ok(false),
+        e => Err(e).with_context(|| format!("looking up interface index {index}")),
+    }
+}
+
 /// Refuse what cannot be an interface name, before any syscall: the
 /// kernel's rules (dev_valid_name) are 1-15 bytes, not "." or "..", and no
 /// '/', ':' or whitespace.

@@ -67,7 +67,7 @@ fn shared_dir() -> common::TempDir {
 }
 
 /// A child's output, killed (and the test failed) if it runs past `secs`.
-fn output_within(mut child: std::process::Child, secs: u64, what: &str) -> Output {
+pub(crate) fn output_within(mut child: std::process::Child, secs: u64, what: &str) -> Output {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {
@@ -242,4 +242,20 @@ fn sample_refuses_an_unwritable_file_a_busy_interface_and_hw_mode() {
     assert!(err.contains("xdpctl unload"), "hint: {err}");
     assert!(!file.exists(), "nothing written");
     assert_eq!(lab.attached()[0]["prog_id"].as_u64(), Some(id), "the loaded program stays");
+}
+
+/// `sample -w -` with stdout on a terminal (a pty under script(1)) is
+/// refused as tcpdump refuses it, before anything is attached.
+#[test]
+#[ignore = "needs root"]
+fn sample_refuses_to_write_binary_to_a_terminal() {
+    let _s = serial();
+    let lab = Lab::new();
+    let cmd = format!("{} sample --dev {} -w - -c 1", common::XDPCTL, lab.outer);
+    let out = Command::new("script").args(["-qec", &cmd, "/dev/null"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("refusing to write a binary capture to a terminal"), "{text}");
+    assert!(text.contains("-w FILE"), "{text}");
+    assert!(lab.attached().is_empty(), "nothing attached");
 }

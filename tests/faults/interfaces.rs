@@ -220,3 +220,23 @@ fn native_mode_unsupported_says_try_skb_mode_for_load_and_sample() {
     xdpctl_ok(&["load", "--dev", &br, "--mode", "skb"]);
     xdpctl_ok(&["unload", "--dev", &br]);
 }
+
+/// `stats` on an interface that is deleted meanwhile: its pins stay and
+/// would read the same forever, so stats says so and ends, non-zero.
+#[test]
+#[ignore = "needs root"]
+fn stats_ends_when_its_interface_is_deleted() {
+    let _s = serial();
+    let lab = Lab::new();
+    let dev = lab.outer.clone();
+    xdpctl_ok(&["load", "--dev", &dev]);
+    let child = spawn_xdpctl(&["--json", "stats", "--dev", &dev, "--interval", "0.2"]);
+    sleep(Duration::from_millis(500));
+    common::run("ip", &["link", "del", "dev", &dev]);
+    let out = crate::files::output_within(child, 5, "stats after its interface was deleted");
+    let err = one_line_naming(&out, 1, &dev);
+    assert!(err.contains("is gone"), "{err}");
+    let samples = String::from_utf8_lossy(&out.stdout).lines().count();
+    assert!(samples >= 2, "it sampled until then: {samples}");
+    xdpctl_ok(&["unload", "--dev", &dev]);
+}
