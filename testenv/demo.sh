@@ -37,8 +37,10 @@ step "Load xdp_pass on $NAME"
 "$XDPCTL" status --dev "$NAME"
 
 step "Ping from inside the namespace while a separate process reads the pinned counters"
-"${T[@]}" ping -c 10 -i 0.1 >/dev/null &
-"$XDPCTL" stats --dev "$NAME" --interval 1 --count 1
+# Rates need two samples, both while the pings flow: totals now, rates a second later.
+"${T[@]}" ping -c 20 -i 0.1 >/dev/null &
+sleep 0.3
+"$XDPCTL" stats --dev "$NAME" --interval 1 --count 2
 wait
 
 step "Swap in xdp_drop atomically (--force), keeping the counters (--reuse-maps)"
@@ -79,10 +81,14 @@ done
 wait "$sampler"
 tcpdump -r "$capture" -n 2>/dev/null
 
-step "trafficgen: a second of UDP frames from inside the lab, dropped and counted by xdp_drop on $NAME"
+step "trafficgen: two seconds of UDP frames from inside the lab, dropped and counted by xdp_drop on $NAME"
 "$XDPCTL" load --dev "$NAME" --progname xdp_drop
-"${T[@]}" exec "$XDPCTL" trafficgen --dev veth0 --duration 1 --rate 200000
-"$XDPCTL" stats --dev "$NAME" --interval 0.5 --count 1
+# stats samples while the frames flow (after they stop the rates are 0);
+# trafficgen prints its start and its total only (--interval past its end).
+"${T[@]}" exec "$XDPCTL" trafficgen --dev veth0 --duration 2 --rate 200000 --interval 5 &
+sleep 0.5
+"$XDPCTL" stats --dev "$NAME" --interval 1 --count 2
+wait
 "$XDPCTL" unload --dev "$NAME"
 
 step "advanced03: an AF_XDP socket takes $NAME's frames; xdpctl answers ping6 in user space"
