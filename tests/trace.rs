@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::{xdpctl_ok, Lab, Streaming, PING6_REPLY_BYTES};
+use std::process::Command;
+
+use common::{stderr, xdpctl_ok, Lab, Streaming, PING6_REPLY_BYTES, XDPCTL};
 use serde_json::Value;
 
 /// Ids of the BPF programs process `pid` holds (from /proc fdinfo: program
@@ -129,13 +131,18 @@ fn netdev_counts_a_labs_pings_under_its_name() {
 
 /// Packets counted for `event` on all CPUs in one monitor sample, 0 if absent.
 fn monitor_total(sample: &str, event: &str) -> u64 {
+    monitor_field(sample, event, "packets")
+}
+
+/// Field `field` of `event`'s total row in one monitor sample, 0 if absent.
+fn monitor_field(sample: &str, event: &str, field: &str) -> u64 {
     let v: Value = serde_json::from_str(sample).expect("trace monitor JSON");
     v["events"]
         .as_array()
         .expect("events")
         .iter()
         .find(|r| r["event"] == event && r["cpu"] == "total")
-        .map_or(0, |r| r["packets"].as_u64().expect("packets"))
+        .map_or(0, |r| r[field].as_u64().expect(field))
 }
 
 #[test]
@@ -165,4 +172,39 @@ fn monitor_counts_redirects_and_skips_missing_tracepoints() {
             assert_eq!(err.matches(&notice).count(), 1, "{err}");
         }
     }
+}
+
+#[test]
+#[ignore = "needs root"]
+fn monitor_keeps_trafficgens_own_redirects_apart() {
+    let (left, right) = (Lab::new(), Lab::new());
+    xdpctl_ok(&["load", "--dev", &left.outer, "--progname", "xdp_redirect_map"]);
+    xdpctl_ok(&["redirect", "--dev", &left.outer, "--redirect-dev", &right.outer]);
+    // A target that is down: every redirect into it fails.
+    common::run("ip", &["link", "set", "dev", &right.outer, "down"]);
+
+    let monitor = Streaming::spawn(&["--json", "trace", "monitor", "--interval", "0.1"]);
+    monitor.wait_for("a first sample", |l| l.contains("\"events\""));
+    // trafficgen sends with XDP_TX, which its test run makes a redirect.
+    let out = Command::new("ip")
+        .args(["netns", "exec", &left.ns, XDPCTL, "-q", "trafficgen", "--dev", "veth0"])
+        .args(["--count", "1000"])
+        .output()
+        .expect("running xdpctl trafficgen");
+    assert!(out.status.success(), "trafficgen: {}", stderr(&out));
+    let line =
+        monitor.wait_for("1000 failed", |l| monitor_field(l, "redirect_err", "drops") >= 1000);
+    // All 1000 redirects under test failed; none of them succeeded.
+    assert_eq!(monitor_field(&line, "redirect_err", "drops"), 1000, "{line}");
+    assert_eq!(monitor_total(&line, "redirect"), 0, "{line}");
+    let v: Value = serde_json::from_str(&line).unwrap();
+    let errors: u64 = v["errors"].as_object().unwrap().values().filter_map(Value::as_u64).sum();
+    assert_eq!(errors, 1000, "by errno: {line}");
+    // The generator's own, on rows of their own.
+    assert_eq!(monitor_total(&line, "redirect (trafficgen)"), 1000, "{line}");
+    assert_eq!(monitor_total(&line, "devmap_xmit (trafficgen)"), 1000, "{line}");
+    assert_eq!(monitor_total(&line, "devmap_xmit"), 0, "{line}");
+
+    let (status, err) = monitor.interrupt();
+    assert!(status.success(), "Ctrl-C is a clean exit: {status} {err}");
 }
