@@ -58,13 +58,44 @@ fn counts_aborted_packets_per_interface_by_name() {
     // A raw tracepoint's program is freed after an RCU grace period.
     assert!(common::freed("prog", progs[0]), "the tracer went with xdpctl");
 
-    // Text, as the tutorial prints it: a new tracer counts from zero.
+    // Text: a new tracer counts from zero, under a header.
     let trace = Streaming::spawn(&["trace", "--interval", "0.1"]);
     // The banner comes once the tracepoint is attached.
     trace.wait_for("the banner", |l| l.contains("Ctrl-C stops"));
     assert!(!lab.ping(3));
-    let want = format!("{} (3) XDP_ABORTED", lab.outer);
-    trace.wait_for(&want, |l| l == want);
+    trace.wait_for("the header", |l| {
+        l.split_whitespace().eq(["INTERFACE", "ACTION", "TOTAL", "PER-SEC"])
+    });
+    let row = |l: &str| {
+        let words: Vec<&str> = l.split_whitespace().collect();
+        words.len() == 4 && words[..3] == [lab.outer.as_str(), "XDP_ABORTED", "3"]
+    };
+    trace.wait_for("3 aborted", row);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn trace_says_so_when_there_is_no_exception() {
+    let trace = Streaming::spawn(&["trace", "--interval", "0.1", "--count", "3"]);
+    trace.wait_for("the banner", |l| l.contains("Ctrl-C stops"));
+    // A line per interval, not silence (another test's aborts may come).
+    for _ in 0..2 {
+        let line = trace.wait_for("an idle line or a table", |l| {
+            l.starts_with("no XDP exceptions so far (") || l.starts_with("INTERFACE ")
+        });
+        assert!(line.ends_with(" s)") || line.starts_with("INTERFACE"), "{line}");
+    }
+}
+
+#[test]
+fn the_top_level_help_lists_the_trace_family() {
+    let out = Command::new(XDPCTL).arg("--help").output().expect("running xdpctl --help");
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    let trace = help.lines().find(|l| l.trim_start().starts_with("trace ")).expect("trace in help");
+    for sub in ["monitor", "netdev", "printk"] {
+        assert!(trace.contains(sub), "{sub} on the trace line: {trace}");
+    }
 }
 
 #[test]
@@ -118,6 +149,25 @@ fn netdev_counts_a_labs_pings_under_its_name() {
     // --dev filters in the kernel: nothing else shows up.
     let v: Value = serde_json::from_str(&line).unwrap();
     assert_eq!(v["devices"].as_array().unwrap().len(), 1, "{line}");
+    // The last packets came in this sample's period: rates beside totals.
+    let dev = &v["devices"][0];
+    for rate in ["rx_pps", "tx_pps", "rx_bps", "tx_bps"] {
+        assert!(dev[rate].as_f64().expect(rate) > 0.0, "{rate}: {line}");
+    }
+    drop(tracer);
+
+    // Text: a header naming the columns, rates beside totals.
+    let tracer = Streaming::spawn(&["trace", "netdev", "--dev", &lab.outer, "--interval", "0.1"]);
+    let header = tracer.wait_for("the header", |l| l.starts_with("DEV "));
+    let columns: Vec<&str> = header.split_whitespace().collect();
+    let want = ["DEV", "RX-PKTS", "RX-PPS", "RX-BYTES", "TX-PKTS", "TX-PPS", "TX-BYTES"];
+    assert_eq!(columns, want, "{header}");
+    assert!(lab.ping(2));
+    let row = tracer.wait_for("2 sent", |l| {
+        let words: Vec<&str> = l.split_whitespace().collect();
+        words.len() == 7 && words[0] == lab.outer && words[4] == "2"
+    });
+    assert_eq!(row.split_whitespace().nth(1), Some("2"), "{row}");
 
     let events =
         Streaming::spawn(&["trace", "netdev", "--dev", &lab.outer, "--events", "--count", "2"]);
