@@ -28,6 +28,14 @@ struct net_device {
 struct sk_buff {
 	struct net_device *dev;
 };
+
+struct bpf_prog_aux {
+	char name[BPF_OBJ_NAME_LEN];
+};
+
+struct bpf_prog {
+	struct bpf_prog_aux *aux;
+};
 #pragma clang attribute pop
 
 /* The namespace `dev` lives in, as user space's SO_NETNS_COOKIE names it. */
@@ -111,16 +119,6 @@ struct cpumap_kthread_ctx {
 	__s32 sched;
 };
 
-struct devmap_xmit_ctx {
-	__u64 common;
-	__s32 from_ifindex;
-	__u32 act;
-	__s32 to_ifindex;
-	__s32 drops;
-	__s32 sent;
-	__s32 err;
-};
-
 #define MONITOR_ARRAY(name, slots)                                                                 \
 	struct {                                                                                   \
 		__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);                                           \
@@ -129,71 +127,123 @@ struct devmap_xmit_ctx {
 		__uint(max_entries, slots);                                                        \
 	} name SEC(".maps")
 
-MONITOR_ARRAY(redirect_ok, 1);
-MONITOR_ARRAY(redirect_err, 1);
+/* Redirects and device transmissions: slot MONITOR_OTHERS, or
+ * MONITOR_GENERATOR for xdpctl trafficgen's own frames.
+ */
+MONITOR_ARRAY(redirect_ok, MONITOR_SOURCES);
+MONITOR_ARRAY(redirect_err, MONITOR_SOURCES);
 MONITOR_ARRAY(cpumap_enqueue, MONITOR_MAX_CPUS);
 MONITOR_ARRAY(cpumap_kthread, 1);
-MONITOR_ARRAY(devmap_xmit, 1);
+MONITOR_ARRAY(devmap_xmit, MONITOR_SOURCES);
 
+/* Redirect errors by errno, the generator's MONITOR_ERRNO_MAX slots on. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__type(key, __u32);
 	__type(value, __u64);
-	__uint(max_entries, MONITOR_ERRNO_MAX);
+	__uint(max_entries, MONITOR_ERRNO_MAX *MONITOR_SOURCES);
 } redirect_errno SEC(".maps");
+
+/* Per CPU: the device the generator's last redirect came from, 0 if the last
+ * redirect was anyone else's. A devmap flush runs on the CPU that queued the
+ * frames, after their redirects: this tells whose frames it sends.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, 1);
+} generator_dev SEC(".maps");
 
 static __always_inline struct monitor_rec *monitor_slot(void *map, __u32 key)
 {
 	return bpf_map_lookup_elem(map, &key);
 }
 
-static __always_inline int count_redirect(struct redirect_ctx *ctx)
+/* Whether `prog` is xdpctl trafficgen's (bpf/trafficgen.bpf.c): its XDP_TX
+ * frames leave through a redirect, which a live-frames test run makes of
+ * XDP_TX, and would count as redirects of the traffic under test.
+ */
+static __always_inline int is_generator(const struct bpf_prog *prog)
+{
+	char name[BPF_OBJ_NAME_LEN] = {};
+	const struct bpf_prog_aux *aux = BPF_CORE_READ(prog, aux);
+	int i;
+
+	if (bpf_core_read_str(name, sizeof(name), &aux->name) < 0)
+		return 0;
+#pragma unroll
+	for (i = 0; i < sizeof(MONITOR_GENERATOR_NAME); i++)
+		if (name[i] != MONITOR_GENERATOR_NAME[i])
+			return 0;
+	return 1;
+}
+
+static __always_inline int count_redirect(int err, __u32 source)
 {
 	struct monitor_rec *rec;
 	__u32 errno_slot;
 	__u64 *count;
 
-	if (!ctx->err) {
-		rec = monitor_slot(&redirect_ok, 0);
+	if (!err) {
+		rec = monitor_slot(&redirect_ok, source);
 		if (rec)
 			rec->processed++;
 		return 0;
 	}
-	rec = monitor_slot(&redirect_err, 0);
+	rec = monitor_slot(&redirect_err, source);
 	if (rec)
 		rec->dropped++;
-	errno_slot = -ctx->err;
+	errno_slot = -err;
 	if (errno_slot >= MONITOR_ERRNO_MAX)
 		errno_slot = 0;
+	errno_slot += source * MONITOR_ERRNO_MAX;
 	count = bpf_map_lookup_elem(&redirect_errno, &errno_slot);
 	if (count)
 		(*count)++;
 	return 0;
 }
 
-SEC("tracepoint/xdp/xdp_redirect")
-int trace_xdp_redirect(struct redirect_ctx *ctx)
+/* Raw: the classic record carries a program id, not the program, whose
+ * name tells the generator. The raw arguments are TP_PROTO(const struct
+ * net_device *dev, const struct bpf_prog *xdp, const void *tgt, int err,
+ * enum bpf_map_type map_type, u32 map_id, u32 index).
+ */
+static __always_inline int count_raw_redirect(struct bpf_raw_tracepoint_args *ctx)
 {
-	return count_redirect(ctx);
+	__u32 source =
+	    is_generator((const void *)ctx->args[1]) ? MONITOR_GENERATOR : MONITOR_OTHERS;
+	__u32 zero = 0;
+	__u64 *mark = bpf_map_lookup_elem(&generator_dev, &zero);
+
+	if (mark)
+		*mark = source == MONITOR_GENERATOR ? ctx->args[0] : 0;
+	return count_redirect((int)ctx->args[3], source);
 }
 
-SEC("tracepoint/xdp/xdp_redirect_err")
-int trace_xdp_redirect_err(struct redirect_ctx *ctx)
+SEC("raw_tp/xdp_redirect")
+int trace_xdp_redirect(struct bpf_raw_tracepoint_args *ctx)
 {
-	return count_redirect(ctx);
+	return count_raw_redirect(ctx);
+}
+
+SEC("raw_tp/xdp_redirect_err")
+int trace_xdp_redirect_err(struct bpf_raw_tracepoint_args *ctx)
+{
+	return count_raw_redirect(ctx);
 }
 
 /* Gone from kernels since 6.x; xdpctl skips them where missing. */
 SEC("tracepoint/xdp/xdp_redirect_map")
 int trace_xdp_redirect_map(struct redirect_ctx *ctx)
 {
-	return count_redirect(ctx);
+	return count_redirect(ctx->err, MONITOR_OTHERS);
 }
 
 SEC("tracepoint/xdp/xdp_redirect_map_err")
 int trace_xdp_redirect_map_err(struct redirect_ctx *ctx)
 {
-	return count_redirect(ctx);
+	return count_redirect(ctx->err, MONITOR_OTHERS);
 }
 
 SEC("tracepoint/xdp/xdp_cpumap_enqueue")
@@ -229,17 +279,27 @@ int trace_xdp_cpumap_kthread(struct cpumap_kthread_ctx *ctx)
 	return 0;
 }
 
-SEC("tracepoint/xdp/xdp_devmap_xmit")
-int trace_xdp_devmap_xmit(struct devmap_xmit_ctx *ctx)
+/* Raw, to tell the generator's frames by their device: TP_PROTO(const
+ * struct net_device *from_dev, const struct net_device *to_dev, int sent,
+ * int drops, int err).
+ */
+SEC("raw_tp/xdp_devmap_xmit")
+int trace_xdp_devmap_xmit(struct bpf_raw_tracepoint_args *ctx)
 {
-	struct monitor_rec *rec = monitor_slot(&devmap_xmit, 0);
+	__u32 zero = 0, source = MONITOR_OTHERS;
+	__u64 *mark = bpf_map_lookup_elem(&generator_dev, &zero);
+	struct monitor_rec *rec;
+	int err = (int)ctx->args[4];
 
+	if (mark && *mark && *mark == ctx->args[0])
+		source = MONITOR_GENERATOR;
+	rec = monitor_slot(&devmap_xmit, source);
 	if (!rec)
 		return 0;
-	rec->processed += ctx->sent;
-	rec->dropped += ctx->drops;
+	rec->processed += (int)ctx->args[2];
+	rec->dropped += (int)ctx->args[3];
 	rec->info++;
-	if (ctx->err < 0)
+	if (err < 0)
 		rec->err++;
 	return 0;
 }
@@ -262,6 +322,8 @@ const volatile __u8 emit_events = 0;
  * the BTF the skeleton's types module is generated from.
  */
 const volatile struct netdev_event netdev_event_layout = {};
+/* Unused: the same for enum monitor_source, whose values user space reads. */
+const volatile enum monitor_source monitor_source_layout = MONITOR_OTHERS;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);

@@ -65,8 +65,20 @@ struct monitor_rec {
 	__u64 err;	 /* driver errors (devmap_xmit) */
 };
 
-/* Slots of redirect_errno: -err of xdp_redirect_err, 0 for out of range. */
+/* Slots of redirect_errno: -err of xdp_redirect_err, 0 for out of range;
+ * the generator's come after everyone else's.
+ */
 #define MONITOR_ERRNO_MAX 256
+/* Whose frames a redirect or transmission carried: slots of redirect_ok,
+ * redirect_err and devmap_xmit. The generator is xdpctl trafficgen, told by
+ * its program's name (bpf/trafficgen.bpf.c).
+ */
+enum monitor_source {
+	MONITOR_OTHERS = 0,
+	MONITOR_GENERATOR = 1,
+	MONITOR_SOURCES = 2, /* how many */
+};
+#define MONITOR_GENERATOR_NAME "xdp_trafficgen"
 /* Slots of cpumap_enqueue: the target CPU. */
 #define MONITOR_MAX_CPUS 256
 

@@ -42,7 +42,7 @@ pub enum Command {
     Stats(stats::Args),
     /// Point a loaded xdp_redirect or xdp_redirect_map at an interface and MAC
     Redirect(redirect::Args),
-    /// Count XDP exceptions (aborted packets) per interface and action
+    /// Count XDP exceptions per interface; `trace monitor|netdev|printk`: redirects, devices, printk
     Trace(trace::Args),
     /// Capture the frames an interface receives to a pcap/pcapng file, from XDP
     Sample(sample::Args),

@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::{xdpctl_ok, Lab, Streaming, PING6_REPLY_BYTES};
+use std::process::Command;
+
+use common::{stderr, xdpctl_ok, Lab, Streaming, PING6_REPLY_BYTES, XDPCTL};
 use serde_json::Value;
 
 /// Ids of the BPF programs process `pid` holds (from /proc fdinfo: program
@@ -56,13 +58,44 @@ fn counts_aborted_packets_per_interface_by_name() {
     // A raw tracepoint's program is freed after an RCU grace period.
     assert!(common::freed("prog", progs[0]), "the tracer went with xdpctl");
 
-    // Text, as the tutorial prints it: a new tracer counts from zero.
+    // Text: a new tracer counts from zero, under a header.
     let trace = Streaming::spawn(&["trace", "--interval", "0.1"]);
     // The banner comes once the tracepoint is attached.
     trace.wait_for("the banner", |l| l.contains("Ctrl-C stops"));
     assert!(!lab.ping(3));
-    let want = format!("{} (3) XDP_ABORTED", lab.outer);
-    trace.wait_for(&want, |l| l == want);
+    trace.wait_for("the header", |l| {
+        l.split_whitespace().eq(["INTERFACE", "ACTION", "TOTAL", "PER-SEC"])
+    });
+    let row = |l: &str| {
+        let words: Vec<&str> = l.split_whitespace().collect();
+        words.len() == 4 && words[..3] == [lab.outer.as_str(), "XDP_ABORTED", "3"]
+    };
+    trace.wait_for("3 aborted", row);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn trace_says_so_when_there_is_no_exception() {
+    let trace = Streaming::spawn(&["trace", "--interval", "0.1", "--count", "3"]);
+    trace.wait_for("the banner", |l| l.contains("Ctrl-C stops"));
+    // A line per interval, not silence (another test's aborts may come).
+    for _ in 0..2 {
+        let line = trace.wait_for("an idle line or a table", |l| {
+            l.starts_with("no XDP exceptions so far (") || l.starts_with("INTERFACE ")
+        });
+        assert!(line.ends_with(" s)") || line.starts_with("INTERFACE"), "{line}");
+    }
+}
+
+#[test]
+fn the_top_level_help_lists_the_trace_family() {
+    let out = Command::new(XDPCTL).arg("--help").output().expect("running xdpctl --help");
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    let trace = help.lines().find(|l| l.trim_start().starts_with("trace ")).expect("trace in help");
+    for sub in ["monitor", "netdev", "printk"] {
+        assert!(trace.contains(sub), "{sub} on the trace line: {trace}");
+    }
 }
 
 #[test]
@@ -116,6 +149,25 @@ fn netdev_counts_a_labs_pings_under_its_name() {
     // --dev filters in the kernel: nothing else shows up.
     let v: Value = serde_json::from_str(&line).unwrap();
     assert_eq!(v["devices"].as_array().unwrap().len(), 1, "{line}");
+    // The last packets came in this sample's period: rates beside totals.
+    let dev = &v["devices"][0];
+    for rate in ["rx_pps", "tx_pps", "rx_bps", "tx_bps"] {
+        assert!(dev[rate].as_f64().expect(rate) > 0.0, "{rate}: {line}");
+    }
+    drop(tracer);
+
+    // Text: a header naming the columns, rates beside totals.
+    let tracer = Streaming::spawn(&["trace", "netdev", "--dev", &lab.outer, "--interval", "0.1"]);
+    let header = tracer.wait_for("the header", |l| l.starts_with("DEV "));
+    let columns: Vec<&str> = header.split_whitespace().collect();
+    let want = ["DEV", "RX-PKTS", "RX-PPS", "RX-BYTES", "TX-PKTS", "TX-PPS", "TX-BYTES"];
+    assert_eq!(columns, want, "{header}");
+    assert!(lab.ping(2));
+    let row = tracer.wait_for("2 sent", |l| {
+        let words: Vec<&str> = l.split_whitespace().collect();
+        words.len() == 7 && words[0] == lab.outer && words[4] == "2"
+    });
+    assert_eq!(row.split_whitespace().nth(1), Some("2"), "{row}");
 
     let events =
         Streaming::spawn(&["trace", "netdev", "--dev", &lab.outer, "--events", "--count", "2"]);
@@ -129,13 +181,18 @@ fn netdev_counts_a_labs_pings_under_its_name() {
 
 /// Packets counted for `event` on all CPUs in one monitor sample, 0 if absent.
 fn monitor_total(sample: &str, event: &str) -> u64 {
+    monitor_field(sample, event, "packets")
+}
+
+/// Field `field` of `event`'s total row in one monitor sample, 0 if absent.
+fn monitor_field(sample: &str, event: &str, field: &str) -> u64 {
     let v: Value = serde_json::from_str(sample).expect("trace monitor JSON");
     v["events"]
         .as_array()
         .expect("events")
         .iter()
         .find(|r| r["event"] == event && r["cpu"] == "total")
-        .map_or(0, |r| r["packets"].as_u64().expect("packets"))
+        .map_or(0, |r| r[field].as_u64().expect(field))
 }
 
 #[test]
@@ -165,4 +222,39 @@ fn monitor_counts_redirects_and_skips_missing_tracepoints() {
             assert_eq!(err.matches(&notice).count(), 1, "{err}");
         }
     }
+}
+
+#[test]
+#[ignore = "needs root"]
+fn monitor_keeps_trafficgens_own_redirects_apart() {
+    let (left, right) = (Lab::new(), Lab::new());
+    xdpctl_ok(&["load", "--dev", &left.outer, "--progname", "xdp_redirect_map"]);
+    xdpctl_ok(&["redirect", "--dev", &left.outer, "--redirect-dev", &right.outer]);
+    // A target that is down: every redirect into it fails.
+    common::run("ip", &["link", "set", "dev", &right.outer, "down"]);
+
+    let monitor = Streaming::spawn(&["--json", "trace", "monitor", "--interval", "0.1"]);
+    monitor.wait_for("a first sample", |l| l.contains("\"events\""));
+    // trafficgen sends with XDP_TX, which its test run makes a redirect.
+    let out = Command::new("ip")
+        .args(["netns", "exec", &left.ns, XDPCTL, "-q", "trafficgen", "--dev", "veth0"])
+        .args(["--count", "1000"])
+        .output()
+        .expect("running xdpctl trafficgen");
+    assert!(out.status.success(), "trafficgen: {}", stderr(&out));
+    let line =
+        monitor.wait_for("1000 failed", |l| monitor_field(l, "redirect_err", "drops") >= 1000);
+    // All 1000 redirects under test failed; none of them succeeded.
+    assert_eq!(monitor_field(&line, "redirect_err", "drops"), 1000, "{line}");
+    assert_eq!(monitor_total(&line, "redirect"), 0, "{line}");
+    let v: Value = serde_json::from_str(&line).unwrap();
+    let errors: u64 = v["errors"].as_object().unwrap().values().filter_map(Value::as_u64).sum();
+    assert_eq!(errors, 1000, "by errno: {line}");
+    // The generator's own, on rows of their own.
+    assert_eq!(monitor_total(&line, "redirect (trafficgen)"), 1000, "{line}");
+    assert_eq!(monitor_total(&line, "devmap_xmit (trafficgen)"), 1000, "{line}");
+    assert_eq!(monitor_total(&line, "devmap_xmit"), 0, "{line}");
+
+    let (status, err) = monitor.interrupt();
+    assert!(status.success(), "Ctrl-C is a clean exit: {status} {err}");
 }

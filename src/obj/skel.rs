@@ -51,6 +51,10 @@ pub use xdp_prog::types::redirect_target as RedirectTarget;
 // exactly (4 + 6 + 2 bytes): no padding, no pointers, any bits valid.
 unsafe impl plain::Plain for RedirectTarget {}
 
+/// Whose frames a slot of the monitor's redirect and devmap_xmit maps
+/// counts: `enum monitor_source` (trace monitor).
+pub use trace_prog::types::monitor_source as MonitorSource;
+
 /// Key and per-CPU value of `exceptions` (trace): `struct exception_key`
 /// and `struct exception_count`.
 pub use trace_prog::types::{exception_count as ExceptionCount, exception_key as ExceptionKey};

@@ -2,7 +2,8 @@
 //! verdicts) per interface and action, counted on the xdp_exception
 //! tracepoint (tracing01), per network namespace: interface indexes repeat
 //! across namespaces. Runs until Ctrl-C or --count; the tracepoint goes with
-//! it.
+//! it. Each interval prints a table with a header, or while there has been
+//! no exception at all one line saying so: silence would look like a hang.
 
 use std::collections::{BTreeMap, HashMap};
 use std::mem::MaybeUninit;
@@ -36,9 +37,12 @@ struct Row {
     count: u64,
     /// Events per second over the last period.
     rate: f64,
-    /// The interface for text: escaped, with its namespace unless ours.
+    /// The interface for text, escaped.
     #[serde(skip)]
     shown: String,
+    /// For text: the namespace unless it is ours.
+    #[serde(skip)]
+    shown_netns: Option<String>,
 }
 
 /// A sample's own fields, in the sampler's envelope.
@@ -69,6 +73,7 @@ pub fn run(args: &sampler::Args, out: Output) -> Result<()> {
     out.info("Counting xdp:xdp_exception events per interface and action; Ctrl-C stops");
 
     let mut prev: HashMap<Key, Counted> = HashMap::new();
+    let start = std::time::Instant::now();
     args.run(&stop, |period| {
         let counts = read_counts(&skel.maps.exceptions)?;
         namespaces.learn(counts.keys().map(|k| k.0), |n| out.note(n));
@@ -78,9 +83,7 @@ pub fn run(args: &sampler::Args, out: Output) -> Result<()> {
             let netns = namespaces.json(namespaces.own());
             out.json(&Sample::new(period, Fields { netns, exceptions: &rows }))?;
         } else {
-            let text: String =
-                rows.iter().map(|r| format!("{} ({}) {}\n", r.shown, r.count, r.action)).collect();
-            out.print(&text)?;
+            out.print(&table(&rows, start.elapsed().as_secs_f64()))?;
         }
         Ok(Tick::Printed)
     })
@@ -116,13 +119,10 @@ fn rows(
             // namespace's as the program read it.
             let live = here.get(&ifindex).filter(|_| netns == own).map(String::as_bytes);
             let name = live.or_else(|| Some(counted.name.as_slice()).filter(|n| !n.is_empty()));
-            let (ifname, mut shown) = match name {
+            let (ifname, shown) = match name {
                 Some(n) => (String::from_utf8_lossy(n).into_owned(), escape::bytes(n)),
                 None => (format!("ifindex {ifindex}"), format!("ifindex {ifindex}")),
             };
-            if let Some(ns) = namespaces.label(netns) {
-                shown.push_str(&format!(" in netns {ns}"));
-            }
             Row {
                 ifindex,
                 ifname,
@@ -131,9 +131,53 @@ fn rows(
                 count,
                 rate,
                 shown,
+                shown_netns: namespaces.label(netns),
             }
         })
         .collect()
+}
+
+/// A rate for the table: tenths while small (a few aborts a second matter),
+/// SI prefixes when large.
+fn per_sec(v: f64) -> String {
+    if v < 99.95 {
+        format!("{v:.1}")
+    } else {
+        sampler::si(v)
+    }
+}
+
+/// One interval's text: the table of every (interface, action) seen since
+/// the start, its rate over the interval beside the total, and a namespace
+/// column when another namespace's interfaces are in it; or, before the first
+/// exception, one line that says there was none in the `elapsed` seconds.
+fn table(rows: &[Row], elapsed: f64) -> String {
+    if rows.is_empty() {
+        return format!("no XDP exceptions so far ({elapsed:.0} s)\n");
+    }
+    let others = rows.iter().any(|r| r.shown_netns.is_some());
+    let mut text = format!(
+        "{:<16} {:<14} {:>12} {:>8}{}\n",
+        "INTERFACE",
+        "ACTION",
+        "TOTAL",
+        "PER-SEC",
+        if others { "  NETNS" } else { "" }
+    );
+    for r in rows {
+        let line = format!(
+            "{:<16} {:<14} {:>12} {:>8}  {}",
+            r.shown,
+            r.action,
+            r.count,
+            per_sec(r.rate),
+            r.shown_netns.as_deref().unwrap_or("")
+        );
+        text.push_str(line.trim_end());
+        text.push('\n');
+    }
+    text.push('\n');
+    text
 }
 
 #[cfg(test)]
@@ -163,9 +207,9 @@ mod tests {
             (1, "lo", "lo", 10, "XDP_ABORTED", 10, 3.0),
             (1, "lo", "lo", 10, "XDP_ACTION_9", 1, 0.5),
             (7, "ifindex 7", "ifindex 7", 10, "XDP_PASS", 3, 1.5),
-            (1, "veth0", "veth0 in netns lab", 20, "XDP_ABORTED", 5, 2.5),
-            (1, "x\u{1b}[2J", "x\\x1b[2J in netns cookie 30", 30, "XDP_ABORTED", 2, 1.0),
-            (2, "ifindex 2", "ifindex 2 in netns cookie 30", 30, "XDP_ABORTED", 2, 1.0),
+            (1, "veth0", "veth0", 20, "XDP_ABORTED", 5, 2.5),
+            (1, "x\u{1b}[2J", "x\\x1b[2J", 30, "XDP_ABORTED", 2, 1.0),
+            (2, "ifindex 2", "ifindex 2", 30, "XDP_ABORTED", 2, 1.0),
         ];
         assert_eq!(got.len(), want.len(), "{got:#?}");
         for (row, want) in got.iter().zip(want) {
@@ -185,5 +229,23 @@ mod tests {
         }
         assert_eq!(got[3].netns.name.as_deref(), Some("lab"));
         assert_eq!(got[4].netns.name, None);
+        let netns: Vec<_> = got.iter().map(|r| r.shown_netns.as_deref()).collect();
+        assert_eq!(netns, [None, None, None, Some("lab"), Some("cookie 30"), Some("cookie 30")]);
+
+        // The table: a header naming the columns, rows under it.
+        let text = table(&got, 4.0);
+        let lines: Vec<&str> = text.lines().collect();
+        let header: Vec<&str> = lines[0].split_whitespace().collect();
+        assert_eq!(header, ["INTERFACE", "ACTION", "TOTAL", "PER-SEC", "NETNS"], "{text}");
+        let row: Vec<&str> = lines[4].split_whitespace().collect();
+        assert_eq!(row, ["veth0", "XDP_ABORTED", "5", "2.5", "lab"], "{text}");
+        let row: Vec<&str> = lines[5].split_whitespace().collect();
+        assert_eq!(row, ["x\\x1b[2J", "XDP_ABORTED", "2", "1.0", "cookie", "30"], "{text}");
+        // Numbers end where their header does.
+        let end = lines[0].find("PER-SEC").unwrap() + "PER-SEC".len();
+        assert!(lines[1][..end].ends_with("3.0"), "{text}");
+        assert_eq!(per_sec(1234.0), "1.23K");
+        // Idle: a line, not silence.
+        assert_eq!(table(&[], 4.2), "no XDP exceptions so far (4 s)\n");
     }
 }

@@ -16,7 +16,7 @@ use super::prog::{only, read_counts};
 use crate::obj::logging;
 use crate::obj::maps::{self, Counters};
 use crate::obj::skel::trace_prog::{TraceProgKernMaps, TraceProgKernSkelBuilder};
-use crate::obj::skel::MonitorRec;
+use crate::obj::skel::{MonitorRec, MonitorSource};
 use crate::obj::statsmap::action_name;
 use crate::obj::tracefs;
 use crate::output::Output;
@@ -35,7 +35,8 @@ const TRACEPOINTS: [(&str, &str); 8] = [
     ("xdp_devmap_xmit", "trace_xdp_devmap_xmit"),
 ];
 
-const MAPS: [&str; 7] = [
+const MAPS: [&str; 8] = [
+    "generator_dev",
     "redirect_ok",
     "redirect_err",
     "redirect_errno",
@@ -67,7 +68,15 @@ struct Fields<'a> {
     events: &'a [Row],
     /// Redirect errors by errno name, since the start.
     errors: &'a BTreeMap<String, u64>,
+    /// Those of xdpctl trafficgen's own frames.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    trafficgen_errors: &'a BTreeMap<String, u64>,
 }
+
+/// Whose events a slot of redirect_ok, redirect_err, devmap_xmit and
+/// redirect_errno holds, and the suffix that labels them.
+const SOURCES: [(MonitorSource, &str); 2] =
+    [(MonitorSource::MONITOR_OTHERS, ""), (MonitorSource::MONITOR_GENERATOR, " (trafficgen)")];
 
 /// Cumulative per-CPU records of every event, keyed by event name.
 type Snapshot = BTreeMap<String, Vec<MonitorRec>>;
@@ -98,11 +107,14 @@ pub fn run(args: &sampler::Args, out: Output) -> Result<()> {
         let cur = snapshot(&skel.maps)?;
         let rows = rows(&prev, &cur, period);
         prev = cur;
-        let errors = errno_counts(&skel.maps.redirect_errno)?;
+        let errno = &skel.maps.redirect_errno;
+        let errors = errno_counts(errno, MonitorSource::MONITOR_OTHERS)?;
+        let generator = errno_counts(errno, MonitorSource::MONITOR_GENERATOR)?;
         if out.json {
-            out.json(&Sample::new(period, Fields { events: &rows, errors: &errors }))?;
+            let fields = Fields { events: &rows, errors: &errors, trafficgen_errors: &generator };
+            out.json(&Sample::new(period, fields))?;
         } else {
-            out.print(&table(&rows, &errors))?;
+            out.print(&table(&rows, &errors, &generator))?;
         }
         Ok(Tick::Printed)
     })
@@ -115,10 +127,12 @@ fn per_cpu(map: &impl MapCore, key: u32) -> Result<Vec<MonitorRec>> {
 
 fn snapshot(maps: &TraceProgKernMaps<'_>) -> Result<Snapshot> {
     let mut snap = Snapshot::new();
-    snap.insert("redirect".into(), per_cpu(&maps.redirect_ok, 0)?);
-    snap.insert("redirect_err".into(), per_cpu(&maps.redirect_err, 0)?);
+    for (slot, label) in SOURCES {
+        snap.insert(format!("redirect{label}"), per_cpu(&maps.redirect_ok, slot.0)?);
+        snap.insert(format!("redirect_err{label}"), per_cpu(&maps.redirect_err, slot.0)?);
+        snap.insert(format!("devmap_xmit{label}"), per_cpu(&maps.devmap_xmit, slot.0)?);
+    }
     snap.insert("cpumap_kthread".into(), per_cpu(&maps.cpumap_kthread, 0)?);
-    snap.insert("devmap_xmit".into(), per_cpu(&maps.devmap_xmit, 0)?);
     // Enqueues by target CPU, for the CPUs there are (not all slots); only
     // the targets that saw any.
     let cpus = maps::possible_cpus()?;
@@ -146,9 +160,10 @@ fn snapshot(maps: &TraceProgKernMaps<'_>) -> Result<Snapshot> {
 fn info(event: &str, prev: &MonitorRec, cur: &MonitorRec) -> String {
     let d = |f: fn(&MonitorRec) -> u64| f(cur).saturating_sub(f(prev));
     let bulk = |sent: u64, bulks: u64| if bulks > 0 { sent as f64 / bulks as f64 } else { 0.0 };
-    if event.starts_with("cpumap_enqueue") || event == "devmap_xmit" {
+    let devmap = event.starts_with("devmap_xmit");
+    if event.starts_with("cpumap_enqueue") || devmap {
         let mut s = format!("bulk-average {:.2}", bulk(d(|r| r.processed), d(|r| r.info)));
-        if event == "devmap_xmit" {
+        if devmap {
             s.push_str(&format!(" drv-err {}", d(|r| r.err)));
         }
         s
@@ -195,11 +210,15 @@ fn row(event: &str, cpu: String, old: &MonitorRec, rec: &MonitorRec, period: f64
     }
 }
 
-/// Redirect errors since the start by errno name ("EINVAL"), summed over CPUs.
-fn errno_counts(map: &impl MapCore) -> Result<BTreeMap<String, u64>> {
+/// Redirect errors of `source` since the start by errno name ("EINVAL"),
+/// summed over CPUs.
+fn errno_counts(map: &impl MapCore, source: MonitorSource) -> Result<BTreeMap<String, u64>> {
     let mut counts = BTreeMap::new();
-    for slot in 0..map.max_entries() {
-        let total: u64 = maps::sum(map, &slot.to_ne_bytes(), "redirect_errno")?;
+    // Each source has its share of the slots, in order.
+    let each = map.max_entries() / MonitorSource::MONITOR_SOURCES.0;
+    let first = source.0 * each;
+    for slot in 0..each {
+        let total: u64 = maps::sum(map, &(first + slot).to_ne_bytes(), "redirect_errno")?;
         if total > 0 {
             let name = match slot {
                 0 => "unknown".to_string(),
@@ -211,7 +230,11 @@ fn errno_counts(map: &impl MapCore) -> Result<BTreeMap<String, u64>> {
     Ok(counts)
 }
 
-fn table(rows: &[Row], errors: &BTreeMap<String, u64>) -> String {
+fn table(
+    rows: &[Row],
+    errors: &BTreeMap<String, u64>,
+    generator: &BTreeMap<String, u64>,
+) -> String {
     let mut text = format!(
         "{:<28} {:>6} {:>12} {:>12}  {}\n",
         "XDP-event", "CPU", "pps", "drop-pps", "extra-info"
@@ -224,6 +247,9 @@ fn table(rows: &[Row], errors: &BTreeMap<String, u64>) -> String {
     }
     for (name, count) in errors {
         text.push_str(&format!("redirect errors {name}: {count}\n"));
+    }
+    for (name, count) in generator {
+        text.push_str(&format!("redirect errors (trafficgen) {name}: {count}\n"));
     }
     text.push('\n');
     text

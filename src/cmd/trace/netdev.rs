@@ -2,7 +2,9 @@
 //! one program attached to net:net_dev_queue (TX) and net:netif_receive_skb
 //! (RX) that reads the device name out of the record's `__data_loc` field
 //! (seed 002) and its namespace out of the skb. Counted in the kernel per
-//! namespace and name; `--events` streams each one instead.
+//! namespace and name; `--events` streams each one instead. Each interval
+//! prints a table: totals, and the packet rates over the interval beside
+//! them.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -24,7 +26,7 @@ use crate::obj::skel::trace_prog::TraceProgKernSkelBuilder;
 use crate::obj::skel::{NetdevCounts, NetdevDir, NetdevEvent, NetdevKey};
 use crate::obj::tracefs;
 use crate::output::Output;
-use crate::sampler::{self, Sample, Tick};
+use crate::sampler::{self, si, Rate, Sample, Tick};
 use crate::stop::Stop;
 
 /// Each tracepoint with its direction: the attachment's cookie, and the word.
@@ -46,8 +48,8 @@ pub struct Args {
     pub events: bool,
 }
 
-/// Totals of one device since tracing began.
-#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+/// Totals of one device since tracing began, and rates over the last period.
+#[derive(Serialize, Debug, Clone, PartialEq)]
 struct Device {
     ifname: String,
     /// The namespace the device lives in.
@@ -56,6 +58,11 @@ struct Device {
     rx_bytes: u64,
     tx_packets: u64,
     tx_bytes: u64,
+    rx_pps: f64,
+    /// Bits per second.
+    rx_bps: f64,
+    tx_pps: f64,
+    tx_bps: f64,
     /// The name for text, escaped.
     #[serde(skip)]
     shown: String,
@@ -120,10 +127,12 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     if args.events {
         return events(&skel.maps.netdev_events, args.sampling.count, &stop, &mut namespaces, out);
     }
+    let mut prev = BTreeMap::new();
     args.sampling.run(&stop, |period| {
         let totals = read_totals(&skel.maps.netdev_stats)?;
         namespaces.learn(totals.keys().map(|k| k.1), |n| out.note(n));
-        let devices = devices(totals, &namespaces);
+        let devices = devices(&totals, &prev, period, &namespaces);
+        prev = totals;
         if out.json {
             out.json(&Sample::new(period, Fields { devices: &devices }))?;
         } else {
@@ -139,9 +148,12 @@ type DeviceKey = (bool, u64, Vec<u8>);
 /// (rx packets, rx bytes, tx packets, tx bytes)
 type Totals = (u64, u64, u64, u64);
 
+/// Totals by device: name and namespace.
+type AllTotals = BTreeMap<(Vec<u8>, u64), Totals>;
+
 /// Every device's totals, summed over CPUs, keyed by namespace and name.
-fn read_totals(map: &impl MapCore) -> Result<BTreeMap<(Vec<u8>, u64), Totals>> {
-    let mut totals: BTreeMap<(Vec<u8>, u64), Totals> = BTreeMap::new();
+fn read_totals(map: &impl MapCore) -> Result<AllTotals> {
+    let mut totals = AllTotals::new();
     for (key, counts) in maps::sum_all::<NetdevKey, NetdevCounts>(map, "netdev_stats")? {
         let entry = totals.entry((c_name(&key.name), key.netns)).or_default();
         if key.dir == NetdevDir::NETDEV_TX {
@@ -155,52 +167,75 @@ fn read_totals(map: &impl MapCore) -> Result<BTreeMap<(Vec<u8>, u64), Totals>> {
     Ok(totals)
 }
 
-/// The devices of `totals`, this namespace's first, then by namespace and name.
-fn devices(totals: BTreeMap<(Vec<u8>, u64), Totals>, namespaces: &Names) -> Vec<Device> {
+/// The devices of `totals`, this namespace's first, then by namespace and
+/// name, with their rates since `prev`, `period` seconds ago.
+fn devices(totals: &AllTotals, prev: &AllTotals, period: f64, namespaces: &Names) -> Vec<Device> {
     let own = namespaces.own();
-    let sorted: BTreeMap<DeviceKey, Totals> =
-        totals.into_iter().map(|((name, netns), t)| ((netns != own, netns, name), t)).collect();
+    let sorted: BTreeMap<DeviceKey, (Totals, Totals)> = totals
+        .iter()
+        .map(|(key, &now)| {
+            let before = prev.get(key).copied().unwrap_or_default();
+            ((key.1 != own, key.1, key.0.clone()), (before, now))
+        })
+        .collect();
     sorted
         .into_iter()
-        .map(|((_, netns, name), (rx_packets, rx_bytes, tx_packets, tx_bytes))| Device {
-            ifname: String::from_utf8_lossy(&name).into_owned(),
-            netns: namespaces.json(netns),
-            rx_packets,
-            rx_bytes,
-            tx_packets,
-            tx_bytes,
-            shown: escape::bytes(&name),
-            shown_netns: namespaces.label(netns),
+        .map(|((_, netns, name), (before, now))| {
+            let rx = Rate::new((before.0, before.1), (now.0, now.1), period);
+            let tx = Rate::new((before.2, before.3), (now.2, now.3), period);
+            Device {
+                ifname: String::from_utf8_lossy(&name).into_owned(),
+                netns: namespaces.json(netns),
+                rx_packets: rx.packets,
+                rx_bytes: rx.bytes,
+                tx_packets: tx.packets,
+                tx_bytes: tx.bytes,
+                rx_pps: rx.pps,
+                rx_bps: rx.bps,
+                tx_pps: tx.pps,
+                tx_bps: tx.bps,
+                shown: escape::bytes(&name),
+                shown_netns: namespaces.label(netns),
+            }
         })
         .collect()
 }
 
-/// The totals as a table; a last column names the namespace of devices not
-/// in ours, when there are any.
+/// The totals and packet rates as a table, one per interval with a blank
+/// line after it; a last column names the namespace of devices not in ours,
+/// when there are any. Fits 80 columns without it.
 fn table(devices: &[Device]) -> String {
     let others = devices.iter().any(|d| d.shown_netns.is_some());
     let mut text = format!(
-        "{:<16} {:>10} {:>12} {:>10} {:>12}{}\n",
+        "{:<16} {:>9} {:>6} {:>11} {:>9} {:>6} {:>11}{}\n",
         "DEV",
         "RX-PKTS",
+        "RX-PPS",
         "RX-BYTES",
         "TX-PKTS",
+        "TX-PPS",
         "TX-BYTES",
         if others { "  NETNS" } else { "" }
     );
+    if devices.is_empty() {
+        text.push_str("(no packets yet)\n");
+    }
     for d in devices {
         let line = format!(
-            "{:<16} {:>10} {:>12} {:>10} {:>12}  {}",
+            "{:<16} {:>9} {:>6} {:>11} {:>9} {:>6} {:>11}  {}",
             d.shown,
             d.rx_packets,
+            si(d.rx_pps),
             d.rx_bytes,
             d.tx_packets,
+            si(d.tx_pps),
             d.tx_bytes,
             d.shown_netns.as_deref().unwrap_or("")
         );
         text.push_str(line.trim_end());
         text.push('\n');
     }
+    text.push('\n');
     text
 }
 
@@ -273,16 +308,27 @@ mod tests {
             ((b"x\x1b[2J".to_vec(), 3), (0, 0, 1, 42)),
             ((b"veth0".to_vec(), 1), (5, 520, 5, 590)),
         ]);
-        let devices = devices(totals, &names);
+        let prev = BTreeMap::from([((b"veth0".to_vec(), 1), (1, 100, 3, 300))]);
+        let devices = devices(&totals, &prev, 2.0, &names);
         let text = table(&devices);
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 4, "{text}");
+        assert_eq!(lines.len(), 5, "{text}");
+        assert_eq!(lines[4], "", "a blank line ends each interval's table");
+        let header: Vec<&str> = lines[0].split_whitespace().collect();
+        let want = ["DEV", "RX-PKTS", "RX-PPS", "RX-BYTES", "TX-PKTS", "TX-PPS", "TX-BYTES"];
+        assert_eq!(header[..7], want, "{text}");
+        // Rates over the 2 s since the last sample; totals since the start.
+        let row: Vec<&str> = lines[1].split_whitespace().collect();
+        assert_eq!(row, ["veth0", "5", "2", "520", "5", "1", "590"], "{text}");
+        assert_eq!((devices[0].rx_pps, devices[0].rx_bps), (2.0, 1680.0));
+        assert_eq!((devices[0].tx_pps, devices[0].tx_bps), (1.0, 1160.0));
+        assert!(lines[1].len() <= 80, "{text}");
         assert!(lines[1].starts_with("veth0 ") && lines[1].ends_with(" 590"), "{text}");
         assert!(lines[2].starts_with("veth0 ") && lines[2].ends_with("  lab"), "{text}");
         assert!(lines[3].starts_with("x\\x1b[2J ") && lines[3].ends_with("  cookie 3"), "{text}");
         // Every row's numbers end where the header's TX-BYTES does.
         let end = lines[0].find("TX-BYTES").unwrap() + "TX-BYTES".len();
-        for l in &lines[1..] {
+        for l in &lines[1..4] {
             assert!(l[..end].ends_with(|c: char| c.is_ascii_digit()), "{l}");
         }
         assert_eq!(devices[1].ifname, "veth0");
@@ -290,11 +336,12 @@ mod tests {
         assert_eq!(devices[2].ifname, "x\u{1b}[2J");
 
         // Only ours: no namespace column, header and rows equally long.
-        let ours =
-            super::devices(BTreeMap::from([((b"veth0".to_vec(), 1), (5, 520, 5, 590))]), &names);
+        let ours = BTreeMap::from([((b"veth0".to_vec(), 1), (5, 520, 5, 590))]);
+        let ours = super::devices(&ours, &BTreeMap::new(), 1.0, &names);
         let text = table(&ours);
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 2);
+        assert_eq!(lines.len(), 3);
         assert_eq!(lines[0].len(), lines[1].len(), "{text}");
+        assert!(table(&[]).contains("(no packets yet)"));
     }
 }
