@@ -135,6 +135,14 @@ fn run_time_ns(id: u64) -> u64 {
     v["run_time_ns"].as_u64().unwrap_or(0)
 }
 
+/// The pid of top, the only child of the pane's shell.
+fn top_pid(tmux: &Tmux) -> String {
+    let shell = tmux.pane("#{pane_pid}");
+    let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children"))
+        .expect("the pane's shell's children");
+    children.split_whitespace().next().expect("top, the shell's child").to_string()
+}
+
 /// Waits for the file the pane's shell writes once top exited.
 fn exit_line(file: &Path) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -163,7 +171,7 @@ fn top_then_report(dir: &Path, tag: &str, args: &str) -> (String, PathBuf, PathB
 
 /// The screen's row of the lab: the drop rate trafficgen sends, a ns per
 /// packet; `/` filters rows by name; `q` exits 0 and gives the terminal
-/// back; SIGTERM does the same; into a pipe, plain lines without escape
+/// back; SIGTERM does the same; a terminal that goes away ends it; into a pipe, plain lines without escape
 /// codes; and once top is gone, the program's run time stops growing
 /// while its frames still come (the BPF stats were top's alone).
 ///
@@ -224,16 +232,26 @@ fn top_shows_the_drop_rate_and_its_stats_end_with_it() {
     let (cmd, status, stty) = top_then_report(&dir.0, "term", "");
     let tmux = Tmux::start(&cmd);
     tmux.wait_for("rates", rates);
-    let shell = tmux.pane("#{pane_pid}");
-    let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children"))
-        .expect("the pane's shell's children");
-    let top = children.split_whitespace().next().expect("top, the shell's child");
-    run("kill", &["-TERM", top]);
+    let top = top_pid(&tmux);
+    run("kill", &["-TERM", &top]);
     assert_eq!(exit_line(&status), "EXIT=0");
     let settings = std::fs::read_to_string(&stty).expect("stty -a");
     assert!(settings.contains(" icanon") && settings.contains(" echo "), "cooked: {settings}");
     assert_eq!(tmux.pane("#{alternate_on}"), "0", "back from the alternate screen");
     drop(tmux);
+
+    // The terminal going away (a closed window, a dropped ssh) ends top too.
+    let (cmd, _, _) = top_then_report(&dir.0, "hup", "");
+    let tmux = Tmux::start(&cmd);
+    tmux.wait_for("rates", rates);
+    let top = top_pid(&tmux);
+    drop(tmux);
+    let proc = Path::new("/proc").join(&top);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while proc.exists() && Instant::now() < deadline {
+        sleep(Duration::from_millis(100));
+    }
+    assert!(!proc.exists(), "top {top} still runs with its terminal gone");
 
     // Into a pipe: a header and a line per interval, no escape codes.
     let out = Command::new(XDPCTL).args(["top", "-c", "2", "-i", "1"]).output().unwrap();

@@ -26,7 +26,7 @@ use crate::xdp::bpffs;
 use collect::Collector;
 use keys::{Action, Ui};
 use model::{cells, header, line, Column, Model, Order, Row};
-use view::{Screen, Screenful};
+use view::{Input, Keyboard, Screen, Screenful};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -43,6 +43,8 @@ pub struct Args {
 
 /// How often the live view looks for keys and stop requests between refreshes.
 const KEY_CHECK: Duration = Duration::from_millis(100);
+/// How long crossterm may take to make a key of the bytes that came.
+const KEY_PARSE: Duration = Duration::from_millis(10);
 
 pub fn run(args: &Args, out: Output) -> Result<()> {
     bpffs::ensure_mounted()?;
@@ -82,6 +84,7 @@ fn live(
     ui: &mut Ui,
     stats: &str,
 ) -> Result<()> {
+    let keyboard = Keyboard::open()?;
     let mut screen = Screen::enter()?;
     let mut ticker = Ticker::new(Duration::from_secs_f64(args.sampling.interval));
     let (mut refreshes, mut dirty) = (0u64, true);
@@ -96,12 +99,23 @@ fn live(
             return Ok(());
         }
         let wait = ticker.left(Instant::now()).min(KEY_CHECK);
-        if event::poll(wait).context("waiting for a key")? {
-            match ui.event(&event::read().context("reading a key")?) {
-                Action::Quit => return Ok(()),
-                Action::Redraw => dirty = true,
-                Action::Nothing => {}
+        match keyboard.wait(wait)? {
+            // No one to show it to: leave, and the stats go off.
+            Input::HungUp => return Ok(()),
+            Input::Keys => {
+                // A key's bytes have come; crossterm parses them (a part of
+                // an escape sequence waits for the rest).
+                let mut within = KEY_PARSE;
+                while event::poll(within).context("reading a key")? {
+                    match ui.event(&event::read().context("reading a key")?) {
+                        Action::Quit => return Ok(()),
+                        Action::Redraw => dirty = true,
+                        Action::Nothing => {}
+                    }
+                    within = Duration::ZERO;
+                }
             }
+            Input::Nothing => {}
         }
         if ticker.tick(Instant::now()).is_some() {
             let fresh = model.update(collector.read()?);

@@ -3,9 +3,14 @@
 //! (a panic hook restores it before the message is printed), and SIGTERM
 //! (the loop ends and `Screen` is dropped).
 
-use std::io::{self, Stdout};
+use std::fs::File;
+use std::io::{self, IsTerminal, Stdout};
+use std::os::fd::AsFd;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use ratatui::backend::{Backend, CrosstermBackend};
 use ratatui::crossterm::cursor::{Hide, Show};
 use ratatui::crossterm::execute;
@@ -63,6 +68,57 @@ impl Screen {
 impl Drop for Screen {
     fn drop(&mut self) {
         restore();
+    }
+}
+
+/// The terminal keys come from, as crossterm reads it: stdin if that is
+/// one, else /dev/tty. The loop waits here rather than in crossterm,
+/// which spins forever on a terminal that hung up (its read of 0 bytes is
+/// retried); crossterm reads only what this says has come.
+pub struct Keyboard {
+    /// None: stdin.
+    tty: Option<File>,
+}
+
+/// What waiting for a key gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    Keys,
+    Nothing,
+    /// The terminal is gone (closed window, killed tmux, ssh dropped).
+    HungUp,
+}
+
+impl Keyboard {
+    pub fn open() -> Result<Keyboard> {
+        if io::stdin().is_terminal() {
+            return Ok(Keyboard { tty: None });
+        }
+        let tty = File::open("/dev/tty").context("opening /dev/tty to read keys from")?;
+        Ok(Keyboard { tty: Some(tty) })
+    }
+
+    /// Wait up to `timeout` for a key.
+    pub fn wait(&self, timeout: Duration) -> Result<Input> {
+        let stdin = io::stdin();
+        let fd = match &self.tty {
+            Some(tty) => tty.as_fd(),
+            None => stdin.as_fd(),
+        };
+        let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+        let timeout = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
+        match poll(&mut fds, timeout) {
+            // A signal (SIGTERM, SIGWINCH): the loop looks at it.
+            Err(Errno::EINTR) | Ok(0) => Ok(Input::Nothing),
+            Err(e) => Err(e).context("waiting for a key"),
+            Ok(_) => {
+                let gone = PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL;
+                match fds[0].revents() {
+                    Some(r) if r.intersects(gone) => Ok(Input::HungUp),
+                    _ => Ok(Input::Keys),
+                }
+            }
+        }
     }
 }
 
