@@ -17,10 +17,11 @@ GEN := $(TARGET)/release/gen
 # xdp-tools for xdp-loader (the tests of how xdpctl meets libxdp; xdp-loader is
 # also a peer of the load benchmark); man-db and groff-base to render the man
 # pages with warnings on; systemd for systemd-analyze verify of the units;
-# prometheus for promtool and the server that scrapes the exporter in its tests.
+# prometheus for promtool and the server that scrapes the exporter in its tests;
+# tmux to drive `top`'s full-screen view in its test.
 DEPS := clang llvm libelf-dev zlib1g-dev pkg-config gcc make iproute2 iputils-ping procps \
 	tcpdump tshark ethtool jq bpftool libbpf-dev strace clang-format shellcheck \
-	libxdp1 xdp-tools man-db groff-base systemd prometheus
+	libxdp1 xdp-tools man-db groff-base systemd prometheus tmux
 # Benchmarks only: libxdp's headers for the C reference of the AF_XDP benchmark.
 BENCH_DEPS := libxdp-dev
 

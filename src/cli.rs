@@ -7,7 +7,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use crate::caps::Cap;
 use crate::cmd::{
     afxdp, apply, completions, exporter, features, load, manpages, redirect, sample, stats, status,
-    trace, trafficgen, unload,
+    top, trace, trafficgen, unload,
 };
 use crate::obj::catalog;
 
@@ -40,6 +40,8 @@ pub enum Command {
     List,
     /// Show per-action packet and byte counters of an interface's program
     Stats(stats::Args),
+    /// Watch every interface's XDP programs live: rates per action, ns per packet, CPU share
+    Top(top::Args),
     /// Point a loaded xdp_redirect or xdp_redirect_map at an interface and MAC
     Redirect(redirect::Args),
     /// Count XDP exceptions per interface; `trace monitor|netdev|printk`: redirects, devices, printk
@@ -89,6 +91,9 @@ impl Command {
             Command::Trace(_) => ("trace", &[Bpf, Perfmon]),
             // Reads pinned maps: root's files, no capability.
             Command::Stats(_) => ("stats", &[]),
+            // Programs by id and BPF_ENABLE_STATS take CAP_SYS_ADMIN; the
+            // pins are root's files.
+            Command::Top(_) => ("top", &[SysAdmin]),
             // Writes pinned maps, and asks for veth peers in other
             // namespaces, which takes CAP_NET_ADMIN.
             Command::Redirect(_) => ("redirect", &[NetAdmin]),

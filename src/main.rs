@@ -9,7 +9,7 @@ use xdpctl::caps;
 use xdpctl::cli::{Cli, Command};
 use xdpctl::cmd::{
     advice, afxdp, apply, completions, exporter, features, list, load, manpages, redirect, sample,
-    stats, status, trace, trafficgen, unload,
+    stats, status, top, trace, trafficgen, unload,
 };
 use xdpctl::error::exit_code;
 use xdpctl::obj::logging;
@@ -29,6 +29,7 @@ fn main() -> ExitCode {
         Command::Status(args) => status::run(args, out),
         Command::List => list::run(out),
         Command::Stats(args) => stats::run(args, out),
+        Command::Top(args) => top::run(args, out),
         Command::Redirect(args) => redirect::run(args, out),
         Command::Trace(args) => trace::run(args, out),
         Command::Sample(args) => sample::run(args, out),

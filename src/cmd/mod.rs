@@ -14,6 +14,7 @@ pub mod sample;
 pub mod stats;
 pub mod stats_all;
 pub mod status;
+pub mod top;
 pub mod trace;
 pub mod trafficgen;
 pub mod unload;

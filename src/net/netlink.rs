@@ -100,6 +100,9 @@ pub struct Link {
     pub rx_packets: Option<u64>,
     /// Frames transmitted, from the same counters.
     pub tx_packets: Option<u64>,
+    /// Bytes received and transmitted, from the same counters.
+    pub rx_bytes: Option<u64>,
+    pub tx_bytes: Option<u64>,
 }
 
 /// The XDP programs of one interface, by mode; 0 where none runs.
@@ -404,10 +407,13 @@ fn parse_reply(buf: &[u8]) -> Result<Option<Link>> {
                     IFLA_NUM_TX_QUEUES => link.tx_queues = u32_at(data, 0),
                     IFLA_MIN_MTU => link.min_mtu = u32_at(data, 0),
                     IFLA_MAX_MTU => link.max_mtu = u32_at(data, 0),
-                    // struct rtnl_link_stats64 starts with rx_packets, tx_packets.
+                    // struct rtnl_link_stats64 starts with rx_packets,
+                    // tx_packets, rx_bytes, tx_bytes.
                     IFLA_STATS64 => {
                         link.rx_packets = u64_at(data, 0);
                         link.tx_packets = u64_at(data, 8);
+                        link.rx_bytes = u64_at(data, 16);
+                        link.tx_bytes = u64_at(data, 24);
                     }
                     IFLA_LINKINFO => {
                         link.kind = attrs(data)
@@ -477,6 +483,8 @@ mod tests {
         body.extend_from_slice(&[0; 4]);
         let mut stats = 1234u64.to_ne_bytes().to_vec();
         stats.extend_from_slice(&5678u64.to_ne_bytes());
+        stats.extend_from_slice(&98_765u64.to_ne_bytes());
+        stats.extend_from_slice(&43_210u64.to_ne_bytes());
         stats.resize(200, 0);
         body.extend(attr(IFLA_STATS64, &stats));
         body.extend(attr(IFLA_MTU, &1500u32.to_ne_bytes()));
@@ -513,6 +521,8 @@ mod tests {
                 max_mtu: Some(65535),
                 rx_packets: Some(1234),
                 tx_packets: Some(5678),
+                rx_bytes: Some(98_765),
+                tx_bytes: Some(43_210),
             }
         );
     }

@@ -3,7 +3,7 @@
 //! that the kernel's BPF stats add up while they are on.
 
 use std::fs;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
 use anyhow::{Context, Result};
 use libbpf_rs::{libbpf_sys, ErrorKind, ProgramHandle};
@@ -59,4 +59,30 @@ pub fn stats_sysctl_on() -> Result<bool> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(e).with_context(|| format!("reading {STATS_SYSCTL}")),
     }
+}
+
+/// The kernel's BPF stats (run counts and times), on while this is held.
+pub enum BpfStats {
+    /// The sysctl has them on for everyone: someone else's to turn off.
+    AlreadyOn,
+    /// On for as long as this process holds the fd; dropping it (or the
+    /// process ending) turns them off, so they are never left on.
+    Ours(OwnedFd),
+}
+
+/// Turn the BPF stats on for as long as the result is held, through a
+/// BPF_ENABLE_STATS fd of this process, never the sysctl (which would stay
+/// on after a crash); left alone if the sysctl already has them on.
+pub fn enable_stats() -> Result<BpfStats> {
+    if stats_sysctl_on()? {
+        return Ok(BpfStats::AlreadyOn);
+    }
+    // SAFETY: a plain system call wrapper with no pointer arguments.
+    let fd = unsafe { libbpf_sys::bpf_enable_stats(libbpf_sys::BPF_STATS_RUN_TIME) };
+    if fd < 0 {
+        return Err(std::io::Error::from_raw_os_error(-fd))
+            .context("turning the kernel's BPF stats on (BPF_ENABLE_STATS)");
+    }
+    // SAFETY: a new fd the kernel just gave this process, owned by no one else.
+    Ok(BpfStats::Ours(unsafe { OwnedFd::from_raw_fd(fd) }))
 }

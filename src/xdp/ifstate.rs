@@ -174,7 +174,12 @@ impl Namespace {
     /// One dump of the links; without `privileged` only what netlink tells
     /// anyone (no records, no leftovers).
     pub fn read(privileged: bool) -> Result<Namespace> {
-        let links = netlink::dump_links()?;
+        Namespace::from_links(netlink::dump_links()?, privileged)
+    }
+
+    /// The snapshot of the interfaces of a dump the caller already made
+    /// (`top` reads their counters from the same dump).
+    pub fn from_links(links: Vec<netlink::Link>, privileged: bool) -> Result<Namespace> {
         let mut ns = Namespace { ifaces: Vec::new(), stale: Vec::new(), renamed: Vec::new() };
         if !privileged {
             ns.ifaces = links

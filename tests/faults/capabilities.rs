@@ -76,6 +76,7 @@ fn each_command_works_with_exactly_the_capabilities_it_names() {
         (vec!["load", "--dev", dev, "--force"], &xdpctl_prog, None),
         (vec!["unload", "--dev", dev], &xdpctl_prog, None),
         (vec!["stats", "--dev", dev, "-c", "1", "-i", "0.05"], &xdpctl_prog, None),
+        (vec!["top", "-c", "1", "-i", "0.05"], &xdpctl_prog, None),
         (vec!["redirect", "--dev", dev, "--redirect-dev", &other.outer], &redirect_prog, None),
         (vec!["sample", "--dev", dev, "-w", "-"], &nothing, Some("1")),
         (vec!["afxdp", "--dev", dev], &nothing, Some("1")),
