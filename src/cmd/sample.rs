@@ -29,6 +29,7 @@ use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use serde::Serialize;
 
+use crate::caps::{self, Cap};
 use crate::error::Exit;
 use crate::escape;
 use crate::io::capture::{CaptureWriter, Format, Totals};
@@ -199,6 +200,10 @@ fn plan(args: &Args, out: Output) -> Result<(Plan, Via)> {
 /// lock; refused, with what to do, for another tool's program or one
 /// without the path.
 fn through(dev: &Iface, verdicts: &[Verdict]) -> Result<Through> {
+    // Whose program it is, and which maps it uses: other programs' state.
+    caps::require("sample", &[Cap::Bpf, Cap::NetAdmin, Cap::SysAdmin]).with_context(|| {
+        format!("{} runs an XDP program, and capturing through it reads its maps", dev.name)
+    })?;
     let lock = Lock::sampling(dev)?;
     let state = IfState::read(dev)?;
     let Some(att) = state.attached.first().copied() else {
