@@ -463,3 +463,22 @@ fn programs_without_the_sampling_path_are_refused_and_left_alone() {
     assert!(!file.exists(), "no capture file");
     run("ip", &["link", "set", "dev", &lab.outer, "xdp", "off"]);
 }
+
+#[test]
+#[ignore = "needs root"]
+fn capturing_through_a_program_without_cap_sys_admin_is_refused_up_front() {
+    let lab = Lab::new();
+    let dir = TempDir::new();
+    let file = dir.0.join("caps.pcapng");
+    common::xdpctl_ok(&["load", "--dev", &lab.outer, "--progname", "xdp_parser"]);
+    // Enough for xdpctl's own sampler, not to read another program's maps.
+    let out = Command::new("setpriv")
+        .args(["--inh-caps=-all", "--bounding-set=-all,+bpf,+net_admin", XDPCTL])
+        .args(["sample", "--dev", &lab.outer, "-w", file.to_str().unwrap()])
+        .output()
+        .expect("running setpriv");
+    let err = stderr(&out);
+    assert!(!out.status.success(), "refused");
+    assert!(err.contains("CAP_SYS_ADMIN") && err.contains(&lab.outer), "{err}");
+    assert!(!switched_on(&lab) && !file.exists(), "nothing changed");
+}
