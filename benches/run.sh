@@ -45,6 +45,16 @@ mkdir -p "$target/bench"
 clang -O2 -g -target bpf "-I/usr/include/$(gcc -dumpmachine)" \
 	-c benches/ref/xdp_ref.bpf.c -o "$target/bench/xdp_ref.o"
 export XDPCTL_BENCH_REF=$target/bench/xdp_ref.o
+# The shipped programs with the stats helper's sampling path (off) and
+# without it, compiled alike: the cost of the path while off.
+for variant in sampling nosampling; do
+	flag=()
+	[[ $variant == nosampling ]] && flag=(-DXDP_STATS_NO_SAMPLING)
+	clang -O2 -g -target bpf -Iinclude "-I/usr/include/$(gcc -dumpmachine)" "${flag[@]}" \
+		-c bpf/xdp_prog_kern.bpf.c -o "$target/bench/xdp_prog_$variant.o"
+done
+export XDPCTL_BENCH_SAMPLING_OBJ=$target/bench/xdp_prog_sampling.o
+export XDPCTL_BENCH_NOSAMPLING_OBJ=$target/bench/xdp_prog_nosampling.o
 # The AF_XDP reference: the tutorial's user-space side on libxdp, loading
 # the same xdp_sock as xdpctl.
 clang -O2 -g -target bpf -Iinclude "-I/usr/include/$(gcc -dumpmachine)" \

@@ -16,6 +16,11 @@
 //! its own and builds one there, so nothing outside changes and nothing is
 //! left behind. Before any timing, each program's verdict is checked, and
 //! ours and the plain C must leave the same bytes.
+//!
+//! The cost of the stats helper's sampling path while it is off (issue 20):
+//! a few programs of bpf/xdp_prog_kern.bpf.c as built, against the same
+//! source built with -DXDP_STATS_NO_SAMPLING, both compiled alike by
+//! benches/run.sh (XDPCTL_BENCH_SAMPLING_OBJ, XDPCTL_BENCH_NOSAMPLING_OBJ).
 
 use std::cell::Cell;
 use std::mem::MaybeUninit;
@@ -94,6 +99,8 @@ struct Case<'a> {
     /// Run after every call (outside the timing), to empty the sampler rings.
     after: Option<&'a dyn Fn() -> Result<()>>,
     name: &'static str,
+    /// What `plain` is, in the table.
+    peer: &'static str,
     frame_desc: &'static str,
     ours: &'a ProgramMut<'a>,
     plain: ProgramMut<'a>,
@@ -128,6 +135,16 @@ fn main() -> Result<()> {
     set_rodata(&mut open, "gen_port_first", &GEN_PORTS.0.to_ne_bytes())?;
     set_rodata(&mut open, "gen_port_count", &GEN_PORTS.1.to_ne_bytes())?;
     let reference: Object = open.load()?;
+    // The sampling path, off as loaded, and the same source without it.
+    let load_obj = |var: &str| -> Result<Object> {
+        let path = std::env::var(var).with_context(|| {
+            format!("{var} must name a build of bpf/xdp_prog_kern.bpf.c (make bench does this)")
+        })?;
+        Ok(ObjectBuilder::default().open_file(&path)?.load()?)
+    };
+    let sampling = load_obj("XDPCTL_BENCH_SAMPLING_OBJ")?;
+    let nosampling = load_obj("XDPCTL_BENCH_NOSAMPLING_OBJ")?;
+
     let find = |name: &str| -> Result<ProgramMut<'_>> {
         reference
             .progs_mut()
@@ -193,11 +210,14 @@ fn main() -> Result<()> {
     frame[14] = 0x45;
     let plain_ipv4 = "IPv4, zero header";
     let udp4 = ipv4(udp(40000, 5000), 64);
+    let udp4_copy = udp4.clone();
+    let ipv4_echo = ipv4(L4::Icmp { kind: ICMP_ECHO, seq: 1 }, 64);
 
     let p = &skel.progs;
     let work = |name, frame_desc, ours, plain, frame, verdict| Case {
         after: None,
         name,
+        peer: "the same in plain C",
         frame_desc,
         ours,
         plain,
@@ -323,6 +343,25 @@ fn main() -> Result<()> {
             )
         },
     ];
+    // The with-sampling programs, kept alive for the cases that borrow them.
+    let with: Vec<ProgramMut<'_>> = ["xdp_pass", "xdp_drop", "xdp_parser", "xdp_port_rewrite"]
+        .iter()
+        .map(|n| prog_of(&sampling, n))
+        .collect::<Result<_>>()?;
+    let off = |i: usize, frame_desc, frame, verdict| -> Result<Case<'_>> {
+        let name = ["xdp_pass", "xdp_drop", "xdp_parser", "xdp_port_rewrite"][i];
+        Ok(Case {
+            peer: "built without sampling",
+            ..work(name, frame_desc, &with[i], prog_of(&nosampling, name)?, frame, verdict)
+        })
+    };
+    let sampling_cases = [
+        off(0, "sampling off", frame.clone(), XDP_PASS)?,
+        off(1, "sampling off", frame.clone(), XDP_DROP)?,
+        off(2, "ICMP echo request, odd seq, sampling off", ipv4_echo.clone(), XDP_PASS)?,
+        off(3, "UDP/IPv4, sampling off", udp4_copy.clone(), XDP_PASS)?,
+    ];
+    let cases: Vec<&Case<'_>> = cases.iter().chain(&sampling_cases).collect();
     let noop = find("noop")?;
 
     for case in &cases {
@@ -360,8 +399,8 @@ fn main() -> Result<()> {
          x {ROUNDS} rounds)\n"
     );
     println!(
-        "| program | frame | verdict | xdpctl ns | plain C ns | no-op ns | xdpctl / plain C | \
-         xdpctl / no-op |"
+        "| program | frame | verdict | xdpctl ns | plain C (or built without sampling) ns | no-op \
+         ns | xdpctl / plain C | xdpctl / no-op |"
     );
     println!("|---|---|---|---:|---:|---:|---:|---:|");
     let mut rows = Vec::new();
@@ -382,7 +421,7 @@ fn main() -> Result<()> {
         let what = format!("{}, {}", case.name, case.frame_desc);
         rows.push(
             Row::new("prog_run_ns", &what, "ns")
-                .figures(o, "the same in plain C", p)
+                .figures(o, case.peer, p)
                 .ratio(vs_plain.mean)
                 .goal(Goal::AtMost(1.05), ROUNDS),
         );
@@ -476,6 +515,11 @@ fn check(case: &Case<'_>) -> Result<()> {
         outs[1]
     );
     Ok(())
+}
+
+/// Program `name` of a loaded build.
+fn prog_of<'o>(obj: &'o Object, name: &str) -> Result<ProgramMut<'o>> {
+    obj.progs_mut().find(|p| p.name() == name).with_context(|| format!("{name} in a build"))
 }
 
 fn verdict_name(v: u32) -> &'static str {

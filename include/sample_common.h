@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* Types shared by the packet sampler and `xdpctl sample` (tracing04). */
+/* Types shared by the packet samplers and `xdpctl sample` (tracing04): the
+ * sampler program of its own, and the sampling path of the stats helper
+ * every shipped program ends in (xdp_stats_kern.h).
+ */
 #ifndef XDPCTL_SAMPLE_COMMON_H
 #define XDPCTL_SAMPLE_COMMON_H
 
@@ -29,6 +32,38 @@ struct sample {
 struct sample_counts {
 	__u64 seen;
 	__u64 lost;
+};
+
+/* The stats helper's sampling switch: the one entry of xdp_sample_ctl,
+ * written by `xdpctl sample`. Off (enabled 0) costs one lookup per frame.
+ */
+struct xdp_sample_ctl {
+	__u64 expiry_ns;    /* bpf_ktime_get_ns() after which sampling stops by
+			     * itself: a killed sampler leaves it on briefly */
+	__u32 enabled;	    /* 0: off */
+	__u32 verdicts;	    /* 1 << action for each verdict to sample */
+	__u32 snaplen;	    /* bytes kept of each frame, at most SAMPLE_MAX_SNAPLEN */
+	__u32 wakeup_bytes; /* wake the reader once this much is waiting */
+};
+
+/* What precedes the frame in each record of the xdp_samples ring: the
+ * sampler's header, the program's verdict and where the frame came in.
+ */
+struct verdict_hdr {
+	struct sample_hdr sample;
+	__u32 verdict; /* enum xdp_action the program returned */
+	__u32 ifindex; /* the device it came in on */
+	__u32 queue;   /* its receive queue */
+	__u32 pad;
+};
+
+/* One record as assembled, and the per-CPU counters of the sampling path:
+ * frames whose verdict was sampled, and records the full ring lost.
+ */
+struct verdict_scratch {
+	struct sample_counts counts;
+	struct verdict_hdr hdr;
+	__u8 data[SAMPLE_MAX_SNAPLEN];
 };
 
 #endif

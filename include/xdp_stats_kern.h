@@ -1,5 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* BPF side of the per-action counters every xdpctl program keeps. */
+/* BPF side of the per-action counters every xdpctl program keeps, and of
+ * the sampling path `xdpctl sample` switches on to capture frames with
+ * the program's verdict (off by default; built out with
+ * -DXDP_STATS_NO_SAMPLING, as the bench's reference is).
+ */
 #ifndef XDPCTL_XDP_STATS_KERN_H
 #define XDPCTL_XDP_STATS_KERN_H
 
@@ -7,6 +11,7 @@
 #include <bpf/bpf_helpers.h>
 
 #include "common_kern_user.h"
+#include "sample_common.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -18,6 +23,72 @@ struct {
 	__type(value, struct datarec);
 	__uint(max_entries, XDP_ACTION_MAX);
 } xdp_stats_map SEC(".maps");
+
+#ifndef XDP_STATS_NO_SAMPLING
+/* The switch: one entry, pinned with the program's other maps. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xdp_sample_ctl);
+	__uint(max_entries, 1);
+} xdp_sample_ctl SEC(".maps");
+
+/* Sampled frames with their verdicts; sized once, at load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} xdp_samples SEC(".maps");
+
+/* Where a record is assembled (too large for the stack), and the counts. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct verdict_scratch);
+	__uint(max_entries, 1);
+} xdp_sample_buf SEC(".maps");
+
+/* Copy the frame, as the program leaves it, and its verdict to the ring
+ * when @ctl asks for this verdict and has not expired. Out of line: the
+ * helper is inlined at every return, the copy needs to be there once.
+ */
+static __noinline int xdp_sample_verdict(struct xdp_md *ctx, struct xdp_sample_ctl *ctl,
+					 __u32 action)
+{
+	struct verdict_scratch *buf;
+	__u64 len, cap, snaplen; /* 64-bit: clang bounds a zero-extended u32 badly */
+	__u64 flags;
+	__u32 zero = 0;
+
+	if (!(ctl->verdicts & (1U << action)) || bpf_ktime_get_ns() > ctl->expiry_ns)
+		return 0;
+	buf = bpf_map_lookup_elem(&xdp_sample_buf, &zero);
+	if (!buf)
+		return 0;
+	buf->counts.seen++;
+
+	len = bpf_xdp_get_buff_len(ctx);
+	snaplen = ctl->snaplen;
+	cap = len < snaplen ? len : snaplen;
+	if (cap == 0 || cap > SAMPLE_MAX_SNAPLEN)
+		return 0;
+	if (bpf_xdp_load_bytes(ctx, 0, buf->data, cap))
+		return 0;
+	buf->hdr.sample.tstamp_ns = bpf_ktime_get_ns();
+	buf->hdr.sample.orig_len = len;
+	buf->hdr.sample.cap_len = cap;
+	buf->hdr.verdict = action;
+	buf->hdr.ifindex = ctx->ingress_ifindex;
+	buf->hdr.queue = ctx->rx_queue_index;
+	buf->hdr.pad = 0;
+
+	flags = bpf_ringbuf_query(&xdp_samples, BPF_RB_AVAIL_DATA) >= ctl->wakeup_bytes
+		    ? BPF_RB_FORCE_WAKEUP
+		    : BPF_RB_NO_WAKEUP;
+	if (bpf_ringbuf_output(&xdp_samples, &buf->hdr, sizeof(buf->hdr) + cap, flags))
+		buf->counts.lost++;
+	return 0;
+}
+#endif
 
 /* Count the packet under @action and return @action, so a program ends with
  * `return xdp_stats_record_action(ctx, verdict);`. An action the map has no
@@ -43,6 +114,18 @@ static __always_inline __u32 xdp_stats_record_action(struct xdp_md *ctx, __u32 a
 	rec->rx_packets++;
 	/* The whole frame: a multi-buffer one is longer than data_end - data. */
 	rec->rx_bytes += bpf_xdp_get_buff_len(ctx);
+
+#ifndef XDP_STATS_NO_SAMPLING
+	{
+		struct xdp_sample_ctl *ctl;
+		__u32 zero = 0;
+
+		/* Off: this lookup (inlined by the verifier) and one test. */
+		ctl = bpf_map_lookup_elem(&xdp_sample_ctl, &zero);
+		if (ctl && ctl->enabled)
+			xdp_sample_verdict(ctx, ctl, action);
+	}
+#endif
 	return action;
 }
 

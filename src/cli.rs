@@ -82,6 +82,7 @@ impl Command {
             // Loads and unloads.
             Command::Apply(_) => ("apply", &[NetAdmin, SysAdmin]),
             // XDP programs are networking programs: CAP_NET_ADMIN to load.
+            // Capturing through a loaded program adds CAP_SYS_ADMIN, asked then.
             Command::Sample(_) => ("sample", &[Bpf, NetAdmin]),
             // An AF_XDP socket is a raw socket whose UMEM is locked memory;
             // its program does pointer arithmetic (CAP_PERFMON).

@@ -280,3 +280,205 @@ fn a_killed_sampler_leaves_nothing_attached() {
     // The bpf_link closes with the process: no handler needed.
     assert!(lab.attached().is_empty(), "SIGKILL leaves nothing attached");
 }
+
+/// The id of the program on the lab's outer end.
+fn prog_id(lab: &Lab) -> u64 {
+    lab.attached()[0]["prog_id"].as_u64().expect("prog_id")
+}
+
+/// The enabled flag of the sampling switch pinned for the lab's program
+/// (struct xdp_sample_ctl: a u64 deadline, then the u32 flag).
+fn switched_on(lab: &Lab) -> bool {
+    let pin = lab.pin_dir().join("xdp_sample_ctl");
+    let map = libbpf_rs::MapHandle::from_pinned_path(&pin).expect("the pinned switch");
+    let value = libbpf_rs::MapCore::lookup(&map, &0u32.to_ne_bytes(), libbpf_rs::MapFlags::ANY)
+        .expect("reading the switch")
+        .expect("its one entry");
+    value[8..12] != [0; 4]
+}
+
+/// Frames the program's sampling path took so far, over all CPUs (the
+/// counts lead each CPU's value of xdp_sample_buf).
+fn sampled(lab: &Lab) -> u64 {
+    let pin = lab.pin_dir().join("xdp_sample_buf");
+    let map = libbpf_rs::MapHandle::from_pinned_path(&pin).expect("the pinned buffer");
+    libbpf_rs::MapCore::lookup_percpu(&map, &0u32.to_ne_bytes(), libbpf_rs::MapFlags::ANY)
+        .expect("reading the buffer")
+        .expect("its one entry")
+        .iter()
+        .map(|v| u64::from_ne_bytes(v[..8].try_into().unwrap()))
+        .sum()
+}
+
+/// `xdpctl sample` through the program on the lab, once it has switched
+/// the program's sampling path on.
+fn spawn_through(lab: &Lab, args: &[&str]) -> Sampler {
+    let child = Command::new(XDPCTL)
+        .args(["sample", "--dev", &lab.outer])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning xdpctl sample");
+    let mut sampler = Sampler(Some(child));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !switched_on(lab) {
+        if let Some(status) = sampler.child().try_wait().expect("polling xdpctl") {
+            let (_, _, err) = sampler.finish();
+            panic!("the sampler exited ({status}) before switching on: {err}");
+        }
+        assert!(Instant::now() < deadline, "the sampler never switched sampling on");
+        sleep(Duration::from_millis(20));
+    }
+    sampler
+}
+
+/// 10 pings through xdp_parser (even sequence numbers dropped), captured
+/// with `args`; the sampler's stdout, and the program's id before and after.
+fn capture_parser(lab: &Lab, file: &Path, args: &[&str]) -> (String, u64, u64) {
+    common::xdpctl_ok(&["load", "--dev", &lab.outer, "--progname", "xdp_parser"]);
+    let id = prog_id(lab);
+    let mut all = vec!["-w", file.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let mut sampler = spawn_through(lab, &all);
+    assert_eq!(lab.ping_from_inside(&lab.outer_ip, 10), 5, "xdp_parser drops even requests");
+    sleep(Duration::from_millis(200));
+    sampler.signal("-TERM");
+    let (status, out, err) = sampler.finish();
+    assert!(status.success(), "SIGTERM is a clean exit: {status} {err}");
+    assert!(!switched_on(lab), "switched off on exit");
+    (out, id, prog_id(lab))
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_capture_through_xdp_parser_marks_each_request_with_its_verdict() {
+    let lab = Lab::new();
+    let dir = TempDir::new();
+    let file = dir.0.join("verdicts.pcapng");
+    let (out, before, after) = capture_parser(&lab, &file, &[]);
+    assert_eq!(before, after, "the program stayed: sampled through, not replaced");
+    assert!(out.contains("10 samples written"), "summary: {out}");
+    assert!(out.contains("drop 5") && out.contains("pass 5"), "per verdict: {out}");
+
+    let lines = tcpdump(&file);
+    assert_eq!(lines.len(), 10, "every request, dropped or not: {lines:#?}");
+    assert!(lines.iter().all(|l| is_lab_echo_request(l, &lab)), "{lines:#?}");
+    let frames = tshark(&file, &["icmpv6.echo.sequence_number", "frame.comment"]);
+    assert_eq!(frames.len(), 10, "{frames:?}");
+    for frame in &frames {
+        let seq: u32 = frame[0].parse().expect("a sequence number");
+        let verdict = if seq % 2 == 0 { "drop" } else { "pass" };
+        let want = format!("verdict={verdict} prog=xdp_parser id={before}");
+        assert_eq!(frame[1], want, "request {seq}");
+    }
+}
+
+#[test]
+#[ignore = "needs root"]
+fn verdict_drop_captures_only_the_drops() {
+    let lab = Lab::new();
+    let dir = TempDir::new();
+    let file = dir.0.join("drops.pcapng");
+    let (out, before, after) = capture_parser(&lab, &file, &["--verdict", "drop"]);
+    assert_eq!(before, after, "the program stayed");
+    assert!(out.contains("5 samples written"), "summary: {out}");
+    let frames = tshark(&file, &["icmpv6.echo.sequence_number", "frame.comment"]);
+    let seqs: Vec<&str> = frames.iter().map(|f| f[0].as_str()).collect();
+    assert_eq!(seqs, ["2", "4", "6", "8", "10"], "{frames:?}");
+    assert!(frames.iter().all(|f| f[1].starts_with("verdict=drop ")), "{frames:?}");
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_killed_capture_through_a_program_stops_sampling_by_itself() {
+    let lab = Lab::new();
+    let dir = TempDir::new();
+    let file = dir.0.join("killed.pcapng");
+    common::xdpctl_ok(&["load", "--dev", &lab.outer, "--progname", "xdp_parser"]);
+    let id = prog_id(&lab);
+    let mut sampler = spawn_through(&lab, &["-w", file.to_str().unwrap()]);
+    // A second sampler on the interface is refused while the first runs.
+    let second = dir.0.join("second.pcapng");
+    let out = common::xdpctl(&["sample", "--dev", &lab.outer, "-w", second.to_str().unwrap()]);
+    assert!(!out.status.success(), "two samplers at once");
+    assert!(stderr(&out).contains("another xdpctl sample"), "{}", stderr(&out));
+    assert!(!second.exists(), "the refused one wrote nothing");
+
+    sampler.signal("-KILL");
+    let (status, _, _) = sampler.finish();
+    assert!(!status.success());
+    // Its lease (3 s) runs out: pings after that are not sampled.
+    sleep(Duration::from_millis(3500));
+    let before = sampled(&lab);
+    assert_eq!(lab.ping_from_inside(&lab.outer_ip, 4), 2);
+    assert_eq!(sampled(&lab), before, "sampling went off by itself");
+    assert_eq!(prog_id(&lab), id, "the program stays");
+    // And the next sampler may start.
+    let sampler = spawn_through(&lab, &["-w", file.to_str().unwrap(), "-c", "1"]);
+    lab.ping_from_inside(&lab.outer_ip, 1);
+    let (status, out, err) = sampler.finish();
+    assert!(status.success(), "{err}");
+    assert!(out.contains("1 samples written"), "{out}");
+}
+
+#[test]
+#[ignore = "needs root"]
+fn programs_without_the_sampling_path_are_refused_and_left_alone() {
+    let lab = Lab::new();
+    let dir = TempDir::new();
+    let obj = common::build_bpf(
+        &dir.0,
+        "plain",
+        "#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\n\
+         SEC(\"xdp\") int plain_pass(struct xdp_md *ctx) { return XDP_PASS; }\n\
+         char LICENSE[] SEC(\"license\") = \"GPL\";\n",
+    );
+    let file = dir.0.join("refused.pcapng");
+    let sample = || common::xdpctl(&["sample", "--dev", &lab.outer, "-w", file.to_str().unwrap()]);
+
+    // Loaded by xdpctl from an object without xdp_stats_kern.h.
+    common::xdpctl_ok(&["load", "--dev", &lab.outer, "--obj", obj.to_str().unwrap()]);
+    let id = prog_id(&lab);
+    let out = sample();
+    let err = stderr(&out);
+    assert!(!out.status.success(), "refused");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert!(err.contains("xdp_stats_kern.h") && err.contains("--obj"), "the hint: {err}");
+    assert_eq!(prog_id(&lab), id, "left attached");
+    assert!(!file.exists(), "no capture file");
+
+    // Another tool's program.
+    common::xdpctl_ok(&["unload", "--dev", &lab.outer]);
+    run(
+        "ip",
+        &["link", "set", "dev", &lab.outer, "xdp", "obj", obj.to_str().unwrap(), "sec", "xdp"],
+    );
+    let id = prog_id(&lab);
+    let out = sample();
+    let err = stderr(&out);
+    assert!(!out.status.success(), "refused");
+    assert!(err.contains("not loaded by xdpctl"), "{err}");
+    assert_eq!(prog_id(&lab), id, "left attached");
+    assert!(!file.exists(), "no capture file");
+    run("ip", &["link", "set", "dev", &lab.outer, "xdp", "off"]);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn capturing_through_a_program_without_cap_sys_admin_is_refused_up_front() {
+    let lab = Lab::new();
+    let dir = TempDir::new();
+    let file = dir.0.join("caps.pcapng");
+    common::xdpctl_ok(&["load", "--dev", &lab.outer, "--progname", "xdp_parser"]);
+    // Enough for xdpctl's own sampler, not to read another program's maps.
+    let out = Command::new("setpriv")
+        .args(["--inh-caps=-all", "--bounding-set=-all,+bpf,+net_admin", XDPCTL])
+        .args(["sample", "--dev", &lab.outer, "-w", file.to_str().unwrap()])
+        .output()
+        .expect("running setpriv");
+    let err = stderr(&out);
+    assert!(!out.status.success(), "refused");
+    assert!(err.contains("CAP_SYS_ADMIN") && err.contains(&lab.outer), "{err}");
+    assert!(!switched_on(&lab) && !file.exists(), "nothing changed");
+}

@@ -4,12 +4,21 @@
 //! through a bpf_link, so it goes when xdpctl does, however that happens.
 //! A writer thread owns the output (spool.rs): a stalled reader never holds
 //! up a stop request.
+//!
+//! On an interface that runs an xdpctl program, the capture goes through
+//! that program instead, which stays attached: the stats helper it ends in
+//! has a sampling path (include/xdp_stats_kern.h, obj/verdicts.rs) that
+//! this switches on, for the verdicts asked, under a deadline renewed every
+//! second (a killed sampler's lasts moments), and off again on exit. Each
+//! frame comes with the program's verdict, which pcapng keeps as the
+//! packet's comment.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
 use std::mem::{size_of, MaybeUninit};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -20,21 +29,25 @@ use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use serde::Serialize;
 
+use crate::caps::{self, Cap};
 use crate::error::Exit;
 use crate::escape;
 use crate::io::capture::{CaptureWriter, Format, Totals};
-use crate::io::clock::WallClock;
+use crate::io::clock::{self, WallClock};
 use crate::io::outfile::NewFile;
 use crate::io::spool::{Chunk, Offer, Outcome, Spool};
 use crate::net::iface::{self, Iface};
 use crate::obj::logging;
 use crate::obj::maps;
 use crate::obj::skel::sample_prog::{XdpSamplePktsKernSkel, XdpSamplePktsKernSkelBuilder};
-use crate::obj::skel::{SampleCounts, SampleHdr};
+use crate::obj::skel::{SampleCounts, SampleCtl, SampleHdr, VerdictHdr};
+use crate::obj::verdicts::{Missing, Tap, Verdict};
 use crate::output::{self, Output};
 use crate::stop::Stop;
+use crate::xdp::attach::Attachment;
 use crate::xdp::attach::{self, ModeRequest};
-use crate::xdp::ifstate::prog_name;
+use crate::xdp::ifstate::{prog_name, IfState};
+use crate::xdp::lock::Lock;
 
 /// The largest sample the program can take.
 const MAX_SNAPLEN: u32 = crate::obj::skel::SAMPLE_MAX_SNAPLEN;
@@ -49,6 +62,11 @@ const CHUNK_BYTES: usize = 1 << 20;
 /// How long the output has, once sampling stops, to take what is left: a
 /// stop request ends xdpctl well within a second, whatever the output does.
 const GRACE: Duration = Duration::from_millis(300);
+/// How long a program's sampling path stays on without being renewed: what
+/// a killed sampler leaves on, at most.
+const LEASE_NS: u64 = 3_000_000_000;
+/// How often the lease is renewed and the program looked at.
+const RENEW_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -68,10 +86,16 @@ pub struct Args {
     /// File format [default: pcapng for *.pcapng, else pcap]
     #[arg(short, long, value_enum)]
     pub format: Option<Format>,
+    /// Sample only frames the interface's xdpctl program gives this verdict
+    /// (repeat it, or a comma list); needs an xdpctl program on IF
+    #[arg(long = "verdict", value_enum, value_delimiter = ',', value_name = "VERDICT")]
+    pub verdicts: Vec<Verdict>,
     /// Where the sampler runs: native (driver), skb (generic), or auto
+    /// (xdpctl's own sampler, on an interface without a program)
     #[arg(short, long, value_enum, default_value_t = ModeRequest::DEFAULT)]
     pub mode: ModeRequest,
-    /// Ring buffer size in KiB, rounded up to a power of two
+    /// Ring buffer size in KiB, rounded up to a power of two (xdpctl's own
+    /// sampler; a program's ring is sized when it is loaded)
     #[arg(short = 'B', long = "buffer-size", value_name = "KiB", default_value_t = 8192,
           value_parser = clap::value_parser!(u32).range(4..=1 << 20))]
     pub buffer_kib: u32,
@@ -87,12 +111,18 @@ struct Summary {
     written: u64,
     seen: u64,
     lost: u64,
+    /// The program sampled through, and the samples written per verdict.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prog_id: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prog_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verdicts: Option<BTreeMap<String, u64>>,
 }
 
 /// What the user asked for, checked, with the output ready.
 struct Plan {
     dev: Iface,
-    mode: Option<attach::Mode>,
     snaplen: u32,
     ring_bytes: u32,
     format: Format,
@@ -104,39 +134,154 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
     // First: from here Ctrl-C and SIGTERM end the capture through its
     // cleanup, so no temporary file outlives them.
     let stop = Stop::install()?;
-    let mut plan = plan(args, out)?;
-    let summary = capture(&mut plan, out, &stop)?;
+    let (mut plan, via) = plan(args, out)?;
+    let summary = capture(&mut plan, &via, out, &stop)?;
     report(&summary, matches!(plan.dest, Dest::Stdout), out)
 }
 
-/// Everything is checked, and the file created, before anything is attached.
-fn plan(args: &Args, out: Output) -> Result<Plan> {
+/// Where the samples come from.
+enum Via {
+    /// No program on the interface: xdpctl's sampler, attached for the
+    /// capture in this mode.
+    Sampler(Option<attach::Mode>),
+    /// The xdpctl program there: its sampling path, switched on.
+    Program(Box<Through>),
+}
+
+/// The program captured through, and its sampling path.
+struct Through {
+    prog_id: u32,
+    prog_name: String,
+    tap: Tap,
+    /// The switch's verdict mask.
+    verdicts: u32,
+    /// One sampler per interface, held while this one runs.
+    _lock: Lock,
+}
+
+/// Everything is checked, and the file created, before anything is attached
+/// or switched on.
+fn plan(args: &Args, out: Output) -> Result<(Plan, Via)> {
     let dev = iface::resolve(&args.dev)?;
-    let mode = match args.mode {
-        ModeRequest::Hw => bail!(
-            "--mode hw: the sampler's ring buffer cannot be offloaded; use native, skb or auto"
+    let via = match attach::query(dev.index)?.first() {
+        Some(_) => Via::Program(Box::new(through(&dev, &args.verdicts)?)),
+        None if !args.verdicts.is_empty() => bail!(
+            "--verdict: {} runs no XDP program, so no frame has a verdict to sample by; load \
+             one (`xdpctl load --dev {0} --progname xdp_parser`), or sample every frame \
+             without --verdict",
+            dev.name
         ),
-        m => m.fixed(),
+        None => Via::Sampler(match args.mode {
+            ModeRequest::Hw => bail!(
+                "--mode hw: the sampler's ring buffer cannot be offloaded; use native, skb or auto"
+            ),
+            m => m.fixed(),
+        }),
     };
-    if let Some(att) = attach::query(dev.index)?.first() {
+    let format = args.format.unwrap_or_else(|| Format::for_path(&args.file));
+    if matches!(via, Via::Program(_)) && format == Format::Pcap && !out.quiet {
+        out.warn(
+            "note: pcap has no room for the verdicts; write a *.pcapng file or use \
+             --format pcapng to keep them",
+        );
+    }
+    let plan = Plan {
+        dev,
+        snaplen: effective_snaplen(args.snaplen, out),
+        ring_bytes: ring_size(args.buffer_kib),
+        format,
+        count: args.count,
+        dest: Dest::open(&args.file)?,
+    };
+    Ok((plan, via))
+}
+
+/// The sampling path of the xdpctl program on `dev`, under the sampling
+/// lock; refused, with what to do, for another tool's program or one
+/// without the path.
+fn through(dev: &Iface, verdicts: &[Verdict]) -> Result<Through> {
+    // Whose program it is, and which maps it uses: other programs' state.
+    caps::require("sample", &[Cap::Bpf, Cap::NetAdmin, Cap::SysAdmin]).with_context(|| {
+        format!("{} runs an XDP program, and capturing through it reads its maps", dev.name)
+    })?;
+    let lock = Lock::sampling(dev)?;
+    let state = IfState::read(dev)?;
+    let Some(att) = state.attached.first().copied() else {
+        bail!("{}: its XDP program went away meanwhile; run again", dev.name)
+    };
+    if !state.is_ours(att)? {
         bail!(
-            "{} already has an XDP program: {} (id {}, {} mode); the sampler needs the \
-             interface to itself: `xdpctl unload --dev {0}` first",
+            "{} already has an XDP program: {} (id {}, {} mode), not loaded by xdpctl; xdpctl \
+             captures only through its own programs, or with its own sampler on a free \
+             interface: `xdpctl unload --dev {0} --force` first",
             dev.name,
             prog_name(att.prog_id),
             att.prog_id,
             att.mode
         );
     }
-    Ok(Plan {
-        dev,
-        mode,
-        snaplen: effective_snaplen(args.snaplen, out),
-        ring_bytes: ring_size(args.buffer_kib),
-        format: args.format.unwrap_or_else(|| Format::for_path(&args.file)),
-        count: args.count,
-        dest: Dest::open(&args.file)?,
-    })
+    let name = state.name_of(att.prog_id);
+    let dir = state.pin_dir(None)?;
+    match Tap::open(&dir, att.prog_id)? {
+        Ok(tap) => Ok(Through {
+            prog_id: att.prog_id,
+            prog_name: name,
+            tap,
+            verdicts: Verdict::mask(verdicts),
+            _lock: lock,
+        }),
+        Err(missing) => bail!(no_sampling_path(&state, att, &name, &dir, missing)),
+    }
+}
+
+/// Why the program on `state`'s interface cannot be captured through, and
+/// the reload that fixes it.
+fn no_sampling_path(
+    state: &IfState,
+    att: Attachment,
+    name: &str,
+    dir: &Path,
+    missing: Missing,
+) -> String {
+    let dev = &state.dev.name;
+    let object = state.rec.as_ref().and_then(|r| r.object.clone());
+    // A shipped program's record names the shipped object.
+    let file = object.filter(|o| o != crate::obj::catalog::ObjectFile::XdpProgKern.name());
+    let reload = match &file {
+        None => format!("xdpctl load --dev {dev} --progname {name} --force --reuse-maps"),
+        Some(f) => {
+            format!("xdpctl load --dev {dev} --obj {f} --progname {name} --force --reuse-maps")
+        }
+    };
+    let (why, fix) = match (missing, &file) {
+        (Missing::NotPinned, None) => (
+            format!(
+                "has no sampling switch pinned in {}: an older xdpctl loaded it",
+                dir.display()
+            ),
+            format!("reload it with this xdpctl (`{reload}` keeps its counters)"),
+        ),
+        (Missing::NotPinned, Some(f)) => (
+            format!(
+                "has no sampling switch pinned in {}: {f} was not built with xdpctl's \
+                 include/xdp_stats_kern.h (or was loaded by an older xdpctl)",
+                dir.display()
+            ),
+            format!(
+                "end its programs in xdp_stats_record_action() of this xdpctl's \
+                 include/xdp_stats_kern.h, rebuild and reload it (`{reload}`)"
+            ),
+        ),
+        (Missing::NotUsed, _) => (
+            format!("does not use the sampling maps pinned in {} (another load's)", dir.display()),
+            format!("reload it (`{reload}`)"),
+        ),
+    };
+    format!(
+        "{dev} runs {name} (id {}, {} mode), which {why}; {fix}, or `xdpctl unload --dev {dev}` \
+         to capture with xdpctl's own sampler",
+        att.prog_id, att.mode
+    )
 }
 
 /// --snaplen as the program takes it: 0 is "whole frames", as in tcpdump;
@@ -223,25 +368,159 @@ enum End {
     Count,
     /// The writer ended: the output failed or its reader has gone.
     Output,
+    /// The program sampled through left the interface.
+    Gone,
 }
 
-fn capture(plan: &mut Plan, out: Output, stop: &Stop) -> Result<Summary> {
+/// The capture point while it runs: xdpctl's sampler, attached through a
+/// link, or a program's sampling path, switched on.
+enum Tapping<'obj, 'v> {
+    Sampler { skel: XdpSamplePktsKernSkel<'obj>, link: Option<OwnedFd> },
+    Program { through: &'v Through, switch: Option<Switch<'v>>, baseline: SampleCounts },
+}
+
+impl Tapping<'_, '_> {
+    fn ring(&self) -> &dyn MapCore {
+        match self {
+            Tapping::Sampler { skel, .. } => &skel.maps.samples,
+            Tapping::Program { through, .. } => &through.tap.ring,
+        }
+    }
+
+    /// Stop taking samples: detach the sampler, or switch the path off.
+    fn stop(&mut self) {
+        match self {
+            Tapping::Sampler { link, .. } => drop(link.take()),
+            Tapping::Program { switch, .. } => drop(switch.take()),
+        }
+    }
+
+    /// Frames seen and samples lost since the capture began.
+    fn counts(&self) -> Result<SampleCounts> {
+        match self {
+            Tapping::Sampler { skel, .. } => read_counts(&skel.maps.sample_stats),
+            Tapping::Program { through, baseline, .. } => {
+                let now = through.tap.counts()?;
+                Ok(SampleCounts {
+                    seen: now.seen.wrapping_sub(baseline.seen),
+                    lost: now.lost.wrapping_sub(baseline.lost),
+                })
+            }
+        }
+    }
+}
+
+/// A program's sampling path switched on, its lease renewed while the
+/// capture runs; off when dropped, however the capture ends. A killed
+/// sampler cannot switch it off: the lease runs out by itself.
+struct Switch<'a> {
+    through: &'a Through,
+    dev: &'a Iface,
+    ctl: SampleCtl,
+    renewed: Instant,
+    /// The program on the interface, as last seen.
+    prog_id: u32,
+}
+
+impl<'a> Switch<'a> {
+    fn on(through: &'a Through, dev: &'a Iface, snaplen: u32) -> Result<Switch<'a>> {
+        let ctl = SampleCtl {
+            expiry_ns: clock::monotonic_ns()? + LEASE_NS,
+            enabled: 1,
+            verdicts: through.verdicts,
+            snaplen,
+            // Wake xdpctl when a quarter of the ring is waiting; the timer drains the rest.
+            wakeup_bytes: through.tap.ring_bytes() / 4,
+        };
+        through.tap.set(&ctl)?;
+        Ok(Switch { through, dev, ctl, renewed: Instant::now(), prog_id: through.prog_id })
+    }
+
+    /// Renew the lease once a second; false once the program has left the
+    /// interface (a reload that kept the maps, --reuse-maps, is followed).
+    fn renew(&mut self, note: &mut dyn FnMut(u32)) -> Result<bool> {
+        if self.renewed.elapsed() < RENEW_EVERY {
+            return Ok(true);
+        }
+        let Some(now) = attach::query(self.dev.index)?.first().map(|a| a.prog_id) else {
+            return Ok(false);
+        };
+        if now != self.prog_id {
+            if !self.through.tap.used_by(now)? {
+                return Ok(false);
+            }
+            self.prog_id = now;
+            note(now);
+        }
+        self.ctl.expiry_ns = clock::monotonic_ns()? + LEASE_NS;
+        self.through.tap.set(&self.ctl)?;
+        self.renewed = Instant::now();
+        Ok(true)
+    }
+}
+
+impl Drop for Switch<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self.through.tap.off() {
+            output::say(&format!(
+                "warning: could not switch sampling off ({e:#}); it stops by itself within {} s",
+                LEASE_NS / 1_000_000_000
+            ));
+        }
+    }
+}
+
+fn capture(plan: &mut Plan, via: &Via, out: Output, stop: &Stop) -> Result<Summary> {
     let mut storage = MaybeUninit::uninit();
-    let skel = load(plan, &mut storage)?;
-    let dev = &plan.dev;
+    let dev = plan.dev.clone();
+    let dev = &dev;
     let clock = RefCell::new(WallClock::new()?);
     let start = WallClock::now()?;
-    let link = attach::attach_link(dev, skel.progs.xdp_sample.as_fd(), plan.mode)
-        .with_context(|| Exit::attach(format!("attaching the sampler to {}", dev.name)))?;
+    // Records from before this (an earlier capture's) are not this capture's.
+    let since_ns = clock::monotonic_ns()?;
+    let mut tapping = match via {
+        Via::Sampler(mode) => {
+            let skel = load(plan, &mut storage)?;
+            let link = attach::attach_link(dev, skel.progs.xdp_sample.as_fd(), *mode)
+                .with_context(|| Exit::attach(format!("attaching the sampler to {}", dev.name)))?;
+            Tapping::Sampler { skel, link: Some(link) }
+        }
+        Via::Program(through) => {
+            let baseline = through.tap.counts()?;
+            let switch = Switch::on(through, dev, plan.snaplen)?;
+            Tapping::Program { through, switch: Some(switch), baseline }
+        }
+    };
     // Only now does the capture replace what was at the path.
     plan.dest.put_in_place()?;
     let spool = Spool::start(plan.dest.output()?)?;
     let mut outbox = Outbox { spool, pending: None };
     let encoder = CaptureWriter::new(Vec::new(), plan.format, &dev.name, plan.snaplen)?;
+    let judged = match via {
+        Via::Sampler(_) => None,
+        Via::Program(t) => Some(Judged {
+            prog: t.prog_name.clone(),
+            prog_id: t.prog_id,
+            since_ns,
+            counts: BTreeMap::new(),
+        }),
+    };
     if !out.quiet {
-        let mode = attach::query(dev.index)?.first().map_or("?".into(), |a| a.mode.to_string());
+        let source = match via {
+            Via::Sampler(_) => {
+                let mode =
+                    attach::query(dev.index)?.first().map_or("?".into(), |a| a.mode.to_string());
+                format!("{mode} mode")
+            }
+            Via::Program(t) => format!(
+                "through {} (id {}), verdicts: {}",
+                escape::text(&t.prog_name),
+                t.prog_id,
+                verdict_list(t.verdicts)
+            ),
+        };
         out.warn(&format!(
-            "sampling {} ({mode} mode) to {} ({}, snaplen {}); Ctrl-C stops",
+            "sampling {} ({source}) to {} ({}, snaplen {}); Ctrl-C stops",
             escape::text(&dev.name),
             escape::text(&plan.dest.name()),
             plan.format.name(),
@@ -249,31 +528,51 @@ fn capture(plan: &mut Plan, out: Output, stop: &Stop) -> Result<Summary> {
         ));
     }
 
+    // The comment a judged record carries, at most.
+    let note = judged.as_ref().map_or(0, |j| j.prog.len() + 64);
     let state = RefCell::new(Encoding {
         encoder,
         ends: Vec::new(),
         taken: 0,
         limit: plan.count,
         failed: None,
+        judged,
     });
     let mut builder = RingBufferBuilder::new();
     builder
-        .add(&skel.maps.samples, |record: &[u8]| state.borrow_mut().record(record, &clock.borrow()))
+        .add(tapping.ring(), |record: &[u8]| state.borrow_mut().record(record, &clock.borrow()))
         .context("reading the sample ring")?;
     let ring = builder.build().context("reading the sample ring")?;
-    // A record's data and its pcap (16 bytes) or pcapng (32, padding 3) header.
-    let pump = Pump { ring: &ring, state: &state, max_record: plan.snaplen as usize + 64 };
-    let end = pump.run(&mut outbox, &clock, stop)?;
+    // A record's data and its pcap (16 bytes) or pcapng (32, padding 3)
+    // header, and its comment.
+    let max_record = plan.snaplen as usize + 64 + note;
+    let pump = Pump { ring: &ring, state: &state, max_record };
+    let mut tick = || -> Result<bool> {
+        let Tapping::Program { switch: Some(switch), .. } = &mut tapping else { return Ok(true) };
+        switch.renew(&mut |id| {
+            if let Some(j) = state.borrow_mut().judged.as_mut() {
+                j.prog_id = id;
+            }
+        })
+    };
+    let end = pump.run(&mut outbox, &clock, stop, &mut tick)?;
+    if end == End::Gone {
+        output::say(&format!(
+            "warning: the program sampled through left {} (unloaded or replaced); \
+             the capture ends",
+            escape::text(&dev.name)
+        ));
+    }
 
-    // Detach at once; what is still in the ring, and the end of the file,
-    // go out as far as the output takes them within the grace.
-    drop(link);
+    // Detach (or switch off) at once; what is still in the ring, and the
+    // end of the file, go out as far as the output takes them within the grace.
+    tapping.stop();
     let deadline = Instant::now() + GRACE;
     if end != End::Output {
         pump.drain(&mut outbox, deadline)?;
     }
     drop(ring);
-    let counts = read_counts(&skel.maps.sample_stats)?;
+    let counts = tapping.counts()?;
     let mut st = state.into_inner();
     if end != End::Output && outbox.flush(deadline) {
         let totals = Totals { start, end: WallClock::now()?, seen: counts.seen, lost: counts.lost };
@@ -299,6 +598,7 @@ fn capture(plan: &mut Plan, out: Output, stop: &Stop) -> Result<Summary> {
             st.taken - written
         )),
     }
+    let judged = st.judged.take();
     Ok(Summary {
         ifname: dev.name.clone(),
         ifindex: dev.index,
@@ -308,7 +608,20 @@ fn capture(plan: &mut Plan, out: Output, stop: &Stop) -> Result<Summary> {
         written,
         seen: counts.seen,
         lost: counts.lost,
+        prog_id: judged.as_ref().map(|j| j.prog_id),
+        prog_name: judged.as_ref().map(|j| j.prog.clone()),
+        verdicts: judged.map(|j| j.counts),
     })
+}
+
+/// The verdicts of a switch's mask, by name: "all" for every one.
+fn verdict_list(mask: u32) -> String {
+    if mask == Verdict::mask(&[]) {
+        return "all".into();
+    }
+    let names: Vec<String> =
+        (0..32).filter(|a| mask & (1 << a) != 0).map(Verdict::name_of).collect();
+    names.join(", ")
 }
 
 /// Moves records from the ring through the encoder towards the writer.
@@ -323,7 +636,14 @@ impl Pump<'_, '_> {
     /// Sample until a stop request, --count, or the end of the output.
     /// While the writer is behind, records wait in the ring, which counts
     /// those it has no room for.
-    fn run(&self, outbox: &mut Outbox, clock: &RefCell<WallClock>, stop: &Stop) -> Result<End> {
+    /// `tick` runs on every round; false ends the capture (End::Gone).
+    fn run(
+        &self,
+        outbox: &mut Outbox,
+        clock: &RefCell<WallClock>,
+        stop: &Stop,
+        tick: &mut dyn FnMut() -> Result<bool>,
+    ) -> Result<End> {
         // SAFETY: the epoll fd belongs to the ring, which outlives this function.
         let ready = unsafe { BorrowedFd::borrow_raw(self.ring.epoll_fd()) };
         let timeout = PollTimeout::try_from(DRAIN_EVERY).unwrap_or(PollTimeout::NONE);
@@ -349,6 +669,9 @@ impl Pump<'_, '_> {
             self.fill()?;
             outbox.take(&mut self.state.borrow_mut());
             clock.borrow_mut().refresh()?;
+            if !tick()? {
+                return Ok(End::Gone);
+            }
         }
     }
 
@@ -439,6 +762,18 @@ struct Encoding {
     taken: u64,
     limit: Option<u64>,
     failed: Option<anyhow::Error>,
+    /// Records of a program's sampling path: how to read and note them.
+    judged: Option<Judged>,
+}
+
+/// A program's verdicts: who judged, since when, and how often each verdict
+/// was written.
+struct Judged {
+    prog: String,
+    prog_id: u32,
+    /// CLOCK_MONOTONIC at the start: older records are an earlier capture's.
+    since_ns: u64,
+    counts: BTreeMap<String, u64>,
 }
 
 impl Encoding {
@@ -452,7 +787,8 @@ impl Encoding {
             return -1;
         }
         match self.write(record, clock) {
-            Ok(()) => {
+            Ok(false) => 0,
+            Ok(true) => {
                 self.taken += 1;
                 self.ends.push(self.encoder.buffered());
                 0
@@ -464,13 +800,33 @@ impl Encoding {
         }
     }
 
-    fn write(&mut self, record: &[u8], clock: &WallClock) -> Result<()> {
-        let hdr: SampleHdr = maps::decode(record, "sample record")?;
-        let data = record
-            .get(size_of::<SampleHdr>()..size_of::<SampleHdr>() + hdr.cap_len as usize)
-            .ok_or_else(|| anyhow!("sample record of {} bytes is cut short", record.len()))?;
-        self.encoder.packet(clock.wall(hdr.tstamp_ns), hdr.orig_len, data)
+    /// Encode one record; false if it is not this capture's.
+    fn write(&mut self, record: &[u8], clock: &WallClock) -> Result<bool> {
+        let Some(judged) = self.judged.as_mut() else {
+            let hdr: SampleHdr = maps::decode(record, "sample record")?;
+            let data = frame(record, size_of::<SampleHdr>(), hdr.cap_len)?;
+            self.encoder.packet(clock.wall(hdr.tstamp_ns), hdr.orig_len, data)?;
+            return Ok(true);
+        };
+        let hdr: VerdictHdr = maps::decode(record, "sample record")?;
+        if hdr.sample.tstamp_ns < judged.since_ns {
+            return Ok(false);
+        }
+        let data = frame(record, size_of::<VerdictHdr>(), hdr.sample.cap_len)?;
+        let verdict = Verdict::name_of(hdr.verdict);
+        let note = format!("verdict={verdict} prog={} id={}", judged.prog, judged.prog_id);
+        let time = clock.wall(hdr.sample.tstamp_ns);
+        self.encoder.noted_packet(time, hdr.sample.orig_len, data, Some(note))?;
+        *judged.counts.entry(verdict).or_default() += 1;
+        Ok(true)
     }
+}
+
+/// The `len` frame bytes of `record` after its `hdr`-byte header.
+fn frame(record: &[u8], hdr: usize, len: u32) -> Result<&[u8]> {
+    record
+        .get(hdr..hdr + len as usize)
+        .ok_or_else(|| anyhow!("sample record of {} bytes is cut short", record.len()))
 }
 
 /// The program's counters, summed over CPUs.
@@ -487,13 +843,18 @@ fn report(s: &Summary, to_stdout: bool, out: Output) -> Result<()> {
             s.lost
         ));
     }
-    let text = format!(
+    let mut text = format!(
         "{} samples written to {}, {} packets seen, {} lost\n",
         s.written,
         escape::text(&s.file),
         s.seen,
         s.lost
     );
+    if let (Some(id), Some(name), Some(verdicts)) = (s.prog_id, &s.prog_name, &s.verdicts) {
+        let each: Vec<String> = verdicts.iter().map(|(v, n)| format!("{v} {n}")).collect();
+        let each = if each.is_empty() { "none".to_string() } else { each.join(", ") };
+        text.push_str(&format!(" - verdicts of {} (id {id}): {each}\n", escape::text(name)));
+    }
     if to_stdout {
         if out.json {
             let line = serde_json::to_string(s).context("encoding JSON output")?;

@@ -1,6 +1,8 @@
 //! Capture files that tcpdump and Wireshark read: classic pcap with nanosecond
 //! timestamps, or pcapng with the interface's name and, at the end, the
-//! capture's statistics (packets seen, samples lost). Encoding is pcap-file's.
+//! capture's statistics (packets seen, samples lost), and a comment per
+//! packet where there is one to make (the verdict of the program that saw
+//! it; pcap has no room for it). Encoding is pcap-file's.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -11,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Result};
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
-use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
+use pcap_file::pcapng::blocks::enhanced_packet::{EnhancedPacketBlock, EnhancedPacketOption};
 use pcap_file::pcapng::blocks::interface_description::{
     InterfaceDescriptionBlock, InterfaceDescriptionOption,
 };
@@ -119,6 +121,18 @@ impl<W: Write> CaptureWriter<W> {
     /// One packet: `data` is what was captured of a frame `orig_len` long,
     /// seen at `time` (since the Unix epoch).
     pub fn packet(&mut self, time: Duration, orig_len: u32, data: &[u8]) -> Result<()> {
+        self.noted_packet(time, orig_len, data, None)
+    }
+
+    /// A packet with a comment (pcapng's opt_comment, shown by tshark as
+    /// frame.comment); pcap drops the comment.
+    pub fn noted_packet(
+        &mut self,
+        time: Duration,
+        orig_len: u32,
+        data: &[u8],
+        comment: Option<String>,
+    ) -> Result<()> {
         match &mut self.format {
             Inner::Pcap(w) => w.write_packet(&PcapPacket::new(time, orig_len, data)),
             Inner::Pcapng(w) => w.write_pcapng_block(EnhancedPacketBlock {
@@ -126,7 +140,10 @@ impl<W: Write> CaptureWriter<W> {
                 timestamp: time,
                 original_len: orig_len,
                 data: Cow::Borrowed(data),
-                options: vec![],
+                options: comment
+                    .map(|c| EnhancedPacketOption::Comment(Cow::Owned(c)))
+                    .into_iter()
+                    .collect(),
             }),
         }
         .map(drop)
@@ -303,6 +320,18 @@ mod tests {
             at += 4 + len.div_ceil(4) * 4;
         }
         out
+    }
+
+    #[test]
+    fn pcapng_keeps_a_packets_comment() {
+        let mut file = Vec::new();
+        let mut w = CaptureWriter::new(&mut file, Format::Pcapng, "veth0", 96).unwrap();
+        w.noted_packet(Duration::new(1, 0), 60, &[1; 60], Some("verdict=drop".into())).unwrap();
+        drop(w);
+        let epb = blocks(&file)[2].1;
+        // Interface, timestamp, two lengths (20 bytes), then the data padded to 4.
+        let opts = options(epb, 20 + 60);
+        assert_eq!(opts, [(1, b"verdict=drop".as_slice())], "opt_comment");
     }
 
     #[test]

@@ -44,6 +44,11 @@ impl WallClock {
     }
 }
 
+/// Now on CLOCK_MONOTONIC, the clock of bpf_ktime_get_ns().
+pub fn monotonic_ns() -> Result<u64> {
+    Ok(nanos(ClockId::CLOCK_MONOTONIC)?.max(0) as u64)
+}
+
 fn nanos(clock: ClockId) -> Result<i128> {
     let t = clock_gettime(clock).with_context(|| format!("reading {clock}"))?;
     Ok(i128::from(t.tv_sec()) * 1_000_000_000 + i128::from(t.tv_nsec()))

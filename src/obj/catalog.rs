@@ -32,7 +32,9 @@ pub struct Shipped {
     pub summary: &'static str,
     /// The maps it uses: the only ones `load` creates (a test checks the
     /// kernel agrees), so loading xdp_pass does not build the redirect maps.
-    /// `.rodata` is the object's constants (bpf_printk's format strings).
+    /// `.rodata` is the object's constants (bpf_printk's format strings);
+    /// every program has the stats helper's (`xdp_stats_map` and the
+    /// sampling path's three, see obj::verdicts).
     pub maps: &'static [&'static str],
 }
 
@@ -45,7 +47,7 @@ pub const PROGRAMS: &[Shipped] = &[
         lesson: "basic01-04",
         aliases: &["xdp_pass_func", "xdp_prog_simple", "xdp_stats1_func"],
         summary: "pass every packet on to the network stack; counts it under XDP_PASS",
-        maps: &["xdp_stats_map"],
+        maps: &["xdp_stats_map", "xdp_sample_ctl", "xdp_samples", "xdp_sample_buf"],
     },
     Shipped {
         name: "xdp_drop",
@@ -53,7 +55,7 @@ pub const PROGRAMS: &[Shipped] = &[
         lesson: "basic02-04",
         aliases: &["xdp_drop_func"],
         summary: "drop every packet; counts it under XDP_DROP",
-        maps: &["xdp_stats_map"],
+        maps: &["xdp_stats_map", "xdp_sample_ctl", "xdp_samples", "xdp_sample_buf"],
     },
     Shipped {
         name: "xdp_abort",
@@ -62,7 +64,7 @@ pub const PROGRAMS: &[Shipped] = &[
         aliases: &["xdp_abort_func"],
         summary: "drop every packet as an error: counts it under XDP_ABORTED and \
                   fires the xdp:xdp_exception tracepoint",
-        maps: &["xdp_stats_map"],
+        maps: &["xdp_stats_map", "xdp_sample_ctl", "xdp_samples", "xdp_sample_buf"],
     },
     Shipped {
         name: "xdp_parser",
@@ -71,7 +73,7 @@ pub const PROGRAMS: &[Shipped] = &[
         aliases: &["xdp_parser_func"],
         summary: "drop ICMP and ICMPv6 echo requests with an even sequence number, pass \
                   the rest; parses up to 2 VLAN tags, IPv4/IPv6, ICMP/ICMPv6, UDP, TCP",
-        maps: &["xdp_stats_map"],
+        maps: &["xdp_stats_map", "xdp_sample_ctl", "xdp_samples", "xdp_sample_buf"],
     },
     Shipped {
         name: "xdp_port_rewrite",
@@ -79,7 +81,7 @@ pub const PROGRAMS: &[Shipped] = &[
         lesson: "packet02",
         aliases: &["xdp_patch_ports_func"],
         summary: "UDP and TCP destination port minus one (IPv4, IPv6), checksum updated",
-        maps: &["xdp_stats_map"],
+        maps: &["xdp_stats_map", "xdp_sample_ctl", "xdp_samples", "xdp_sample_buf"],
     },
     Shipped {
         name: "xdp_vlan_swap",
@@ -87,7 +89,7 @@ pub const PROGRAMS: &[Shipped] = &[
         lesson: "packet02",
         aliases: &["xdp_vlan_swap_func"],
         summary: "pop the outer VLAN tag if there is one, else push VLAN id 1",
-        maps: &["xdp_stats_map"],
+        maps: &["xdp_stats_map", "xdp_sample_ctl", "xdp_samples", "xdp_sample_buf"],
     },
     Shipped {
         name: "xdp_icmp_echo",
@@ -96,7 +98,7 @@ pub const PROGRAMS: &[Shipped] = &[
         aliases: &["xdp_icmp_echo_func"],
         summary: "answer unicast ICMP and ICMPv6 echo requests with XDP_TX (MACs and \
                   addresses swapped, checksum updated)",
-        maps: &["xdp_stats_map"],
+        maps: &["xdp_stats_map", "xdp_sample_ctl", "xdp_samples", "xdp_sample_buf"],
     },
     Shipped {
         name: "xdp_redirect",
@@ -105,7 +107,13 @@ pub const PROGRAMS: &[Shipped] = &[
         aliases: &["xdp_redirect_func"],
         summary: "redirect every packet to one interface and MAC, set with `xdpctl \
                   redirect` (passes until then)",
-        maps: &["redirect_target", "xdp_stats_map"],
+        maps: &[
+            "redirect_target",
+            "xdp_stats_map",
+            "xdp_sample_ctl",
+            "xdp_samples",
+            "xdp_sample_buf",
+        ],
     },
     Shipped {
         name: "xdp_redirect_map",
@@ -114,7 +122,14 @@ pub const PROGRAMS: &[Shipped] = &[
         aliases: &["xdp_redirect_map_func"],
         summary: "redirect packets from known source MACs through the tx_port devmap, \
                   rewriting the destination MAC; set with `xdpctl redirect`",
-        maps: &["redirect_params", "tx_port", "xdp_stats_map"],
+        maps: &[
+            "redirect_params",
+            "tx_port",
+            "xdp_stats_map",
+            "xdp_sample_ctl",
+            "xdp_samples",
+            "xdp_sample_buf",
+        ],
     },
     Shipped {
         name: "xdp_router",
@@ -124,7 +139,7 @@ pub const PROGRAMS: &[Shipped] = &[
         summary: "forward IPv4/IPv6 by the kernel's routes and neighbours (bpf_fib_lookup), \
                   TTL/hop limit minus one; no route to it: pass; blackhole, \
                   unreachable, prohibit: drop",
-        maps: &["xdp_stats_map"],
+        maps: &["xdp_stats_map", "xdp_sample_ctl", "xdp_samples", "xdp_sample_buf"],
     },
     Shipped {
         name: "xdp_printk",
@@ -133,7 +148,7 @@ pub const PROGRAMS: &[Shipped] = &[
         aliases: &[],
         summary: "pass every frame, logging its source MAC, destination MAC and protocol \
                   to the trace buffer (read them with `xdpctl trace printk`)",
-        maps: &[".rodata", "xdp_stats_map"],
+        maps: &[".rodata", "xdp_stats_map", "xdp_sample_ctl", "xdp_samples", "xdp_sample_buf"],
     },
 ];
 

@@ -10,3 +10,4 @@ pub mod proginfo;
 pub mod skel;
 pub mod statsmap;
 pub mod tracefs;
+pub mod verdicts;

@@ -106,6 +106,18 @@ unsafe impl plain::Plain for SampleHdr {}
 // SAFETY: two u64: no padding, no pointers, any bits valid.
 unsafe impl plain::Plain for SampleCounts {}
 
+/// The stats helper's sampling switch (the one entry of `xdp_sample_ctl`)
+/// and the header of each record in its `xdp_samples` ring, from
+/// include/sample_common.h.
+pub use xdp_prog::types::{verdict_hdr as VerdictHdr, xdp_sample_ctl as SampleCtl};
+
+// SAFETY: a u64 and four u32 (24 bytes, align 8): no padding, no pointers,
+// any bits valid.
+unsafe impl plain::Plain for SampleCtl {}
+// SAFETY: a sample_hdr (a u64 and two u32) and four u32 (32 bytes, align
+// 8): no padding, no pointers, any bits valid.
+unsafe impl plain::Plain for VerdictHdr {}
+
 /// advanced03: the AF_XDP redirect program of `xdpctl afxdp`.
 pub mod af_xdp {
     include!(concat!(env!("OUT_DIR"), "/af_xdp_kern.skel.rs"));
@@ -161,6 +173,13 @@ mod tests {
             assert_eq!(map.max_entries(), XSK_MAX_QUEUES);
         }
         assert_eq!(XSK_MAX_QUEUES, 64);
+
+        let mut storage = MaybeUninit::uninit();
+        let open = xdp_prog::XdpProgKernSkelBuilder::default().open(&mut storage).unwrap();
+        assert_eq!(open.maps.xdp_sample_ctl.max_entries(), 1);
+        assert_eq!(open.maps.xdp_sample_buf.max_entries(), 1);
+        assert_eq!(size_of::<SampleCtl>(), 24);
+        assert_eq!(size_of::<VerdictHdr>(), 32);
 
         let data = size_of::<sample_prog::types::sample>() - size_of::<SampleHdr>();
         assert_eq!(data, SAMPLE_MAX_SNAPLEN as usize);

@@ -65,6 +65,20 @@ impl Lock {
         })
     }
 
+    /// Take the lock of sampling through `dev`'s program, or fail naming it
+    /// as busy: two samplers would overwrite each other's switch. Apart from
+    /// the interface's lock, so a load or unload meanwhile is not refused.
+    pub fn sampling(dev: &Iface) -> Result<Lock> {
+        let name = format!("sample-{}-{}", netns::cookie()?, dev.index);
+        Lock::take(name, || {
+            anyhow!(
+                "{} is busy: another xdpctl sample captures through its program; \
+                 one sampler per interface at a time",
+                dev.name
+            )
+        })
+    }
+
     /// Take the lock of pin directory `dir`, or fail naming it as busy: two
     /// interfaces loading into one directory would each replace the
     /// other's pins.

@@ -234,14 +234,17 @@ fn sample_refuses_an_unwritable_file_a_busy_interface_and_hw_mode() {
     assert!(!file.exists(), "nothing written before the check");
     nothing_left(&lab);
 
-    // A program already there stays, untouched, and no capture is left behind.
-    xdpctl_ok(&["load", "--dev", &lab.outer, "--progname", "xdp_pass"]);
+    // Another tool's program already there stays, untouched, and no capture
+    // is left behind (an xdpctl program is captured through: tests/sample.rs).
+    let tmp = common::TempDir::new();
+    ip_link_attach(&lab.outer, &common::build_bpf(&tmp.0, "foreign", XDP_PASS_SRC));
     let id = lab.attached()[0]["prog_id"].as_u64().expect("prog_id");
     let out = xdpctl(&["sample", "--dev", &lab.outer, "-w", file.to_str().unwrap()]);
     let err = one_line_naming(&out, 1, &lab.outer);
     assert!(err.contains("xdpctl unload"), "hint: {err}");
     assert!(!file.exists(), "nothing written");
     assert_eq!(lab.attached()[0]["prog_id"].as_u64(), Some(id), "the loaded program stays");
+    common::run("ip", &["link", "set", "dev", &lab.outer, "xdpgeneric", "off"]);
 }
 
 /// `sample -w -` with stdout on a terminal (a pty under script(1)) is

@@ -68,11 +68,13 @@ fn racing_loads_one_wins_the_rest_are_told_why() {
         eprintln!("force={force}: {won} won, {busy} busy");
         // One program, its pins, nothing staged or orphaned.
         assert_eq!(lab.attached().len(), 1);
-        let pins: Vec<String> = std::fs::read_dir(lab.pin_dir())
+        let mut pins: Vec<String> = std::fs::read_dir(lab.pin_dir())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(pins, ["xdp_stats_map"], "no staged or orphan pins");
+        pins.sort();
+        let want = ["xdp_sample_buf", "xdp_sample_ctl", "xdp_samples", "xdp_stats_map"];
+        assert_eq!(pins, want, "no staged or orphan pins");
         no_lock_left();
     }
     xdpctl_ok(&["unload", "--dev", dev]);
