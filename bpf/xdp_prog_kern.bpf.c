@@ -388,7 +388,10 @@ static __always_inline __u64 mac_to_u64(const __u8 *mac)
 	return u;
 }
 
-/* tracing03: log each frame's MACs and protocol to the trace buffer, pass it. */
+/* tracing03: log each frame's interface, MACs and protocol to the trace
+ * buffer, and pass it. The leading "xdp_printk" tells `xdpctl trace printk`
+ * these lines from everyone else's in the one shared buffer.
+ */
 SEC("xdp.frags")
 int xdp_printk(struct xdp_md *ctx)
 {
@@ -399,8 +402,8 @@ int xdp_printk(struct xdp_md *ctx)
 	if (parse_ethhdr(&nh, data_end, &eth) < 0)
 		return xdp_stats_record_action(ctx, XDP_ABORTED);
 
-	bpf_printk("src: %llu dst: %llu proto: %u", mac_to_u64(eth->h_source),
-		   mac_to_u64(eth->h_dest), bpf_ntohs(eth->h_proto));
+	bpf_printk("xdp_printk ifindex %u src: %llu dst: %llu proto: %u", ctx->ingress_ifindex,
+		   mac_to_u64(eth->h_source), mac_to_u64(eth->h_dest), bpf_ntohs(eth->h_proto));
 	return xdp_stats_record_action(ctx, XDP_PASS);
 }
 

@@ -100,18 +100,38 @@ fn the_top_level_help_lists_the_trace_family() {
 
 #[test]
 #[ignore = "needs root"]
-fn printk_decodes_the_labs_macs() {
+fn printk_decodes_the_labs_frames_since_it_started_and_names_the_interface() {
     let lab = Lab::new();
-    xdpctl_ok(&["load", "--dev", &lab.outer, "--progname", "xdp_printk"]);
-    let reader = Streaming::spawn(&["trace", "printk"]);
-    reader.wait_for("the banner", |l| l.contains("Ctrl-C stops"));
-    // Echo replies come into the outer end from the lab's inside.
-    assert!(lab.ping(3), "xdp_printk passes every frame");
     let want = format!("src: {} dst: {} proto: 0x86dd", lab.inner_mac, lab.outer_mac);
+    // Before xdp_printk is loaded here, the banner says how. (Only this
+    // test loads it; the lock keeps other suites out.)
+    let reader = Streaming::spawn(&["trace", "printk"]);
+    let banner = reader.wait_for("the banner", |l| l.contains("Ctrl-C stops"));
+    assert!(banner.contains("--progname xdp_printk"), "{banner}");
+    drop(reader);
+
+    xdpctl_ok(&["load", "--dev", &lab.outer, "--progname", "xdp_printk"]);
+    // Lines nobody reads yet: stale once the reader starts.
+    assert!(lab.ping(2), "xdp_printk passes every frame");
+    let reader = Streaming::spawn(&["trace", "printk"]);
+    let banner = reader.wait_for("the banner", |l| l.contains("Ctrl-C stops"));
+    assert!(banner.contains(&format!("xdp_printk runs on {}", lab.outer)), "{banner}");
+    assert!(!banner.contains("--progname"), "no hint to load what runs: {banner}");
+    // Someone else's line in the same buffer.
+    std::fs::write("/sys/kernel/tracing/trace_marker", "another user's line\n").unwrap();
+    assert!(lab.ping(3));
+    let named = format!("bpf_trace_printk: {} {want}", lab.outer);
     for _ in 0..3 {
         let line = reader.wait_for(&want, |l| l.ends_with(&want));
-        assert!(line.contains("bpf_trace_printk: "), "the trace line's prefix stays: {line}");
+        assert!(line.contains(&named), "the interface named: {line}");
     }
+    // Nothing more: the 2 stale frames and the other line stay out.
+    let mut rest = Vec::new();
+    while let Some(line) = reader.next_line(std::time::Duration::from_millis(500)) {
+        rest.push(line);
+    }
+    assert!(!rest.iter().any(|l| l.ends_with(&want)), "stale lines: {rest:?}");
+    assert!(!rest.iter().any(|l| l.contains("another user's")), "{rest:?}");
     let (status, err) = reader.interrupt();
     assert!(status.success(), "Ctrl-C is a clean exit: {status} {err}");
 }

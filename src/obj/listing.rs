@@ -16,6 +16,11 @@ pub fn links(what: &str) -> Result<Vec<LinkInfo>> {
     walk(LinkInfoIter::default(), what)
 }
 
+/// Every live BPF program.
+pub fn programs(what: &str) -> Result<Vec<ProgramInfo>> {
+    walk(ProgInfoIter::default(), what)
+}
+
 /// Every live BPF program, with the ids of the maps it uses.
 pub fn programs_with_maps(what: &str) -> Result<Vec<ProgramInfo>> {
     let opts = ProgInfoQueryOptions::default().include_map_ids(true);

@@ -30,6 +30,17 @@ pub fn ensure_mounted() -> Result<()> {
     })
 }
 
+/// Write `text` into the trace buffer (trace_marker), as one line of its
+/// own: a mark that readers of trace_pipe can find.
+pub fn mark(text: &str) -> Result<()> {
+    let path = Path::new(ROOT).join("trace_marker");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
+        .with_context(|| format!("writing to {}", path.display()))
+}
+
 /// Whether this kernel has tracepoint `category:name`: its `id` file is what
 /// libbpf reads to attach, so that is what must be there.
 pub fn has_tracepoint(category: &str, name: &str) -> bool {

@@ -163,7 +163,7 @@ fn hostile_interface_names_are_escaped() {
     let lines = std::cell::RefCell::new(Vec::new());
     reader.wait_for("the hostile task's line", |l| {
         lines.borrow_mut().push(l.to_string());
-        l.contains(r"p\x1b[2J-") && l.contains("bpf_trace_printk: src: ")
+        l.contains(r"p\x1b[2J-") && l.contains(&format!("bpf_trace_printk: {} src: ", lab.outer))
     });
     let (status, err) = reader.interrupt();
     assert!(status.success(), "{err}");
