@@ -53,7 +53,7 @@ impl Collector {
                 let (name, owner, actions) = match self.known.get_mut(&(link.index, att.prog_id)) {
                     Some(k) => {
                         let actions = match k.map.as_mut() {
-                            Some(map) => Some((map.id, map.read()?)),
+                            Some(map) => Some((map.id, map.reading()?)),
                             None => None,
                         };
                         (k.name.clone(), k.owner, actions)

@@ -9,8 +9,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::escape;
-use crate::obj::skel::DataRec;
-use crate::obj::statsmap::action_name;
+use crate::obj::statsmap::Reading;
 use crate::sampler::{per_second, si, Rate};
 use crate::xdp::attach::Mode;
 
@@ -23,7 +22,6 @@ pub enum Owner {
 }
 
 /// One attached program as read at one refresh.
-#[derive(Debug, Clone)]
 pub struct Prog {
     pub id: u32,
     pub name: String,
@@ -32,12 +30,11 @@ pub struct Prog {
     /// The kernel's BPF stats: runs and nanoseconds while they were on.
     pub run_cnt: u64,
     pub run_time_ns: u64,
-    /// Its stats map's id and per-action counters, where xdpctl pinned one.
-    pub actions: Option<(u32, Vec<DataRec>)>,
+    /// Its stats map's id and a reading of it, where xdpctl pinned one.
+    pub actions: Option<(u32, Reading)>,
 }
 
 /// One interface as read at one refresh.
-#[derive(Debug, Clone)]
 pub struct Iface {
     pub name: String,
     pub index: u32,
@@ -49,7 +46,6 @@ pub struct Iface {
 }
 
 /// Everything one refresh read.
-#[derive(Debug, Clone)]
 pub struct Snapshot {
     pub at: Instant,
     pub ifaces: Vec<Iface>,
@@ -142,7 +138,7 @@ pub fn rows(prev: Option<&Snapshot>, now: &Snapshot) -> Vec<Row> {
                 prog_id: Some(prog.id),
                 mode: Some(prog.mode),
                 owner: Some(prog.owner),
-                actions: was.and_then(|w| action_rates(w, prog, period)),
+                actions: was.and_then(|w| action_rates(w, prog)),
                 ns_per_run,
                 cpu_percent,
                 ..base.clone()
@@ -164,21 +160,9 @@ fn run_time(was: &Prog, now: &Prog, period: f64) -> (Option<f64>, Option<f64>) {
 }
 
 /// Each action's rate between two readings of the same stats map.
-fn action_rates(was: &Prog, now: &Prog, period: f64) -> Option<Vec<(String, Rate)>> {
-    let ((old_id, old), (id, recs)) = (was.actions.as_ref()?, now.actions.as_ref()?);
-    if old_id != id {
-        return None;
-    }
-    let rates = recs
-        .iter()
-        .zip(old)
-        .enumerate()
-        .map(|(key, (c, p))| {
-            let r = Rate::new((p.rx_packets, p.rx_bytes), (c.rx_packets, c.rx_bytes), period);
-            (action_name(key as u32), r)
-        })
-        .collect();
-    Some(rates)
+fn action_rates(was: &Prog, now: &Prog) -> Option<Vec<(String, Rate)>> {
+    let ((old_id, old), (id, cur)) = (was.actions.as_ref()?, now.actions.as_ref()?);
+    (old_id == id).then(|| cur.rates_since(old).1)
 }
 
 /// The columns, in screen order.
@@ -402,9 +386,10 @@ pub fn header() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::obj::skel::DataRec;
     use std::time::Duration;
 
-    fn prog(id: u32, runs: u64, ns: u64, drops: u64) -> Prog {
+    fn prog(id: u32, runs: u64, ns: u64, drops: u64, at: Instant) -> Prog {
         let mut recs = vec![DataRec::default(); 5];
         recs[1] = DataRec { rx_packets: drops, rx_bytes: drops * 64 };
         Prog {
@@ -414,7 +399,7 @@ mod tests {
             owner: Owner::Xdpctl,
             run_cnt: runs,
             run_time_ns: ns,
-            actions: Some((7, recs)),
+            actions: Some((7, Reading { at, recs })),
         }
     }
 
@@ -426,14 +411,15 @@ mod tests {
         let a = Snapshot {
             at: start,
             ifaces: vec![
-                iface("veth1", 3, 1000, vec![prog(40, 1000, 50_000, 1000)]),
+                iface("veth1", 3, 1000, vec![prog(40, 1000, 50_000, 1000, start)]),
                 iface("lo", 1, 5, vec![]),
             ],
         };
+        let later = start + Duration::from_secs(2);
         let b = Snapshot {
-            at: start + Duration::from_secs(2),
+            at: later,
             ifaces: vec![
-                iface("veth1", 3, 21_000, vec![prog(40, 21_000, 1_050_000, 21_000)]),
+                iface("veth1", 3, 21_000, vec![prog(40, 21_000, 1_050_000, 21_000, later)]),
                 iface("lo", 1, 9, vec![]),
             ],
         };
