@@ -106,8 +106,9 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
             None => "No XDP programs attached\n".to_string(),
         });
     }
-    // Columns as wide as their widest cell: names longer than 16
-    // characters (escaped ones, BTF's full names) keep the table straight.
+    // Columns as wide as their widest cell (and no narrower than they
+    // always were): names longer than 16 characters (escaped ones, BTF's
+    // full names) keep the table straight.
     let cells: Vec<[String; 6]> = rows
         .iter()
         .map(|r| {
@@ -140,8 +141,8 @@ pub fn run(args: &Args, out: Output) -> Result<()> {
             w0 = w[0].max(16),
             w1 = w[1],
             w2 = w[2].max(16),
-            w3 = w[3],
-            w4 = w[4]
+            w3 = w[3].max(16),
+            w4 = w[4].max(6)
         )
     };
     let mut text = line(&header);
