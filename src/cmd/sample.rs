@@ -256,8 +256,9 @@ fn no_sampling_path(
     let (why, fix) = match (missing, &file) {
         (Missing::NotPinned, None) => (
             format!(
-                "has no sampling switch pinned in {}: an older xdpctl loaded it",
-                dir.display()
+                "has no sampling switch pinned in {} ({}): an older xdpctl loaded it",
+                dir.display(),
+                crate::obj::verdicts::CTL_MAP
             ),
             format!("reload it with this xdpctl (`{reload}` keeps its counters)"),
         ),
@@ -512,7 +513,7 @@ fn capture(plan: &mut Plan, via: &Via, out: Output, stop: &Stop) -> Result<Summa
                 format!("{mode} mode")
             }
             Via::Program(t) => format!(
-                "through {} (id {}), verdicts: {}",
+                "through {} id {}, verdicts: {}",
                 escape::text(&t.prog_name),
                 t.prog_id,
                 verdict_list(t.verdicts)
