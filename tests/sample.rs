@@ -507,3 +507,22 @@ fn capturing_through_a_program_without_cap_sys_admin_is_refused_up_front() {
     assert!(err.contains("CAP_SYS_ADMIN") && err.contains(&lab.outer), "{err}");
     assert!(!switched_on(&lab) && !file.exists(), "nothing changed");
 }
+
+#[test]
+#[ignore = "needs root"]
+fn a_reload_during_the_capture_ends_it_and_the_new_program_is_not_sampled() {
+    let lab = Lab::new();
+    let dir = TempDir::new();
+    let file = dir.0.join("reload.pcapng");
+    common::xdpctl_ok(&["load", "--dev", &lab.outer, "--progname", "xdp_parser"]);
+    let sampler = spawn_through(&lab, &["-w", file.to_str().unwrap()]);
+    common::xdpctl_ok(&["load", "--dev", &lab.outer, "--progname", "xdp_pass", "--force"]);
+    // The sampler sees it within its second of renewal, and ends by itself.
+    let (status, _, err) = sampler.finish();
+    assert!(status.success(), "{err}");
+    assert!(err.contains("left") && err.contains("the capture ends"), "{err}");
+    assert!(!switched_on(&lab), "the new program's switch is off");
+    let before = sampled(&lab);
+    assert_eq!(lab.ping_from_inside(&lab.outer_ip, 2), 2, "xdp_pass passes");
+    assert_eq!(sampled(&lab), before, "nothing sampled");
+}
