@@ -25,13 +25,12 @@ struct {
 } xdp_stats_map SEC(".maps");
 
 #ifndef XDP_STATS_NO_SAMPLING
-/* The switch: one entry, pinned with the program's other maps. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__type(key, __u32);
-	__type(value, struct xdp_sample_ctl);
-	__uint(max_entries, 1);
-} xdp_sample_ctl SEC(".maps");
+/* The switch: a global in a data section of its own, which libbpf makes a
+ * one-entry array map (".data.xdpsample", pinned with the program's other
+ * maps as _data_xdpsample). A global, not a map lookup: the off cost is one
+ * load and one test.
+ */
+struct xdp_sample_ctl xdp_sample_ctl SEC(".data.xdpsample");
 
 /* Sampled frames with their verdicts; sized once, at load. */
 struct {
@@ -48,12 +47,12 @@ struct {
 } xdp_sample_buf SEC(".maps");
 
 /* Copy the frame, as the program leaves it, and its verdict to the ring
- * when @ctl asks for this verdict and has not expired. Out of line: the
- * helper is inlined at every return, the copy needs to be there once.
+ * when the switch asks for this verdict and has not expired. Out of line:
+ * the helper is inlined at every return, the copy needs to be there once.
  */
-static __noinline int xdp_sample_verdict(struct xdp_md *ctx, struct xdp_sample_ctl *ctl,
-					 __u32 action)
+static __noinline int xdp_sample_verdict(struct xdp_md *ctx, __u32 action)
 {
+	struct xdp_sample_ctl *ctl = &xdp_sample_ctl;
 	struct verdict_scratch *buf;
 	__u64 len, cap, snaplen; /* 64-bit: clang bounds a zero-extended u32 badly */
 	__u64 flags;
@@ -116,15 +115,8 @@ static __always_inline __u32 xdp_stats_record_action(struct xdp_md *ctx, __u32 a
 	rec->rx_bytes += bpf_xdp_get_buff_len(ctx);
 
 #ifndef XDP_STATS_NO_SAMPLING
-	{
-		struct xdp_sample_ctl *ctl;
-		__u32 zero = 0;
-
-		/* Off: this lookup (inlined by the verifier) and one test. */
-		ctl = bpf_map_lookup_elem(&xdp_sample_ctl, &zero);
-		if (ctl && ctl->enabled)
-			xdp_sample_verdict(ctx, ctl, action);
-	}
+	if (xdp_sample_ctl.enabled)
+		xdp_sample_verdict(ctx, action);
 #endif
 	return action;
 }

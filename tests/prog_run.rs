@@ -357,7 +357,8 @@ fn the_sampling_path_records_frames_with_their_verdicts_only_when_on() {
         };
         let set = |ctl: SampleCtl| {
             let bytes = xdpctl::obj::maps::encode(&ctl);
-            skel.maps.xdp_sample_ctl.update(&0u32.to_ne_bytes(), bytes, MapFlags::ANY).expect("ctl")
+            let map = &skel.maps.data_xdpsample;
+            map.update(&0u32.to_ne_bytes(), bytes, MapFlags::ANY).expect("ctl")
         };
         let parser = &skel.progs.xdp_parser;
         let (odd, even) = (ping6(1).bytes(), ping6(2).bytes());

@@ -287,9 +287,10 @@ fn prog_id(lab: &Lab) -> u64 {
 }
 
 /// The enabled flag of the sampling switch pinned for the lab's program
-/// (struct xdp_sample_ctl: a u64 deadline, then the u32 flag).
+/// (the map `.data.xdpsample`, its one value
+/// struct xdp_sample_ctl: a u64 deadline, then the u32 flag).
 fn switched_on(lab: &Lab) -> bool {
-    let pin = lab.pin_dir().join("xdp_sample_ctl");
+    let pin = lab.pin_dir().join("_data_xdpsample");
     let map = libbpf_rs::MapHandle::from_pinned_path(&pin).expect("the pinned switch");
     let value = libbpf_rs::MapCore::lookup(&map, &0u32.to_ne_bytes(), libbpf_rs::MapFlags::ANY)
         .expect("reading the switch")
@@ -420,6 +421,7 @@ fn a_killed_capture_through_a_program_stops_sampling_by_itself() {
     let (status, out, err) = sampler.finish();
     assert!(status.success(), "{err}");
     assert!(out.contains("1 samples written"), "{out}");
+    assert!(!switched_on(&lab), "switched off when --count is reached");
 }
 
 #[test]
@@ -436,6 +438,29 @@ fn programs_without_the_sampling_path_are_refused_and_left_alone() {
     );
     let file = dir.0.join("refused.pcapng");
     let sample = || common::xdpctl(&["sample", "--dev", &lab.outer, "-w", file.to_str().unwrap()]);
+
+    // A shipped program as an older xdpctl loaded it: no switch pinned.
+    common::xdpctl_ok(&["load", "--dev", &lab.outer, "--progname", "xdp_parser"]);
+    std::fs::remove_file(lab.pin_dir().join("_data_xdpsample")).expect("unpinning the switch");
+    let id = prog_id(&lab);
+    let out = sample();
+    let err = stderr(&out);
+    assert!(!out.status.success(), "refused");
+    assert!(err.contains("older xdpctl"), "{err}");
+    let reload =
+        format!("xdpctl load --dev {} --progname xdp_parser --force --reuse-maps", lab.outer);
+    assert!(err.contains(&reload), "the reload hint: {err}");
+    assert_eq!(prog_id(&lab), id, "left attached");
+    assert!(!file.exists(), "no capture file");
+    // The hint works: after it, the capture goes through.
+    let args: Vec<&str> = reload.split(' ').skip(1).collect();
+    common::xdpctl_ok(&args);
+    let sampler = spawn_through(&lab, &["-w", file.to_str().unwrap(), "-c", "1"]);
+    lab.ping_from_inside(&lab.outer_ip, 1);
+    let (status, _, err) = sampler.finish();
+    assert!(status.success(), "{err}");
+    std::fs::remove_file(&file).expect("the capture");
+    common::xdpctl_ok(&["unload", "--dev", &lab.outer]);
 
     // Loaded by xdpctl from an object without xdp_stats_kern.h.
     common::xdpctl_ok(&["load", "--dev", &lab.outer, "--obj", obj.to_str().unwrap()]);
@@ -481,4 +506,23 @@ fn capturing_through_a_program_without_cap_sys_admin_is_refused_up_front() {
     assert!(!out.status.success(), "refused");
     assert!(err.contains("CAP_SYS_ADMIN") && err.contains(&lab.outer), "{err}");
     assert!(!switched_on(&lab) && !file.exists(), "nothing changed");
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_reload_during_the_capture_ends_it_and_the_new_program_is_not_sampled() {
+    let lab = Lab::new();
+    let dir = TempDir::new();
+    let file = dir.0.join("reload.pcapng");
+    common::xdpctl_ok(&["load", "--dev", &lab.outer, "--progname", "xdp_parser"]);
+    let sampler = spawn_through(&lab, &["-w", file.to_str().unwrap()]);
+    common::xdpctl_ok(&["load", "--dev", &lab.outer, "--progname", "xdp_pass", "--force"]);
+    // The sampler sees it within its second of renewal, and ends by itself.
+    let (status, _, err) = sampler.finish();
+    assert!(status.success(), "{err}");
+    assert!(err.contains("left") && err.contains("the capture ends"), "{err}");
+    assert!(!switched_on(&lab), "the new program's switch is off");
+    let before = sampled(&lab);
+    assert_eq!(lab.ping_from_inside(&lab.outer_ip, 2), 2, "xdp_pass passes");
+    assert_eq!(sampled(&lab), before, "nothing sampled");
 }

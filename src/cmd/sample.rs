@@ -256,8 +256,9 @@ fn no_sampling_path(
     let (why, fix) = match (missing, &file) {
         (Missing::NotPinned, None) => (
             format!(
-                "has no sampling switch pinned in {}: an older xdpctl loaded it",
-                dir.display()
+                "has no sampling switch pinned in {} ({}): an older xdpctl loaded it",
+                dir.display(),
+                crate::obj::verdicts::CTL_MAP
             ),
             format!("reload it with this xdpctl (`{reload}` keeps its counters)"),
         ),
@@ -418,8 +419,6 @@ struct Switch<'a> {
     dev: &'a Iface,
     ctl: SampleCtl,
     renewed: Instant,
-    /// The program on the interface, as last seen.
-    prog_id: u32,
 }
 
 impl<'a> Switch<'a> {
@@ -433,24 +432,19 @@ impl<'a> Switch<'a> {
             wakeup_bytes: through.tap.ring_bytes() / 4,
         };
         through.tap.set(&ctl)?;
-        Ok(Switch { through, dev, ctl, renewed: Instant::now(), prog_id: through.prog_id })
+        Ok(Switch { through, dev, ctl, renewed: Instant::now() })
     }
 
     /// Renew the lease once a second; false once the program has left the
-    /// interface (a reload that kept the maps, --reuse-maps, is followed).
-    fn renew(&mut self, note: &mut dyn FnMut(u32)) -> Result<bool> {
+    /// interface (unloaded, or replaced: even with --reuse-maps a new
+    /// program has a switch of its own, a global).
+    fn renew(&mut self) -> Result<bool> {
         if self.renewed.elapsed() < RENEW_EVERY {
             return Ok(true);
         }
-        let Some(now) = attach::query(self.dev.index)?.first().map(|a| a.prog_id) else {
+        let now = attach::query(self.dev.index)?.first().map(|a| a.prog_id);
+        if now != Some(self.through.prog_id) {
             return Ok(false);
-        };
-        if now != self.prog_id {
-            if !self.through.tap.used_by(now)? {
-                return Ok(false);
-            }
-            self.prog_id = now;
-            note(now);
         }
         self.ctl.expiry_ns = clock::monotonic_ns()? + LEASE_NS;
         self.through.tap.set(&self.ctl)?;
@@ -513,7 +507,7 @@ fn capture(plan: &mut Plan, via: &Via, out: Output, stop: &Stop) -> Result<Summa
                 format!("{mode} mode")
             }
             Via::Program(t) => format!(
-                "through {} (id {}), verdicts: {}",
+                "through {} id {}, verdicts: {}",
                 escape::text(&t.prog_name),
                 t.prog_id,
                 verdict_list(t.verdicts)
@@ -549,11 +543,7 @@ fn capture(plan: &mut Plan, via: &Via, out: Output, stop: &Stop) -> Result<Summa
     let pump = Pump { ring: &ring, state: &state, max_record };
     let mut tick = || -> Result<bool> {
         let Tapping::Program { switch: Some(switch), .. } = &mut tapping else { return Ok(true) };
-        switch.renew(&mut |id| {
-            if let Some(j) = state.borrow_mut().judged.as_mut() {
-                j.prog_id = id;
-            }
-        })
+        switch.renew()
     };
     let end = pump.run(&mut outbox, &clock, stop, &mut tick)?;
     if end == End::Gone {

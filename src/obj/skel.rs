@@ -106,7 +106,8 @@ unsafe impl plain::Plain for SampleHdr {}
 // SAFETY: two u64: no padding, no pointers, any bits valid.
 unsafe impl plain::Plain for SampleCounts {}
 
-/// The stats helper's sampling switch (the one entry of `xdp_sample_ctl`)
+/// The stats helper's sampling switch (the global `xdp_sample_ctl`, the one
+/// entry of the map `.data.xdpsample`)
 /// and the header of each record in its `xdp_samples` ring, from
 /// include/sample_common.h.
 pub use xdp_prog::types::{verdict_hdr as VerdictHdr, xdp_sample_ctl as SampleCtl};
@@ -176,7 +177,8 @@ mod tests {
 
         let mut storage = MaybeUninit::uninit();
         let open = xdp_prog::XdpProgKernSkelBuilder::default().open(&mut storage).unwrap();
-        assert_eq!(open.maps.xdp_sample_ctl.max_entries(), 1);
+        assert_eq!(open.maps.data_xdpsample.max_entries(), 1);
+        assert_eq!(open.maps.data_xdpsample.value_size() as usize, size_of::<SampleCtl>());
         assert_eq!(open.maps.xdp_sample_buf.max_entries(), 1);
         assert_eq!(size_of::<SampleCtl>(), 24);
         assert_eq!(size_of::<VerdictHdr>(), 32);

@@ -1,5 +1,7 @@
 //! The sampling path of the stats helper every shipped program ends in
-//! (include/xdp_stats_kern.h): its switch (`xdp_sample_ctl`), the ring of
+//! (include/xdp_stats_kern.h): its switch (the global `xdp_sample_ctl`, in
+//! a data section of its own, which libbpf makes a one-entry array map
+//! `.data.xdpsample`, pinned as `_data_xdpsample`), the ring of
 //! frames with their verdicts (`xdp_samples`) and its per-CPU record buffer
 //! with the counts (`xdp_sample_buf`), pinned with the program's other maps.
 //! Opened from a pin directory and held to the program attached: a pin the
@@ -16,7 +18,8 @@ use crate::obj::maps;
 use crate::obj::object;
 use crate::obj::skel::{xdp_prog, SampleCounts, SampleCtl, XDP_ACTION_MAX};
 
-pub const CTL_MAP: &str = "xdp_sample_ctl";
+/// The switch's pin: xdp::pins::pin_name of the map `.data.xdpsample`.
+pub const CTL_MAP: &str = "_data_xdpsample";
 pub const RING_MAP: &str = "xdp_samples";
 pub const BUF_MAP: &str = "xdp_sample_buf";
 
@@ -89,10 +92,13 @@ impl Tap {
         Ok(if tap.used_by(prog_id)? { Ok(tap) } else { Err(Missing::NotUsed) })
     }
 
-    /// Whether program `prog_id` uses these maps.
+    /// Whether program `prog_id` uses these maps (not if it is gone).
     pub fn used_by(&self, prog_id: u32) -> Result<bool> {
-        let prog = libbpf_rs::Program::fd_from_id(prog_id)
-            .with_context(|| format!("opening program id {prog_id}"))?;
+        let prog = match libbpf_rs::Program::fd_from_id(prog_id) {
+            Ok(fd) => fd,
+            Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e).with_context(|| format!("opening program id {prog_id}")),
+        };
         let used = object::maps_used_by(prog.as_fd())?;
         for map in [&self.ctl, &self.ring, &self.buf] {
             let id = map.info().context("reading map info")?.info.id;
