@@ -420,7 +420,7 @@ fn a_killed_capture_through_a_program_stops_sampling_by_itself() {
     lab.ping_from_inside(&lab.outer_ip, 1);
     let (status, out, err) = sampler.finish();
     assert!(status.success(), "{err}");
-    assert!(out.contains("1 samples written"), "{out}");
+    assert!(out.contains("1 sample written"), "{out}");
     assert!(!switched_on(&lab), "switched off when --count is reached");
 }
 

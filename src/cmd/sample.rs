@@ -834,10 +834,10 @@ fn report(s: &Summary, to_stdout: bool, out: Output) -> Result<()> {
         ));
     }
     let mut text = format!(
-        "{} samples written to {}, {} packets seen, {} lost\n",
-        s.written,
+        "{} written to {}, {} seen, {} lost\n",
+        output::count(s.written, "sample"),
         escape::text(&s.file),
-        s.seen,
+        output::count(s.seen, "packet"),
         s.lost
     );
     if let (Some(id), Some(name), Some(verdicts)) = (s.prog_id, &s.prog_name, &s.verdicts) {
