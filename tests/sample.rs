@@ -19,7 +19,8 @@ const REQUEST_BYTES: u64 = PING6_REPLY_BYTES;
 struct Sampler(Option<Child>);
 
 impl Sampler {
-    fn spawn(lab: &Lab, args: &[&str]) -> Sampler {
+    /// `xdpctl sample --dev` the lab's outer end with `args`, just started.
+    fn start(lab: &Lab, args: &[&str]) -> Sampler {
         let child = Command::new(XDPCTL)
             .args(["sample", "--dev", &lab.outer])
             .args(args)
@@ -27,7 +28,11 @@ impl Sampler {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawning xdpctl sample");
-        let sampler = Sampler(Some(child));
+        Sampler(Some(child))
+    }
+
+    fn spawn(lab: &Lab, args: &[&str]) -> Sampler {
+        let sampler = Sampler::start(lab, args);
         // Attached means sampling: the bpf_link is in place before the banner.
         let deadline = Instant::now() + Duration::from_secs(10);
         while lab.attached().is_empty() {
@@ -314,14 +319,7 @@ fn sampled(lab: &Lab) -> u64 {
 /// `xdpctl sample` through the program on the lab, once it has switched
 /// the program's sampling path on.
 fn spawn_through(lab: &Lab, args: &[&str]) -> Sampler {
-    let child = Command::new(XDPCTL)
-        .args(["sample", "--dev", &lab.outer])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawning xdpctl sample");
-    let mut sampler = Sampler(Some(child));
+    let mut sampler = Sampler::start(lab, args);
     let deadline = Instant::now() + Duration::from_secs(10);
     while !switched_on(lab) {
         if let Some(status) = sampler.child().try_wait().expect("polling xdpctl") {
