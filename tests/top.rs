@@ -157,6 +157,15 @@ fn exit_line(file: &Path) -> String {
     panic!("top did not exit: no {}", file.display());
 }
 
+/// top exited 0 and left the terminal as it found it: cooked (canonical
+/// input, echo) and off the alternate screen.
+fn exited_0_and_gave_the_terminal_back(tmux: &Tmux, status: &Path, stty: &Path) {
+    assert_eq!(exit_line(status), "EXIT=0");
+    let settings = std::fs::read_to_string(stty).expect("stty -a");
+    assert!(settings.contains(" icanon") && settings.contains(" echo "), "cooked: {settings}");
+    assert_eq!(tmux.pane("#{alternate_on}"), "0", "back from the alternate screen");
+}
+
 /// `xdpctl top -i 1`, then its exit status and the terminal's settings
 /// into files of `dir`.
 fn top_then_report(dir: &Path, tag: &str, args: &str) -> (String, PathBuf, PathBuf) {
@@ -222,10 +231,7 @@ fn top_shows_the_drop_rate_and_its_stats_end_with_it() {
     assert!(row_of(&screen, dev).is_some(), "matched: {screen}");
 
     tmux.keys(&["q"]);
-    assert_eq!(exit_line(&status), "EXIT=0");
-    let settings = std::fs::read_to_string(&stty).expect("stty -a");
-    assert!(settings.contains(" icanon") && settings.contains(" echo "), "cooked: {settings}");
-    assert_eq!(tmux.pane("#{alternate_on}"), "0", "back from the alternate screen");
+    exited_0_and_gave_the_terminal_back(&tmux, &status, &stty);
     drop(tmux);
 
     // SIGTERM: the same way out.
@@ -234,10 +240,7 @@ fn top_shows_the_drop_rate_and_its_stats_end_with_it() {
     tmux.wait_for("rates", rates);
     let top = top_pid(&tmux);
     run("kill", &["-TERM", &top]);
-    assert_eq!(exit_line(&status), "EXIT=0");
-    let settings = std::fs::read_to_string(&stty).expect("stty -a");
-    assert!(settings.contains(" icanon") && settings.contains(" echo "), "cooked: {settings}");
-    assert_eq!(tmux.pane("#{alternate_on}"), "0", "back from the alternate screen");
+    exited_0_and_gave_the_terminal_back(&tmux, &status, &stty);
     drop(tmux);
 
     // The terminal going away (a closed window, a dropped ssh) ends top too.
