@@ -33,6 +33,14 @@
 #define AF_INET6 10
 #endif
 
+#ifndef XDP_STATS_NO_SAMPLING
+/* Unused: a perf buffer record carries no type and the helper builds its
+ * header on the stack, so this puts struct verdict_hdr in the BTF the
+ * skeleton's types module is generated from.
+ */
+const volatile struct verdict_hdr verdict_hdr_layout = {};
+#endif
+
 /* Version, traffic class and flow label are the first 32 bits. */
 #define IPV6_FLOWINFO_MASK bpf_htonl(0x0fffffff)
 

@@ -28,26 +28,28 @@ struct sample {
 	__u8 data[SAMPLE_MAX_SNAPLEN];
 };
 
-/* Per-CPU counters: frames the program saw, and samples the full ring lost. */
+/* Per-CPU counters: frames the program saw, and samples lost for want of
+ * room (a full ring or perf buffer).
+ */
 struct sample_counts {
 	__u64 seen;
 	__u64 lost;
 };
 
 /* The stats helper's sampling switch: the one entry of xdp_sample_ctl,
- * written by `xdpctl sample`. Off (enabled 0) costs one lookup per frame.
+ * written by `xdpctl sample`. Off (enabled 0) costs one load per frame.
  */
 struct xdp_sample_ctl {
-	__u64 expiry_ns;    /* bpf_ktime_get_ns() after which sampling stops by
-			     * itself: a killed sampler leaves it on briefly */
-	__u32 enabled;	    /* 0: off */
-	__u32 verdicts;	    /* 1 << action for each verdict to sample */
-	__u32 snaplen;	    /* bytes kept of each frame, at most SAMPLE_MAX_SNAPLEN */
-	__u32 wakeup_bytes; /* wake the reader once this much is waiting */
+	__u64 expiry_ns; /* bpf_ktime_get_ns() after which sampling stops by
+			  * itself: a killed sampler leaves it on briefly */
+	__u32 enabled;	 /* 0: off */
+	__u32 verdicts;	 /* 1 << action for each verdict to sample */
+	__u32 snaplen;	 /* bytes kept of each frame, at most SAMPLE_MAX_SNAPLEN */
+	__u32 pad;	 /* keeps the struct free of holes */
 };
 
-/* What precedes the frame in each record of the xdp_samples ring: the
- * sampler's header, the program's verdict and where the frame came in.
+/* What precedes the frame in each record of the xdp_samples perf buffers:
+ * the sampler's header, the program's verdict and where the frame came in.
  */
 struct verdict_hdr {
 	struct sample_hdr sample;
@@ -55,15 +57,6 @@ struct verdict_hdr {
 	__u32 ifindex; /* the device it came in on */
 	__u32 queue;   /* its receive queue */
 	__u32 pad;
-};
-
-/* One record as assembled, and the per-CPU counters of the sampling path:
- * frames whose verdict was sampled, and records the full ring lost.
- */
-struct verdict_scratch {
-	struct sample_counts counts;
-	struct verdict_hdr hdr;
-	__u8 data[SAMPLE_MAX_SNAPLEN];
 };
 
 #endif

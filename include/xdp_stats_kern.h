@@ -32,60 +32,68 @@ struct {
  */
 struct xdp_sample_ctl xdp_sample_ctl SEC(".data.xdpsample");
 
-/* Sampled frames with their verdicts; sized once, at load. */
+/* Sampled frames with their verdicts, one perf buffer per CPU. The
+ * buffers are the sampler's: it opens them for the capture and they go
+ * with its fd, so a program nobody captures through holds no buffer.
+ * max_entries 0: libbpf makes one entry per possible CPU.
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 20);
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
 } xdp_samples SEC(".maps");
 
-/* Where a record is assembled (too large for the stack), and the counts. */
+/* Frames whose verdict was sampled, and records no buffer had room for. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__type(key, __u32);
-	__type(value, struct verdict_scratch);
+	__type(value, struct sample_counts);
 	__uint(max_entries, 1);
-} xdp_sample_buf SEC(".maps");
+} xdp_sample_counts SEC(".maps");
 
-/* Copy the frame, as the program leaves it, and its verdict to the ring
- * when the switch asks for this verdict and has not expired. Out of line:
- * the helper is inlined at every return, the copy needs to be there once.
+/* Send the frame, as the program leaves it, and its verdict to this CPU's
+ * buffer when the switch asks for this verdict and has not expired; return
+ * the verdict. The kernel copies the frame (fragments too) straight from
+ * the packet: no buffer to assemble the record in. Out of line: the helper
+ * is inlined at every return, the copy needs to be there once.
  */
-static __noinline int xdp_sample_verdict(struct xdp_md *ctx, __u32 action)
+static __noinline __u32 xdp_sample_verdict(struct xdp_md *ctx, __u32 action)
 {
 	struct xdp_sample_ctl *ctl = &xdp_sample_ctl;
-	struct verdict_scratch *buf;
+	struct sample_counts *counts;
+	struct verdict_hdr hdr;
 	__u64 len, cap, snaplen; /* 64-bit: clang bounds a zero-extended u32 badly */
-	__u64 flags;
 	__u32 zero = 0;
 
+	/* Opaque to the caller: else clang sees the verdict come back and
+	 * keeps its own copy alive across the call, in a register the JIT
+	 * then saves and restores on every frame.
+	 */
+	asm volatile("" : "+r"(action));
 	if (!(ctl->verdicts & (1U << action)) || bpf_ktime_get_ns() > ctl->expiry_ns)
-		return 0;
-	buf = bpf_map_lookup_elem(&xdp_sample_buf, &zero);
-	if (!buf)
-		return 0;
-	buf->counts.seen++;
+		return action;
+	counts = bpf_map_lookup_elem(&xdp_sample_counts, &zero);
+	if (!counts)
+		return action;
+	counts->seen++;
 
 	len = bpf_xdp_get_buff_len(ctx);
 	snaplen = ctl->snaplen;
 	cap = len < snaplen ? len : snaplen;
 	if (cap == 0 || cap > SAMPLE_MAX_SNAPLEN)
-		return 0;
-	if (bpf_xdp_load_bytes(ctx, 0, buf->data, cap))
-		return 0;
-	buf->hdr.sample.tstamp_ns = bpf_ktime_get_ns();
-	buf->hdr.sample.orig_len = len;
-	buf->hdr.sample.cap_len = cap;
-	buf->hdr.verdict = action;
-	buf->hdr.ifindex = ctx->ingress_ifindex;
-	buf->hdr.queue = ctx->rx_queue_index;
-	buf->hdr.pad = 0;
-
-	flags = bpf_ringbuf_query(&xdp_samples, BPF_RB_AVAIL_DATA) >= ctl->wakeup_bytes
-		    ? BPF_RB_FORCE_WAKEUP
-		    : BPF_RB_NO_WAKEUP;
-	if (bpf_ringbuf_output(&xdp_samples, &buf->hdr, sizeof(buf->hdr) + cap, flags))
-		buf->counts.lost++;
-	return 0;
+		return action;
+	hdr.sample.tstamp_ns = bpf_ktime_get_ns();
+	hdr.sample.orig_len = len;
+	hdr.sample.cap_len = cap;
+	hdr.verdict = action;
+	hdr.ifindex = ctx->ingress_ifindex;
+	hdr.queue = ctx->rx_queue_index;
+	hdr.pad = 0;
+	/* The upper 32 bits of the flags: frame bytes the kernel appends. */
+	if (bpf_perf_event_output(ctx, &xdp_samples, cap << 32 | BPF_F_CURRENT_CPU, &hdr,
+				  sizeof(hdr)))
+		counts->lost++;
+	return action;
 }
 #endif
 
@@ -115,8 +123,9 @@ static __always_inline __u32 xdp_stats_record_action(struct xdp_md *ctx, __u32 a
 	rec->rx_bytes += bpf_xdp_get_buff_len(ctx);
 
 #ifndef XDP_STATS_NO_SAMPLING
+	/* The verdict comes back from the call: nothing need live across it. */
 	if (xdp_sample_ctl.enabled)
-		xdp_sample_verdict(ctx, action);
+		return xdp_sample_verdict(ctx, action);
 #endif
 	return action;
 }

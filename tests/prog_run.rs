@@ -12,7 +12,8 @@ use std::os::fd::{AsFd, AsRawFd};
 use libbpf_rs::libbpf_sys::{XDP_ABORTED, XDP_DROP, XDP_PASS};
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{
-    MapCore, MapFlags, MapHandle, Object, ObjectBuilder, ProgramInput, RingBufferBuilder,
+    MapCore, MapFlags, MapHandle, Object, ObjectBuilder, PerfBufferBuilder, ProgramInput,
+    RingBufferBuilder,
 };
 use xdpctl::obj::skel::af_xdp::AfXdpKernSkelBuilder;
 use xdpctl::obj::skel::sample_prog::XdpSamplePktsKernSkelBuilder;
@@ -329,11 +330,11 @@ fn verdict_of(prog: &libbpf_rs::ProgramMut<'_>, frame: &[u8]) -> u32 {
 /// mask) with `snaplen`, for the next minute.
 fn switch_on(verdicts: u32, snaplen: u32) -> SampleCtl {
     let now = xdpctl::io::clock::monotonic_ns().expect("CLOCK_MONOTONIC");
-    SampleCtl { expiry_ns: now + 60_000_000_000, enabled: 1, verdicts, snaplen, wakeup_bytes: 0 }
+    SampleCtl { expiry_ns: now + 60_000_000_000, enabled: 1, verdicts, snaplen, pad: 0 }
 }
 
 /// The stats helper's sampling path, which every shipped program ends in:
-/// switched on, each frame comes out of the ring with its verdict, its
+/// switched on, each frame comes out of the perf buffers with its verdict, its
 /// length and its bytes (compared with the frame crafted here, and for a
 /// rewriting program with the rewrite computed here); off, expired, or of a
 /// verdict the mask leaves out, nothing does.
@@ -342,18 +343,20 @@ fn switch_on(verdicts: u32, snaplen: u32) -> SampleCtl {
 fn the_sampling_path_records_frames_with_their_verdicts_only_when_on() {
     common::with_skeleton(|skel| {
         let records = std::cell::RefCell::new(Vec::<(VerdictHdr, Vec<u8>)>::new());
-        let mut builder = RingBufferBuilder::new();
-        builder
-            .add(&skel.maps.xdp_samples, |r: &[u8]| {
+        // A buffer on every CPU: test_run runs on whichever this thread is on.
+        let perf = PerfBufferBuilder::new(&skel.maps.xdp_samples)
+            .sample_cb(|_cpu, r: &[u8]| {
                 let hdr: VerdictHdr = xdpctl::obj::maps::decode(r, "record").expect("header");
                 records.borrow_mut().push((hdr, r[size_of::<VerdictHdr>()..].to_vec()));
-                0
             })
-            .expect("ring");
-        let ring = builder.build().expect("ring");
+            .build()
+            .expect("perf buffers");
+        // In the order sampled, whichever CPU's buffer each record is in.
         let take = || {
-            ring.consume().expect("consume");
-            std::mem::take(&mut *records.borrow_mut())
+            perf.consume().expect("consume");
+            let mut got = std::mem::take(&mut *records.borrow_mut());
+            got.sort_by_key(|(hdr, _)| hdr.sample.tstamp_ns);
+            got
         };
         let set = |ctl: SampleCtl| {
             let bytes = xdpctl::obj::maps::encode(&ctl);
@@ -411,7 +414,7 @@ fn the_sampling_path_records_frames_with_their_verdicts_only_when_on() {
 
         // The counts: every sampled frame seen, none lost.
         let counts: SampleCounts =
-            xdpctl::obj::maps::sum(&skel.maps.xdp_sample_buf, &0u32.to_ne_bytes(), "buf")
+            xdpctl::obj::maps::sum(&skel.maps.xdp_sample_counts, &0u32.to_ne_bytes(), "counts")
                 .expect("counts");
         assert_eq!((counts.seen, counts.lost), (4, 0));
     });

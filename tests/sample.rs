@@ -304,12 +304,12 @@ fn switched_on(lab: &Lab) -> bool {
 }
 
 /// Frames the program's sampling path took so far, over all CPUs (the
-/// counts lead each CPU's value of xdp_sample_buf).
+/// first count of each CPU's value of xdp_sample_counts).
 fn sampled(lab: &Lab) -> u64 {
-    let pin = lab.pin_dir().join("xdp_sample_buf");
-    let map = libbpf_rs::MapHandle::from_pinned_path(&pin).expect("the pinned buffer");
+    let pin = lab.pin_dir().join("xdp_sample_counts");
+    let map = libbpf_rs::MapHandle::from_pinned_path(&pin).expect("the pinned counts");
     libbpf_rs::MapCore::lookup_percpu(&map, &0u32.to_ne_bytes(), libbpf_rs::MapFlags::ANY)
-        .expect("reading the buffer")
+        .expect("reading the counts")
         .expect("its one entry")
         .iter()
         .map(|v| u64::from_ne_bytes(v[..8].try_into().unwrap()))

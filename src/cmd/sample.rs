@@ -11,7 +11,8 @@
 //! this switches on, for the verdicts asked, under a deadline renewed every
 //! second (a killed sampler's lasts moments), and off again on exit. Each
 //! frame comes with the program's verdict, which pcapng keeps as the
-//! packet's comment.
+//! packet's comment. The frames come through perf buffers this opens on the
+//! program's perf event array: they exist only while a capture runs.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -24,7 +25,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{MapCore, OpenObject, RingBuffer, RingBufferBuilder};
+use libbpf_rs::{
+    MapCore, OpenObject, PerfBuffer, PerfBufferBuilder, RingBuffer, RingBufferBuilder,
+};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use serde::Serialize;
@@ -94,8 +97,8 @@ pub struct Args {
     /// (xdpctl's own sampler, on an interface without a program)
     #[arg(short, long, value_enum, default_value_t = ModeRequest::DEFAULT)]
     pub mode: ModeRequest,
-    /// Ring buffer size in KiB, rounded up to a power of two (xdpctl's own
-    /// sampler; a program's ring is sized when it is loaded)
+    /// Buffer size in KiB, rounded up to a power of two (through a program:
+    /// shared out among the CPUs' perf buffers)
     #[arg(short = 'B', long = "buffer-size", value_name = "KiB", default_value_t = 8192,
           value_parser = clap::value_parser!(u32).range(4..=1 << 20))]
     pub buffer_kib: u32,
@@ -124,7 +127,7 @@ struct Summary {
 struct Plan {
     dev: Iface,
     snaplen: u32,
-    ring_bytes: u32,
+    buffer_bytes: u32,
     format: Format,
     count: Option<u64>,
     dest: Dest,
@@ -188,7 +191,7 @@ fn plan(args: &Args, out: Output) -> Result<(Plan, Via)> {
     let plan = Plan {
         dev,
         snaplen: effective_snaplen(args.snaplen, out),
-        ring_bytes: ring_size(args.buffer_kib),
+        buffer_bytes: buffer_size(args.buffer_kib),
         format,
         count: args.count,
         dest: Dest::open(&args.file)?,
@@ -300,10 +303,21 @@ fn effective_snaplen(asked: u32, out: Output) -> u32 {
     }
 }
 
-/// The ring's size in bytes: a power of two of at least a page, as the
-/// kernel requires.
-fn ring_size(kib: u32) -> u32 {
+/// The buffer's size in bytes: a power of two of at least a page, as the
+/// kernel requires of a ring.
+fn buffer_size(kib: u32) -> u32 {
     (kib.max(4) * 1024).next_power_of_two()
+}
+
+/// Pages of each CPU's perf buffer: `bytes` shared out among the possible
+/// CPUs, as a power of two (as the kernel requires), one page at least.
+fn perf_pages(bytes: u32) -> Result<usize> {
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .context("reading the page size")?
+        .and_then(|p| usize::try_from(p).ok())
+        .unwrap_or(4096);
+    let each = (bytes as usize / maps::possible_cpus()?.max(1) / page).max(1);
+    Ok(1 << each.ilog2())
 }
 
 /// Where the capture goes.
@@ -357,8 +371,8 @@ fn load<'obj>(
     let config = open.maps.rodata_data.as_deref_mut().ok_or_else(|| anyhow!("no .rodata"))?;
     config.snaplen = plan.snaplen;
     // Wake xdpctl when a quarter of the ring is waiting; the timer drains the rest.
-    config.wakeup_bytes = u64::from(plan.ring_bytes / 4);
-    open.maps.samples.set_max_entries(plan.ring_bytes).context("sizing the sample ring")?;
+    config.wakeup_bytes = u64::from(plan.buffer_bytes / 4);
+    open.maps.samples.set_max_entries(plan.buffer_bytes).context("sizing the sample ring")?;
     logging::load("the shipped sampler xdp_sample", || open.load())
 }
 
@@ -380,12 +394,43 @@ enum Tapping<'obj, 'v> {
     Program { through: &'v Through, switch: Option<Switch<'v>>, baseline: SampleCounts },
 }
 
-impl Tapping<'_, '_> {
-    fn ring(&self) -> &dyn MapCore {
-        match self {
-            Tapping::Sampler { skel, .. } => &skel.maps.samples,
-            Tapping::Program { through, .. } => &through.tap.ring,
+impl<'v> Tapping<'_, 'v> {
+    /// Open what the records are read from, each handed to `record`: the
+    /// sampler's ring, or a perf buffer per CPU on the program's array.
+    fn reader<'cb>(
+        &self,
+        buffer_bytes: u32,
+        record: impl Fn(&[u8]) -> i32 + Copy + 'cb,
+    ) -> Result<Reader<'cb>> {
+        Ok(match self {
+            Tapping::Sampler { skel, .. } => {
+                let mut builder = RingBufferBuilder::new();
+                builder.add(&skel.maps.samples, record).context("reading the sample ring")?;
+                Reader::Ring(builder.build().context("reading the sample ring")?)
+            }
+            Tapping::Program { through, .. } => Reader::Perf(
+                PerfBufferBuilder::new(&through.tap.samples)
+                    .pages(perf_pages(buffer_bytes)?)
+                    // A record past --count is dropped: a perf buffer
+                    // cannot be left half read.
+                    .sample_cb(move |_cpu, data: &[u8]| {
+                        record(data);
+                    })
+                    .build()
+                    .with_context(|| {
+                        format!("opening perf buffers on {}", crate::obj::verdicts::SAMPLES_MAP)
+                    })?,
+            ),
+        })
+    }
+
+    /// Start taking samples through a program: switch its path on, now
+    /// that the buffers are there (the sampler took them on attach).
+    fn start(&mut self, dev: &'v Iface, snaplen: u32) -> Result<()> {
+        if let Tapping::Program { through, switch, .. } = self {
+            *switch = Some(Switch::on(through, dev, snaplen)?);
         }
+        Ok(())
     }
 
     /// Stop taking samples: detach the sampler, or switch the path off.
@@ -428,8 +473,7 @@ impl<'a> Switch<'a> {
             enabled: 1,
             verdicts: through.verdicts,
             snaplen,
-            // Wake xdpctl when a quarter of the ring is waiting; the timer drains the rest.
-            wakeup_bytes: through.tap.ring_bytes() / 4,
+            pad: 0,
         };
         through.tap.set(&ctl)?;
         Ok(Switch { through, dev, ctl, renewed: Instant::now() })
@@ -480,15 +524,9 @@ fn capture(plan: &mut Plan, via: &Via, out: Output, stop: &Stop) -> Result<Summa
             Tapping::Sampler { skel, link: Some(link) }
         }
         Via::Program(through) => {
-            let baseline = through.tap.counts()?;
-            let switch = Switch::on(through, dev, plan.snaplen)?;
-            Tapping::Program { through, switch: Some(switch), baseline }
+            Tapping::Program { through, switch: None, baseline: through.tap.counts()? }
         }
     };
-    // Only now does the capture replace what was at the path.
-    plan.dest.put_in_place()?;
-    let spool = Spool::start(plan.dest.output()?)?;
-    let mut outbox = Outbox { spool, pending: None };
     let encoder = CaptureWriter::new(Vec::new(), plan.format, &dev.name, plan.snaplen)?;
     let judged = match via {
         Via::Sampler(_) => None,
@@ -499,6 +537,23 @@ fn capture(plan: &mut Plan, via: &Via, out: Output, stop: &Stop) -> Result<Summa
             counts: BTreeMap::new(),
         }),
     };
+    // The comment a judged record carries, at most.
+    let note = judged.as_ref().map_or(0, |j| j.prog.len() + 64);
+    let state = RefCell::new(Encoding {
+        encoder,
+        ends: Vec::new(),
+        taken: 0,
+        limit: plan.count,
+        failed: None,
+        judged,
+    });
+    let reader = tapping
+        .reader(plan.buffer_bytes, |record| state.borrow_mut().record(record, &clock.borrow()))?;
+    tapping.start(dev, plan.snaplen)?;
+    // Only now does the capture replace what was at the path.
+    plan.dest.put_in_place()?;
+    let spool = Spool::start(plan.dest.output()?)?;
+    let mut outbox = Outbox { spool, pending: None };
     if !out.quiet {
         let source = match via {
             Via::Sampler(_) => {
@@ -522,25 +577,10 @@ fn capture(plan: &mut Plan, via: &Via, out: Output, stop: &Stop) -> Result<Summa
         ));
     }
 
-    // The comment a judged record carries, at most.
-    let note = judged.as_ref().map_or(0, |j| j.prog.len() + 64);
-    let state = RefCell::new(Encoding {
-        encoder,
-        ends: Vec::new(),
-        taken: 0,
-        limit: plan.count,
-        failed: None,
-        judged,
-    });
-    let mut builder = RingBufferBuilder::new();
-    builder
-        .add(tapping.ring(), |record: &[u8]| state.borrow_mut().record(record, &clock.borrow()))
-        .context("reading the sample ring")?;
-    let ring = builder.build().context("reading the sample ring")?;
     // A record's data and its pcap (16 bytes) or pcapng (32, padding 3)
     // header, and its comment.
     let max_record = plan.snaplen as usize + 64 + note;
-    let pump = Pump { ring: &ring, state: &state, max_record };
+    let pump = Pump { reader: &reader, state: &state, max_record };
     let mut tick = || -> Result<bool> {
         let Tapping::Program { switch: Some(switch), .. } = &mut tapping else { return Ok(true) };
         switch.renew()
@@ -554,14 +594,14 @@ fn capture(plan: &mut Plan, via: &Via, out: Output, stop: &Stop) -> Result<Summa
         ));
     }
 
-    // Detach (or switch off) at once; what is still in the ring, and the
-    // end of the file, go out as far as the output takes them within the grace.
+    // Detach (or switch off) at once; what is still buffered, and the end
+    // of the file, go out as far as the output takes them within the grace.
     tapping.stop();
     let deadline = Instant::now() + GRACE;
     if end != End::Output {
         pump.drain(&mut outbox, deadline)?;
     }
-    drop(ring);
+    drop(reader);
     let counts = tapping.counts()?;
     let mut st = state.into_inner();
     if end != End::Output && outbox.flush(deadline) {
@@ -614,9 +654,26 @@ fn verdict_list(mask: u32) -> String {
     names.join(", ")
 }
 
-/// Moves records from the ring through the encoder towards the writer.
+/// Where records are read from: the sampler's ring, or the perf buffers a
+/// capture through a program opens, one per CPU.
+enum Reader<'cb> {
+    Ring(RingBuffer<'cb>),
+    Perf(PerfBuffer<'cb>),
+}
+
+impl Reader<'_> {
+    fn epoll_fd(&self) -> i32 {
+        match self {
+            Reader::Ring(ring) => ring.epoll_fd(),
+            Reader::Perf(perf) => perf.epoll_fd(),
+        }
+    }
+}
+
+/// Moves records from the ring (or perf buffers) through the encoder
+/// towards the writer.
 struct Pump<'a, 'r> {
-    ring: &'a RingBuffer<'r>,
+    reader: &'a Reader<'r>,
     state: &'a RefCell<Encoding>,
     /// The most one record can take encoded.
     max_record: usize,
@@ -624,8 +681,8 @@ struct Pump<'a, 'r> {
 
 impl Pump<'_, '_> {
     /// Sample until a stop request, --count, or the end of the output.
-    /// While the writer is behind, records wait in the ring, which counts
-    /// those it has no room for.
+    /// While the writer is behind, records wait in the buffers, which
+    /// count those they have no room for.
     /// `tick` runs on every round; false ends the capture (End::Gone).
     fn run(
         &self,
@@ -634,8 +691,8 @@ impl Pump<'_, '_> {
         stop: &Stop,
         tick: &mut dyn FnMut() -> Result<bool>,
     ) -> Result<End> {
-        // SAFETY: the epoll fd belongs to the ring, which outlives this function.
-        let ready = unsafe { BorrowedFd::borrow_raw(self.ring.epoll_fd()) };
+        // SAFETY: the epoll fd belongs to the reader, which outlives this function.
+        let ready = unsafe { BorrowedFd::borrow_raw(self.reader.epoll_fd()) };
         let timeout = PollTimeout::try_from(DRAIN_EVERY).unwrap_or(PollTimeout::NONE);
         loop {
             if stop.requested() {
@@ -651,7 +708,8 @@ impl Pump<'_, '_> {
             if self.state.borrow().done() {
                 return Ok(End::Count);
             }
-            // Woken when the ring is a quarter full, else after DRAIN_EVERY.
+            // Woken when the ring is a quarter full (perf buffers: at each
+            // record), else after DRAIN_EVERY.
             match poll(&mut [PollFd::new(ready, PollFlags::POLLIN)], timeout) {
                 Ok(_) | Err(Errno::EINTR) => {}
                 Err(e) => return Err(e).context("waiting for samples"),
@@ -665,7 +723,7 @@ impl Pump<'_, '_> {
         }
     }
 
-    /// After the detach: what is left in the ring, as far as the writer
+    /// After the detach: what is left buffered, as far as the writer
     /// takes it by `deadline`.
     fn drain(&self, outbox: &mut Outbox, deadline: Instant) -> Result<()> {
         while outbox.flush(deadline) && !self.state.borrow().done() {
@@ -678,22 +736,49 @@ impl Pump<'_, '_> {
         Ok(())
     }
 
-    /// Encode records from the ring until a chunk's worth or none is left.
+    /// Encode records until a chunk's worth or none is left (or, from perf
+    /// buffers, which are read whole, a chunk and one CPU's buffer at most).
     fn fill(&self) -> Result<()> {
-        loop {
-            let room = CHUNK_BYTES.saturating_sub(self.state.borrow().encoder.buffered());
-            if room == 0 || self.state.borrow().done() {
-                return Ok(());
+        match self.reader {
+            Reader::Ring(ring) => loop {
+                let room = self.room();
+                if room == 0 {
+                    return Ok(());
+                }
+                let n = (room / self.max_record).clamp(1, BATCH);
+                let got = ring.consume_raw_n(n);
+                self.failed()?;
+                if usize::try_from(got).map_or(true, |got| got < n) {
+                    return Ok(());
+                }
+            },
+            Reader::Perf(perf) => {
+                for cpu in 0..perf.buffer_cnt() {
+                    if self.room() == 0 {
+                        break;
+                    }
+                    perf.consume_buffer(cpu).context("reading the perf buffers")?;
+                    self.failed()?;
+                }
+                Ok(())
             }
-            let n = (room / self.max_record).clamp(1, BATCH);
-            // A failure inside the callback is kept in the state.
-            let got = self.ring.consume_raw_n(n);
-            if let Some(e) = self.state.borrow_mut().failed.take() {
-                return Err(e);
-            }
-            if usize::try_from(got).map_or(true, |got| got < n) {
-                return Ok(());
-            }
+        }
+    }
+
+    /// Bytes the current chunk has room for: none once --count is reached.
+    fn room(&self) -> usize {
+        let st = self.state.borrow();
+        if st.done() {
+            return 0;
+        }
+        CHUNK_BYTES.saturating_sub(st.encoder.buffered())
+    }
+
+    /// A failure inside the callback, kept in the state.
+    fn failed(&self) -> Result<()> {
+        match self.state.borrow_mut().failed.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
     }
 }
@@ -828,7 +913,7 @@ fn read_counts(map: &impl MapCore) -> Result<SampleCounts> {
 fn report(s: &Summary, to_stdout: bool, out: Output) -> Result<()> {
     if s.lost > 0 {
         output::say(&format!(
-            "warning: {} samples lost: the ring buffer was full; \
+            "warning: {} samples lost: the buffer was full; \
              raise --buffer-size or lower --snaplen",
             s.lost
         ));
@@ -877,10 +962,21 @@ mod tests {
     }
 
     #[test]
-    fn rings_are_a_power_of_two_of_pages() {
-        assert_eq!(ring_size(4), 4096);
-        assert_eq!(ring_size(8192), 8 << 20);
-        assert_eq!(ring_size(5), 8192);
-        assert_eq!(ring_size(1000), 1 << 20);
+    fn buffers_are_a_power_of_two_of_pages() {
+        assert_eq!(buffer_size(4), 4096);
+        assert_eq!(buffer_size(8192), 8 << 20);
+        assert_eq!(buffer_size(5), 8192);
+        assert_eq!(buffer_size(1000), 1 << 20);
+    }
+
+    #[test]
+    fn perf_buffers_share_the_size_out_among_cpus() {
+        let cpus = maps::possible_cpus().unwrap();
+        assert_eq!(perf_pages(4096).unwrap(), 1, "a page at least");
+        let pages = perf_pages(8 << 20).unwrap();
+        assert!(pages.is_power_of_two());
+        // The largest power of two that fits: doubled, it would not.
+        let each = (8 << 20) / cpus;
+        assert!(pages * 4096 <= each.max(4096) && pages * 2 * 4096 > each, "{pages} for {cpus}");
     }
 }

@@ -47,7 +47,7 @@ pub const PROGRAMS: &[Shipped] = &[
         lesson: "basic01-04",
         aliases: &["xdp_pass_func", "xdp_prog_simple", "xdp_stats1_func"],
         summary: "pass every packet on to the network stack; counts it under XDP_PASS",
-        maps: &["xdp_stats_map", ".data.xdpsample", "xdp_samples", "xdp_sample_buf"],
+        maps: &["xdp_stats_map", ".data.xdpsample", "xdp_samples", "xdp_sample_counts"],
     },
     Shipped {
         name: "xdp_drop",
@@ -55,7 +55,7 @@ pub const PROGRAMS: &[Shipped] = &[
         lesson: "basic02-04",
         aliases: &["xdp_drop_func"],
         summary: "drop every packet; counts it under XDP_DROP",
-        maps: &["xdp_stats_map", ".data.xdpsample", "xdp_samples", "xdp_sample_buf"],
+        maps: &["xdp_stats_map", ".data.xdpsample", "xdp_samples", "xdp_sample_counts"],
     },
     Shipped {
         name: "xdp_abort",
@@ -64,7 +64,7 @@ pub const PROGRAMS: &[Shipped] = &[
         aliases: &["xdp_abort_func"],
         summary: "drop every packet as an error: counts it under XDP_ABORTED and \
                   fires the xdp:xdp_exception tracepoint",
-        maps: &["xdp_stats_map", ".data.xdpsample", "xdp_samples", "xdp_sample_buf"],
+        maps: &["xdp_stats_map", ".data.xdpsample", "xdp_samples", "xdp_sample_counts"],
     },
     Shipped {
         name: "xdp_parser",
@@ -73,7 +73,7 @@ pub const PROGRAMS: &[Shipped] = &[
         aliases: &["xdp_parser_func"],
         summary: "drop ICMP and ICMPv6 echo requests with an even sequence number, pass \
                   the rest; parses up to 2 VLAN tags, IPv4/IPv6, ICMP/ICMPv6, UDP, TCP",
-        maps: &["xdp_stats_map", ".data.xdpsample", "xdp_samples", "xdp_sample_buf"],
+        maps: &["xdp_stats_map", ".data.xdpsample", "xdp_samples", "xdp_sample_counts"],
     },
     Shipped {
         name: "xdp_port_rewrite",
@@ -81,7 +81,7 @@ pub const PROGRAMS: &[Shipped] = &[
         lesson: "packet02",
         aliases: &["xdp_patch_ports_func"],
         summary: "UDP and TCP destination port minus one (IPv4, IPv6), checksum updated",
-        maps: &["xdp_stats_map", ".data.xdpsample", "xdp_samples", "xdp_sample_buf"],
+        maps: &["xdp_stats_map", ".data.xdpsample", "xdp_samples", "xdp_sample_counts"],
     },
     Shipped {
         name: "xdp_vlan_swap",
@@ -89,7 +89,7 @@ pub const PROGRAMS: &[Shipped] = &[
         lesson: "packet02",
         aliases: &["xdp_vlan_swap_func"],
         summary: "pop the outer VLAN tag if there is one, else push VLAN id 1",
-        maps: &["xdp_stats_map", ".data.xdpsample", "xdp_samples", "xdp_sample_buf"],
+        maps: &["xdp_stats_map", ".data.xdpsample", "xdp_samples", "xdp_sample_counts"],
     },
     Shipped {
         name: "xdp_icmp_echo",
@@ -98,7 +98,7 @@ pub const PROGRAMS: &[Shipped] = &[
         aliases: &["xdp_icmp_echo_func"],
         summary: "answer unicast ICMP and ICMPv6 echo requests with XDP_TX (MACs and \
                   addresses swapped, checksum updated)",
-        maps: &["xdp_stats_map", ".data.xdpsample", "xdp_samples", "xdp_sample_buf"],
+        maps: &["xdp_stats_map", ".data.xdpsample", "xdp_samples", "xdp_sample_counts"],
     },
     Shipped {
         name: "xdp_redirect",
@@ -112,7 +112,7 @@ pub const PROGRAMS: &[Shipped] = &[
             "xdp_stats_map",
             ".data.xdpsample",
             "xdp_samples",
-            "xdp_sample_buf",
+            "xdp_sample_counts",
         ],
     },
     Shipped {
@@ -128,7 +128,7 @@ pub const PROGRAMS: &[Shipped] = &[
             "xdp_stats_map",
             ".data.xdpsample",
             "xdp_samples",
-            "xdp_sample_buf",
+            "xdp_sample_counts",
         ],
     },
     Shipped {
@@ -139,7 +139,7 @@ pub const PROGRAMS: &[Shipped] = &[
         summary: "forward IPv4/IPv6 by the kernel's routes and neighbours (bpf_fib_lookup), \
                   TTL/hop limit minus one; no route to it: pass; blackhole, \
                   unreachable, prohibit: drop",
-        maps: &["xdp_stats_map", ".data.xdpsample", "xdp_samples", "xdp_sample_buf"],
+        maps: &["xdp_stats_map", ".data.xdpsample", "xdp_samples", "xdp_sample_counts"],
     },
     Shipped {
         name: "xdp_printk",
@@ -148,7 +148,7 @@ pub const PROGRAMS: &[Shipped] = &[
         aliases: &[],
         summary: "pass every frame, logging its source MAC, destination MAC and protocol \
                   to the trace buffer (read them with `xdpctl trace printk`)",
-        maps: &[".rodata", "xdp_stats_map", ".data.xdpsample", "xdp_samples", "xdp_sample_buf"],
+        maps: &[".rodata", "xdp_stats_map", ".data.xdpsample", "xdp_samples", "xdp_sample_counts"],
     },
 ];
 

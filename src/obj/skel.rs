@@ -108,7 +108,7 @@ unsafe impl plain::Plain for SampleCounts {}
 
 /// The stats helper's sampling switch (the global `xdp_sample_ctl`, the one
 /// entry of the map `.data.xdpsample`)
-/// and the header of each record in its `xdp_samples` ring, from
+/// and the header of each record its `xdp_samples` perf buffers carry, from
 /// include/sample_common.h.
 pub use xdp_prog::types::{verdict_hdr as VerdictHdr, xdp_sample_ctl as SampleCtl};
 
@@ -179,7 +179,7 @@ mod tests {
         let open = xdp_prog::XdpProgKernSkelBuilder::default().open(&mut storage).unwrap();
         assert_eq!(open.maps.data_xdpsample.max_entries(), 1);
         assert_eq!(open.maps.data_xdpsample.value_size() as usize, size_of::<SampleCtl>());
-        assert_eq!(open.maps.xdp_sample_buf.max_entries(), 1);
+        assert_eq!(open.maps.xdp_sample_counts.max_entries(), 1);
         assert_eq!(size_of::<SampleCtl>(), 24);
         assert_eq!(size_of::<VerdictHdr>(), 32);
 

@@ -1,9 +1,10 @@
 //! The sampling path of the stats helper every shipped program ends in
 //! (include/xdp_stats_kern.h): its switch (the global `xdp_sample_ctl`, in
 //! a data section of its own, which libbpf makes a one-entry array map
-//! `.data.xdpsample`, pinned as `_data_xdpsample`), the ring of
-//! frames with their verdicts (`xdp_samples`) and its per-CPU record buffer
-//! with the counts (`xdp_sample_buf`), pinned with the program's other maps.
+//! `.data.xdpsample`, pinned as `_data_xdpsample`), the perf event array
+//! the frames go out through with their verdicts (`xdp_samples`; the
+//! buffers are the capture's own) and the per-CPU counts
+//! (`xdp_sample_counts`), pinned with the program's other maps.
 //! Opened from a pin directory and held to the program attached: a pin the
 //! program does not use would switch nothing on.
 
@@ -16,12 +17,12 @@ use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType};
 
 use crate::obj::maps;
 use crate::obj::object;
-use crate::obj::skel::{xdp_prog, SampleCounts, SampleCtl, XDP_ACTION_MAX};
+use crate::obj::skel::{SampleCounts, SampleCtl, XDP_ACTION_MAX};
 
 /// The switch's pin: xdp::pins::pin_name of the map `.data.xdpsample`.
 pub const CTL_MAP: &str = "_data_xdpsample";
-pub const RING_MAP: &str = "xdp_samples";
-pub const BUF_MAP: &str = "xdp_sample_buf";
+pub const SAMPLES_MAP: &str = "xdp_samples";
+pub const COUNTS_MAP: &str = "xdp_sample_counts";
 
 /// A verdict to sample, as `--verdict` takes it: enum xdp_action in lower case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -70,8 +71,9 @@ pub enum Missing {
 /// A program's sampling path, opened from its pins.
 pub struct Tap {
     ctl: MapHandle,
-    pub ring: MapHandle,
-    buf: MapHandle,
+    /// Where a capture opens its perf buffers.
+    pub samples: MapHandle,
+    counts: MapHandle,
 }
 
 impl Tap {
@@ -81,14 +83,10 @@ impl Tap {
             return Ok(Err(Missing::NotPinned));
         }
         let ctl = open_checked(dir, CTL_MAP, MapType::Array, size_of::<SampleCtl>())?;
-        let ring = open_checked(dir, RING_MAP, MapType::RingBuf, 0)?;
-        let buf = open_checked(
-            dir,
-            BUF_MAP,
-            MapType::PercpuArray,
-            size_of::<xdp_prog::types::verdict_scratch>(),
-        )?;
-        let tap = Tap { ctl, ring, buf };
+        let samples = open_checked(dir, SAMPLES_MAP, MapType::PerfEventArray, 4)?;
+        let counts =
+            open_checked(dir, COUNTS_MAP, MapType::PercpuArray, size_of::<SampleCounts>())?;
+        let tap = Tap { ctl, samples, counts };
         Ok(if tap.used_by(prog_id)? { Ok(tap) } else { Err(Missing::NotUsed) })
     }
 
@@ -100,7 +98,7 @@ impl Tap {
             Err(e) => return Err(e).with_context(|| format!("opening program id {prog_id}")),
         };
         let used = object::maps_used_by(prog.as_fd())?;
-        for map in [&self.ctl, &self.ring, &self.buf] {
+        for map in [&self.ctl, &self.samples, &self.counts] {
             let id = map.info().context("reading map info")?.info.id;
             if !used.contains(&id) {
                 return Ok(false);
@@ -121,28 +119,23 @@ impl Tap {
         self.set(&SampleCtl::default())
     }
 
-    /// The ring's size in bytes.
-    pub fn ring_bytes(&self) -> u32 {
-        self.ring.max_entries()
-    }
-
     /// Frames sampled and records lost since the program was loaded,
-    /// summed over CPUs (the counts lead each CPU's buffer).
+    /// summed over CPUs.
     pub fn counts(&self) -> Result<SampleCounts> {
-        maps::sum(&self.buf, &0u32.to_ne_bytes(), BUF_MAP)
+        maps::sum(&self.counts, &0u32.to_ne_bytes(), COUNTS_MAP)
     }
 }
 
 /// The map pinned as `name` in `dir`, checked to be what the helper made:
-/// `value` bytes per value (0: a ring, which has none) and one entry.
+/// 4-byte keys, `value` bytes per value, and one entry (a perf event array
+/// has one per CPU).
 fn open_checked(dir: &Path, name: &str, kind: MapType, value: usize) -> Result<MapHandle> {
     let path = dir.join(name);
     let map = maps::open_pinned(&path)?;
     let fits = map.map_type() == kind
-        && (kind == MapType::RingBuf
-            || (map.key_size() == 4
-                && map.value_size() as usize == value
-                && map.max_entries() == 1));
+        && map.key_size() == 4
+        && map.value_size() as usize == value
+        && (kind == MapType::PerfEventArray || map.max_entries() == 1);
     if !fits {
         bail!(
             "{} is a {:?} map with {}-byte values, not the sampling path's {name} \

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use libbpf_rs::{
-    libbpf_sys, AsRawLibbpf, MapCore, MapHandle, Object, OpenMap, OpenMapMut, OpenObject,
+    libbpf_sys, AsRawLibbpf, MapCore, MapHandle, MapType, Object, OpenMap, OpenMapMut, OpenObject,
 };
 use nix::errno::Errno;
 use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD as CWD};
@@ -58,8 +58,10 @@ pub fn reuse(obj: &mut OpenObject, dir: &Path, asked: bool) -> Result<Reused> {
     for mut map in obj.maps_mut() {
         let name = map.name().to_string_lossy().into_owned();
         // Internal maps hold this object's globals; another object's are no
-        // use. Maps left uncreated serve programs not being loaded.
-        if name.contains('.') || !map.autocreate() {
+        // use. Maps left uncreated serve programs not being loaded. A perf
+        // event array holds no state, only the buffers of whoever reads it
+        // (and its size, a CPU count, is set only at creation).
+        if name.contains('.') || !map.autocreate() || map.map_type() == MapType::PerfEventArray {
             continue;
         }
         let by_name = pinned_by_name(&map);

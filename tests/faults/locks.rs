@@ -73,7 +73,7 @@ fn racing_loads_one_wins_the_rest_are_told_why() {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         pins.sort();
-        let want = ["_data_xdpsample", "xdp_sample_buf", "xdp_samples", "xdp_stats_map"];
+        let want = ["_data_xdpsample", "xdp_sample_counts", "xdp_samples", "xdp_stats_map"];
         assert_eq!(pins, want, "no staged or orphan pins");
         no_lock_left();
     }
