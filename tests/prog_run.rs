@@ -12,9 +12,9 @@ use std::os::fd::{AsFd, AsRawFd};
 use libbpf_rs::libbpf_sys::{XDP_ABORTED, XDP_DROP, XDP_PASS};
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{
-    MapCore, MapFlags, MapHandle, Object, ObjectBuilder, PerfBufferBuilder, ProgramInput,
-    RingBufferBuilder,
+    MapCore, MapFlags, MapHandle, Object, ObjectBuilder, ProgramInput, RingBufferBuilder,
 };
+use xdpctl::io::perfbuf::PerfReader;
 use xdpctl::obj::skel::af_xdp::AfXdpKernSkelBuilder;
 use xdpctl::obj::skel::sample_prog::XdpSamplePktsKernSkelBuilder;
 use xdpctl::obj::skel::trafficgen::TrafficgenSkelBuilder;
@@ -343,14 +343,13 @@ fn switch_on(verdicts: u32, snaplen: u32) -> SampleCtl {
 fn the_sampling_path_records_frames_with_their_verdicts_only_when_on() {
     common::with_skeleton(|skel| {
         let records = std::cell::RefCell::new(Vec::<(VerdictHdr, Vec<u8>)>::new());
-        // A buffer on every CPU: test_run runs on whichever this thread is on.
-        let perf = PerfBufferBuilder::new(&skel.maps.xdp_samples)
-            .sample_cb(|_cpu, r: &[u8]| {
-                let hdr: VerdictHdr = xdpctl::obj::maps::decode(r, "record").expect("header");
-                records.borrow_mut().push((hdr, r[size_of::<VerdictHdr>()..].to_vec()));
-            })
-            .build()
-            .expect("perf buffers");
+        // A buffer on every CPU (test_run runs on whichever this thread is
+        // on), read as `xdpctl sample` reads them.
+        let perf = PerfReader::open(skel.maps.xdp_samples.as_fd(), 8, 1, |r: &[u8]| {
+            let hdr: VerdictHdr = xdpctl::obj::maps::decode(r, "record").expect("header");
+            records.borrow_mut().push((hdr, r[size_of::<VerdictHdr>()..].to_vec()));
+        })
+        .expect("perf buffers");
         // In the order sampled, whichever CPU's buffer each record is in.
         let take = || {
             perf.consume().expect("consume");

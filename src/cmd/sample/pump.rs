@@ -10,12 +10,13 @@ use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
-use libbpf_rs::{MapCore, PerfBuffer, PerfBufferBuilder, RingBuffer, RingBufferBuilder};
+use libbpf_rs::{MapCore, RingBuffer, RingBufferBuilder};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use crate::io::capture::CaptureWriter;
 use crate::io::clock::WallClock;
+use crate::io::perfbuf::PerfReader;
 use crate::io::spool::{Chunk, Offer, Spool};
 use crate::obj::maps;
 use crate::obj::skel::{SampleHdr, VerdictHdr};
@@ -44,19 +45,22 @@ pub(super) enum End {
 /// Pages of each CPU's perf buffer: `bytes` shared out among the possible
 /// CPUs, as a power of two (as the kernel requires), one page at least.
 fn perf_pages(bytes: u32) -> Result<usize> {
-    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+    let each = (bytes as usize / maps::possible_cpus()?.max(1) / page_size()?).max(1);
+    Ok(1 << each.ilog2())
+}
+
+fn page_size() -> Result<usize> {
+    Ok(nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
         .context("reading the page size")?
         .and_then(|p| usize::try_from(p).ok())
-        .unwrap_or(4096);
-    let each = (bytes as usize / maps::possible_cpus()?.max(1) / page).max(1);
-    Ok(1 << each.ilog2())
+        .unwrap_or(4096))
 }
 
 /// Where records are read from: the sampler's ring, or the perf buffers a
 /// capture through a program opens, one per CPU.
 pub(super) enum Reader<'cb> {
     Ring(RingBuffer<'cb>),
-    Perf(PerfBuffer<'cb>),
+    Perf(PerfReader<'cb>),
 }
 
 impl<'cb> Reader<'cb> {
@@ -77,15 +81,15 @@ impl<'cb> Reader<'cb> {
         bytes: u32,
         mut record: impl FnMut(&[u8]) -> i32 + 'cb,
     ) -> Result<Reader<'cb>> {
-        let perf = PerfBufferBuilder::new(map)
-            .pages(perf_pages(bytes)?)
-            // A record past --count is dropped: a perf buffer cannot be
-            // left half read.
-            .sample_cb(move |_cpu, data: &[u8]| {
-                record(data);
-            })
-            .build()
-            .with_context(|| format!("opening perf buffers on {}", SAMPLES_MAP))?;
+        let pages = perf_pages(bytes)?;
+        // Woken when a quarter of a CPU's buffer waits, as from the ring.
+        let wakeup = u32::try_from(pages * page_size()? / 4).unwrap_or(u32::MAX);
+        // A record past --count is dropped: a perf buffer cannot be left
+        // half read.
+        let perf = PerfReader::open(map.as_fd(), pages, wakeup, move |data| {
+            record(data);
+        })
+        .with_context(|| format!("opening perf buffers on {SAMPLES_MAP}"))?;
         Ok(Reader::Perf(perf))
     }
 
@@ -135,8 +139,8 @@ impl Pump<'_, '_> {
             if self.state.borrow().done() {
                 return Ok(End::Count);
             }
-            // Woken when the ring is a quarter full (perf buffers: at each
-            // record), else after DRAIN_EVERY.
+            // Woken when a quarter of the ring (or of a CPU's perf buffer)
+            // waits, else after DRAIN_EVERY.
             match poll(&mut [PollFd::new(ready, PollFlags::POLLIN)], timeout) {
                 Ok(_) | Err(Errno::EINTR) => {}
                 Err(e) => return Err(e).context("waiting for samples"),
@@ -180,11 +184,11 @@ impl Pump<'_, '_> {
                 }
             },
             Reader::Perf(perf) => {
-                for cpu in 0..perf.buffer_cnt() {
+                for cpu in 0..perf.buffers() {
                     if self.room() == 0 {
                         break;
                     }
-                    perf.consume_buffer(cpu).context("reading the perf buffers")?;
+                    perf.consume_buffer(cpu)?;
                     self.failed()?;
                 }
                 Ok(())
