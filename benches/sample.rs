@@ -6,6 +6,9 @@
 //! drop is searched for (doubling, then bisecting), in alternating rounds;
 //! medians are compared. For tcpdump the capture end runs a no-op XDP
 //! program, so frames take the same path into the stack in both runs.
+//! A third search captures through an xdpctl program (xdp_pass, loaded for
+//! each trial): the stats helper's sampling path and the perf buffers
+//! `sample` opens on it.
 //! Run by `make bench` (needs root). XDPCTL_BENCH_DEBUG=1 prints every
 //! trial; XDPCTL_BENCH_TRIAL=xdpctl|tcpdump|nothing,PPS runs just one (for
 //! profiling with perf).
@@ -45,6 +48,8 @@ const READER_CPU: &str = "1";
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Tool {
     Xdpctl,
+    /// `xdpctl sample` through xdp_pass, loaded by xdpctl on the capture end.
+    Through,
     Tcpdump,
     /// No capture, the no-op program on the capture end: the sender's own
     /// limit with the receive path every trial shares.
@@ -115,6 +120,7 @@ fn main() -> Result<()> {
         let tool = match tool {
             "tcpdump" => Tool::Tcpdump,
             "nothing" => Tool::Nothing,
+            "through" => Tool::Through,
             _ => Tool::Xdpctl,
         };
         let pps: f64 = pps.parse().context("pps")?;
@@ -125,9 +131,9 @@ fn main() -> Result<()> {
     let mut results: Vec<(Tool, Best)> = Vec::new();
     for round in 0..ROUNDS {
         let order = if round % 2 == 0 {
-            [Tool::Xdpctl, Tool::Tcpdump, Tool::Nothing]
+            [Tool::Xdpctl, Tool::Through, Tool::Tcpdump, Tool::Nothing]
         } else {
-            [Tool::Nothing, Tool::Tcpdump, Tool::Xdpctl]
+            [Tool::Nothing, Tool::Tcpdump, Tool::Through, Tool::Xdpctl]
         };
         for tool in order {
             let best = bench.max_lossless(tool)?;
@@ -138,6 +144,8 @@ fn main() -> Result<()> {
     let of = |tool| -> Vec<Best> { results.iter().filter(|r| r.0 == tool).map(|r| r.1).collect() };
     let (ours, theirs, none) = (of(Tool::Xdpctl), of(Tool::Tcpdump), of(Tool::Nothing));
     let (m_ours, m_theirs, m_none) = (median(&ours), median(&theirs), median(&none));
+    let through = of(Tool::Through);
+    let m_through = median(&through);
     let mark = |b: &Best| if b.capped { "≥ " } else { "" };
     let rounds = |v: &[Best]| {
         v.iter().map(|b| format!("{}{:.0}", mark(b), b.pps / 1e3)).collect::<Vec<_>>().join(", ")
@@ -171,18 +179,40 @@ fn main() -> Result<()> {
         );
     };
     row("xdpctl sample -w", &ours, &m_ours);
+    row("xdpctl sample -w, through xdp_pass", &through, &m_through);
     row("tcpdump -w", &theirs, &m_theirs);
     row("none (no-op XDP, no capture)", &none, &m_none);
     let capped = |b: &Best| if b.capped { " (the sender's ceiling)" } else { "" };
     common::record(
         "sample",
-        &[common::Row::new(
-            "sample_pps",
-            format!("highest rate with zero loss, 64-byte frames{}", capped(&m_ours)),
-            "kpps",
-        )
-        .figures(m_ours.pps / 1e3, format!("tcpdump -w{}", capped(&m_theirs)), m_theirs.pps / 1e3)
-        .goal(common::Goal::AtLeast(1.5), ROUNDS)],
+        &[
+            common::Row::new(
+                "sample_pps",
+                format!("highest rate with zero loss, 64-byte frames{}", capped(&m_ours)),
+                "kpps",
+            )
+            .figures(
+                m_ours.pps / 1e3,
+                format!("tcpdump -w{}", capped(&m_theirs)),
+                m_theirs.pps / 1e3,
+            )
+            .goal(common::Goal::AtLeast(1.5), ROUNDS),
+            common::Row::new(
+                "sample_pps",
+                format!(
+                    "through xdp_pass (the program's sampling path), highest rate with zero loss, \
+                 64-byte frames{}",
+                    capped(&m_through)
+                ),
+                "kpps",
+            )
+            .figures(
+                m_through.pps / 1e3,
+                format!("tcpdump -w{}", capped(&m_theirs)),
+                m_theirs.pps / 1e3,
+            )
+            .goal(common::Goal::None, ROUNDS),
+        ],
     )?;
     println!();
     println!(
@@ -249,7 +279,11 @@ impl Bench {
         // sampler does for xdpctl.
         let _noop: Option<Link> = match tool {
             Tool::Tcpdump | Tool::Nothing => Some(self.noop.attach_xdp(self.cap_ifindex as i32)?),
-            Tool::Xdpctl => None,
+            Tool::Xdpctl | Tool::Through => None,
+        };
+        let _loaded = match tool {
+            Tool::Through => Some(Loaded::new(&self.xdpctl)?),
+            _ => None,
         };
         let mut capture = match tool {
             Tool::Nothing => {
@@ -273,6 +307,11 @@ impl Bench {
                 ],
                 "Ctrl-C stops",
             )?,
+            Tool::Through => Proc::start(
+                READER_CPU,
+                &[&self.xdpctl, "--json", "sample", "--dev", CAP, "-B", BUFFER_KIB, "-w", file],
+                "Ctrl-C stops",
+            )?,
             Tool::Tcpdump => Proc::start(
                 READER_CPU,
                 &["tcpdump", "-i", CAP, "-n", "-Z", "root", "-B", BUFFER_KIB, "-w", file],
@@ -286,7 +325,7 @@ impl Bench {
         sleep(Duration::from_millis(if tool == Tool::Tcpdump { 1500 } else { 300 }));
         let (_, stdout, stderr) = capture.stop()?;
         let _ = std::fs::remove_file(file);
-        if tool == Tool::Xdpctl {
+        if matches!(tool, Tool::Xdpctl | Tool::Through) {
             let v: Value = serde_json::from_str(stdout.trim())
                 .with_context(|| format!("xdpctl summary: {stdout}{stderr}"))?;
             let field = |k: &str| v[k].as_u64().with_context(|| format!("{k} in {v}"));
@@ -317,6 +356,31 @@ impl Bench {
         let start = Instant::now();
         let sent = self.gen.run(&plan, || false, |_| Ok(()))?;
         Ok(sent as f64 / start.elapsed().as_secs_f64())
+    }
+}
+
+/// xdp_pass loaded by xdpctl on the capture end, in native mode; unloaded
+/// when dropped.
+struct Loaded {
+    xdpctl: String,
+}
+
+impl Loaded {
+    fn new(xdpctl: &str) -> Result<Loaded> {
+        let args = ["-q", "load", "--dev", CAP, "--progname", "xdp_pass", "--mode", "native"];
+        let status = std::process::Command::new(xdpctl)
+            .args(args)
+            .status()
+            .context("running xdpctl load")?;
+        anyhow::ensure!(status.success(), "xdpctl {}: {status}", args.join(" "));
+        Ok(Loaded { xdpctl: xdpctl.to_string() })
+    }
+}
+
+impl Drop for Loaded {
+    fn drop(&mut self) {
+        let _ =
+            std::process::Command::new(&self.xdpctl).args(["-q", "unload", "--dev", CAP]).status();
     }
 }
 
