@@ -109,8 +109,11 @@ pub fn scrape(netns: &Option<String>) -> Result<String> {
             continue;
         };
         let path = rec.pin_dir.join(MAP_NAME);
-        let recs = match StatsMap::open(&path) {
-            Ok(mut map) => map.read()?,
+        let recs = match StatsMap::open_fitting(&path) {
+            Ok(Ok(mut map)) => map.read()?,
+            // Another object's map of that name: no action counts to give;
+            // the interface's other series stand.
+            Ok(Err(_)) => continue,
             // A program that keeps no stats, or unloaded meanwhile.
             Err(_) if !path.exists() => continue,
             Err(e) => return Err(e),

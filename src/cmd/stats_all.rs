@@ -38,7 +38,7 @@ pub(crate) struct Fields<'a> {
 
 pub fn run(sampling: &sampler::Args, out: Output) -> Result<()> {
     bpffs::ensure_mounted()?;
-    let mut sources = open_all(&Namespace::read(true)?)?;
+    let mut sources = open_all(&Namespace::read(true)?, out)?;
     if sources.is_empty() {
         bail!(
             "no interface here runs a program xdpctl loaded with {MAP_NAME} pinned; \
@@ -51,8 +51,8 @@ pub fn run(sampling: &sampler::Args, out: Output) -> Result<()> {
         let mut text = table_header();
         for s in &mut sources {
             // A reload pins a new map under the same name: start over there.
-            match StatsMap::open(&s.path) {
-                Ok(fresh) if fresh.id != s.map.id => {
+            match StatsMap::open_fitting(&s.path) {
+                Ok(Ok(fresh)) if fresh.id != s.map.id => {
                     out.note(&format!(
                         "{}: {MAP_NAME} changed: map id {} -> {} (program reloaded); \
                          restarting its counters",
@@ -64,7 +64,10 @@ pub fn run(sampling: &sampler::Args, out: Output) -> Result<()> {
                     s.prev = s.map.reading()?;
                     continue;
                 }
-                Ok(_) => {}
+                Ok(Ok(_)) => {}
+                // Reloaded from an object whose map of that name is no stats
+                // map: nothing to show for it.
+                Ok(Err(_)) => continue,
                 // Unloaded meanwhile: nothing to show for it this time.
                 Err(_) if !s.path.exists() => continue,
                 Err(e) => return Err(e),
@@ -92,8 +95,9 @@ pub fn run(sampling: &sampler::Args, out: Output) -> Result<()> {
     })
 }
 
-/// The stats maps of the interfaces whose recorded program runs there.
-fn open_all(ns: &Namespace) -> Result<Vec<Source>> {
+/// The stats maps of the interfaces whose recorded program runs there;
+/// one whose map of that name has another layout is skipped, with a note.
+fn open_all(ns: &Namespace, out: Output) -> Result<Vec<Source>> {
     let mut sources = Vec::new();
     for state in &ns.ifaces {
         let Some(rec) =
@@ -106,7 +110,17 @@ fn open_all(ns: &Namespace) -> Result<Vec<Source>> {
         if !path.exists() {
             continue;
         }
-        let mut map = StatsMap::open(&path)?;
+        let mut map = match StatsMap::open_fitting(&path)? {
+            Ok(map) => map,
+            Err(misfit) => {
+                out.warn(&format!(
+                    "note: {}: skipped: {}",
+                    escape::text(&state.dev.name),
+                    escape::text(&misfit.0)
+                ));
+                continue;
+            }
+        };
         let prev = map.reading()?;
         sources.push(Source { dev: state.dev.clone(), path, map, prev });
     }

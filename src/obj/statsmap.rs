@@ -25,6 +25,38 @@ pub fn action_name(key: u32) -> String {
     ACTIONS.get(key as usize).map_or_else(|| format!("XDP_ACTION_{key}"), |s| s.to_string())
 }
 
+/// Why a map is not a stats map, in words naming it (`what`): its layout
+/// is not struct datarec per action, or it has more entries than actions
+/// (its size is not ours to allocate).
+fn misfit(map: &MapHandle, what: &str) -> Option<String> {
+    let value = size_of::<DataRec>() as u32;
+    if !matches!(map.map_type(), MapType::PercpuArray | MapType::Array)
+        || map.key_size() != 4
+        || map.value_size() != value
+    {
+        return Some(format!(
+            "{what} is a {:?} map with {}-byte keys and {}-byte values, not a stats map \
+             (PERCPU_ARRAY of struct datarec: 4-byte keys, {value}-byte values)",
+            map.map_type(),
+            map.key_size(),
+            map.value_size()
+        ));
+    }
+    if map.max_entries() as usize > ACTIONS.len() {
+        return Some(format!(
+            "{what} has {} entries, more than the {} XDP actions: not a stats map \
+             (xdp_stats_map has one entry per action)",
+            map.max_entries(),
+            ACTIONS.len()
+        ));
+    }
+    None
+}
+
+/// A pinned map named like the stats map that has another layout: why.
+#[derive(Debug)]
+pub struct Misfit(pub String);
+
 /// An open stats map; `id` tells whether the pin still refers to it.
 /// One reading of every action slot.
 pub struct Reading {
@@ -67,37 +99,29 @@ impl StatsMap {
         Self::new(map, &path.display().to_string())
     }
 
+    /// The map pinned at `path` if it has the stats layout; if it has
+    /// another (a map of that name in someone else's object), why not, as a
+    /// fact apart from errors: a view of many interfaces skips that one.
+    pub fn open_fitting(path: &Path) -> Result<std::result::Result<Self, Misfit>> {
+        let map = maps::open_pinned(path)?;
+        if let Some(why) = misfit(&map, &path.display().to_string()) {
+            return Ok(Err(Misfit(why)));
+        }
+        Self::new(map, &path.display().to_string()).map(Ok)
+    }
+
     /// Use `map` (described as `what` in errors) once it has the stats layout.
     pub fn new(map: MapHandle, what: &str) -> Result<Self> {
-        let value = size_of::<DataRec>() as u32;
-        if !matches!(map.map_type(), MapType::PercpuArray | MapType::Array)
-            || map.key_size() != 4
-            || map.value_size() != value
-        {
-            bail!(
-                "{what} is a {:?} map with {}-byte keys and {}-byte values, not a stats map \
-                 (PERCPU_ARRAY of struct datarec: 4-byte keys, {value}-byte values)",
-                map.map_type(),
-                map.key_size(),
-                map.value_size()
-            );
+        if let Some(why) = misfit(&map, what) {
+            bail!(why);
         }
-        // One slot per action: a larger map is not a stats map, and its
-        // size is not ours to allocate.
-        if map.max_entries() as usize > ACTIONS.len() {
-            bail!(
-                "{what} has {} entries, more than the {} XDP actions: not a stats map \
-                 (xdp_stats_map has one entry per action)",
-                map.max_entries(),
-                ACTIONS.len()
-            );
-        }
+        let value = size_of::<DataRec>();
         let id = map.info().context("reading map info")?.info.id;
         let copies =
             if map.map_type() == MapType::PercpuArray { maps::possible_cpus()? } else { 1 };
         let entries = map.max_entries() as usize;
         // value_size is 16 (checked above): already the 8-byte per-CPU stride.
-        let values = vec![0u8; entries * copies * value as usize];
+        let values = vec![0u8; entries * copies * value];
         Ok(StatsMap { map, id, copies, keys: vec![0; entries], values })
     }
 

@@ -96,7 +96,11 @@ impl Collector {
                     .filter(|_| state.recorded(*att))
                     .map(|rec| rec.pin_dir.join(MAP_NAME))
                     .filter(|path| path.exists());
-                let map = path.map(|p| StatsMap::open(&p)).transpose()?;
+                // Another object's map of that name: no per-action figures.
+                let map = match path {
+                    Some(p) => StatsMap::open_fitting(&p)?.ok(),
+                    None => None,
+                };
                 self.known.insert((state.dev.index, att.prog_id), Known { name, owner, map });
             }
         }
