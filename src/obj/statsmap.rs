@@ -104,10 +104,10 @@ impl StatsMap {
     /// fact apart from errors: a view of many interfaces skips that one.
     pub fn open_fitting(path: &Path) -> Result<std::result::Result<Self, Misfit>> {
         let map = maps::open_pinned(path)?;
-        if let Some(why) = misfit(&map, &path.display().to_string()) {
-            return Ok(Err(Misfit(why)));
+        match misfit(&map, &path.display().to_string()) {
+            Some(why) => Ok(Err(Misfit(why))),
+            None => Self::fitted(map).map(Ok),
         }
-        Self::new(map, &path.display().to_string()).map(Ok)
     }
 
     /// Use `map` (described as `what` in errors) once it has the stats layout.
@@ -115,6 +115,11 @@ impl StatsMap {
         if let Some(why) = misfit(&map, what) {
             bail!(why);
         }
+        Self::fitted(map)
+    }
+
+    /// `map`, checked by misfit() to have the stats layout, ready to read.
+    fn fitted(map: MapHandle) -> Result<Self> {
         let value = size_of::<DataRec>();
         let id = map.info().context("reading map info")?.info.id;
         let copies =

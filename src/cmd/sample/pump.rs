@@ -42,11 +42,11 @@ pub(super) enum End {
     Gone,
 }
 
-/// Pages of each CPU's perf buffer: `bytes` shared out among the possible
-/// CPUs, as a power of two (as the kernel requires), one page at least.
-fn perf_pages(bytes: u32) -> Result<usize> {
-    let each = (bytes as usize / maps::possible_cpus()?.max(1) / page_size()?).max(1);
-    Ok(1 << each.ilog2())
+/// Pages of each CPU's perf buffer: `bytes` shared out among `cpus`, as a
+/// power of two (as the kernel requires), one page at least.
+fn perf_pages(bytes: u32, cpus: usize, page: usize) -> usize {
+    let each = (bytes as usize / cpus.max(1) / page.max(1)).max(1);
+    1 << each.ilog2()
 }
 
 fn page_size() -> Result<usize> {
@@ -81,9 +81,10 @@ impl<'cb> Reader<'cb> {
         bytes: u32,
         mut record: impl FnMut(&[u8]) -> i32 + 'cb,
     ) -> Result<Reader<'cb>> {
-        let pages = perf_pages(bytes)?;
+        let page = page_size()?;
+        let pages = perf_pages(bytes, maps::possible_cpus()?, page);
         // Woken when a quarter of a CPU's buffer waits, as from the ring.
-        let wakeup = u32::try_from(pages * page_size()? / 4).unwrap_or(u32::MAX);
+        let wakeup = u32::try_from(pages * page / 4).unwrap_or(u32::MAX);
         // A record past --count is dropped: a perf buffer cannot be left
         // half read.
         let perf = PerfReader::open(map.as_fd(), pages, wakeup, move |data| {
@@ -345,12 +346,15 @@ mod tests {
 
     #[test]
     fn perf_buffers_share_the_size_out_among_cpus() {
-        let cpus = maps::possible_cpus().unwrap();
-        assert_eq!(perf_pages(4096).unwrap(), 1, "a page at least");
-        let pages = perf_pages(8 << 20).unwrap();
-        assert!(pages.is_power_of_two());
-        // The largest power of two that fits: doubled, it would not.
-        let each = (8 << 20) / cpus;
-        assert!(pages * 4096 <= each.max(4096) && pages * 2 * 4096 > each, "{pages} for {cpus}");
+        // 8 MiB of 4 KiB pages: 2048 pages, shared out.
+        assert_eq!(perf_pages(8 << 20, 1, 4096), 2048);
+        assert_eq!(perf_pages(8 << 20, 2, 4096), 1024);
+        // 6 CPUs: 341 pages each, down to the power of two below.
+        assert_eq!(perf_pages(8 << 20, 6, 4096), 256);
+        // Never below a page, also with more CPUs than pages.
+        assert_eq!(perf_pages(4096, 2, 4096), 1);
+        assert_eq!(perf_pages(64 << 10, 64, 4096), 1);
+        // 64 KiB pages (arm64, ppc64).
+        assert_eq!(perf_pages(8 << 20, 2, 64 << 10), 64);
     }
 }
