@@ -291,16 +291,19 @@ fn prog_id(lab: &Lab) -> u64 {
     lab.attached()[0]["prog_id"].as_u64().expect("prog_id")
 }
 
-/// The enabled flag of the sampling switch pinned for the lab's program
-/// (the map `.data.xdpsample`, its one value
-/// struct xdp_sample_ctl: a u64 deadline, then the u32 flag).
+/// Whether the sampling switch pinned for the lab's program is on and its
+/// lease runs (the map `.data.xdpsample`, its one value struct
+/// xdp_sample_ctl: a u64 deadline, then the u32 flag). A killed sampler
+/// leaves the flag set with its deadline passed: not a sampler running.
 fn switched_on(lab: &Lab) -> bool {
     let pin = lab.pin_dir().join("_data_xdpsample");
     let map = libbpf_rs::MapHandle::from_pinned_path(&pin).expect("the pinned switch");
     let value = libbpf_rs::MapCore::lookup(&map, &0u32.to_ne_bytes(), libbpf_rs::MapFlags::ANY)
         .expect("reading the switch")
         .expect("its one entry");
-    value[8..12] != [0; 4]
+    let expiry = u64::from_ne_bytes(value[..8].try_into().expect("a u64 deadline"));
+    let now = xdpctl::io::clock::monotonic_ns().expect("CLOCK_MONOTONIC");
+    value[8..12] != [0; 4] && expiry > now
 }
 
 /// Frames the program's sampling path took so far, over all CPUs (the
